@@ -1,0 +1,459 @@
+//! The block map: which physical block holds each logical block of a file.
+//!
+//! One interface over both on-disk schemes, so callers never ask which one
+//! an inode uses:
+//!
+//! * **Indirect blocks** (ext2/ext3). `i_block[0..12]` point at the first 12
+//!   data blocks; `i_block[12]` at a block of pointers (single indirect),
+//!   `i_block[13]` at a block of pointers to pointer blocks (double), and
+//!   `i_block[14]` one level deeper (triple). A pointer of 0 is a hole.
+//! * **Extents** (ext4). `i_block` holds a 12-byte header (magic `0xF30A`,
+//!   entry count, capacity, depth) and up to four 12-byte entries. At depth
+//!   0 the entries are leaves `(logical block, length, physical start)`;
+//!   above, they are indexes `(logical block, child node block)`. A leaf
+//!   length above 32768 marks an unwritten (preallocated) extent that reads
+//!   as zeros.
+//!
+//! Reading works for both; changing the map works for indirect blocks (the
+//! extent writer plugs in here for ext4).
+
+use crate::error::{Error, Result};
+use crate::fs::Filesystem;
+use crate::inode::Inode;
+use crate::layout::{iflag, le16, le32};
+
+/// A run of mapped blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// First logical block.
+    pub lblk: u64,
+    /// First physical block.
+    pub pblk: u64,
+    /// Number of blocks.
+    pub len: u64,
+    /// An unwritten extent (reads as zeros).
+    pub uninit: bool,
+}
+
+const EXT_MAGIC: u16 = 0xF30A;
+
+fn push_run(out: &mut Vec<Run>, lblk: u64, pblk: u64, len: u64, uninit: bool) {
+    if let Some(last) = out.last_mut() {
+        if last.lblk + last.len == lblk && last.pblk + last.len == pblk && last.uninit == uninit {
+            last.len += len;
+            return;
+        }
+    }
+    out.push(Run {
+        lblk,
+        pblk,
+        len,
+        uninit,
+    });
+}
+
+impl Filesystem {
+    fn ptrs_per_block(&self) -> u64 {
+        self.block_size() as u64 / 4
+    }
+
+    /// The largest logical block count an indirect-mapped file can have.
+    pub fn max_indirect_blocks(&self) -> u64 {
+        let a = self.ptrs_per_block();
+        12 + a + a * a + a * a * a
+    }
+
+    /// The largest file size this filesystem allows for a regular file.
+    pub fn max_file_size(&self) -> u64 {
+        let bs = self.block_size() as u64;
+        // i_blocks is 32 bits of 512-byte sectors without huge_file.
+        let by_iblocks = if self.huge_file() {
+            u64::MAX
+        } else {
+            ((1u64 << 32) - 1) * 512
+        };
+        let by_map = self.max_indirect_blocks().saturating_mul(bs);
+        let extent_max = (1u64 << 32) * bs;
+        by_map.max(extent_max.min(by_iblocks)).min(by_iblocks).min(i64::MAX as u64)
+    }
+
+    /// Physical block of logical block `lblk`, or `None` for a hole.
+    pub fn bmap(&self, inode: &Inode, lblk: u64) -> Result<Option<u64>> {
+        if inode.has_flag(iflag::EXTENTS) {
+            let runs = self.extent_runs(inode, lblk, lblk + 1)?;
+            return Ok(runs
+                .iter()
+                .find(|r| r.lblk <= lblk && lblk < r.lblk + r.len && !r.uninit)
+                .map(|r| r.pblk + (lblk - r.lblk)));
+        }
+        let a = self.ptrs_per_block();
+        let ino = inode.ino;
+        if lblk < 12 {
+            return self.ptr(inode.block(lblk as usize), ino, lblk);
+        }
+        let mut rest = lblk - 12;
+        let mut span = 1u64;
+        for level in 1..=3u32 {
+            span *= a;
+            if rest < span {
+                let mut b = inode.block(11 + level as usize) as u64;
+                let mut sub = span;
+                for _ in 0..level {
+                    if b == 0 {
+                        return Ok(None);
+                    }
+                    self.check_block(b, &|| format!("inode {ino}: indirect block"))?;
+                    sub /= a;
+                    let idx = (rest / sub) as usize;
+                    rest %= sub;
+                    b = self.with_block(b, |d| le32(d, idx * 4))? as u64;
+                }
+                return self.ptr(b as u32, ino, lblk);
+            }
+            rest -= span;
+        }
+        Err(Error::corrupt(format!(
+            "inode {ino}: logical block {lblk} is beyond the indirect map"
+        )))
+    }
+
+    fn ptr(&self, p: u32, ino: u32, lblk: u64) -> Result<Option<u64>> {
+        if p == 0 {
+            return Ok(None);
+        }
+        self.check_block(p as u64, &|| format!("inode {ino}, logical block {lblk}"))?;
+        Ok(Some(p as u64))
+    }
+
+    /// All mapped runs of the file below logical block `limit`, in order.
+    pub fn block_runs(&self, inode: &Inode, limit: u64) -> Result<Vec<Run>> {
+        if inode.has_flag(iflag::EXTENTS) {
+            return self.extent_runs(inode, 0, limit);
+        }
+        if inode.has_flag(iflag::INLINE_DATA) {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        let mut budget = self.superblock().blocks_count;
+        let ino = inode.ino;
+        for i in 0..12u64.min(limit) {
+            let p = inode.block(i as usize);
+            if p != 0 {
+                self.check_block(p as u64, &|| format!("inode {ino}, logical block {i}"))?;
+                push_run(&mut out, i, p as u64, 1, false);
+            }
+        }
+        let a = self.ptrs_per_block();
+        let mut base = 12u64;
+        let mut span = 1u64;
+        for level in 1..=3u32 {
+            span *= a;
+            if base >= limit {
+                break;
+            }
+            let p = inode.block(11 + level as usize) as u64;
+            if p != 0 {
+                self.walk_indirect(ino, p, level, base, limit, &mut out, &mut budget)?;
+            }
+            base += span;
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn walk_indirect(
+        &self,
+        ino: u32,
+        blk: u64,
+        level: u32,
+        base: u64,
+        limit: u64,
+        out: &mut Vec<Run>,
+        budget: &mut u64,
+    ) -> Result<()> {
+        self.check_block(blk, &|| format!("inode {ino}: indirect block (level {level})"))?;
+        let a = self.ptrs_per_block();
+        let span = a.pow(level - 1);
+        let data = self.block(blk)?;
+        for i in 0..a {
+            let lb = base + i * span;
+            if lb >= limit {
+                break;
+            }
+            let p = le32(&data, (i * 4) as usize) as u64;
+            if p == 0 {
+                continue;
+            }
+            if level == 1 {
+                self.check_block(p, &|| format!("inode {ino}, logical block {lb}"))?;
+                if *budget == 0 {
+                    return Err(Error::corrupt(format!(
+                        "inode {ino} maps more blocks than the filesystem has"
+                    )));
+                }
+                *budget -= 1;
+                push_run(out, lb, p, 1, false);
+            } else {
+                self.walk_indirect(ino, p, level - 1, lb, limit, out, budget)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn extent_runs(&self, inode: &Inode, from: u64, limit: u64) -> Result<Vec<Run>> {
+        let mut out = Vec::new();
+        let root = inode.block_bytes().to_vec();
+        let mut budget = self.superblock().blocks_count;
+        self.walk_extent_node(inode.ino, &root, None, from, limit, &mut out, &mut budget, 0)?;
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn walk_extent_node(
+        &self,
+        ino: u32,
+        node: &[u8],
+        expect_depth: Option<u16>,
+        from: u64,
+        limit: u64,
+        out: &mut Vec<Run>,
+        budget: &mut u64,
+        nodes_seen: u32,
+    ) -> Result<()> {
+        let where_ = || format!("inode {ino}: extent tree");
+        if le16(node, 0) != EXT_MAGIC {
+            return Err(Error::corrupt(format!("{}: bad node magic {:#06x}", where_(), le16(node, 0))));
+        }
+        let entries = le16(node, 2) as usize;
+        let max = le16(node, 4) as usize;
+        let depth = le16(node, 6);
+        if entries > max || 12 + entries * 12 > node.len() {
+            return Err(Error::corrupt(format!("{}: node claims {entries} entries (room for {max})", where_())));
+        }
+        if depth > 5 || expect_depth.is_some_and(|d| d != depth) {
+            return Err(Error::corrupt(format!("{}: bad node depth {depth}", where_())));
+        }
+        if nodes_seen > 100_000 {
+            return Err(Error::corrupt(format!("{}: too many nodes", where_())));
+        }
+        for i in 0..entries {
+            let e = &node[12 + i * 12..24 + i * 12];
+            let lblk = le32(e, 0) as u64;
+            if depth == 0 {
+                let raw_len = le16(e, 4) as u64;
+                let (len, uninit) = if raw_len > 32768 { (raw_len - 32768, true) } else { (raw_len, false) };
+                let pblk = (le16(e, 6) as u64) << 32 | le32(e, 8) as u64;
+                if len == 0 || lblk + len <= from || lblk >= limit {
+                    continue;
+                }
+                self.check_block(pblk, &|| format!("inode {ino}: extent at logical block {lblk}"))?;
+                self.check_block(pblk + len - 1, &|| format!("inode {ino}: extent at logical block {lblk}"))?;
+                if *budget < len {
+                    return Err(Error::corrupt(format!("inode {ino} maps more blocks than the filesystem has")));
+                }
+                *budget -= len;
+                if let Some(last) = out.last() {
+                    if lblk < last.lblk + last.len {
+                        return Err(Error::corrupt(format!("{}: extents overlap or are out of order at logical block {lblk}", where_())));
+                    }
+                }
+                push_run(out, lblk, pblk, len, uninit);
+            } else {
+                let next_lblk = if i + 1 < entries { le32(node, 12 + (i + 1) * 12) as u64 } else { u64::MAX };
+                if next_lblk <= from || lblk >= limit {
+                    continue;
+                }
+                let child = (le16(e, 8) as u64) << 32 | le32(e, 4) as u64;
+                self.check_block(child, &|| format!("inode {ino}: extent index node"))?;
+                let data = self.block(child)?;
+                self.walk_extent_node(ino, &data, Some(depth - 1), from, limit, out, budget, nodes_seen + 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------
+    // Changing the map (indirect blocks).
+
+    fn refuse_extents(&self, inode: &Inode) -> Result<()> {
+        if inode.has_flag(iflag::EXTENTS) || inode.has_flag(iflag::INLINE_DATA) {
+            return Err(Error::Unsupported(format!(
+                "inode {}: changing extent-mapped or inline-data files is not supported yet",
+                inode.ino
+            )));
+        }
+        Ok(())
+    }
+
+    fn sectors_per_block(&self) -> u64 {
+        self.block_size() as u64 / 512
+    }
+
+    /// Allocate a data block for logical block `lblk` (and any indirect
+    /// block the path needs), near `*goal`; map it and return it. `*goal`
+    /// moves past what was allocated. The caller writes the data.
+    pub fn map_new_block(&mut self, inode: &mut Inode, lblk: u64, goal: &mut u64) -> Result<u64> {
+        self.refuse_extents(inode)?;
+        if lblk >= self.max_indirect_blocks() {
+            return Err(Error::Invalid(format!(
+                "inode {}: logical block {lblk} is beyond the largest file this filesystem can map",
+                inode.ino
+            )));
+        }
+        let spb = self.sectors_per_block();
+        let a = self.ptrs_per_block();
+        let alloc = |fs: &mut Filesystem, goal: &mut u64| -> Result<u64> {
+            let b = fs.alloc_block(*goal)?;
+            *goal = b + 1;
+            Ok(b)
+        };
+        if lblk < 12 {
+            if inode.block(lblk as usize) != 0 {
+                return Err(Error::corrupt(format!("inode {}: logical block {lblk} is already mapped", inode.ino)));
+            }
+            let b = alloc(self, goal)?;
+            inode.set_block(lblk as usize, b as u32);
+            inode.set_sectors(inode.sectors(false, 0) + spb);
+            return Ok(b);
+        }
+        let mut rest = lblk - 12;
+        let mut span = 1u64;
+        let mut level = 1u32;
+        loop {
+            span *= a;
+            if rest < span {
+                break;
+            }
+            rest -= span;
+            level += 1;
+        }
+        // Top pointer in the inode.
+        let slot = 11 + level as usize;
+        let mut cur = inode.block(slot) as u64;
+        if cur == 0 {
+            cur = alloc(self, goal)?;
+            self.write_meta_block(cur, &vec![0u8; self.block_size()])?;
+            inode.set_block(slot, cur as u32);
+            inode.set_sectors(inode.sectors(false, 0) + spb);
+        }
+        let mut sub = span;
+        for depth in 0..level {
+            sub /= a;
+            let idx = (rest / sub) as usize;
+            rest %= sub;
+            let last = depth + 1 == level;
+            let existing = self.with_block(cur, |d| le32(d, idx * 4))? as u64;
+            if last {
+                if existing != 0 {
+                    return Err(Error::corrupt(format!("inode {}: logical block {lblk} is already mapped", inode.ino)));
+                }
+                let b = alloc(self, goal)?;
+                self.modify_block(cur, |d| d[idx * 4..idx * 4 + 4].copy_from_slice(&(b as u32).to_le_bytes()))?;
+                inode.set_sectors(inode.sectors(false, 0) + spb);
+                return Ok(b);
+            }
+            if existing == 0 {
+                let nb = alloc(self, goal)?;
+                self.write_meta_block(nb, &vec![0u8; self.block_size()])?;
+                self.modify_block(cur, |d| d[idx * 4..idx * 4 + 4].copy_from_slice(&(nb as u32).to_le_bytes()))?;
+                inode.set_sectors(inode.sectors(false, 0) + spb);
+                cur = nb;
+            } else {
+                self.check_block(existing, &|| format!("inode {}: indirect block", inode.ino))?;
+                cur = existing;
+            }
+        }
+        unreachable!("the loop returns at the last level")
+    }
+
+    /// Free every block mapped at logical block `keep` or beyond, and the
+    /// indirect blocks that no longer map anything. Updates `i_blocks`; the
+    /// caller sets the size and writes the inode.
+    pub fn truncate_blocks(&mut self, inode: &mut Inode, keep: u64) -> Result<()> {
+        if inode.has_flag(iflag::INLINE_DATA) || (inode.is_symlink() && inode.size() < 60 && inode.sectors(false, 0) == self.xattr_sectors(inode)) {
+            return Ok(());
+        }
+        self.refuse_extents(inode)?;
+        let mut freed: Vec<u64> = Vec::new();
+        for i in keep.min(12)..12 {
+            let p = inode.block(i as usize) as u64;
+            if p != 0 {
+                self.check_block(p, &|| format!("inode {}: block {i}", inode.ino))?;
+                freed.push(p);
+                inode.set_block(i as usize, 0);
+            }
+        }
+        let a = self.ptrs_per_block();
+        let mut base = 12u64;
+        let mut span = 1u64;
+        for level in 1..=3u32 {
+            span *= a;
+            let slot = 11 + level as usize;
+            let p = inode.block(slot) as u64;
+            if p != 0 && base + span > keep {
+                if self.trunc_tree(inode.ino, p, level, base, keep, &mut freed)? {
+                    inode.set_block(slot, 0);
+                }
+            }
+            base += span;
+        }
+        freed.sort_unstable();
+        if freed.windows(2).any(|w| w[0] == w[1]) {
+            return Err(Error::corrupt(format!("inode {}: a block is mapped twice", inode.ino)));
+        }
+        let n = freed.len() as u64;
+        let mut i = 0;
+        while i < freed.len() {
+            let mut j = i + 1;
+            while j < freed.len() && freed[j] == freed[j - 1] + 1 && self.block_group(freed[j]) == self.block_group(freed[i]) {
+                j += 1;
+            }
+            self.free_blocks_run(freed[i], (j - i) as u32)?;
+            i = j;
+        }
+        let sect = inode.sectors(false, 0).saturating_sub(n * self.sectors_per_block());
+        inode.set_sectors(sect);
+        Ok(())
+    }
+
+    /// Returns true when the whole subtree at `blk` was freed.
+    fn trunc_tree(&mut self, ino: u32, blk: u64, level: u32, base: u64, keep: u64, freed: &mut Vec<u64>) -> Result<bool> {
+        self.check_block(blk, &|| format!("inode {ino}: indirect block"))?;
+        if freed.len() as u64 > self.superblock().blocks_count {
+            return Err(Error::corrupt(format!("inode {ino} maps more blocks than the filesystem has")));
+        }
+        let a = self.ptrs_per_block();
+        let span = a.pow(level - 1);
+        let data = self.block(blk)?;
+        let mut cleared = Vec::new();
+        for i in 0..a {
+            let lb = base + i * span;
+            if lb + span <= keep {
+                continue;
+            }
+            let p = le32(&data, (i * 4) as usize) as u64;
+            if p == 0 {
+                continue;
+            }
+            if level == 1 {
+                self.check_block(p, &|| format!("inode {ino}, logical block {lb}"))?;
+                freed.push(p);
+                cleared.push(i);
+            } else if self.trunc_tree(ino, p, level - 1, lb, keep, freed)? {
+                cleared.push(i);
+            }
+        }
+        if base >= keep {
+            freed.push(blk);
+            return Ok(true);
+        }
+        if !cleared.is_empty() {
+            self.modify_block(blk, |d| {
+                for i in cleared {
+                    d[(i * 4) as usize..(i * 4 + 4) as usize].fill(0);
+                }
+            })?;
+        }
+        Ok(false)
+    }
+}

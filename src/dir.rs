@@ -1,0 +1,381 @@
+//! Directories: entry blocks, lookup, adding and removing entries.
+//!
+//! A directory is a file whose blocks hold a chain of variable-length
+//! entries: `inode` (u32, 0 = unused), `rec_len` (u16, distance to the next
+//! entry), `name_len` (u8; u16 without the `filetype` feature) and
+//! `file_type` (u8), then the name. `rec_len` is a multiple of 4 and the
+//! last entry of a block reaches the block's end.
+//!
+//! Hashed (htree, `dir_index`) directories keep the same leaf blocks and
+//! hide their index inside entries that linear readers skip: the root block
+//! holds `.` and a `..` entry whose `rec_len` covers the index, and interior
+//! index blocks hold one empty entry that covers the whole block. So a
+//! linear scan reads every directory correctly.
+//!
+//! **Writes and the htree index:** removing an entry keeps the index valid
+//! (hash ranges do not change). Adding an entry *drops* the index: the
+//! directory's `INDEX` flag is cleared, so the kernel and e2fsck treat it as
+//! a linear directory, which it then is (all its blocks are valid linear
+//! blocks). `e2fsck -D` rebuilds the index if wanted.
+
+use crate::error::{Error, Result};
+use crate::fs::Filesystem;
+use crate::inode::{Ino, Inode};
+use crate::layout::{iflag, le16, le32, put16, put32, FileType};
+
+/// One directory entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    /// The inode it names.
+    pub ino: Ino,
+    /// The name bytes (no NUL, no slash).
+    pub name: Vec<u8>,
+    /// File type from the entry (`Unknown` without the `filetype` feature).
+    pub ftype: FileType,
+}
+
+impl DirEntry {
+    /// The name, lossily as UTF-8.
+    pub fn name_lossy(&self) -> String {
+        String::from_utf8_lossy(&self.name).into_owned()
+    }
+}
+
+struct Raw<'a> {
+    off: usize,
+    ino: u32,
+    rec_len: usize,
+    name: &'a [u8],
+    ftype: u8,
+}
+
+/// Smallest record that holds a name of `n` bytes.
+pub fn rec_len_for(n: usize) -> usize {
+    (8 + n + 3) & !3
+}
+
+/// Check a name for use in a directory.
+pub fn check_name(name: &[u8]) -> Result<()> {
+    if name.is_empty() || name == b"." || name == b".." {
+        return Err(Error::Invalid(format!("invalid file name {:?}", String::from_utf8_lossy(name))));
+    }
+    if name.len() > 255 {
+        return Err(Error::Invalid(format!(
+            "file name is {} bytes long, more than 255: {}...",
+            name.len(),
+            String::from_utf8_lossy(&name[..40])
+        )));
+    }
+    if name.contains(&b'/') || name.contains(&0) {
+        return Err(Error::Invalid(format!("file name {:?} contains '/' or NUL", String::from_utf8_lossy(name))));
+    }
+    Ok(())
+}
+
+impl Filesystem {
+    fn decode_rec_len(&self, v: u16) -> usize {
+        let bs = self.block_size();
+        if bs < 65536 {
+            v as usize
+        } else if v == 65535 || v == 0 {
+            bs
+        } else {
+            (v as usize & 65532) | ((v as usize & 3) << 16)
+        }
+    }
+
+    /// Walk the entries of one directory block. `f` returns true to stop.
+    fn parse_dir_block(
+        &self,
+        dir: Ino,
+        lblk: u64,
+        data: &[u8],
+        mut f: impl FnMut(&Raw) -> bool,
+    ) -> Result<()> {
+        let ft = self.has_filetype();
+        let mut off = 0;
+        while off + 8 <= data.len() {
+            let ino = le32(data, off);
+            let rec_len = self.decode_rec_len(le16(data, off + 4));
+            let (name_len, ftype) = if ft {
+                (data[off + 6] as usize, data[off + 7])
+            } else {
+                (le16(data, off + 6) as usize, 0)
+            };
+            if rec_len < 8 || rec_len % 4 != 0 || off + rec_len > data.len() || (ino != 0 && 8 + name_len > rec_len) {
+                return Err(Error::corrupt(format!(
+                    "directory inode {dir}, block {lblk}, offset {off}: bad entry (rec_len {rec_len}, name_len {name_len})"
+                )));
+            }
+            let name = if ino != 0 { &data[off + 8..off + 8 + name_len] } else { &[][..] };
+            if f(&Raw { off, ino, rec_len, name, ftype }) {
+                return Ok(());
+            }
+            off += rec_len;
+        }
+        if off != data.len() {
+            return Err(Error::corrupt(format!(
+                "directory inode {dir}, block {lblk}: entries do not end at the block end"
+            )));
+        }
+        Ok(())
+    }
+
+    fn dir_check(&self, dir: &Inode) -> Result<()> {
+        if !dir.is_dir() {
+            return Err(Error::NotADirectory(format!("inode {}", dir.ino)));
+        }
+        Ok(())
+    }
+
+    /// The mapped blocks of a directory as (logical, physical).
+    fn dir_blocks(&self, dir: &Inode) -> Result<Vec<(u64, u64)>> {
+        let n = dir.size_with(self.large_dir()).div_ceil(self.block_size() as u64);
+        let runs = self.block_runs(dir, n)?;
+        let mut v = Vec::new();
+        for r in runs {
+            if r.uninit {
+                continue;
+            }
+            for i in 0..r.len {
+                v.push((r.lblk + i, r.pblk + i));
+            }
+        }
+        Ok(v)
+    }
+
+    /// Every entry of a directory, `.` and `..` included, in on-disk order.
+    pub fn read_dir(&self, dir: &Inode) -> Result<Vec<DirEntry>> {
+        self.dir_check(dir)?;
+        let mut out = Vec::new();
+        if dir.has_flag(iflag::INLINE_DATA) {
+            return self.read_inline_dir(dir);
+        }
+        for (lblk, pblk) in self.dir_blocks(dir)? {
+            let data = self.block(pblk)?;
+            self.parse_dir_block(dir.ino, lblk, &data, |e| {
+                if e.ino != 0 {
+                    out.push(DirEntry {
+                        ino: e.ino,
+                        name: e.name.to_vec(),
+                        ftype: FileType::from_dirent_code(e.ftype),
+                    });
+                }
+                false
+            })?;
+        }
+        Ok(out)
+    }
+
+    fn read_inline_dir(&self, dir: &Inode) -> Result<Vec<DirEntry>> {
+        // Inline directories: i_block holds the parent inode (4 bytes) and
+        // then entries; more may follow in the system.data attribute.
+        let mut out = vec![
+            DirEntry { ino: dir.ino, name: b".".to_vec(), ftype: FileType::Directory },
+            DirEntry { ino: le32(dir.block_bytes(), 0), name: b"..".to_vec(), ftype: FileType::Directory },
+        ];
+        let mut areas = vec![dir.block_bytes()[4..].to_vec()];
+        for x in self.xattrs(dir)? {
+            if x.name == "system.data" && !x.value.is_empty() {
+                areas.push(x.value);
+            }
+        }
+        for a in areas {
+            self.parse_dir_block(dir.ino, 0, &a, |e| {
+                if e.ino != 0 {
+                    out.push(DirEntry { ino: e.ino, name: e.name.to_vec(), ftype: FileType::from_dirent_code(e.ftype) });
+                }
+                false
+            })?;
+        }
+        Ok(out)
+    }
+
+    /// Find `name` in a directory.
+    pub fn lookup(&self, dir: &Inode, name: &[u8]) -> Result<Option<DirEntry>> {
+        self.dir_check(dir)?;
+        if dir.has_flag(iflag::INLINE_DATA) {
+            return Ok(self.read_inline_dir(dir)?.into_iter().find(|e| e.name == name));
+        }
+        for (lblk, pblk) in self.dir_blocks(dir)? {
+            let mut found = None;
+            self.with_block(pblk, |data| {
+                self.parse_dir_block(dir.ino, lblk, data, |e| {
+                    if e.ino != 0 && e.name == name {
+                        found = Some(DirEntry {
+                            ino: e.ino,
+                            name: e.name.to_vec(),
+                            ftype: FileType::from_dirent_code(e.ftype),
+                        });
+                        true
+                    } else {
+                        false
+                    }
+                })
+            })??;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    fn write_entry(&self, d: &mut [u8], off: usize, ino: Ino, rec_len: usize, name: &[u8], ftype: FileType) {
+        put32(d, off, ino);
+        put16(d, off + 4, rec_len as u16);
+        if self.has_filetype() {
+            d[off + 6] = name.len() as u8;
+            d[off + 7] = ftype.dirent_code();
+        } else {
+            put16(d, off + 6, name.len() as u16);
+        }
+        d[off + 8..off + 8 + name.len()].copy_from_slice(name);
+    }
+
+    /// The first block of a new directory: `.` and `..`.
+    pub(crate) fn new_dir_block(&self, me: Ino, parent: Ino) -> Vec<u8> {
+        let bs = self.block_size();
+        let mut d = vec![0u8; bs];
+        self.write_entry(&mut d, 0, me, 12, b".", FileType::Directory);
+        self.write_entry(&mut d, 12, parent, bs - 12, b"..", FileType::Directory);
+        d
+    }
+
+    /// Add an entry. The caller has checked that `name` is absent. Writes
+    /// the directory inode when it grows.
+    pub fn add_entry(&mut self, dir: &mut Inode, name: &[u8], ino: Ino, ftype: FileType) -> Result<()> {
+        self.dir_check(dir)?;
+        check_name(name)?;
+        if dir.has_flag(iflag::INLINE_DATA) || dir.has_flag(iflag::EXTENTS) {
+            return Err(Error::Unsupported(format!("directory inode {}: adding entries to extent or inline directories", dir.ino)));
+        }
+        let need = rec_len_for(name.len());
+        let hint = self.dir_room_hint.get(&dir.ino).copied().unwrap_or(0);
+        let blocks = self.dir_blocks(dir)?;
+        if dir.has_flag(iflag::INDEX) {
+            // Drop the htree index: see the module documentation.
+            dir.set_flags(dir.flags() & !iflag::INDEX);
+            self.write_inode(dir)?;
+        }
+        for &(lblk, pblk) in blocks.iter().filter(|(l, _)| *l >= hint) {
+            let mut spot: Option<(usize, usize, usize)> = None; // (off, used, rec_len)
+            self.with_block(pblk, |data| {
+                self.parse_dir_block(dir.ino, lblk, data, |e| {
+                    let used = if e.ino == 0 { 0 } else { rec_len_for(e.name.len()) };
+                    if e.rec_len - used >= need {
+                        spot = Some((e.off, used, e.rec_len));
+                        true
+                    } else {
+                        false
+                    }
+                })
+            })??;
+            if let Some((off, used, rec_len)) = spot {
+                let this = self as &Filesystem;
+                let mut buf = this.block(pblk)?;
+                if used == 0 {
+                    this.write_entry(&mut buf, off, ino, rec_len, name, ftype);
+                } else {
+                    put16(&mut buf, off + 4, used as u16);
+                    this.write_entry(&mut buf, off + used, ino, rec_len - used, name, ftype);
+                }
+                self.write_meta_block(pblk, &buf)?;
+                self.dir_room_hint.insert(dir.ino, lblk);
+                return Ok(());
+            }
+        }
+        // No room: append a block.
+        let bs = self.block_size() as u64;
+        let lblk = dir.size().div_ceil(bs);
+        let mut goal = match blocks.last() {
+            Some(&(_, p)) => p + 1,
+            None => self.superblock().group_first_block(self.inode_group(dir.ino)),
+        };
+        let pblk = self.map_new_block(dir, lblk, &mut goal)?;
+        let mut buf = vec![0u8; bs as usize];
+        self.write_entry(&mut buf, 0, ino, bs as usize, name, ftype);
+        self.write_meta_block(pblk, &buf)?;
+        dir.set_size((lblk + 1) * bs);
+        self.write_inode(dir)?;
+        self.dir_room_hint.insert(dir.ino, lblk);
+        Ok(())
+    }
+
+    /// Find the block and offsets of `name`: (lblk, pblk, off, prev_off).
+    fn find_entry(&self, dir: &Inode, name: &[u8]) -> Result<Option<(u64, u64, usize, Option<usize>, DirEntry)>> {
+        for (lblk, pblk) in self.dir_blocks(dir)? {
+            let mut hit = None;
+            let mut prev: Option<usize> = None;
+            self.with_block(pblk, |data| {
+                self.parse_dir_block(dir.ino, lblk, data, |e| {
+                    if e.ino != 0 && e.name == name {
+                        hit = Some((e.off, prev, DirEntry { ino: e.ino, name: e.name.to_vec(), ftype: FileType::from_dirent_code(e.ftype) }));
+                        return true;
+                    }
+                    prev = Some(e.off);
+                    false
+                })
+            })??;
+            if let Some((off, prev, de)) = hit {
+                return Ok(Some((lblk, pblk, off, prev, de)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Remove the entry `name`; returns what it named. Link counts are the
+    /// caller's business.
+    pub fn remove_entry(&mut self, dir: &mut Inode, name: &[u8]) -> Result<DirEntry> {
+        self.dir_check(dir)?;
+        if dir.has_flag(iflag::INLINE_DATA) || dir.has_flag(iflag::EXTENTS) {
+            return Err(Error::Unsupported(format!("directory inode {}: removing entries from extent or inline directories", dir.ino)));
+        }
+        let Some((lblk, pblk, off, prev, de)) = self.find_entry(dir, name)? else {
+            return Err(Error::NotFound(String::from_utf8_lossy(name).into_owned()));
+        };
+        let bs = self.block_size();
+        self.modify_block(pblk, |d| {
+            let rec = le16(d, off + 4) as usize;
+            match prev {
+                Some(p) => {
+                    let prec = le16(d, p + 4) as usize;
+                    put16(d, p + 4, (prec + rec) as u16);
+                    d[off..off + rec.min(bs - off)].fill(0);
+                }
+                None => {
+                    put32(d, off, 0);
+                    // Clear the name so no stale bytes linger.
+                    let n = rec.saturating_sub(8);
+                    d[off + 6..off + 8].fill(0);
+                    d[off + 8..off + 8 + n].fill(0);
+                }
+            }
+        })?;
+        let h = self.dir_room_hint.entry(dir.ino).or_insert(lblk);
+        *h = (*h).min(lblk);
+        Ok(de)
+    }
+
+    /// Point the existing entry `name` at another inode.
+    pub fn retarget_entry(&mut self, dir: &Inode, name: &[u8], ino: Ino, ftype: FileType) -> Result<()> {
+        self.dir_check(dir)?;
+        if dir.has_flag(iflag::INLINE_DATA) {
+            return Err(Error::Unsupported(format!("directory inode {}: inline directories", dir.ino)));
+        }
+        let Some((_, pblk, off, _, _)) = self.find_entry(dir, name)? else {
+            return Err(Error::NotFound(String::from_utf8_lossy(name).into_owned()));
+        };
+        let ft = self.has_filetype();
+        self.modify_block(pblk, |d| {
+            put32(d, off, ino);
+            if ft {
+                d[off + 7] = ftype.dirent_code();
+            }
+        })
+    }
+
+    /// True if the directory holds nothing but `.` and `..`.
+    pub fn dir_is_empty(&self, dir: &Inode) -> Result<bool> {
+        Ok(self.read_dir(dir)?.iter().all(|e| e.name == b"." || e.name == b".."))
+    }
+}

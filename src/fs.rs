@@ -1,0 +1,935 @@
+//! The filesystem handle: open, check, read and stage blocks, inodes,
+//! allocation, commit.
+//!
+//! Every change is staged in memory (a dirty-block overlay) and reaches the
+//! image only in [`Filesystem::commit`]: an operation that fails half way is
+//! simply dropped and the image file stays as it was. The one exception is
+//! the content of *newly allocated* data blocks of very large writes, which
+//! may be written early to blocks that are free on disk (so the filesystem
+//! the image describes is still the old one until commit).
+//!
+//! Metadata blocks (bitmaps, inode tables, directories, indirect blocks,
+//! group descriptors, the superblock) all pass through [`Filesystem::modify_block`]
+//! or [`Filesystem::write_meta_block`], the one place where a journal can log
+//! them and checksums can be set.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
+
+use crate::device::{BlockDevice, FileDevice};
+use crate::error::{Error, Result};
+use crate::inode::{Ino, Inode, Timestamp};
+use crate::layout::{feature, FileType, ROOT_INO, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE};
+use crate::superblock::{GroupDesc, Superblock};
+
+/// How to open an image.
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    /// Open for writing (the image's features must allow it).
+    pub write: bool,
+    /// fsync at commit (default true).
+    pub sync: bool,
+    /// Fixed time for every timestamp written; default: `SOURCE_DATE_EPOCH`
+    /// if set, else now.
+    pub now: Option<i64>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            write: false,
+            sync: true,
+            now: None,
+        }
+    }
+}
+
+impl OpenOptions {
+    /// Read-only.
+    pub fn read_only() -> Self {
+        Self::default()
+    }
+    /// Read-write.
+    pub fn read_write() -> Self {
+        OpenOptions {
+            write: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// The current time for new timestamps: `SOURCE_DATE_EPOCH` when set
+/// (reproducible builds), else the system clock.
+pub fn default_now() -> i64 {
+    if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
+        if let Ok(t) = v.trim().parse::<i64>() {
+            return t;
+        }
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    /// Metadata, or an existing block changed in place: written at commit.
+    Meta,
+    /// A block allocated in this transaction: may be written early.
+    NewData,
+}
+
+struct Staged {
+    data: Box<[u8]>,
+    kind: Kind,
+}
+
+/// Staged new-data bytes above which they are written out early.
+const SPILL_LIMIT: usize = 64 << 20;
+
+/// An open ext2/3/4 filesystem image.
+pub struct Filesystem {
+    dev: Box<dyn BlockDevice>,
+    sb: Superblock,
+    groups: Vec<GroupDesc>,
+    bs: usize,
+    overlay: HashMap<u64, Staged>,
+    staged_data: usize,
+    dirty_groups: BTreeSet<u32>,
+    sb_dirty: bool,
+    write_refusal: Option<String>,
+    writable: bool,
+    freed_blocks: HashSet<u64>,
+    now: Timestamp,
+    /// First directory block that may have room, per directory inode.
+    pub(crate) dir_room_hint: HashMap<Ino, u64>,
+    /// Directories created in this session (known to hold only what we put).
+    pub(crate) fresh_dirs: HashSet<Ino>,
+    itable_blocks: u64,
+    last_data: Option<u64>,
+}
+
+impl std::fmt::Debug for Filesystem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Filesystem")
+            .field("block_size", &self.bs)
+            .field("blocks", &self.sb.blocks_count)
+            .field("groups", &self.groups.len())
+            .field("writable", &self.writable)
+            .finish()
+    }
+}
+
+impl Filesystem {
+    /// Open an image file.
+    pub fn open(path: &Path, opts: &OpenOptions) -> Result<Self> {
+        let mut dev = FileDevice::open(path, opts.write)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        dev.set_sync(opts.sync);
+        Self::open_device(Box::new(dev), opts)
+    }
+
+    /// Open an image on any block device.
+    pub fn open_device(dev: Box<dyn BlockDevice>, opts: &OpenOptions) -> Result<Self> {
+        let mut raw = vec![0u8; SUPERBLOCK_SIZE];
+        if dev.len() < SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE as u64 {
+            return Err(Error::corrupt(format!(
+                "image is {} bytes, too small to hold a superblock",
+                dev.len()
+            )));
+        }
+        dev.read_at(SUPERBLOCK_OFFSET, &mut raw)
+            .map_err(|e| Error::io("reading the superblock", e))?;
+        let sb = Superblock::parse(&raw)?;
+        if sb.has_incompat(feature::INCOMPAT_JOURNAL_DEV) {
+            return Err(Error::Unsupported(
+                "this is an external journal device, not a filesystem".into(),
+            ));
+        }
+        let unknown = sb.incompat & !feature::INCOMPAT_READ;
+        if unknown != 0 {
+            return Err(Error::Unsupported(format!(
+                "cannot read images with incompatible feature(s) {}",
+                feature::names(1, unknown).join(", ")
+            )));
+        }
+        let bs = sb.block_size as usize;
+        let image_blocks = dev.len() / bs as u64;
+        let mut fs = Filesystem {
+            dev,
+            groups: Vec::new(),
+            bs,
+            overlay: HashMap::new(),
+            staged_data: 0,
+            dirty_groups: BTreeSet::new(),
+            sb_dirty: false,
+            write_refusal: None,
+            writable: false,
+            freed_blocks: HashSet::new(),
+            now: Timestamp::from_secs(opts.now.unwrap_or_else(default_now)),
+            dir_room_hint: HashMap::new(),
+            fresh_dirs: HashSet::new(),
+            itable_blocks: (sb.inodes_per_group as u64 * sb.inode_size as u64)
+                .div_ceil(bs as u64),
+            last_data: None,
+            sb,
+        };
+        fs.load_groups()?;
+        fs.write_refusal = fs.why_not_writable(image_blocks);
+        if opts.write {
+            if let Some(why) = &fs.write_refusal {
+                return Err(Error::Unsupported(format!("cannot write this image: {why}")));
+            }
+            if !fs.dev.writable() {
+                return Err(Error::ReadOnly("the image file is open read-only".into()));
+            }
+            fs.writable = true;
+            fs.sync_sb_counts();
+        }
+        Ok(fs)
+    }
+
+    fn desc_location(&self, g: u32) -> (u64, usize) {
+        let ds = self.sb.desc_size as u64;
+        let bs = self.bs as u64;
+        let per_block = bs / ds;
+        if self.sb.has_incompat(feature::INCOMPAT_META_BG)
+            && (g as u64 / per_block) >= self.sb.first_meta_bg() as u64
+        {
+            let first = (g as u64 / per_block * per_block) as u32;
+            let blk = self.sb.group_first_block(first) + self.sb.group_has_super(first) as u64;
+            (blk, ((g as u64 % per_block) * ds) as usize)
+        } else {
+            let byte = g as u64 * ds;
+            (
+                self.sb.first_data_block as u64 + 1 + byte / bs,
+                (byte % bs) as usize,
+            )
+        }
+    }
+
+    fn load_groups(&mut self) -> Result<()> {
+        let is64 = self.sb.has_incompat(feature::INCOMPAT_64BIT);
+        let ds = self.sb.desc_size as usize;
+        let mut cur: Option<(u64, Vec<u8>)> = None;
+        let mut groups = Vec::with_capacity(self.sb.group_count as usize);
+        for g in 0..self.sb.group_count {
+            let (blk, off) = self.desc_location(g);
+            if cur.as_ref().map(|c| c.0) != Some(blk) {
+                let data = self
+                    .block(blk)
+                    .map_err(|e| e.at(&format!("group descriptor of group {g}")))?;
+                cur = Some((blk, data));
+            }
+            let data = &cur.as_ref().unwrap().1;
+            groups.push(GroupDesc::new(&data[off..off + ds], is64));
+        }
+        self.groups = groups;
+        Ok(())
+    }
+
+    /// Check every group's metadata locations; used before writing.
+    fn check_groups(&self) -> Option<String> {
+        let bc = self.sb.blocks_count;
+        let lo = self.sb.first_data_block as u64;
+        for (g, gd) in self.groups.iter().enumerate() {
+            let ok = |b: u64, n: u64| b >= lo && b.checked_add(n).is_some_and(|e| e <= bc);
+            if !ok(gd.block_bitmap(), 1) {
+                return Some(format!("group {g}: block bitmap at {} is outside the filesystem", gd.block_bitmap()));
+            }
+            if !ok(gd.inode_bitmap(), 1) {
+                return Some(format!("group {g}: inode bitmap at {} is outside the filesystem", gd.inode_bitmap()));
+            }
+            if !ok(gd.inode_table(), self.itable_blocks) {
+                return Some(format!("group {g}: inode table at {} is outside the filesystem", gd.inode_table()));
+            }
+            if gd.free_blocks() > self.sb.group_blocks(g as u32) || gd.free_inodes() > self.sb.inodes_per_group {
+                return Some(format!("group {g}: free counts are larger than the group"));
+            }
+        }
+        None
+    }
+
+    fn why_not_writable(&self, image_blocks: u64) -> Option<String> {
+        let sb = &self.sb;
+        if sb.has_incompat(feature::INCOMPAT_RECOVER) {
+            return Some("the journal needs recovery (feature needs_recovery); replay it first, e.g. with e2fsck -E journal_only".into());
+        }
+        let bad_i = sb.incompat & !feature::INCOMPAT_WRITE;
+        let bad_r = sb.ro_compat & !feature::RO_COMPAT_WRITE;
+        let bad_c = sb.compat & !feature::COMPAT_WRITE;
+        if bad_i | bad_r | bad_c != 0 {
+            let mut names = feature::names(1, bad_i);
+            names.extend(feature::names(2, bad_r));
+            names.extend(feature::names(0, bad_c));
+            return Some(format!(
+                "writing is not supported with feature(s) {} (ext2/ext3 feature sets only for now; the image stays read-only)",
+                names.join(", ")
+            ));
+        }
+        if sb.block_size > 4096 {
+            return Some(format!("writing is not supported with {}-byte blocks", sb.block_size));
+        }
+        if image_blocks < sb.blocks_count {
+            return Some(format!(
+                "the image file holds {image_blocks} blocks but the filesystem says {}: the file is truncated",
+                sb.blocks_count
+            ));
+        }
+        if let Some(e) = self.check_groups() {
+            return Some(format!("corrupt group descriptors ({e}); run e2fsck"));
+        }
+        None
+    }
+
+    /// Why this image cannot be written, or `None` if it can.
+    pub fn write_refusal(&self) -> Option<&str> {
+        self.write_refusal.as_deref()
+    }
+
+    /// True if opened for writing.
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+
+    pub(crate) fn ensure_writable(&self) -> Result<()> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(Error::ReadOnly("the image was opened read-only".into()))
+        }
+    }
+
+    /// The superblock.
+    pub fn superblock(&self) -> &Superblock {
+        &self.sb
+    }
+    /// The group descriptors.
+    pub fn groups(&self) -> &[GroupDesc] {
+        &self.groups
+    }
+    /// Block size in bytes.
+    pub fn block_size(&self) -> usize {
+        self.bs
+    }
+    /// The time written into new timestamps.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+    /// Change the time written into new timestamps.
+    pub fn set_now(&mut self, t: Timestamp) {
+        self.now = t;
+    }
+    /// True if the superblock says the journal needs recovery.
+    pub fn needs_recovery(&self) -> bool {
+        self.sb.has_incompat(feature::INCOMPAT_RECOVER)
+    }
+    /// True when directory entries carry a file type.
+    pub fn has_filetype(&self) -> bool {
+        self.sb.has_incompat(feature::INCOMPAT_FILETYPE)
+    }
+    pub(crate) fn huge_file(&self) -> bool {
+        self.sb.has_ro_compat(feature::RO_COMPAT_HUGE_FILE)
+    }
+    pub(crate) fn large_dir(&self) -> bool {
+        self.sb.has_incompat(feature::INCOMPAT_LARGEDIR)
+    }
+
+    // ----------------------------------------------------------------
+    // Blocks
+
+    /// Check that `b` is a block number inside the filesystem.
+    pub fn check_block(&self, b: u64, what: &dyn Fn() -> String) -> Result<()> {
+        if b < self.sb.first_data_block as u64 || b >= self.sb.blocks_count {
+            return Err(Error::corrupt(format!(
+                "{}: block number {b} is outside the filesystem (0..{})",
+                what(),
+                self.sb.blocks_count
+            )));
+        }
+        Ok(())
+    }
+
+    /// Read block `b` into `buf` (which must be one block long).
+    pub fn read_block_into(&self, b: u64, buf: &mut [u8]) -> Result<()> {
+        if let Some(s) = self.overlay.get(&b) {
+            buf.copy_from_slice(&s.data);
+            return Ok(());
+        }
+        if b >= self.sb.blocks_count {
+            return Err(Error::corrupt(format!(
+                "block {b} is past the end of the filesystem ({} blocks)",
+                self.sb.blocks_count
+            )));
+        }
+        self.dev
+            .read_at(b * self.bs as u64, buf)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => Error::corrupt(format!(
+                    "block {b} is past the end of the image file ({} bytes): the image is truncated",
+                    self.dev.len()
+                )),
+                _ => Error::io(format!("reading image block {b}"), e),
+            })
+    }
+
+    /// Run `f` on the content of block `b` without copying it when it is
+    /// staged.
+    pub fn with_block<R>(&self, b: u64, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        if let Some(s) = self.overlay.get(&b) {
+            return Ok(f(&s.data));
+        }
+        let v = self.block(b)?;
+        Ok(f(&v))
+    }
+
+    /// Read block `b`.
+    pub fn block(&self, b: u64) -> Result<Vec<u8>> {
+        let mut v = vec![0u8; self.bs];
+        self.read_block_into(b, &mut v)?;
+        Ok(v)
+    }
+
+    fn stage(&mut self, b: u64, kind: Kind) -> Result<&mut Staged> {
+        self.ensure_writable()?;
+        if b >= self.sb.blocks_count {
+            return Err(Error::corrupt(format!("attempt to write block {b} outside the filesystem")));
+        }
+        if !self.overlay.contains_key(&b) {
+            let data = if kind == Kind::NewData {
+                vec![0u8; self.bs]
+            } else {
+                self.block(b)?
+            };
+            if kind == Kind::NewData {
+                self.staged_data += self.bs;
+            }
+            self.overlay.insert(
+                b,
+                Staged {
+                    data: data.into_boxed_slice(),
+                    kind,
+                },
+            );
+        }
+        let s = self.overlay.get_mut(&b).unwrap();
+        if kind == Kind::Meta && s.kind == Kind::NewData {
+            // A new block that now holds metadata: keep it until commit.
+            s.kind = Kind::Meta;
+        }
+        Ok(s)
+    }
+
+    /// Change a metadata block in place through `f`. Every metadata write
+    /// of the engine goes through here (or [`Self::write_meta_block`]).
+    pub fn modify_block<R>(&mut self, b: u64, f: impl FnOnce(&mut [u8]) -> R) -> Result<R> {
+        let s = self.stage(b, Kind::Meta)?;
+        Ok(f(&mut s.data))
+    }
+
+    /// Replace a whole metadata block.
+    pub fn write_meta_block(&mut self, b: u64, data: &[u8]) -> Result<()> {
+        self.modify_block(b, |buf| buf.copy_from_slice(data))
+    }
+
+    /// Write the content of a data block allocated in this transaction.
+    /// `data` may be shorter than a block: the rest is zero.
+    pub fn write_new_data(&mut self, b: u64, data: &[u8]) -> Result<()> {
+        let s = self.stage(b, Kind::NewData)?;
+        s.data[..data.len()].copy_from_slice(data);
+        s.data[data.len()..].fill(0);
+        if self.staged_data > SPILL_LIMIT {
+            self.spill_data()?;
+        }
+        Ok(())
+    }
+
+    /// Write staged new-data blocks to the image now. They are free on disk
+    /// (we never reuse a block freed in the same transaction), so the image
+    /// still describes the old filesystem.
+    fn spill_data(&mut self) -> Result<()> {
+        let mut blocks: Vec<u64> = self
+            .overlay
+            .iter()
+            .filter(|(_, s)| s.kind == Kind::NewData)
+            .map(|(b, _)| *b)
+            .collect();
+        blocks.sort_unstable();
+        for b in blocks {
+            let s = self.overlay.remove(&b).unwrap();
+            self.dev
+                .write_at(b * self.bs as u64, &s.data)
+                .map_err(|e| Error::io(format!("writing image block {b}"), e))?;
+        }
+        self.staged_data = 0;
+        Ok(())
+    }
+
+    /// True if anything is staged.
+    pub fn is_dirty(&self) -> bool {
+        !self.overlay.is_empty() || self.sb_dirty || !self.dirty_groups.is_empty()
+    }
+
+    /// Write every staged change to the image: new data first, then
+    /// metadata, then the superblock and group descriptors, with a flush
+    /// (fsync) after the data and at the end.
+    pub fn commit(&mut self) -> Result<()> {
+        if !self.is_dirty() {
+            return Ok(());
+        }
+        self.ensure_writable()?;
+        // Group descriptors into their blocks.
+        let dirty: Vec<u32> = std::mem::take(&mut self.dirty_groups).into_iter().collect();
+        for g in dirty {
+            let (blk, off) = self.desc_location(g);
+            let raw = self.groups[g as usize].raw().to_vec();
+            self.modify_block(blk, |b| b[off..off + raw.len()].copy_from_slice(&raw))?;
+        }
+        // The superblock.
+        let now = self.now.secs;
+        self.sb.set_wtime(now);
+        let raw = self.sb.raw().to_vec();
+        let (blk, off) = if self.bs == 1024 { (1u64, 0usize) } else { (0, 1024) };
+        self.modify_block(blk, |b| b[off..off + SUPERBLOCK_SIZE].copy_from_slice(&raw))?;
+        self.sb_dirty = false;
+
+        let mut data: Vec<u64> = Vec::new();
+        let mut meta: Vec<u64> = Vec::new();
+        for (b, s) in &self.overlay {
+            match s.kind {
+                Kind::NewData => data.push(*b),
+                Kind::Meta => meta.push(*b),
+            }
+        }
+        data.sort_unstable();
+        meta.sort_unstable();
+        let bs = self.bs as u64;
+        for b in &data {
+            let s = &self.overlay[b];
+            self.dev
+                .write_at(b * bs, &s.data)
+                .map_err(|e| Error::io(format!("writing image block {b}"), e))?;
+        }
+        if !data.is_empty() {
+            self.dev.flush().map_err(|e| Error::io("flushing the image", e))?;
+        }
+        for b in &meta {
+            let s = &self.overlay[b];
+            self.dev
+                .write_at(b * bs, &s.data)
+                .map_err(|e| Error::io(format!("writing image block {b}"), e))?;
+        }
+        self.dev.flush().map_err(|e| Error::io("flushing the image", e))?;
+        self.overlay.clear();
+        self.staged_data = 0;
+        self.freed_blocks.clear();
+        Ok(())
+    }
+
+    /// Drop every staged change.
+    pub fn rollback(&mut self) -> Result<()> {
+        self.overlay.clear();
+        self.staged_data = 0;
+        self.freed_blocks.clear();
+        self.dirty_groups.clear();
+        self.sb_dirty = false;
+        self.dir_room_hint.clear();
+        self.fresh_dirs.clear();
+        let mut raw = vec![0u8; SUPERBLOCK_SIZE];
+        self.dev
+            .read_at(SUPERBLOCK_OFFSET, &mut raw)
+            .map_err(|e| Error::io("reading the superblock", e))?;
+        self.sb = Superblock::parse(&raw)?;
+        self.load_groups()
+    }
+
+    // ----------------------------------------------------------------
+    // Inodes
+
+    fn inode_location(&self, ino: Ino) -> Result<(u64, usize)> {
+        if ino == 0 || ino > self.sb.inodes_count {
+            return Err(Error::corrupt(format!(
+                "inode number {ino} is out of range (1..={})",
+                self.sb.inodes_count
+            )));
+        }
+        let g = (ino - 1) / self.sb.inodes_per_group;
+        let idx = ((ino - 1) % self.sb.inodes_per_group) as u64;
+        let table = self.groups[g as usize].inode_table();
+        let byte = idx * self.sb.inode_size as u64;
+        let blk = table + byte / self.bs as u64;
+        self.check_block(blk, &|| format!("inode table of group {g} (inode {ino})"))?;
+        Ok((blk, (byte % self.bs as u64) as usize))
+    }
+
+    /// Read inode `ino`.
+    pub fn read_inode(&self, ino: Ino) -> Result<Inode> {
+        let (blk, off) = self.inode_location(ino)?;
+        let is = self.sb.inode_size as usize;
+        let raw = if let Some(s) = self.overlay.get(&blk) {
+            s.data[off..off + is].to_vec()
+        } else {
+            let mut v = vec![0u8; is];
+            let pos = blk * self.bs as u64 + off as u64;
+            self.dev.read_at(pos, &mut v).map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => Error::corrupt(format!(
+                    "inode {ino} lies past the end of the image file: the image is truncated"
+                )),
+                _ => Error::io(format!("reading inode {ino}"), e),
+            })?;
+            v
+        };
+        let inode = Inode::from_raw(ino, raw);
+        if self.sb.inode_size > 128 {
+            let extra = inode.extra_isize() as usize;
+            if 128 + extra > is || extra % 4 != 0 {
+                return Err(Error::corrupt(format!(
+                    "inode {ino}: extra inode size {extra} is invalid"
+                )));
+            }
+        }
+        Ok(inode)
+    }
+
+    /// Stage an inode write.
+    pub fn write_inode(&mut self, inode: &Inode) -> Result<()> {
+        let (blk, off) = self.inode_location(inode.ino)?;
+        let raw = inode.raw();
+        self.modify_block(blk, |b| b[off..off + raw.len()].copy_from_slice(raw))
+    }
+
+    /// The root directory's inode number.
+    pub fn root(&self) -> Ino {
+        ROOT_INO
+    }
+
+    /// Group of an inode.
+    pub fn inode_group(&self, ino: Ino) -> u32 {
+        (ino.saturating_sub(1)) / self.sb.inodes_per_group
+    }
+
+    /// Group of a block.
+    pub fn block_group(&self, b: u64) -> u32 {
+        (b.saturating_sub(self.sb.first_data_block as u64) / self.sb.blocks_per_group as u64) as u32
+    }
+
+    // ----------------------------------------------------------------
+    // Allocation: `find_*` searches without side effects, `record_*`
+    // updates bitmap, group counts and superblock counts together.
+
+    /// Free blocks we can still hand out in this transaction.
+    pub fn free_blocks(&self) -> u64 {
+        self.sb.free_blocks()
+    }
+
+    /// Free inodes.
+    pub fn free_inodes(&self) -> u32 {
+        self.sb.free_inodes()
+    }
+
+    fn bitmap_block(&self, g: u32, inode: bool) -> Result<u64> {
+        let gd = &self.groups[g as usize];
+        let b = if inode { gd.inode_bitmap() } else { gd.block_bitmap() };
+        let what = if inode { "inode bitmap" } else { "block bitmap" };
+        self.check_block(b, &|| format!("{what} of group {g}"))?;
+        Ok(b)
+    }
+
+    /// Find up to `want` contiguous free blocks, searching from `goal` and
+    /// wrapping around. Returns (first, count).
+    fn find_blocks(&self, goal: u64, want: u32) -> Result<Option<(u64, u32)>> {
+        let ngroups = self.sb.group_count;
+        let goal = if goal < self.sb.first_data_block as u64 || goal >= self.sb.blocks_count {
+            self.sb.first_data_block as u64
+        } else {
+            goal
+        };
+        let g0 = self.block_group(goal);
+        for i in 0..=ngroups {
+            let g = (g0 + i) % ngroups;
+            if self.groups[g as usize].free_blocks() == 0 {
+                continue;
+            }
+            let first = self.sb.group_first_block(g);
+            let n = self.sb.group_blocks(g);
+            let start = if i == 0 { (goal - first) as u32 } else { 0 };
+            if i == ngroups && start == 0 {
+                break;
+            }
+            let end = if i == ngroups { (goal - first) as u32 } else { n };
+            let bmb = self.bitmap_block(g, false)?;
+            let found = self.with_block(bmb, |bitmap| self.scan_bitmap(bitmap, first, start, end, n, want))?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    fn scan_bitmap(&self, bitmap: &[u8], first: u64, start: u32, end: u32, n: u32, want: u32) -> Option<(u64, u32)> {
+            let mut bit = start;
+            while bit < end {
+                // Skip whole used bytes quickly.
+                if bit % 8 == 0 && bitmap[(bit / 8) as usize] == 0xff {
+                    bit += 8;
+                    continue;
+                }
+                let used = bitmap[(bit / 8) as usize] & (1 << (bit % 8)) != 0;
+                if used || self.freed_blocks.contains(&(first + bit as u64)) {
+                    bit += 1;
+                    continue;
+                }
+                let mut len = 1u32;
+                while len < want
+                    && bit + len < n
+                    && bitmap[((bit + len) / 8) as usize] & (1 << ((bit + len) % 8)) == 0
+                    && !self.freed_blocks.contains(&(first + (bit + len) as u64))
+                {
+                    len += 1;
+                }
+                return Some((first + bit as u64, len));
+            }
+            None
+    }
+
+    fn record_blocks(&mut self, first: u64, count: u32, alloc: bool) -> Result<()> {
+        let g = self.block_group(first);
+        let gfirst = self.sb.group_first_block(g);
+        let bm = self.bitmap_block(g, false)?;
+        let start = (first - gfirst) as u32;
+        let mut bad = None;
+        self.modify_block(bm, |b| {
+            for bit in start..start + count {
+                let (byte, mask) = ((bit / 8) as usize, 1u8 << (bit % 8));
+                let set = b[byte] & mask != 0;
+                if set == alloc {
+                    bad = Some(gfirst + bit as u64);
+                    return;
+                }
+                if alloc {
+                    b[byte] |= mask
+                } else {
+                    b[byte] &= !mask
+                }
+            }
+        })?;
+        if let Some(b) = bad {
+            return Err(Error::corrupt(if alloc {
+                format!("block {b} is already marked in use")
+            } else {
+                format!("block {b} is freed twice (it is not marked in use); the image needs e2fsck")
+            }));
+        }
+        let gd = &mut self.groups[g as usize];
+        let free = gd.free_blocks();
+        let nf = if alloc {
+            free.checked_sub(count)
+        } else {
+            free.checked_add(count)
+        }
+        .ok_or_else(|| Error::corrupt(format!("group {g}: free block count {free} is wrong")))?;
+        gd.set_free_blocks(nf);
+        self.dirty_groups.insert(g);
+        let sf = self.sb.free_blocks();
+        self.sb.set_free_blocks(if alloc {
+            sf.saturating_sub(count as u64)
+        } else {
+            sf + count as u64
+        });
+        self.sb_dirty = true;
+        Ok(())
+    }
+
+    /// Allocate up to `want` contiguous blocks near `goal`.
+    pub fn alloc_blocks(&mut self, goal: u64, want: u32) -> Result<(u64, u32)> {
+        self.ensure_writable()?;
+        match self.find_blocks(goal, want.max(1))? {
+            Some((b, n)) => {
+                self.record_blocks(b, n, true)?;
+                Ok((b, n))
+            }
+            None => Err(Error::NoSpace("no free block left".into())),
+        }
+    }
+
+    /// Allocate one block near `goal`.
+    pub fn alloc_block(&mut self, goal: u64) -> Result<u64> {
+        Ok(self.alloc_blocks(goal, 1)?.0)
+    }
+
+    /// Free `count` blocks starting at `first` (inside one group).
+    pub fn free_blocks_run(&mut self, first: u64, count: u32) -> Result<()> {
+        self.ensure_writable()?;
+        let mut b = first;
+        let end = first + count as u64;
+        while b < end {
+            self.check_block(b, &|| "freeing".to_string())?;
+            let g = self.block_group(b);
+            let gend = self.sb.group_first_block(g) + self.sb.group_blocks(g) as u64;
+            let n = (end.min(gend) - b) as u32;
+            self.record_blocks(b, n, false)?;
+            for x in b..b + n as u64 {
+                self.freed_blocks.insert(x);
+                if let Some(s) = self.overlay.remove(&x) {
+                    if s.kind == Kind::NewData {
+                        self.staged_data -= self.bs;
+                    }
+                }
+            }
+            b += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Free one block.
+    pub fn free_block(&mut self, b: u64) -> Result<()> {
+        self.free_blocks_run(b, 1)
+    }
+
+    /// Blocks that can be allocated right now (excluding those freed in
+    /// this transaction, which are not reused before commit).
+    pub fn allocatable_blocks(&self) -> u64 {
+        self.sb.free_blocks().saturating_sub(self.freed_blocks.len() as u64)
+    }
+
+    fn pick_inode_group(&self, parent: Ino, dir: bool) -> Option<u32> {
+        let n = self.sb.group_count;
+        let pg = self.inode_group(parent).min(n - 1);
+        if dir {
+            let total_fi: u64 = self.groups.iter().map(|g| g.free_inodes() as u64).sum();
+            let total_fb: u64 = self.groups.iter().map(|g| g.free_blocks() as u64).sum();
+            let avg_fi = total_fi / n as u64;
+            let avg_fb = total_fb / n as u64;
+            let mut best: Option<(u32, u32)> = None;
+            for i in 0..n {
+                let g = (pg + i) % n;
+                let gd = &self.groups[g as usize];
+                if gd.free_inodes() == 0
+                    || (gd.free_inodes() as u64) < avg_fi
+                    || (gd.free_blocks() as u64) < avg_fb
+                {
+                    continue;
+                }
+                if best.is_none_or(|(_, d)| gd.used_dirs() < d) {
+                    best = Some((g, gd.used_dirs()));
+                }
+            }
+            if let Some((g, _)) = best {
+                return Some(g);
+            }
+        }
+        (0..n)
+            .map(|i| (pg + i) % n)
+            .find(|&g| self.groups[g as usize].free_inodes() > 0)
+    }
+
+    /// Allocate an inode number for a new file (near `parent`).
+    pub fn alloc_inode(&mut self, parent: Ino, ftype: FileType) -> Result<Ino> {
+        self.ensure_writable()?;
+        let dir = ftype == FileType::Directory;
+        let mut tried = 0;
+        let mut g = match self.pick_inode_group(parent, dir) {
+            Some(g) => g,
+            None => return Err(Error::NoSpace("no free inode left".into())),
+        };
+        let ipg = self.sb.inodes_per_group;
+        loop {
+            if self.groups[g as usize].free_inodes() > 0 {
+                let bm = self.bitmap_block(g, true)?;
+                let bitmap = self.block(bm)?;
+                let first_ok = if g == 0 { self.sb.first_ino - 1 } else { 0 };
+                let found = (first_ok..ipg).find(|&i| bitmap[(i / 8) as usize] & (1 << (i % 8)) == 0);
+                if let Some(i) = found {
+                    self.modify_block(bm, |b| b[(i / 8) as usize] |= 1 << (i % 8))?;
+                    let gd = &mut self.groups[g as usize];
+                    gd.set_free_inodes(gd.free_inodes() - 1);
+                    if dir {
+                        gd.set_used_dirs(gd.used_dirs() + 1);
+                    }
+                    self.dirty_groups.insert(g);
+                    let fi = self.sb.free_inodes();
+                    self.sb.set_free_inodes(fi.saturating_sub(1));
+                    self.sb_dirty = true;
+                    return Ok(g * ipg + i + 1);
+                }
+                return Err(Error::corrupt(format!(
+                    "group {g}: descriptor counts free inodes but its inode bitmap is full"
+                )));
+            }
+            tried += 1;
+            if tried > self.sb.group_count {
+                return Err(Error::NoSpace("no free inode left".into()));
+            }
+            g = (g + 1) % self.sb.group_count;
+        }
+    }
+
+    /// Release inode number `ino` (its blocks must be freed already).
+    pub fn free_inode(&mut self, ino: Ino, was_dir: bool) -> Result<()> {
+        self.ensure_writable()?;
+        self.inode_location(ino)?;
+        let g = self.inode_group(ino);
+        let i = (ino - 1) % self.sb.inodes_per_group;
+        let bm = self.bitmap_block(g, true)?;
+        let was_set = self.modify_block(bm, |b| {
+            let m = 1u8 << (i % 8);
+            let s = b[(i / 8) as usize] & m != 0;
+            b[(i / 8) as usize] &= !m;
+            s
+        })?;
+        if !was_set {
+            return Err(Error::corrupt(format!("inode {ino} is freed but was not marked in use")));
+        }
+        let gd = &mut self.groups[g as usize];
+        gd.set_free_inodes(gd.free_inodes() + 1);
+        if was_dir {
+            gd.set_used_dirs(gd.used_dirs().saturating_sub(1));
+        }
+        self.dirty_groups.insert(g);
+        let fi = self.sb.free_inodes();
+        self.sb.set_free_inodes(fi + 1);
+        self.sb_dirty = true;
+        Ok(())
+    }
+
+    /// Turn on `large_file` when a file grows past 2 GiB.
+    pub(crate) fn note_large_file(&mut self, size: u64) {
+        if size >= 1 << 31 && !self.sb.has_ro_compat(feature::RO_COMPAT_LARGE_FILE) {
+            self.sb.set_ro_compat(feature::RO_COMPAT_LARGE_FILE);
+            self.sb_dirty = true;
+        }
+    }
+
+    /// Make the superblock counts equal the sum of the group counts, as the
+    /// kernel does at mount. Called once before the first change.
+    pub(crate) fn sync_sb_counts(&mut self) {
+        let fb: u64 = self.groups.iter().map(|g| g.free_blocks() as u64).sum();
+        let fi: u64 = self.groups.iter().map(|g| g.free_inodes() as u64).sum();
+        if fb != self.sb.free_blocks() || fi != self.sb.free_inodes() as u64 {
+            self.sb.set_free_blocks(fb);
+            self.sb.set_free_inodes(fi as u32);
+            self.sb_dirty = true;
+        }
+    }
+
+    /// Where to start looking for data blocks of inode `ino`: after the
+    /// last data block we allocated when that lies in the inode's group,
+    /// else at the start of the inode's group.
+    pub(crate) fn data_goal(&self, ino: Ino) -> u64 {
+        let g = self.inode_group(ino);
+        match self.last_data {
+            Some(b) if self.block_group(b) == g => b,
+            _ => self.sb.group_first_block(g),
+        }
+    }
+
+    pub(crate) fn set_data_goal(&mut self, b: u64) {
+        self.last_data = Some(b);
+    }
+
+    /// Blocks of the inode table of every group (for `info`).
+    pub fn inode_table_blocks(&self) -> u64 {
+        self.itable_blocks
+    }
+}

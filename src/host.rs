@@ -1,0 +1,489 @@
+//! Copying between the host and the image: `put` (host to image) and
+//! `get` (image to host), for single files and whole trees.
+//!
+//! `get` never follows a symbolic link of the image on the host and never
+//! writes outside its destination: files are opened with `O_NOFOLLOW`, an
+//! existing host symlink in the way is replaced, not followed, and a
+//! directory path that turns out to be a symlink is refused.
+
+use std::collections::HashMap;
+use std::fs as hfs;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::fs::Filesystem;
+use crate::inode::{Ino, Timestamp};
+use crate::layout::FileType;
+use crate::ops::NewFile;
+
+/// Options for copying host files into the image.
+#[derive(Clone, Debug, Default)]
+pub struct PutOptions {
+    /// Permission bits for regular files (default: the source's).
+    pub mode: Option<u16>,
+    /// Owner for everything created (default 0:0).
+    pub owner: Option<(u32, u32)>,
+    /// Modification time for everything created (default: now).
+    pub mtime: Option<Timestamp>,
+}
+
+/// A progress line on stderr, shown only when stderr is a terminal.
+pub struct Progress {
+    label: &'static str,
+    total: u64,
+    done: u64,
+    bytes: u64,
+    last: Instant,
+    on: bool,
+}
+
+impl Progress {
+    /// A progress counter over `total` items.
+    pub fn new(label: &'static str, total: u64) -> Self {
+        Progress {
+            label,
+            total,
+            done: 0,
+            bytes: 0,
+            last: Instant::now(),
+            on: std::io::stderr().is_terminal() && std::env::var_os("EXT3EDIT_NO_PROGRESS").is_none(),
+        }
+    }
+    /// One more item of `bytes` bytes.
+    pub fn tick(&mut self, bytes: u64) {
+        self.done += 1;
+        self.bytes += bytes;
+        if self.on && self.last.elapsed() > Duration::from_millis(100) {
+            self.last = Instant::now();
+            self.draw();
+        }
+    }
+    fn draw(&self) {
+        let pct = if self.total > 0 { self.done * 100 / self.total } else { 100 };
+        let width = 30usize;
+        let fill = (pct as usize * width / 100).min(width);
+        eprint!(
+            "\r{} [{}{}] {}/{} files, {:.1} MiB",
+            self.label,
+            "#".repeat(fill),
+            " ".repeat(width - fill),
+            self.done,
+            self.total,
+            self.bytes as f64 / 1048576.0
+        );
+        let _ = std::io::stderr().flush();
+    }
+    /// Finish the line.
+    pub fn finish(&self) {
+        if self.on && self.total > 0 {
+            self.draw();
+            eprintln!();
+        }
+    }
+}
+
+#[cfg(unix)]
+fn host_perm(m: &hfs::Metadata) -> u16 {
+    use std::os::unix::fs::PermissionsExt;
+    (m.permissions().mode() & 0o7777) as u16
+}
+#[cfg(not(unix))]
+fn host_perm(m: &hfs::Metadata) -> u16 {
+    if m.is_dir() {
+        0o755
+    } else if m.permissions().readonly() {
+        0o444
+    } else {
+        0o644
+    }
+}
+
+#[cfg(unix)]
+fn name_bytes(n: &std::ffi::OsStr) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    n.as_bytes().to_vec()
+}
+#[cfg(not(unix))]
+fn name_bytes(n: &std::ffi::OsStr) -> Vec<u8> {
+    n.to_string_lossy().as_bytes().to_vec()
+}
+
+#[cfg(unix)]
+fn os_name(b: &[u8]) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::OsStr::from_bytes(b).to_os_string()
+}
+#[cfg(not(unix))]
+fn os_name(b: &[u8]) -> std::ffi::OsString {
+    String::from_utf8_lossy(b).into_owned().into()
+}
+
+fn hio(what: &str, p: &Path, e: std::io::Error) -> Error {
+    Error::io(format!("{what} {}", p.display()), e)
+}
+
+/// What a host tree will need: (inodes, blocks, entries).
+pub fn measure_host(fs: &Filesystem, p: &Path, follow_top: bool) -> Result<(u64, u64, u64)> {
+    let m = if follow_top { hfs::metadata(p) } else { hfs::symlink_metadata(p) }.map_err(|e| hio("reading", p, e))?;
+    let bs = fs.block_size() as u64;
+    if m.is_dir() {
+        let mut acc = (1u64, 1u64, 1u64);
+        for ent in hfs::read_dir(p).map_err(|e| hio("listing", p, e))? {
+            let ent = ent.map_err(|e| hio("listing", p, e))?;
+            let (i, b, n) = measure_host(fs, &ent.path(), false)?;
+            acc.0 += i;
+            acc.1 += b;
+            acc.2 += n;
+        }
+        // Room for the directory's entries.
+        acc.1 += (acc.2 * 24).div_ceil(bs) / 2;
+        Ok(acc)
+    } else if m.is_file() {
+        Ok((1, fs.blocks_needed(m.len().div_ceil(bs)), 1))
+    } else if m.file_type().is_symlink() {
+        let len = hfs::read_link(p).map(|t| name_bytes(t.as_os_str()).len()).unwrap_or(0);
+        Ok((1, if len >= 60 { 1 } else { 0 }, 1))
+    } else {
+        Ok((1, 0, 1))
+    }
+}
+
+/// Fail early with a clear message when the image lacks room.
+pub fn check_room(fs: &Filesystem, inodes: u64, blocks: u64, what: &str) -> Result<()> {
+    let free_b = fs.allocatable_blocks();
+    let free_i = fs.free_inodes() as u64;
+    if blocks > free_b {
+        return Err(Error::NoSpace(format!(
+            "{what} needs about {blocks} blocks of {} bytes, the image has {free_b} free",
+            fs.block_size()
+        )));
+    }
+    if inodes > free_i {
+        return Err(Error::NoSpace(format!("{what} needs {inodes} inodes, the image has {free_i} free")));
+    }
+    Ok(())
+}
+
+/// Copy one host file (following a symlink) to `name` in `parent`,
+/// overwriting an existing regular file of that name.
+pub fn put_file(fs: &mut Filesystem, src: &Path, parent: Ino, name: &[u8], opts: &PutOptions) -> Result<Ino> {
+    let m = hfs::metadata(src).map_err(|e| hio("reading", src, e))?;
+    if m.is_dir() {
+        return Err(Error::IsADirectory(format!("{} (use -r to copy a directory)", src.display())));
+    }
+    let mut f = hfs::File::open(src).map_err(|e| hio("opening", src, e))?;
+    let attrs = attrs_for(opts, opts.mode.unwrap_or(host_perm(&m)));
+    put_reader(fs, &mut f, m.len(), parent, name, &attrs)
+}
+
+/// Create or overwrite `name` in `parent` from a reader.
+pub fn put_reader(fs: &mut Filesystem, src: &mut dyn std::io::Read, size_hint: u64, parent: Ino, name: &[u8], attrs: &NewFile) -> Result<Ino> {
+    let dir = fs.read_inode(parent)?;
+    let existing = fs.lookup(&dir, name)?;
+    let bs = fs.block_size() as u64;
+    check_room(fs, 1, fs.blocks_needed(size_hint.div_ceil(bs)) + 1, "the file")?;
+    match existing {
+        Some(e) => {
+            let i = fs.read_inode(e.ino)?;
+            if i.is_dir() {
+                return Err(Error::IsADirectory(String::from_utf8_lossy(name).into_owned()));
+            }
+            if !i.is_reg() {
+                // Replace a symlink or node with the file.
+                fs.unlink(parent, name)?;
+                return fs.create_file(parent, name, attrs, src);
+            }
+            fs.overwrite_file(e.ino, attrs, src)?;
+            Ok(e.ino)
+        }
+        None => fs.create_file(parent, name, attrs, src),
+    }
+}
+
+fn attrs_for(opts: &PutOptions, perm: u16) -> NewFile {
+    let (uid, gid) = opts.owner.unwrap_or((0, 0));
+    NewFile {
+        perm,
+        uid,
+        gid,
+        mtime: opts.mtime,
+    }
+}
+
+#[cfg(unix)]
+fn host_id(m: &hfs::Metadata) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    if m.nlink() > 1 {
+        Some((m.dev(), m.ino()))
+    } else {
+        None
+    }
+}
+#[cfg(not(unix))]
+fn host_id(_m: &hfs::Metadata) -> Option<(u64, u64)> {
+    None
+}
+
+#[cfg(unix)]
+fn host_special(m: &hfs::Metadata) -> Option<(FileType, (u32, u32))> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let ft = m.file_type();
+    let rdev = m.rdev();
+    let major = (((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff)) as u32;
+    let minor = ((rdev & 0xff) | ((rdev >> 12) & !0xff)) as u32;
+    if ft.is_char_device() {
+        Some((FileType::CharDevice, (major, minor)))
+    } else if ft.is_block_device() {
+        Some((FileType::BlockDevice, (major, minor)))
+    } else if ft.is_fifo() {
+        Some((FileType::Fifo, (0, 0)))
+    } else if ft.is_socket() {
+        Some((FileType::Socket, (0, 0)))
+    } else {
+        None
+    }
+}
+#[cfg(not(unix))]
+fn host_special(_m: &hfs::Metadata) -> Option<(FileType, (u32, u32))> {
+    None
+}
+
+/// Copy a host tree (directory, file, symlink or node; links not followed)
+/// to `name` in `parent`, merging into an existing directory of that name.
+/// Keeps modes, symlinks and hard links (within the tree).
+pub fn put_tree(fs: &mut Filesystem, src: &Path, parent: Ino, name: &[u8], opts: &PutOptions) -> Result<()> {
+    let (inodes, blocks, _) = measure_host(fs, src, false)?;
+    check_room(fs, inodes, blocks, &format!("copying {}", src.display()))?;
+    let mut links = HashMap::new();
+    let mut progress = Progress::new("put", inodes);
+    let r = put_tree_inner(fs, src, parent, name, opts, &mut links, &mut progress);
+    progress.finish();
+    r
+}
+
+fn put_tree_inner(
+    fs: &mut Filesystem,
+    src: &Path,
+    parent: Ino,
+    name: &[u8],
+    opts: &PutOptions,
+    links: &mut HashMap<(u64, u64), Ino>,
+    progress: &mut Progress,
+) -> Result<()> {
+    let m = hfs::symlink_metadata(src).map_err(|e| hio("reading", src, e))?;
+    let perm = host_perm(&m);
+    let dir = fs.read_inode(parent)?;
+    let existing = fs.lookup(&dir, name)?;
+    let at = |e: Error| e.at(&src.display().to_string());
+    if m.is_dir() {
+        let me = match existing {
+            Some(e) if fs.read_inode(e.ino)?.is_dir() => e.ino,
+            Some(_) => return Err(Error::Exists(format!("{} (not a directory in the image)", String::from_utf8_lossy(name)))),
+            None => fs.mkdir(parent, name, &attrs_for(opts, perm)).map_err(at)?,
+        };
+        progress.tick(0);
+        let mut ents: Vec<_> = hfs::read_dir(src)
+            .map_err(|e| hio("listing", src, e))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| hio("listing", src, e))?;
+        ents.sort_by_key(|e| e.file_name());
+        for e in ents {
+            put_tree_inner(fs, &e.path(), me, &name_bytes(&e.file_name()), opts, links, progress)?;
+        }
+        return Ok(());
+    }
+    if let Some(e) = &existing {
+        if fs.read_inode(e.ino)?.is_dir() {
+            return Err(Error::IsADirectory(format!("{} exists in the image as a directory", String::from_utf8_lossy(name))));
+        }
+    }
+    if m.is_file() {
+        if let Some(id) = host_id(&m) {
+            if let Some(&ino) = links.get(&id) {
+                if existing.is_some() {
+                    fs.unlink(parent, name)?;
+                }
+                progress.tick(0);
+                return fs.link(ino, parent, name).map_err(at);
+            }
+        }
+        let mut f = hfs::File::open(src).map_err(|e| hio("opening", src, e))?;
+        let attrs = attrs_for(opts, opts.mode.unwrap_or(perm));
+        let ino = match existing {
+            Some(e) if fs.read_inode(e.ino)?.is_reg() && fs.read_inode(e.ino)?.links() == 1 => {
+                fs.overwrite_file(e.ino, &attrs, &mut f).map_err(at)?;
+                e.ino
+            }
+            Some(_) => {
+                fs.unlink(parent, name)?;
+                fs.create_file(parent, name, &attrs, &mut f).map_err(at)?
+            }
+            None => fs.create_file(parent, name, &attrs, &mut f).map_err(at)?,
+        };
+        if let Some(id) = host_id(&m) {
+            links.insert(id, ino);
+        }
+        progress.tick(m.len());
+        return Ok(());
+    }
+    if existing.is_some() {
+        fs.unlink(parent, name)?;
+    }
+    if m.file_type().is_symlink() {
+        let t = hfs::read_link(src).map_err(|e| hio("reading link", src, e))?;
+        fs.symlink(parent, name, &name_bytes(t.as_os_str()), &attrs_for(opts, 0o777)).map_err(at)?;
+    } else if let Some((ft, rdev)) = host_special(&m) {
+        fs.mknod(parent, name, ft, rdev, &attrs_for(opts, perm)).map_err(at)?;
+    } else {
+        return Err(Error::Unsupported(format!("{}: unknown file type", src.display())));
+    }
+    progress.tick(0);
+    Ok(())
+}
+
+/// Write one image file to a host path (regular files keep their holes).
+pub fn get_file(fs: &Filesystem, ino: Ino, dest: &Path) -> Result<()> {
+    let inode = fs.read_inode(ino)?;
+    if inode.is_dir() {
+        return Err(Error::IsADirectory(format!("inode {ino} (use -r to copy a directory)")));
+    }
+    if let Ok(m) = hfs::symlink_metadata(dest) {
+        if m.file_type().is_symlink() {
+            hfs::remove_file(dest).map_err(|e| hio("removing", dest, e))?;
+        } else if m.is_dir() {
+            return Err(Error::IsADirectory(dest.display().to_string()));
+        }
+    }
+    let mut oo = hfs::OpenOptions::new();
+    oo.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        oo.custom_flags(0o400000); // O_NOFOLLOW on Linux
+    }
+    let f = oo.open(dest).map_err(|e| hio("creating", dest, e))?;
+    write_sparse(fs, &inode, &f, dest)?;
+    set_host_meta(&f, &inode);
+    Ok(())
+}
+
+fn write_sparse(fs: &Filesystem, inode: &crate::Inode, f: &hfs::File, dest: &Path) -> Result<()> {
+    let size = fs.for_each_data(inode, |off, data| {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileExt;
+            f.write_all_at(data, off).map_err(|e| hio("writing", dest, e))
+        }
+        #[cfg(not(unix))]
+        {
+            use std::io::{Seek, SeekFrom};
+            let mut f = f;
+            f.seek(SeekFrom::Start(off)).map_err(|e| hio("writing", dest, e))?;
+            f.write_all(data).map_err(|e| hio("writing", dest, e))
+        }
+    })?;
+    f.set_len(size).map_err(|e| hio("writing", dest, e))
+}
+
+fn set_host_meta(f: &hfs::File, inode: &crate::Inode) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = f.set_permissions(hfs::Permissions::from_mode(inode.perm() as u32));
+    }
+    let mt = inode.mtime();
+    if mt.secs >= 0 {
+        let t = std::time::UNIX_EPOCH + Duration::new(mt.secs as u64, mt.nanos);
+        let _ = f.set_modified(t);
+    }
+}
+
+/// Copy an image tree to `dest` on the host. Returns warnings for things
+/// that cannot be made without privileges (device nodes).
+pub fn get_tree(fs: &Filesystem, ino: Ino, dest: &Path) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    let mut links: HashMap<Ino, PathBuf> = HashMap::new();
+    let mut progress = Progress::new("get", 0);
+    let mut seen = std::collections::HashSet::new();
+    get_tree_inner(fs, ino, dest, &mut links, &mut warnings, &mut progress, &mut seen, 0)?;
+    progress.finish();
+    Ok(warnings)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn get_tree_inner(
+    fs: &Filesystem,
+    ino: Ino,
+    dest: &Path,
+    links: &mut HashMap<Ino, PathBuf>,
+    warnings: &mut Vec<String>,
+    progress: &mut Progress,
+    seen: &mut std::collections::HashSet<Ino>,
+    depth: u32,
+) -> Result<()> {
+    let inode = fs.read_inode(ino)?;
+    progress.tick(0);
+    match inode.file_type() {
+        FileType::Directory => {
+            if depth > 4096 || !seen.insert(ino) {
+                return Err(Error::corrupt(format!("directory loop at inode {ino}")));
+            }
+            match hfs::symlink_metadata(dest) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(Error::Invalid(format!("{} is a symlink on the host; refusing to write through it", dest.display())))
+                }
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Err(Error::Exists(format!("{} (not a directory)", dest.display()))),
+                Err(_) => hfs::create_dir(dest).map_err(|e| hio("creating", dest, e))?,
+            }
+            for e in fs.read_dir(&inode)? {
+                if e.name == b"." || e.name == b".." || e.name.contains(&b'/') || e.name.is_empty() {
+                    continue;
+                }
+                let p = dest.join(os_name(&e.name));
+                get_tree_inner(fs, e.ino, &p, links, warnings, progress, seen, depth + 1)?;
+            }
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = hfs::set_permissions(dest, hfs::Permissions::from_mode(inode.perm() as u32 | 0o700));
+            }
+            Ok(())
+        }
+        FileType::Regular => {
+            if inode.links() > 1 {
+                if let Some(first) = links.get(&ino) {
+                    let _ = hfs::remove_file(dest);
+                    return hfs::hard_link(first, dest).map_err(|e| hio("linking", dest, e));
+                }
+                links.insert(ino, dest.to_path_buf());
+            }
+            get_file(fs, ino, dest)
+        }
+        FileType::Symlink => {
+            let t = fs.read_link(&inode)?;
+            if let Ok(m) = hfs::symlink_metadata(dest) {
+                if m.is_dir() {
+                    return Err(Error::Exists(format!("{} (a directory is in the way)", dest.display())));
+                }
+                hfs::remove_file(dest).map_err(|e| hio("removing", dest, e))?;
+            }
+            #[cfg(unix)]
+            {
+                std::os::unix::fs::symlink(os_name(&t), dest).map_err(|e| hio("creating symlink", dest, e))
+            }
+            #[cfg(not(unix))]
+            {
+                warnings.push(format!("{}: symlinks are not copied on this platform", dest.display()));
+                let _ = t;
+                Ok(())
+            }
+        }
+        other => {
+            warnings.push(format!("{}: {} not copied (needs privileges on the host)", dest.display(), other.name()));
+            Ok(())
+        }
+    }
+}

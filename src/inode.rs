@@ -1,0 +1,268 @@
+//! Inodes: the raw record with typed accessors.
+
+use crate::layout::{iflag, ino, le16, le32, mode, put16, put32, FileType};
+
+/// An inode number.
+pub type Ino = u32;
+
+/// One inode, as its raw on-disk bytes (`s_inode_size` of them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inode {
+    /// Its number.
+    pub ino: Ino,
+    raw: Vec<u8>,
+}
+
+/// A timestamp: seconds since the epoch and nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Timestamp {
+    /// Seconds since 1970 (may be negative).
+    pub secs: i64,
+    /// Nanoseconds.
+    pub nanos: u32,
+}
+
+impl Timestamp {
+    /// Whole seconds, no nanoseconds.
+    pub fn from_secs(secs: i64) -> Self {
+        Timestamp { secs, nanos: 0 }
+    }
+}
+
+#[allow(missing_docs)]
+impl Inode {
+    /// Wrap raw bytes read from the inode table.
+    pub fn from_raw(ino: Ino, raw: Vec<u8>) -> Self {
+        Inode { ino, raw }
+    }
+    /// A zeroed inode of `size` bytes.
+    pub fn zeroed(ino: Ino, size: usize) -> Self {
+        Inode {
+            ino,
+            raw: vec![0; size],
+        }
+    }
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
+    }
+    pub fn raw_mut(&mut self) -> &mut [u8] {
+        &mut self.raw
+    }
+    pub fn mode(&self) -> u16 {
+        le16(&self.raw, ino::MODE)
+    }
+    pub fn set_mode(&mut self, m: u16) {
+        put16(&mut self.raw, ino::MODE, m)
+    }
+    /// Permission bits (07777).
+    pub fn perm(&self) -> u16 {
+        self.mode() & 0o7777
+    }
+    pub fn file_type(&self) -> FileType {
+        FileType::from_mode(self.mode())
+    }
+    pub fn is_dir(&self) -> bool {
+        self.mode() & mode::S_IFMT == mode::S_IFDIR
+    }
+    pub fn is_reg(&self) -> bool {
+        self.mode() & mode::S_IFMT == mode::S_IFREG
+    }
+    pub fn is_symlink(&self) -> bool {
+        self.mode() & mode::S_IFMT == mode::S_IFLNK
+    }
+    pub fn uid(&self) -> u32 {
+        le16(&self.raw, ino::UID) as u32 | (le16(&self.raw, ino::UID_HIGH) as u32) << 16
+    }
+    pub fn gid(&self) -> u32 {
+        le16(&self.raw, ino::GID) as u32 | (le16(&self.raw, ino::GID_HIGH) as u32) << 16
+    }
+    pub fn set_owner(&mut self, uid: u32, gid: u32) {
+        put16(&mut self.raw, ino::UID, uid as u16);
+        put16(&mut self.raw, ino::UID_HIGH, (uid >> 16) as u16);
+        put16(&mut self.raw, ino::GID, gid as u16);
+        put16(&mut self.raw, ino::GID_HIGH, (gid >> 16) as u16);
+    }
+    /// File size. For directories only the low 32 bits count unless
+    /// `large_dir` is in use; callers pass that in.
+    pub fn size_with(&self, dir_high: bool) -> u64 {
+        let lo = le32(&self.raw, ino::SIZE_LO) as u64;
+        if self.is_dir() && !dir_high {
+            lo
+        } else {
+            lo | (le32(&self.raw, ino::SIZE_HIGH) as u64) << 32
+        }
+    }
+    /// File size (directories: low 32 bits).
+    pub fn size(&self) -> u64 {
+        self.size_with(false)
+    }
+    pub fn set_size(&mut self, s: u64) {
+        put32(&mut self.raw, ino::SIZE_LO, s as u32);
+        put32(&mut self.raw, ino::SIZE_HIGH, (s >> 32) as u32);
+    }
+    pub fn links(&self) -> u16 {
+        le16(&self.raw, ino::LINKS)
+    }
+    pub fn set_links(&mut self, n: u16) {
+        put16(&mut self.raw, ino::LINKS, n)
+    }
+    pub fn flags(&self) -> u32 {
+        le32(&self.raw, ino::FLAGS)
+    }
+    pub fn set_flags(&mut self, f: u32) {
+        put32(&mut self.raw, ino::FLAGS, f)
+    }
+    pub fn has_flag(&self, f: u32) -> bool {
+        self.flags() & f != 0
+    }
+    /// `i_blocks` as stored (512-byte sectors, or fs blocks with HUGE_FILE).
+    pub fn blocks_raw(&self, huge_file: bool) -> u64 {
+        let mut v = le32(&self.raw, ino::BLOCKS_LO) as u64;
+        if huge_file {
+            v |= (le16(&self.raw, ino::BLOCKS_HIGH) as u64) << 32;
+        }
+        v
+    }
+    /// `i_blocks` in 512-byte sectors.
+    pub fn sectors(&self, huge_file: bool, block_size: u32) -> u64 {
+        let v = self.blocks_raw(huge_file);
+        if huge_file && self.has_flag(iflag::HUGE_FILE) {
+            v * (block_size as u64 / 512)
+        } else {
+            v
+        }
+    }
+    /// Set `i_blocks` in 512-byte sectors (ext2/3: 32 bits).
+    pub fn set_sectors(&mut self, v: u64) {
+        put32(&mut self.raw, ino::BLOCKS_LO, v as u32);
+    }
+    /// The 15 words of `i_block`.
+    pub fn block(&self, i: usize) -> u32 {
+        le32(&self.raw, ino::BLOCK + 4 * i)
+    }
+    pub fn set_block(&mut self, i: usize, v: u32) {
+        put32(&mut self.raw, ino::BLOCK + 4 * i, v)
+    }
+    /// The 60 raw bytes of `i_block`.
+    pub fn block_bytes(&self) -> &[u8] {
+        &self.raw[ino::BLOCK..ino::BLOCK + 60]
+    }
+    pub fn block_bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.raw[ino::BLOCK..ino::BLOCK + 60]
+    }
+    pub fn file_acl(&self) -> u64 {
+        le32(&self.raw, ino::FILE_ACL_LO) as u64 | (le16(&self.raw, ino::FILE_ACL_HIGH) as u64) << 32
+    }
+    pub fn set_file_acl(&mut self, b: u64) {
+        put32(&mut self.raw, ino::FILE_ACL_LO, b as u32);
+        put16(&mut self.raw, ino::FILE_ACL_HIGH, (b >> 32) as u16);
+    }
+    pub fn dtime(&self) -> u32 {
+        le32(&self.raw, ino::DTIME)
+    }
+    pub fn set_dtime(&mut self, t: u32) {
+        put32(&mut self.raw, ino::DTIME, t)
+    }
+    pub fn generation(&self) -> u32 {
+        le32(&self.raw, ino::GENERATION)
+    }
+    /// Bytes of extended inode fields in use (0 for 128-byte inodes).
+    pub fn extra_isize(&self) -> u16 {
+        if self.raw.len() > 128 {
+            le16(&self.raw, ino::EXTRA_ISIZE)
+        } else {
+            0
+        }
+    }
+    pub fn set_extra_isize(&mut self, v: u16) {
+        if self.raw.len() > 128 {
+            put16(&mut self.raw, ino::EXTRA_ISIZE, v)
+        }
+    }
+    fn has_extra(&self, off: usize) -> bool {
+        self.raw.len() > 128 && 128 + self.extra_isize() as usize >= off + 4 && off + 4 <= self.raw.len()
+    }
+    fn time(&self, off: usize, extra: Option<usize>) -> Timestamp {
+        let lo = le32(&self.raw, off) as i32 as i64;
+        match extra {
+            Some(x) if self.has_extra(x) => {
+                let e = le32(&self.raw, x);
+                let epoch = (e & 3) as i64;
+                // The extra epoch bits extend the signed 32-bit seconds.
+                let secs = lo + (epoch << 32);
+                Timestamp {
+                    secs,
+                    nanos: (e >> 2).min(999_999_999),
+                }
+            }
+            _ => Timestamp::from_secs(lo),
+        }
+    }
+    fn set_time(&mut self, off: usize, extra: Option<usize>, t: Timestamp) {
+        put32(&mut self.raw, off, t.secs as u32);
+        if let Some(x) = extra {
+            if self.has_extra(x) {
+                // Epoch bits: (secs - (i32)secs) >> 32, as the kernel encodes.
+                let epoch = ((t.secs - (t.secs as i32 as i64)) >> 32) as u32 & 3;
+                put32(&mut self.raw, x, (t.nanos << 2) | epoch);
+            }
+        }
+    }
+    pub fn atime(&self) -> Timestamp {
+        self.time(ino::ATIME, Some(ino::ATIME_EXTRA))
+    }
+    pub fn mtime(&self) -> Timestamp {
+        self.time(ino::MTIME, Some(ino::MTIME_EXTRA))
+    }
+    pub fn ctime(&self) -> Timestamp {
+        self.time(ino::CTIME, Some(ino::CTIME_EXTRA))
+    }
+    /// Creation time, if the inode has room for it.
+    pub fn crtime(&self) -> Option<Timestamp> {
+        if self.has_extra(ino::CRTIME_EXTRA) {
+            Some(self.time(ino::CRTIME, Some(ino::CRTIME_EXTRA)))
+        } else {
+            None
+        }
+    }
+    pub fn set_atime(&mut self, t: Timestamp) {
+        self.set_time(ino::ATIME, Some(ino::ATIME_EXTRA), t)
+    }
+    pub fn set_mtime(&mut self, t: Timestamp) {
+        self.set_time(ino::MTIME, Some(ino::MTIME_EXTRA), t)
+    }
+    pub fn set_ctime(&mut self, t: Timestamp) {
+        self.set_time(ino::CTIME, Some(ino::CTIME_EXTRA), t)
+    }
+    pub fn set_crtime(&mut self, t: Timestamp) {
+        if self.has_extra(ino::CRTIME_EXTRA) {
+            self.set_time(ino::CRTIME, Some(ino::CRTIME_EXTRA), t)
+        }
+    }
+    /// Device number (major, minor) of a device node.
+    pub fn rdev(&self) -> (u32, u32) {
+        let old = self.block(0);
+        if old != 0 {
+            ((old >> 8) & 0xff, old & 0xff)
+        } else {
+            let new = self.block(1);
+            ((new & 0xfff00) >> 8, (new & 0xff) | ((new >> 12) & 0xfff00))
+        }
+    }
+    /// Store a device number the way the kernel does.
+    pub fn set_rdev(&mut self, major: u32, minor: u32) {
+        if major < 256 && minor < 256 {
+            self.set_block(0, (major << 8) | minor);
+            self.set_block(1, 0);
+        } else {
+            self.set_block(0, 0);
+            self.set_block(1, (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12));
+        }
+        self.set_block(2, 0);
+    }
+    /// True when this inode's content lives in the inode itself
+    /// (fast symlink or inline data).
+    pub fn uses_extents(&self) -> bool {
+        self.has_flag(iflag::EXTENTS)
+    }
+}

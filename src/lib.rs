@@ -1,0 +1,49 @@
+//! # ext3edit
+//!
+//! Read and edit ext2/ext3/ext4 filesystem images as plain files: no root,
+//! no loop mount, no FUSE, no VM.
+//!
+//! ```no_run
+//! use ext3edit::{Filesystem, OpenOptions};
+//! let mut fs = Filesystem::open("disk.ext3".as_ref(), &OpenOptions::read_write())?;
+//! let etc = fs.resolve("/etc", true)?;
+//! let attrs = ext3edit::NewFile { perm: 0o644, ..Default::default() };
+//! fs.create_file(etc, b"resolv.conf", &attrs, &mut &b"nameserver 10.0.0.1\n"[..])?;
+//! fs.commit()?;
+//! # Ok::<(), ext3edit::Error>(())
+//! ```
+//!
+//! The engine reads every image `mke2fs` makes (ext2, ext3, ext4: indirect
+//! blocks and extents, linear and htree directories, extended attributes)
+//! and writes images with the ext2/ext3 feature sets. Images with features
+//! it cannot write are refused for writing with a message that names them.
+//!
+//! Layers, bottom up: [`device`] (bytes), [`layout`] (on-disk offsets),
+//! [`superblock`] and [`inode`] (checked records), [`fs`] (staging,
+//! allocation, commit), [`bmap`] (one block map over indirect blocks and
+//! extents), [`dir`] (directory entries), [`xattr`], [`path`] (resolution
+//! confined to the image), and [`ops`] (the operations the command line
+//! offers).
+
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod bmap;
+pub mod device;
+pub mod dir;
+pub mod error;
+pub mod file;
+pub mod fs;
+pub mod host;
+pub mod inode;
+pub mod layout;
+pub mod ops;
+pub mod path;
+pub mod superblock;
+pub mod xattr;
+
+pub use error::{Error, Result};
+pub use fs::{Filesystem, OpenOptions};
+pub use inode::{Ino, Inode, Timestamp};
+pub use layout::FileType;
+pub use ops::NewFile;

@@ -1,0 +1,435 @@
+//! Operations on files and directories inside the image, by inode and name.
+//!
+//! Each is a short list of layer calls: allocate, fill, link into the
+//! directory, fix link counts and times. Nothing reaches the image before
+//! [`Filesystem::commit`], so a failure half way leaves the image as it was.
+
+use std::collections::HashSet;
+use std::io::Read;
+
+use crate::dir::check_name;
+use crate::error::{Error, Result};
+use crate::fs::Filesystem;
+use crate::inode::{Ino, Inode, Timestamp};
+use crate::layout::{mode, FileType, ROOT_INO};
+
+/// Most hard links an ext2/ext3 inode may have (as the kernel enforces).
+pub const LINK_MAX: u16 = 32000;
+
+/// Attributes of a new file, directory, link or node.
+#[derive(Clone, Debug, Default)]
+pub struct NewFile {
+    /// Permission bits (07777).
+    pub perm: u16,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Modification time; default: the filesystem's `now`.
+    pub mtime: Option<Timestamp>,
+}
+
+impl Filesystem {
+    fn name_str(name: &[u8]) -> String {
+        String::from_utf8_lossy(name).into_owned()
+    }
+
+    /// A fresh in-memory inode with type, permissions, owner and times.
+    fn new_inode(&mut self, parent: Ino, ftype: FileType, attrs: &NewFile) -> Result<Inode> {
+        let ino = self.alloc_inode(parent, ftype)?;
+        let isz = self.superblock().inode_size as usize;
+        let mut inode = Inode::zeroed(ino, isz);
+        inode.set_mode(ftype.mode_bits() | (attrs.perm & 0o7777));
+        inode.set_owner(attrs.uid, attrs.gid);
+        if isz > 128 {
+            let want = match self.superblock().want_extra_isize() {
+                0 => 32,
+                w => w,
+            };
+            let max = (isz - 128) as u16;
+            inode.set_extra_isize(want.min(max) & !3);
+        }
+        let now = self.now();
+        inode.set_atime(now);
+        inode.set_ctime(now);
+        inode.set_mtime(attrs.mtime.unwrap_or(now));
+        inode.set_crtime(now);
+        Ok(inode)
+    }
+
+    fn check_absent(&self, dir: &Inode, name: &[u8]) -> Result<()> {
+        check_name(name)?;
+        if !self.fresh_dirs.contains(&dir.ino) && self.lookup(dir, name)?.is_some() {
+            return Err(Error::Exists(Self::name_str(name)));
+        }
+        Ok(())
+    }
+
+    fn touch_dir(&mut self, dir: Ino) -> Result<()> {
+        let mut d = self.read_inode(dir)?;
+        let now = self.now();
+        d.set_mtime(now);
+        d.set_ctime(now);
+        self.write_inode(&d)
+    }
+
+    fn dir_inode(&self, ino: Ino) -> Result<Inode> {
+        let d = self.read_inode(ino)?;
+        if !d.is_dir() {
+            return Err(Error::NotADirectory(format!("inode {ino}")));
+        }
+        Ok(d)
+    }
+
+    fn link_new(&mut self, parent: Ino, name: &[u8], inode: &Inode) -> Result<()> {
+        let mut d = self.dir_inode(parent)?;
+        self.add_entry(&mut d, name, inode.ino, inode.file_type())?;
+        self.touch_dir(parent)
+    }
+
+    /// Create a regular file `name` in directory `parent` with the bytes of
+    /// `src`. Fails if the name exists.
+    pub fn create_file(&mut self, parent: Ino, name: &[u8], attrs: &NewFile, src: &mut dyn Read) -> Result<Ino> {
+        self.ensure_writable()?;
+        let d = self.dir_inode(parent)?;
+        self.check_absent(&d, name)?;
+        let mut inode = self.new_inode(parent, FileType::Regular, attrs)?;
+        inode.set_links(1);
+        self.write_data(&mut inode, src)?;
+        self.write_inode(&inode)?;
+        self.link_new(parent, name, &inode)?;
+        Ok(inode.ino)
+    }
+
+    /// Replace the content of regular file `ino` with `src`, and set its
+    /// permissions, owner and times from `attrs` (as a new file would get).
+    pub fn overwrite_file(&mut self, ino: Ino, attrs: &NewFile, src: &mut dyn Read) -> Result<()> {
+        self.ensure_writable()?;
+        let mut inode = self.read_inode(ino)?;
+        if !inode.is_reg() {
+            return Err(Error::Invalid(format!("inode {ino} is not a regular file")));
+        }
+        self.truncate_blocks(&mut inode, 0)?;
+        inode.set_size(0);
+        self.write_data(&mut inode, src)?;
+        inode.set_mode(mode::S_IFREG | (attrs.perm & 0o7777));
+        inode.set_owner(attrs.uid, attrs.gid);
+        let now = self.now();
+        inode.set_ctime(now);
+        inode.set_mtime(attrs.mtime.unwrap_or(now));
+        self.write_inode(&inode)
+    }
+
+    /// Create directory `name` in `parent`.
+    pub fn mkdir(&mut self, parent: Ino, name: &[u8], attrs: &NewFile) -> Result<Ino> {
+        self.ensure_writable()?;
+        let mut p = self.dir_inode(parent)?;
+        self.check_absent(&p, name)?;
+        if p.links() >= LINK_MAX {
+            return Err(Error::Invalid(format!("directory inode {parent} has too many subdirectories")));
+        }
+        let mut inode = self.new_inode(parent, FileType::Directory, attrs)?;
+        inode.set_links(2);
+        let block = self.new_dir_block(inode.ino, parent);
+        let mut goal = self.data_goal(inode.ino);
+        let b = self.map_new_block(&mut inode, 0, &mut goal)?;
+        self.write_meta_block(b, &block)?;
+        inode.set_size(self.block_size() as u64);
+        self.write_inode(&inode)?;
+        self.add_entry(&mut p, name, inode.ino, FileType::Directory)?;
+        let mut p = self.read_inode(parent)?;
+        p.set_links(p.links() + 1);
+        let now = self.now();
+        p.set_mtime(now);
+        p.set_ctime(now);
+        self.write_inode(&p)?;
+        self.fresh_dirs.insert(inode.ino);
+        Ok(inode.ino)
+    }
+
+    /// Create a symbolic link `name` -> `target`.
+    pub fn symlink(&mut self, parent: Ino, name: &[u8], target: &[u8], attrs: &NewFile) -> Result<Ino> {
+        self.ensure_writable()?;
+        if target.is_empty() || target.len() >= self.block_size().min(4096) || target.contains(&0) {
+            return Err(Error::Invalid(format!(
+                "symlink target must be 1 to {} bytes without NUL",
+                self.block_size().min(4096) - 1
+            )));
+        }
+        let d = self.dir_inode(parent)?;
+        self.check_absent(&d, name)?;
+        let a = NewFile { perm: 0o777, ..attrs.clone() };
+        let mut inode = self.new_inode(parent, FileType::Symlink, &a)?;
+        inode.set_links(1);
+        if target.len() < 60 {
+            inode.block_bytes_mut()[..target.len()].copy_from_slice(target);
+            inode.set_size(target.len() as u64);
+        } else {
+            let mut src = target;
+            self.write_data(&mut inode, &mut src)?;
+        }
+        self.write_inode(&inode)?;
+        self.link_new(parent, name, &inode)?;
+        Ok(inode.ino)
+    }
+
+    /// Create a device node, fifo or socket.
+    pub fn mknod(&mut self, parent: Ino, name: &[u8], ftype: FileType, rdev: (u32, u32), attrs: &NewFile) -> Result<Ino> {
+        self.ensure_writable()?;
+        if !matches!(ftype, FileType::CharDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket) {
+            return Err(Error::Invalid("mknod makes device nodes, fifos and sockets only".into()));
+        }
+        let d = self.dir_inode(parent)?;
+        self.check_absent(&d, name)?;
+        let mut inode = self.new_inode(parent, ftype, attrs)?;
+        inode.set_links(1);
+        if matches!(ftype, FileType::CharDevice | FileType::BlockDevice) {
+            inode.set_rdev(rdev.0, rdev.1);
+        }
+        self.write_inode(&inode)?;
+        self.link_new(parent, name, &inode)?;
+        Ok(inode.ino)
+    }
+
+    /// Add a hard link `name` in `parent` to existing inode `ino`.
+    pub fn link(&mut self, ino: Ino, parent: Ino, name: &[u8]) -> Result<()> {
+        self.ensure_writable()?;
+        let mut inode = self.read_inode(ino)?;
+        if inode.is_dir() {
+            return Err(Error::IsADirectory(format!("inode {ino}: hard links to directories are not allowed")));
+        }
+        if inode.links() >= LINK_MAX {
+            return Err(Error::Invalid(format!("inode {ino} has too many links")));
+        }
+        let d = self.dir_inode(parent)?;
+        self.check_absent(&d, name)?;
+        inode.set_links(inode.links() + 1);
+        inode.set_ctime(self.now());
+        self.write_inode(&inode)?;
+        self.link_new(parent, name, &inode)
+    }
+
+    /// Drop one link of `ino`; free it when no link is left.
+    fn drop_link(&mut self, ino: Ino) -> Result<()> {
+        let mut inode = self.read_inode(ino)?;
+        let links = inode.links();
+        if links > 1 && !inode.is_dir() {
+            inode.set_links(links - 1);
+            inode.set_ctime(self.now());
+            return self.write_inode(&inode);
+        }
+        self.release_inode(inode)
+    }
+
+    /// Free an inode and everything it owns.
+    fn release_inode(&mut self, mut inode: Inode) -> Result<()> {
+        let was_dir = inode.is_dir();
+        self.truncate_blocks(&mut inode, 0)?;
+        self.release_xattr_block(&mut inode)?;
+        inode.set_links(0);
+        inode.set_size(0);
+        inode.set_dtime(self.now().secs.clamp(1, u32::MAX as i64) as u32);
+        self.write_inode(&inode)?;
+        self.free_inode(inode.ino, was_dir)?;
+        self.dir_room_hint.remove(&inode.ino);
+        self.fresh_dirs.remove(&inode.ino);
+        Ok(())
+    }
+
+    /// Remove a non-directory entry.
+    pub fn unlink(&mut self, parent: Ino, name: &[u8]) -> Result<()> {
+        self.ensure_writable()?;
+        let mut d = self.dir_inode(parent)?;
+        let e = self.lookup(&d, name)?.ok_or_else(|| Error::NotFound(Self::name_str(name)))?;
+        let inode = self.read_inode(e.ino)?;
+        if inode.is_dir() {
+            return Err(Error::IsADirectory(Self::name_str(name)));
+        }
+        self.remove_entry(&mut d, name)?;
+        self.drop_link(e.ino)?;
+        self.touch_dir(parent)
+    }
+
+    /// Remove an empty directory.
+    pub fn rmdir(&mut self, parent: Ino, name: &[u8]) -> Result<()> {
+        self.ensure_writable()?;
+        let mut d = self.dir_inode(parent)?;
+        let e = self.lookup(&d, name)?.ok_or_else(|| Error::NotFound(Self::name_str(name)))?;
+        if name == b"." || name == b".." {
+            return Err(Error::Invalid("cannot remove . or ..".into()));
+        }
+        let inode = self.read_inode(e.ino)?;
+        if !inode.is_dir() {
+            return Err(Error::NotADirectory(Self::name_str(name)));
+        }
+        if e.ino == ROOT_INO {
+            return Err(Error::Invalid("cannot remove the root directory".into()));
+        }
+        if !self.dir_is_empty(&inode)? {
+            return Err(Error::NotEmpty(Self::name_str(name)));
+        }
+        self.remove_entry(&mut d, name)?;
+        self.release_inode(inode)?;
+        let mut p = self.read_inode(parent)?;
+        p.set_links(p.links().saturating_sub(1).max(2));
+        let now = self.now();
+        p.set_mtime(now);
+        p.set_ctime(now);
+        self.write_inode(&p)
+    }
+
+    /// Remove `name` and, for a directory, everything below it.
+    pub fn remove_tree(&mut self, parent: Ino, name: &[u8]) -> Result<()> {
+        let mut seen = HashSet::new();
+        self.remove_tree_inner(parent, name, &mut seen, 0)
+    }
+
+    fn remove_tree_inner(&mut self, parent: Ino, name: &[u8], seen: &mut HashSet<Ino>, depth: u32) -> Result<()> {
+        let d = self.dir_inode(parent)?;
+        let e = self.lookup(&d, name)?.ok_or_else(|| Error::NotFound(Self::name_str(name)))?;
+        let inode = self.read_inode(e.ino)?;
+        if !inode.is_dir() {
+            return self.unlink(parent, name);
+        }
+        if depth > 4096 || !seen.insert(e.ino) {
+            return Err(Error::corrupt(format!("directory loop at inode {}", e.ino)));
+        }
+        let children = self.read_dir(&inode)?;
+        for c in children {
+            if c.name == b"." || c.name == b".." {
+                continue;
+            }
+            self.remove_tree_inner(e.ino, &c.name, seen, depth + 1)?;
+        }
+        self.rmdir(parent, name)
+    }
+
+    /// True if directory `anc` is `ino` or one of its ancestors.
+    fn is_ancestor(&self, anc: Ino, mut ino: Ino) -> Result<bool> {
+        for _ in 0..65536 {
+            if ino == anc {
+                return Ok(true);
+            }
+            if ino == ROOT_INO {
+                return Ok(false);
+            }
+            let d = self.dir_inode(ino)?;
+            let up = self.lookup(&d, b"..")?.ok_or_else(|| Error::corrupt(format!("directory inode {ino} has no .. entry")))?;
+            ino = up.ino;
+        }
+        Err(Error::corrupt("directory loop while walking up"))
+    }
+
+    /// Move `sname` of `sparent` to `dname` of `dparent`, replacing a
+    /// destination file (or empty directory) as rename(2) does.
+    pub fn rename(&mut self, sparent: Ino, sname: &[u8], dparent: Ino, dname: &[u8]) -> Result<()> {
+        self.ensure_writable()?;
+        check_name(dname)?;
+        let sd = self.dir_inode(sparent)?;
+        let se = self.lookup(&sd, sname)?.ok_or_else(|| Error::NotFound(Self::name_str(sname)))?;
+        if sname == b"." || sname == b".." {
+            return Err(Error::Invalid("cannot move . or ..".into()));
+        }
+        let src = self.read_inode(se.ino)?;
+        let is_dir = src.is_dir();
+        let dd = self.dir_inode(dparent)?;
+        if is_dir && self.is_ancestor(se.ino, dparent)? {
+            return Err(Error::Invalid(format!(
+                "cannot move directory {} into itself",
+                Self::name_str(sname)
+            )));
+        }
+        let existing = self.lookup(&dd, dname)?;
+        if let Some(de) = &existing {
+            if de.ino == se.ino {
+                return Ok(()); // same file: nothing to do
+            }
+            let dst = self.read_inode(de.ino)?;
+            match (is_dir, dst.is_dir()) {
+                (true, true) => {
+                    if !self.dir_is_empty(&dst)? {
+                        return Err(Error::NotEmpty(Self::name_str(dname)));
+                    }
+                }
+                (true, false) => return Err(Error::NotADirectory(Self::name_str(dname))),
+                (false, true) => return Err(Error::IsADirectory(Self::name_str(dname))),
+                (false, false) => {}
+            }
+            self.retarget_entry(&dd, dname, se.ino, src.file_type())?;
+            if dst.is_dir() {
+                self.release_inode(dst)?;
+                let mut p = self.read_inode(dparent)?;
+                p.set_links(p.links().saturating_sub(1).max(2));
+                self.write_inode(&p)?;
+            } else {
+                self.drop_link(de.ino)?;
+            }
+        } else {
+            if is_dir && sparent != dparent && dd.links() >= LINK_MAX {
+                return Err(Error::Invalid(format!("directory inode {dparent} has too many subdirectories")));
+            }
+            let mut dd = dd;
+            self.add_entry(&mut dd, dname, se.ino, src.file_type())?;
+        }
+        let mut sd = self.read_inode(sparent)?;
+        self.remove_entry(&mut sd, sname)?;
+        if is_dir && sparent != dparent {
+            let moved = self.read_inode(se.ino)?;
+            self.retarget_entry(&moved, b"..", dparent, FileType::Directory)?;
+            let mut s = self.read_inode(sparent)?;
+            s.set_links(s.links().saturating_sub(1).max(2));
+            self.write_inode(&s)?;
+            let mut d = self.read_inode(dparent)?;
+            d.set_links(d.links() + 1);
+            self.write_inode(&d)?;
+        }
+        let now = self.now();
+        let mut m = self.read_inode(se.ino)?;
+        m.set_ctime(now);
+        self.write_inode(&m)?;
+        self.touch_dir(sparent)?;
+        if dparent != sparent {
+            self.touch_dir(dparent)?;
+        }
+        Ok(())
+    }
+
+    /// Set permission bits.
+    pub fn set_perm(&mut self, ino: Ino, perm: u16) -> Result<()> {
+        self.ensure_writable()?;
+        let mut i = self.read_inode(ino)?;
+        i.set_mode((i.mode() & mode::S_IFMT) | (perm & 0o7777));
+        i.set_ctime(self.now());
+        self.write_inode(&i)
+    }
+
+    /// Set owner and group.
+    pub fn set_owner(&mut self, ino: Ino, uid: u32, gid: u32) -> Result<()> {
+        self.ensure_writable()?;
+        let mut i = self.read_inode(ino)?;
+        i.set_owner(uid, gid);
+        i.set_ctime(self.now());
+        self.write_inode(&i)
+    }
+
+    /// Set access and/or modification time.
+    pub fn set_times(&mut self, ino: Ino, atime: Option<Timestamp>, mtime: Option<Timestamp>) -> Result<()> {
+        self.ensure_writable()?;
+        let mut i = self.read_inode(ino)?;
+        if let Some(t) = atime {
+            i.set_atime(t);
+        }
+        if let Some(t) = mtime {
+            i.set_mtime(t);
+        }
+        i.set_ctime(self.now());
+        self.write_inode(&i)
+    }
+
+    /// Change a regular file's size (by inode number).
+    pub fn truncate_ino(&mut self, ino: Ino, size: u64) -> Result<()> {
+        self.ensure_writable()?;
+        let mut i = self.read_inode(ino)?;
+        self.truncate(&mut i, size)
+    }
+}

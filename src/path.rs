@@ -1,0 +1,113 @@
+//! Path resolution inside the image.
+//!
+//! Paths are resolved against the image's own root, never the host's: `..`
+//! at the root stays at the root, and a symbolic link's target (absolute or
+//! relative) is resolved inside the image too. `..` is taken from the stack
+//! of directories walked, not from the on-disk `..` entries, so a corrupt
+//! `..` cannot lead anywhere unexpected. At most 40 links are followed.
+
+use std::collections::VecDeque;
+
+use crate::error::{Error, Result};
+use crate::fs::Filesystem;
+use crate::inode::Ino;
+use crate::layout::ROOT_INO;
+
+/// Links followed before giving up, as Linux does.
+pub const MAX_SYMLINKS: u32 = 40;
+
+fn components(path: &[u8]) -> VecDeque<Vec<u8>> {
+    path.split(|&c| c == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .map(|c| c.to_vec())
+        .collect()
+}
+
+/// Split a path into (parent part, last component).
+pub fn split_last(path: &str) -> Option<(&str, &str)> {
+    let t = path.trim_end_matches('/');
+    if t.is_empty() {
+        return None;
+    }
+    match t.rfind('/') {
+        Some(i) => Some((if i == 0 { "/" } else { &t[..i] }, &t[i + 1..])),
+        None => Some(("/", t)),
+    }
+}
+
+impl Filesystem {
+    /// Resolve `path` to an inode. With `follow_final`, a symlink as last
+    /// component is followed too.
+    pub fn resolve(&self, path: &str, follow_final: bool) -> Result<Ino> {
+        self.resolve_bytes(path.as_bytes(), follow_final)
+            .map_err(|e| match e {
+                Error::NotFound(_) => Error::NotFound(path.to_string()),
+                Error::NotADirectory(_) => Error::NotADirectory(path.to_string()),
+                other => other.at(path),
+            })
+    }
+
+    fn resolve_bytes(&self, path: &[u8], follow_final: bool) -> Result<Ino> {
+        let mut stack: Vec<Ino> = vec![ROOT_INO];
+        let mut todo = components(path);
+        let mut links = 0;
+        while let Some(c) = todo.pop_front() {
+            if c == b".." {
+                if stack.len() > 1 {
+                    stack.pop();
+                }
+                continue;
+            }
+            let cur = *stack.last().unwrap();
+            let dir = self.read_inode(cur)?;
+            if !dir.is_dir() {
+                return Err(Error::NotADirectory(String::new()));
+            }
+            let Some(e) = self.lookup(&dir, &c)? else {
+                return Err(Error::NotFound(String::new()));
+            };
+            let is_last = todo.is_empty();
+            let inode = self.read_inode(e.ino)?;
+            if inode.is_symlink() && (!is_last || follow_final) {
+                links += 1;
+                if links > MAX_SYMLINKS {
+                    return Err(Error::Invalid("too many levels of symbolic links".into()));
+                }
+                let target = self.read_link(&inode)?;
+                if target.first() == Some(&b'/') {
+                    stack.truncate(1);
+                }
+                let mut t = components(&target);
+                t.extend(todo);
+                todo = t;
+                continue;
+            }
+            stack.push(e.ino);
+        }
+        Ok(*stack.last().unwrap())
+    }
+
+    /// Resolve the parent directory of `path` (following links) and return
+    /// it with the last component's name.
+    pub fn resolve_parent(&self, path: &str) -> Result<(Ino, Vec<u8>)> {
+        let (parent, name) = split_last(path)
+            .ok_or_else(|| Error::Invalid(format!("{path}: the root directory has no parent")))?;
+        if name == "." || name == ".." {
+            return Err(Error::Invalid(format!("{path}: path must not end in . or ..")));
+        }
+        let p = self.resolve(parent, true)?;
+        if !self.read_inode(p)?.is_dir() {
+            return Err(Error::NotADirectory(parent.to_string()));
+        }
+        Ok((p, name.as_bytes().to_vec()))
+    }
+
+    /// Like [`Self::resolve`], but `Ok(None)` when the path does not exist.
+    pub fn try_resolve(&self, path: &str, follow_final: bool) -> Result<Option<Ino>> {
+        match self.resolve(path, follow_final) {
+            Ok(i) => Ok(Some(i)),
+            Err(Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
