@@ -1,0 +1,380 @@
+//! Output of the read-only commands: info, ls, stat (text and JSON).
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::Path;
+
+use ext3edit::dir::DirEntry;
+use ext3edit::layout::{feature, FileType};
+use ext3edit::{Error, Filesystem, Ino, Inode, Timestamp};
+use serde_json::{json, Value};
+
+use super::{join, R};
+
+fn out(s: &str) -> R<()> {
+    let mut o = std::io::stdout().lock();
+    o.write_all(s.as_bytes()).map_err(|e| Error::io("writing output", e))?;
+    Ok(())
+}
+
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719468;
+    let era = if z >= 0 { z } else { z - 146096 } / 146097;
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// "YYYY-MM-DD HH:MM:SS" in UTC.
+pub fn fmt_time(t: Timestamp) -> String {
+    let days = t.secs.div_euclid(86400);
+    let rem = t.secs.rem_euclid(86400);
+    let (y, m, d) = civil(days);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+fn mode_string(inode: &Inode) -> String {
+    let m = inode.mode();
+    let mut s = String::new();
+    s.push(inode.file_type().letter());
+    let bits = [
+        (0o400, 'r'), (0o200, 'w'), (0o100, 'x'),
+        (0o040, 'r'), (0o020, 'w'), (0o010, 'x'),
+        (0o004, 'r'), (0o002, 'w'), (0o001, 'x'),
+    ];
+    for (i, (b, c)) in bits.iter().enumerate() {
+        let set = m & b != 0;
+        let special = match i {
+            2 => m & 0o4000 != 0,
+            5 => m & 0o2000 != 0,
+            8 => m & 0o1000 != 0,
+            _ => false,
+        };
+        s.push(match (set, special, i) {
+            (_, false, _) if set => *c,
+            (false, false, _) => '-',
+            (true, true, 8) => 't',
+            (false, true, 8) => 'T',
+            (true, true, _) => 's',
+            (false, true, _) => 'S',
+            _ => '-',
+        });
+    }
+    s
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+pub fn info(fs: &Filesystem, image: &Path, json: bool) -> R<()> {
+    let sb = fs.superblock();
+    let kind = if sb.has_incompat(feature::INCOMPAT_EXTENTS)
+        || sb.has_incompat(feature::INCOMPAT_64BIT)
+        || sb.has_incompat(feature::INCOMPAT_FLEX_BG)
+        || sb.has_ro_compat(feature::RO_COMPAT_METADATA_CSUM)
+        || sb.has_ro_compat(feature::RO_COMPAT_HUGE_FILE)
+        || sb.has_ro_compat(feature::RO_COMPAT_GDT_CSUM)
+    {
+        "ext4"
+    } else if sb.has_compat(feature::COMPAT_HAS_JOURNAL) {
+        "ext3"
+    } else {
+        "ext2"
+    };
+    let state = match sb.state() & 3 {
+        1 => "clean",
+        0 => "not clean",
+        _ => "with errors",
+    };
+    let journal = if !sb.has_compat(feature::COMPAT_HAS_JOURNAL) {
+        "none".to_string()
+    } else if sb.journal_inum() != 0 {
+        format!("internal (inode {})", sb.journal_inum())
+    } else {
+        format!("external (device {:#x})", sb.journal_dev())
+    };
+    let features = sb.feature_names();
+    let v = json!({
+        "image": image.display().to_string(),
+        "type": kind,
+        "label": sb.label(),
+        "uuid": sb.uuid(),
+        "revision": sb.rev_level(),
+        "block_size": sb.block_size,
+        "blocks": sb.blocks_count,
+        "free_blocks": sb.free_blocks(),
+        "reserved_blocks": sb.reserved_blocks(),
+        "inodes": sb.inodes_count,
+        "free_inodes": sb.free_inodes(),
+        "inode_size": sb.inode_size,
+        "first_inode": sb.first_ino,
+        "groups": sb.group_count,
+        "blocks_per_group": sb.blocks_per_group,
+        "inodes_per_group": sb.inodes_per_group,
+        "features": features,
+        "state": state,
+        "needs_recovery": fs.needs_recovery(),
+        "journal": journal,
+        "last_mounted_on": sb.last_mounted(),
+        "created": sb.mkfs_time(),
+        "last_written": sb.wtime(),
+        "last_mounted": sb.mtime(),
+        "mount_count": sb.mnt_count(),
+        "writable": fs.write_refusal().is_none(),
+        "write_refusal": fs.write_refusal(),
+    });
+    if json {
+        return out(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()));
+    }
+    let bs = sb.block_size as u64;
+    let mib = |b: u64| (b * bs) as f64 / 1048576.0;
+    let mut s = String::new();
+    s += &format!("Image:            {}\n", image.display());
+    s += &format!("Filesystem:       {kind} (revision {})\n", sb.rev_level());
+    s += &format!("Label:            {}\n", if sb.label().is_empty() { "<none>".into() } else { sb.label() });
+    s += &format!("UUID:             {}\n", sb.uuid());
+    s += &format!("Block size:       {bs}\n");
+    s += &format!("Blocks:           {} ({:.1} MiB), {} free ({:.1} MiB), {} reserved\n", sb.blocks_count, mib(sb.blocks_count), sb.free_blocks(), mib(sb.free_blocks()), sb.reserved_blocks());
+    s += &format!("Inodes:           {}, {} free, {} bytes each\n", sb.inodes_count, sb.free_inodes(), sb.inode_size);
+    s += &format!("Groups:           {} ({} blocks, {} inodes each)\n", sb.group_count, sb.blocks_per_group, sb.inodes_per_group);
+    s += &format!("Features:         {}\n", features.join(" "));
+    s += &format!("State:            {state}{}\n", if fs.needs_recovery() { ", journal needs recovery" } else { "" });
+    s += &format!("Journal:          {journal}\n");
+    s += &format!("Created:          {}\n", fmt_time(Timestamp::from_secs(sb.mkfs_time() as i64)));
+    s += &format!("Last written:     {}\n", fmt_time(Timestamp::from_secs(sb.wtime() as i64)));
+    s += &format!("Writable:         {}\n", match fs.write_refusal() { None => "yes".to_string(), Some(w) => format!("no: {w}") });
+    out(&s)
+}
+
+fn entry_json(fs: &Filesystem, path: &str, name: &str, ino: Ino) -> Value {
+    match fs.read_inode(ino) {
+        Ok(i) => {
+            let mut v = json!({
+                "path": path,
+                "name": name,
+                "ino": ino,
+                "type": i.file_type().name(),
+                "mode": format!("{:04o}", i.perm()),
+                "links": i.links(),
+                "uid": i.uid(),
+                "gid": i.gid(),
+                "size": i.size_with(false),
+                "mtime": i.mtime().secs,
+            });
+            if i.is_symlink() {
+                if let Ok(t) = fs.read_link(&i) {
+                    v["target"] = json!(lossy(&t));
+                }
+            }
+            if matches!(i.file_type(), FileType::CharDevice | FileType::BlockDevice) {
+                let (ma, mi) = i.rdev();
+                v["rdev"] = json!([ma, mi]);
+            }
+            v
+        }
+        Err(e) => json!({"path": path, "name": name, "ino": ino, "error": e.to_string()}),
+    }
+}
+
+fn long_line(fs: &Filesystem, name: &str, ino: Ino) -> String {
+    match fs.read_inode(ino) {
+        Ok(i) => {
+            let size = match i.file_type() {
+                FileType::CharDevice | FileType::BlockDevice => {
+                    let (a, b) = i.rdev();
+                    format!("{a}, {b}")
+                }
+                _ => i.size_with(false).to_string(),
+            };
+            let mut line = format!(
+                "{} {:>3} {:>5} {:>5} {:>10} {} {}",
+                mode_string(&i),
+                i.links(),
+                i.uid(),
+                i.gid(),
+                size,
+                &fmt_time(i.mtime())[..16],
+                name
+            );
+            if i.is_symlink() {
+                if let Ok(t) = fs.read_link(&i) {
+                    line += &format!(" -> {}", lossy(&t));
+                }
+            }
+            line
+        }
+        Err(e) => format!("?????????? {name} ({e})"),
+    }
+}
+
+pub fn ls(fs: &Filesystem, path: &str, long: bool, recursive: bool, all: bool, json: bool) -> R<()> {
+    // Like ls: a symlink to a directory is listed as the directory unless -l.
+    let ino = match fs.resolve(path, !long) {
+        Ok(i) => i,
+        Err(e) => return Err(e.into()),
+    };
+    let inode = fs.read_inode(ino)?;
+    let inode = if long && inode.is_symlink() && path.ends_with('/') {
+        fs.read_inode(fs.resolve(path, true)?)?
+    } else {
+        inode
+    };
+    if !inode.is_dir() {
+        let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or(path).to_string();
+        if json {
+            return out(&format!("{}\n", serde_json::to_string_pretty(&json!([entry_json(fs, path, &name, inode.ino)])).unwrap_or_default()));
+        }
+        return out(&format!("{}\n", if long { long_line(fs, path, inode.ino) } else { path.to_string() }));
+    }
+    let mut text = String::new();
+    let mut items: Vec<Value> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut errors = Vec::new();
+    let mut stack: Vec<(String, Ino)> = vec![(path.to_string(), inode.ino)];
+    let mut first = true;
+    while let Some((dpath, dino)) = stack.pop() {
+        if !seen.insert(dino) {
+            errors.push(format!("{dpath}: directory loop (inode {dino} already listed)"));
+            continue;
+        }
+        let entries: Vec<DirEntry> = match fs.read_inode(dino).and_then(|d| fs.read_dir(&d)) {
+            Ok(e) => e,
+            Err(e) => {
+                if first {
+                    return Err(e.at(&dpath).into());
+                }
+                errors.push(format!("{dpath}: {e}"));
+                continue;
+            }
+        };
+        let mut entries: Vec<DirEntry> = entries.into_iter().filter(|e| all || (e.name != b"." && e.name != b"..")).collect();
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        if recursive && !json {
+            if !first {
+                text.push('\n');
+            }
+            text += &format!("{dpath}:\n");
+        }
+        first = false;
+        let mut subdirs = Vec::new();
+        for e in &entries {
+            let name = lossy(&e.name);
+            let p = join(&dpath, &name);
+            if json {
+                items.push(entry_json(fs, &p, &name, e.ino));
+            } else if long {
+                text += &long_line(fs, &name, e.ino);
+                text.push('\n');
+            } else {
+                text += &name;
+                text.push('\n');
+            }
+            if recursive && e.name != b"." && e.name != b".." {
+                let is_dir = match e.ftype {
+                    FileType::Directory => true,
+                    FileType::Unknown => fs.read_inode(e.ino).map(|i| i.is_dir()).unwrap_or(false),
+                    _ => false,
+                };
+                if is_dir {
+                    subdirs.push((p, e.ino));
+                }
+            }
+        }
+        for s in subdirs.into_iter().rev() {
+            stack.push(s);
+        }
+    }
+    if json {
+        text = format!("{}\n", serde_json::to_string_pretty(&Value::Array(items)).unwrap_or_default());
+    }
+    out(&text)?;
+    for e in &errors {
+        eprintln!("ext3edit: {e}");
+    }
+    if !errors.is_empty() {
+        return Err(super::Fail { code: 1, msg: format!("{} director{} could not be listed", errors.len(), if errors.len() == 1 { "y" } else { "ies" }) });
+    }
+    Ok(())
+}
+
+pub fn stat(fs: &Filesystem, path: &str, ino: Ino, json: bool) -> R<()> {
+    let i = fs.read_inode(ino)?;
+    let huge = fs.superblock().has_ro_compat(feature::RO_COMPAT_HUGE_FILE);
+    let sectors = i.sectors(huge, fs.superblock().block_size);
+    let xattrs = fs.xattrs(&i).map_err(|e| e.at(path))?;
+    let runs = if matches!(i.file_type(), FileType::Regular | FileType::Directory | FileType::Symlink) {
+        let nb = i.size_with(false).div_ceil(fs.block_size() as u64);
+        fs.block_runs(&i, nb).map_err(|e| e.at(path))?
+    } else {
+        Vec::new()
+    };
+    let target = if i.is_symlink() { Some(lossy(&fs.read_link(&i).map_err(|e| e.at(path))?)) } else { None };
+    let xv: Vec<Value> = xattrs
+        .iter()
+        .map(|x| match std::str::from_utf8(&x.value) {
+            Ok(s) if !s.trim_end_matches('\0').contains('\0') => json!({"name": x.name, "value": s.trim_end_matches('\0')}),
+            _ => json!({"name": x.name, "hex": x.value.iter().map(|b| format!("{b:02x}")).collect::<String>()}),
+        })
+        .collect();
+    let t = |ts: Timestamp| json!({"secs": ts.secs, "nanos": ts.nanos});
+    let mut v = json!({
+        "path": path,
+        "ino": ino,
+        "type": i.file_type().name(),
+        "mode": format!("{:04o}", i.perm()),
+        "uid": i.uid(),
+        "gid": i.gid(),
+        "size": i.size_with(false),
+        "links": i.links(),
+        "sectors": sectors,
+        "flags": format!("{:#x}", i.flags()),
+        "generation": i.generation(),
+        "atime": t(i.atime()),
+        "mtime": t(i.mtime()),
+        "ctime": t(i.ctime()),
+        "crtime": i.crtime().map(t),
+        "xattr_block": i.file_acl(),
+        "xattrs": xv,
+        "extents": runs.iter().map(|r| json!({"logical": r.lblk, "physical": r.pblk, "length": r.len, "unwritten": r.uninit})).collect::<Vec<_>>(),
+    });
+    if let Some(tg) = &target {
+        v["target"] = json!(tg);
+    }
+    if matches!(i.file_type(), FileType::CharDevice | FileType::BlockDevice) {
+        let (a, b) = i.rdev();
+        v["rdev"] = json!([a, b]);
+    }
+    if json {
+        return out(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()));
+    }
+    let mut s = String::new();
+    s += &format!("  File: {path}{}\n", target.as_ref().map(|t| format!(" -> {t}")).unwrap_or_default());
+    s += &format!("  Type: {}   Inode: {ino}   Links: {}\n", i.file_type().name(), i.links());
+    s += &format!("  Size: {}   Sectors: {sectors}   Flags: {:#x}\n", i.size_with(false), i.flags());
+    s += &format!("Access: ({:04o}/{})  Uid: {}  Gid: {}\n", i.perm(), mode_string(&i), i.uid(), i.gid());
+    if let Some((a, b)) = v.get("rdev").and_then(|r| r.as_array()).map(|r| (r[0].clone(), r[1].clone())) {
+        s += &format!("Device: {a}, {b}\n");
+    }
+    s += &format!("Access: {}.{:09}\n", fmt_time(i.atime()), i.atime().nanos);
+    s += &format!("Modify: {}.{:09}\n", fmt_time(i.mtime()), i.mtime().nanos);
+    s += &format!("Change: {}.{:09}\n", fmt_time(i.ctime()), i.ctime().nanos);
+    if let Some(c) = i.crtime() {
+        s += &format!(" Birth: {}.{:09}\n", fmt_time(c), c.nanos);
+    }
+    if !runs.is_empty() {
+        let shown: Vec<String> = runs.iter().take(20).map(|r| {
+            if r.len == 1 { format!("({}):{}", r.lblk, r.pblk) } else { format!("({}-{}):{}-{}", r.lblk, r.lblk + r.len - 1, r.pblk, r.pblk + r.len - 1) }
+        }).collect();
+        s += &format!("Blocks: {}{}\n", shown.join(", "), if runs.len() > 20 { format!(", ... ({} runs)", runs.len()) } else { String::new() });
+    }
+    for x in &xv {
+        s += &format!("Xattr: {} = {}\n", x["name"].as_str().unwrap_or(""), x.get("value").or(x.get("hex")).and_then(|v| v.as_str()).unwrap_or(""));
+    }
+    out(&s)
+}
