@@ -124,6 +124,20 @@ fn hio(what: &str, p: &Path, e: std::io::Error) -> Error {
     Error::io(format!("{what} {}", p.display()), e)
 }
 
+/// Bytes of a host file that hold data: its size, or less when the file
+/// is sparse on the host.
+pub fn host_data_len(m: &hfs::Metadata) -> u64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        m.len().min(m.blocks().saturating_mul(512))
+    }
+    #[cfg(not(unix))]
+    {
+        m.len()
+    }
+}
+
 /// What a host tree will need: (inodes, blocks, entries).
 pub fn measure_host(fs: &Filesystem, p: &Path, follow_top: bool) -> Result<(u64, u64, u64)> {
     let m = if follow_top { hfs::metadata(p) } else { hfs::symlink_metadata(p) }.map_err(|e| hio("reading", p, e))?;
@@ -141,7 +155,7 @@ pub fn measure_host(fs: &Filesystem, p: &Path, follow_top: bool) -> Result<(u64,
         acc.1 += (acc.2 * 24).div_ceil(bs) / 2;
         Ok(acc)
     } else if m.is_file() {
-        Ok((1, fs.blocks_needed(m.len().div_ceil(bs)), 1))
+        Ok((1, fs.blocks_needed(host_data_len(&m).div_ceil(bs)), 1))
     } else if m.file_type().is_symlink() {
         let len = hfs::read_link(p).map(|t| name_bytes(t.as_os_str()).len()).unwrap_or(0);
         Ok((1, if len >= 60 { 1 } else { 0 }, 1))
@@ -175,7 +189,7 @@ pub fn put_file(fs: &mut Filesystem, src: &Path, parent: Ino, name: &[u8], opts:
     }
     let mut f = hfs::File::open(src).map_err(|e| hio("opening", src, e))?;
     let attrs = attrs_for(opts, opts.mode.unwrap_or(host_perm(&m)));
-    put_reader(fs, &mut f, m.len(), parent, name, &attrs)
+    put_reader(fs, &mut f, host_data_len(&m), parent, name, &attrs)
 }
 
 /// Create or overwrite `name` in `parent` from a reader.

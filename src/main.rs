@@ -202,8 +202,11 @@ enum Cmd {
         path: String,
     },
     /// Change owner and group.
-    #[command(after_help = "Example:\n  ext3edit chown disk.ext3 500:500 /home/alice")]
+    #[command(after_help = "Example:\n  ext3edit chown disk.ext3 500:500 /home/alice", disable_help_flag = true)]
     Chown {
+        /// Print help.
+        #[arg(long, action = clap::ArgAction::Help)]
+        help: Option<bool>,
         /// The image file.
         image: PathBuf,
         /// UID:GID (or UID alone to keep the group).
@@ -626,7 +629,7 @@ fn run(cli: Cli) -> R<()> {
             fs.set_perm(ino, m).map_err(|e| e.at(&path))?;
             commit(fs)
         }
-        Cmd::Chown { image, owner, path, no_deref } => {
+        Cmd::Chown { image, owner, path, no_deref, .. } => {
             let (u, g) = parse_owner(&owner)?;
             let mut fs = open(&image, true, ns)?;
             let ino = fs.resolve(&path, !no_deref)?;
