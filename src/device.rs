@@ -7,7 +7,8 @@
 //! decompressed into memory). A compressed image read chunk by chunk can
 //! implement the same trait later.
 //!
-//! This is the only file of the crate with `unsafe` code: the memory map.
+//! This is the only file of the crate with `unsafe` code: the memory map,
+//! and `lseek(SEEK_DATA)` for sparse copies.
 
 use std::fs::File;
 use std::io;
@@ -135,7 +136,14 @@ impl FileDevice {
             // cache keeps coherent with the map on the systems we support.
             // A concurrent truncation by another process could raise SIGBUS;
             // that is the documented limit of reading an image in place.
-            unsafe { memmap2::MmapOptions::new().map(&file).ok() }
+            let map = unsafe { memmap2::MmapOptions::new().map(&file).ok() };
+            // The engine reads scattered metadata blocks: read-ahead around
+            // each fault would mostly read (or zero) pages we never use.
+            #[cfg(unix)]
+            if let Some(m) = &map {
+                let _ = m.advise(memmap2::Advice::Random);
+            }
+            map
         } else {
             None
         };
@@ -230,4 +238,86 @@ impl BlockDevice for FileDevice {
     fn writable(&self) -> bool {
         self.writable
     }
+}
+
+/// Copy a file keeping its holes (an image of many GiB is mostly holes).
+/// On Linux the data ranges are found with `SEEK_DATA`/`SEEK_HOLE`;
+/// elsewhere, all-zero chunks are skipped.
+pub fn copy_sparse(src: &std::path::Path, dst: &std::path::Path) -> io::Result<u64> {
+    let input = File::open(src)?;
+    let size = input.metadata()?.len();
+    let out = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(dst)?;
+    out.set_len(size)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut copy_range = |start: u64, end: u64| -> io::Result<()> {
+        let mut pos = start;
+        while pos < end {
+            let n = ((end - pos) as usize).min(buf.len());
+            read_exact_at(&input, &mut buf[..n], pos)?;
+            if buf[..n].iter().any(|&b| b != 0) {
+                write_all_at(&out, &buf[..n], pos)?;
+            }
+            pos += n as u64;
+        }
+        Ok(())
+    };
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::io::AsRawFd;
+        let fd = input.as_raw_fd();
+        let mut pos: u64 = 0;
+        let mut seek_works = true;
+        while pos < size {
+            // SAFETY: lseek on a file descriptor we own; no memory is passed.
+            let data = unsafe { libc::lseek(fd, pos as libc::off_t, libc::SEEK_DATA) };
+            if data < 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::ENXIO) {
+                    break; // only a hole is left
+                }
+                seek_works = false;
+                break;
+            }
+            // SAFETY: as above.
+            let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+            if hole < 0 {
+                seek_works = false;
+                break;
+            }
+            copy_range(data as u64, (hole as u64).min(size))?;
+            pos = hole as u64;
+        }
+        if !seek_works {
+            copy_range(0, size)?;
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    copy_range(0, size)?;
+    out.sync_all()?;
+    Ok(size)
+}
+
+#[cfg(unix)]
+fn read_exact_at(f: &File, buf: &mut [u8], off: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    f.read_exact_at(buf, off)
+}
+#[cfg(unix)]
+fn write_all_at(f: &File, buf: &[u8], off: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(buf, off)
+}
+#[cfg(not(unix))]
+fn read_exact_at(f: &File, buf: &mut [u8], off: u64) -> io::Result<()> {
+    use std::io::{Read, Seek};
+    let mut f = f;
+    f.seek(io::SeekFrom::Start(off))?;
+    f.read_exact(buf)
+}
+#[cfg(not(unix))]
+fn write_all_at(f: &File, buf: &[u8], off: u64) -> io::Result<()> {
+    use std::io::{Seek, Write};
+    let mut f = f;
+    f.seek(io::SeekFrom::Start(off))?;
+    f.write_all(buf)
 }

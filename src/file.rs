@@ -186,25 +186,50 @@ impl Filesystem {
     /// All-zero blocks become holes. Sets the size; the caller writes the
     /// inode. Returns the number of bytes written.
     pub fn write_data(&mut self, inode: &mut Inode, src: &mut dyn Read) -> Result<u64> {
+        self.write_data_sized(inode, src, None)
+    }
+
+    /// Like [`Self::write_data`]; when the source's size is known, reading
+    /// stops once that many bytes arrived (saving a read for end of file).
+    pub fn write_data_sized(&mut self, inode: &mut Inode, src: &mut dyn Read, expect: Option<u64>) -> Result<u64> {
         let bs = self.block_size();
         let mut goal = self.data_goal(inode.ino);
-        let mut buf = vec![0u8; bs * 64];
+        let mut buf = std::mem::take(&mut self.io_buf);
+        if buf.len() != bs * 64 {
+            buf = vec![0u8; bs * 64];
+        }
+        let r = self.write_data_buf(inode, src, expect, &mut goal, &mut buf);
+        self.io_buf = buf;
+        let size = r?;
+        inode.set_size(size);
+        self.note_large_file(size);
+        self.set_data_goal(goal);
+        Ok(size)
+    }
+
+    fn write_data_buf(&mut self, inode: &mut Inode, src: &mut dyn Read, expect: Option<u64>, goal: &mut u64, buf: &mut [u8]) -> Result<u64> {
+        let bs = self.block_size();
         let mut size = 0u64;
         let max = self.max_file_size();
         loop {
             // Fill the buffer as far as the source gives.
             let mut got = 0;
+            let mut eof = false;
             while got < buf.len() {
+                if expect.is_some_and(|e| size + got as u64 >= e) {
+                    eof = true;
+                    break;
+                }
                 let n = match src.read(&mut buf[got..]) {
-                    Ok(0) => break,
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
                     Ok(n) => n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(Error::io("reading the source", e)),
                 };
                 got += n;
-            }
-            if got == 0 {
-                break;
             }
             if size + got as u64 > max {
                 return Err(Error::Invalid(format!("source is larger than the largest file this filesystem allows ({max} bytes)")));
@@ -212,18 +237,15 @@ impl Filesystem {
             for chunk in buf[..got].chunks(bs) {
                 let lblk = size / bs as u64;
                 if chunk.iter().any(|&b| b != 0) {
-                    let b = self.map_new_block(inode, lblk, &mut goal)?;
+                    let b = self.map_new_block(inode, lblk, goal)?;
                     self.write_new_data(b, chunk)?;
                 }
                 size += chunk.len() as u64;
             }
-            if got < buf.len() {
+            if eof || got == 0 {
                 break;
             }
         }
-        inode.set_size(size);
-        self.note_large_file(size);
-        self.set_data_goal(goal);
         Ok(size)
     }
 

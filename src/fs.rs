@@ -108,6 +108,8 @@ pub struct Filesystem {
     pub(crate) fresh_dirs: HashSet<Ino>,
     itable_blocks: u64,
     last_data: Option<u64>,
+    pub(crate) io_buf: Vec<u8>,
+    ialloc_hint: HashMap<u32, u32>,
 }
 
 impl std::fmt::Debug for Filesystem {
@@ -173,6 +175,8 @@ impl Filesystem {
             itable_blocks: (sb.inodes_per_group as u64 * sb.inode_size as u64)
                 .div_ceil(bs as u64),
             last_data: None,
+            io_buf: Vec::new(),
+            ialloc_hint: HashMap::new(),
             sb,
         };
         fs.load_groups()?;
@@ -456,11 +460,9 @@ impl Filesystem {
             .map(|(b, _)| *b)
             .collect();
         blocks.sort_unstable();
+        self.write_runs(&blocks)?;
         for b in blocks {
-            let s = self.overlay.remove(&b).unwrap();
-            self.dev
-                .write_at(b * self.bs as u64, &s.data)
-                .map_err(|e| Error::io(format!("writing image block {b}"), e))?;
+            self.overlay.remove(&b);
         }
         self.staged_data = 0;
         Ok(())
@@ -504,26 +506,38 @@ impl Filesystem {
         }
         data.sort_unstable();
         meta.sort_unstable();
-        let bs = self.bs as u64;
-        for b in &data {
-            let s = &self.overlay[b];
-            self.dev
-                .write_at(b * bs, &s.data)
-                .map_err(|e| Error::io(format!("writing image block {b}"), e))?;
-        }
+        self.write_runs(&data)?;
         if !data.is_empty() {
             self.dev.flush().map_err(|e| Error::io("flushing the image", e))?;
         }
-        for b in &meta {
-            let s = &self.overlay[b];
-            self.dev
-                .write_at(b * bs, &s.data)
-                .map_err(|e| Error::io(format!("writing image block {b}"), e))?;
-        }
+        self.write_runs(&meta)?;
         self.dev.flush().map_err(|e| Error::io("flushing the image", e))?;
         self.overlay.clear();
         self.staged_data = 0;
         self.freed_blocks.clear();
+        Ok(())
+    }
+
+    /// Write staged blocks (sorted numbers), merging neighbours into one
+    /// write of up to 1 MiB.
+    fn write_runs(&mut self, blocks: &[u64]) -> Result<()> {
+        let bs = self.bs;
+        let max_run = (1 << 20) / bs;
+        let mut buf: Vec<u8> = Vec::with_capacity(max_run.min(blocks.len()) * bs);
+        let mut i = 0;
+        while i < blocks.len() {
+            let start = blocks[i];
+            let mut j = i;
+            buf.clear();
+            while j < blocks.len() && blocks[j] == start + (j - i) as u64 && j - i < max_run {
+                buf.extend_from_slice(&self.overlay[&blocks[j]].data);
+                j += 1;
+            }
+            self.dev
+                .write_at(start * bs as u64, &buf)
+                .map_err(|e| Error::io(format!("writing image blocks {start}..{}", start + (j - i) as u64), e))?;
+            i = j;
+        }
         Ok(())
     }
 
@@ -837,11 +851,27 @@ impl Filesystem {
         loop {
             if self.groups[g as usize].free_inodes() > 0 {
                 let bm = self.bitmap_block(g, true)?;
-                let bitmap = self.block(bm)?;
                 let first_ok = if g == 0 { self.sb.first_ino - 1 } else { 0 };
-                let found = (first_ok..ipg).find(|&i| bitmap[(i / 8) as usize] & (1 << (i % 8)) == 0);
+                let hint = self.ialloc_hint.get(&g).copied().unwrap_or(0).max(first_ok);
+                let find = |bitmap: &[u8], from: u32| -> Option<u32> {
+                    let mut i = from;
+                    while i < ipg {
+                        let byte = bitmap[(i / 8) as usize];
+                        if i % 8 == 0 && byte == 0xff {
+                            i += 8;
+                            continue;
+                        }
+                        if byte & (1 << (i % 8)) == 0 {
+                            return Some(i);
+                        }
+                        i += 1;
+                    }
+                    None
+                };
+                let found = self.with_block(bm, |b| find(b, hint).or_else(|| find(b, first_ok)))?;
                 if let Some(i) = found {
                     self.modify_block(bm, |b| b[(i / 8) as usize] |= 1 << (i % 8))?;
+                    self.ialloc_hint.insert(g, i + 1);
                     let gd = &mut self.groups[g as usize];
                     gd.set_free_inodes(gd.free_inodes() - 1);
                     if dir {
@@ -881,6 +911,8 @@ impl Filesystem {
         if !was_set {
             return Err(Error::corrupt(format!("inode {ino} is freed but was not marked in use")));
         }
+        let h = self.ialloc_hint.entry(g).or_insert(i);
+        *h = (*h).min(i);
         let gd = &mut self.groups[g as usize];
         gd.set_free_inodes(gd.free_inodes() + 1);
         if was_dir {

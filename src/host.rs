@@ -138,29 +138,78 @@ pub fn host_data_len(m: &hfs::Metadata) -> u64 {
     }
 }
 
-/// What a host tree will need: (inodes, blocks, entries).
-pub fn measure_host(fs: &Filesystem, p: &Path, follow_top: bool) -> Result<(u64, u64, u64)> {
-    let m = if follow_top { hfs::metadata(p) } else { hfs::symlink_metadata(p) }.map_err(|e| hio("reading", p, e))?;
-    let bs = fs.block_size() as u64;
-    if m.is_dir() {
-        let mut acc = (1u64, 1u64, 1u64);
-        for ent in hfs::read_dir(p).map_err(|e| hio("listing", p, e))? {
-            let ent = ent.map_err(|e| hio("listing", p, e))?;
-            let (i, b, n) = measure_host(fs, &ent.path(), false)?;
-            acc.0 += i;
-            acc.1 += b;
-            acc.2 += n;
+/// A host tree, listed once (names sorted), with the metadata of each node
+/// (links not followed).
+pub struct HostNode {
+    /// Host path.
+    pub path: PathBuf,
+    /// File name bytes.
+    pub name: Vec<u8>,
+    /// Metadata (lstat).
+    pub meta: hfs::Metadata,
+    /// Children of a directory.
+    pub children: Vec<HostNode>,
+}
+
+impl HostNode {
+    /// List a host path and everything below it.
+    pub fn scan(p: &Path) -> Result<HostNode> {
+        let meta = hfs::symlink_metadata(p).map_err(|e| hio("reading", p, e))?;
+        let name = p.file_name().map(name_bytes).unwrap_or_default();
+        Self::scan_with(p.to_path_buf(), name, meta, 0)
+    }
+
+    fn scan_with(path: PathBuf, name: Vec<u8>, meta: hfs::Metadata, depth: u32) -> Result<HostNode> {
+        let mut children = Vec::new();
+        if meta.is_dir() {
+            if depth > 4096 {
+                return Err(Error::Invalid(format!("{}: directory tree is too deep", path.display())));
+            }
+            let mut ents: Vec<_> = hfs::read_dir(&path)
+                .map_err(|e| hio("listing", &path, e))?
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| hio("listing", &path, e))?;
+            ents.sort_by_key(|e| e.file_name());
+            for e in ents {
+                // DirEntry::metadata is an lstat relative to the open directory.
+                let m = e.metadata().map_err(|err| hio("reading", &e.path(), err))?;
+                children.push(HostNode::scan_with(e.path(), name_bytes(&e.file_name()), m, depth + 1)?);
+            }
         }
-        // Room for the directory's entries.
-        acc.1 += (acc.2 * 24).div_ceil(bs) / 2;
-        Ok(acc)
-    } else if m.is_file() {
-        Ok((1, fs.blocks_needed(host_data_len(&m).div_ceil(bs)), 1))
-    } else if m.file_type().is_symlink() {
-        let len = hfs::read_link(p).map(|t| name_bytes(t.as_os_str()).len()).unwrap_or(0);
-        Ok((1, if len >= 60 { 1 } else { 0 }, 1))
-    } else {
-        Ok((1, 0, 1))
+        Ok(HostNode { path, name, meta, children })
+    }
+
+    fn collect_files<'a>(&'a self, out: &mut Vec<(&'a Path, u64)>) {
+        if self.meta.is_file() {
+            out.push((&self.path, self.meta.len()));
+        }
+        for c in &self.children {
+            c.collect_files(out);
+        }
+    }
+
+    /// What the tree will need in the image: (inodes, blocks).
+    pub fn needs(&self, fs: &Filesystem) -> (u64, u64) {
+        let bs = fs.block_size() as u64;
+        if self.meta.is_dir() {
+            let mut acc = (1u64, 1u64);
+            let mut name_bytes = 0u64;
+            for c in &self.children {
+                let (i, b) = c.needs(fs);
+                acc.0 += i;
+                acc.1 += b;
+                name_bytes += 8 + c.name.len() as u64 + 3;
+            }
+            acc.1 += name_bytes.div_ceil(bs);
+            acc
+        } else if self.meta.is_file() {
+            (1, fs.blocks_needed(host_data_len(&self.meta).div_ceil(bs)))
+        } else if self.meta.file_type().is_symlink() {
+            let len = hfs::read_link(&self.path).map(|t| name_bytes(t.as_os_str()).len()).unwrap_or(0);
+            (1, if len >= 60 { 1 } else { 0 })
+        } else {
+            (1, 0)
+        }
     }
 }
 
@@ -189,11 +238,26 @@ pub fn put_file(fs: &mut Filesystem, src: &Path, parent: Ino, name: &[u8], opts:
     }
     let mut f = hfs::File::open(src).map_err(|e| hio("opening", src, e))?;
     let attrs = attrs_for(opts, opts.mode.unwrap_or(host_perm(&m)));
-    put_reader(fs, &mut f, host_data_len(&m), parent, name, &attrs)
+    put_reader_sized(fs, &mut f, host_data_len(&m), Some(m.len()), parent, name, &attrs)
 }
 
-/// Create or overwrite `name` in `parent` from a reader.
-pub fn put_reader(fs: &mut Filesystem, src: &mut dyn std::io::Read, size_hint: u64, parent: Ino, name: &[u8], attrs: &NewFile) -> Result<Ino> {
+/// Create or overwrite `name` in `parent` from a reader of unknown size.
+pub fn put_reader(fs: &mut Filesystem, src: &mut dyn std::io::Read, parent: Ino, name: &[u8], attrs: &NewFile) -> Result<Ino> {
+    put_reader_sized(fs, src, 0, None, parent, name, attrs)
+}
+
+/// Create or overwrite `name` in `parent` from a reader; `data_len` is
+/// what the space check assumes, `size` (if known) where reading stops.
+pub fn put_reader_sized(
+    fs: &mut Filesystem,
+    src: &mut dyn std::io::Read,
+    data_len: u64,
+    size: Option<u64>,
+    parent: Ino,
+    name: &[u8],
+    attrs: &NewFile,
+) -> Result<Ino> {
+    let size_hint = data_len;
     let dir = fs.read_inode(parent)?;
     let existing = fs.lookup(&dir, name)?;
     let bs = fs.block_size() as u64;
@@ -207,12 +271,12 @@ pub fn put_reader(fs: &mut Filesystem, src: &mut dyn std::io::Read, size_hint: u
             if !i.is_reg() {
                 // Replace a symlink or node with the file.
                 fs.unlink(parent, name)?;
-                return fs.create_file(parent, name, attrs, src);
+                return fs.create_file_sized(parent, name, attrs, src, size);
             }
-            fs.overwrite_file(e.ino, attrs, src)?;
+            fs.overwrite_file_sized(e.ino, attrs, src, size)?;
             Ok(e.ino)
         }
-        None => fs.create_file(parent, name, attrs, src),
+        None => fs.create_file_sized(parent, name, attrs, src, size),
     }
 }
 
@@ -268,28 +332,103 @@ fn host_special(_m: &hfs::Metadata) -> Option<(FileType, (u32, u32))> {
 /// to `name` in `parent`, merging into an existing directory of that name.
 /// Keeps modes, symlinks and hard links (within the tree).
 pub fn put_tree(fs: &mut Filesystem, src: &Path, parent: Ino, name: &[u8], opts: &PutOptions) -> Result<()> {
-    let (inodes, blocks, _) = measure_host(fs, src, false)?;
+    let tree = HostNode::scan(src)?;
+    let (inodes, blocks) = tree.needs(fs);
     check_room(fs, inodes, blocks, &format!("copying {}", src.display()))?;
     let mut links = HashMap::new();
     let mut progress = Progress::new("put", inodes);
-    let r = put_tree_inner(fs, src, parent, name, opts, &mut links, &mut progress);
+    let mut files = Vec::new();
+    tree.collect_files(&mut files);
+    let r = std::thread::scope(|scope| {
+        let mut pre = Prefetch::start(scope, &files);
+        put_node(fs, &tree, parent, name, opts, &mut links, &mut progress, &mut pre)
+    });
     progress.finish();
     r
 }
 
-fn put_tree_inner(
+/// Files up to this size are read ahead by helper threads.
+const PREFETCH_MAX: u64 = 1 << 20;
+const PREFETCH_THREADS: usize = 2;
+
+/// Reads small host files ahead, in the order `put_node` visits them, on
+/// helper threads: the host's open/read/close calls then overlap with the
+/// work on the image. Thread k reads files k, k+N, k+2N... into its own
+/// bounded channel, so order is kept and memory stays bounded.
+struct Prefetch {
+    rxs: Vec<std::sync::mpsc::Receiver<Option<std::io::Result<Vec<u8>>>>>,
+    next: usize,
+}
+
+fn read_sized(p: &Path, size: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = hfs::File::open(p)?;
+    let mut v = vec![0u8; size as usize];
+    let mut got = 0;
+    while got < v.len() {
+        match f.read(&mut v[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    v.truncate(got);
+    Ok(v)
+}
+
+impl Prefetch {
+    fn start<'s, 'a: 's>(scope: &'s std::thread::Scope<'s, '_>, files: &'a [(&'a Path, u64)]) -> Prefetch {
+        let n = if files.len() > 64 && std::env::var_os("EXT3EDIT_NO_PREFETCH").is_none() { PREFETCH_THREADS } else { 0 };
+        let mut rxs = Vec::new();
+        for k in 0..n {
+            let (tx, rx) = std::sync::mpsc::sync_channel(64);
+            rxs.push(rx);
+            scope.spawn(move || {
+                for (p, size) in files.iter().skip(k).step_by(n) {
+                    let item = if *size <= PREFETCH_MAX { Some(read_sized(p, *size)) } else { None };
+                    if tx.send(item).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Prefetch { rxs, next: 0 }
+    }
+
+    /// The content of the next regular file in visiting order, if it was
+    /// read ahead (None: read it yourself).
+    fn take(&mut self) -> Option<std::io::Result<Vec<u8>>> {
+        if self.rxs.is_empty() {
+            return None;
+        }
+        let k = self.next % self.rxs.len();
+        self.next += 1;
+        self.rxs[k].recv().ok().flatten()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn put_node(
     fs: &mut Filesystem,
-    src: &Path,
+    node: &HostNode,
     parent: Ino,
     name: &[u8],
     opts: &PutOptions,
     links: &mut HashMap<(u64, u64), Ino>,
     progress: &mut Progress,
+    pre: &mut Prefetch,
 ) -> Result<()> {
-    let m = hfs::symlink_metadata(src).map_err(|e| hio("reading", src, e))?;
-    let perm = host_perm(&m);
-    let dir = fs.read_inode(parent)?;
-    let existing = fs.lookup(&dir, name)?;
+    let src = &node.path;
+    let m = &node.meta;
+    let perm = host_perm(m);
+    // A directory we created in this run holds only what we put there.
+    let existing = if fs.fresh_dirs.contains(&parent) {
+        None
+    } else {
+        let dir = fs.read_inode(parent)?;
+        fs.lookup(&dir, name)?
+    };
     let at = |e: Error| e.at(&src.display().to_string());
     if m.is_dir() {
         let me = match existing {
@@ -298,13 +437,8 @@ fn put_tree_inner(
             None => fs.mkdir(parent, name, &attrs_for(opts, perm)).map_err(at)?,
         };
         progress.tick(0);
-        let mut ents: Vec<_> = hfs::read_dir(src)
-            .map_err(|e| hio("listing", src, e))?
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| hio("listing", src, e))?;
-        ents.sort_by_key(|e| e.file_name());
-        for e in ents {
-            put_tree_inner(fs, &e.path(), me, &name_bytes(&e.file_name()), opts, links, progress)?;
+        for c in &node.children {
+            put_node(fs, c, me, &c.name, opts, links, progress, pre)?;
         }
         return Ok(());
     }
@@ -314,7 +448,8 @@ fn put_tree_inner(
         }
     }
     if m.is_file() {
-        if let Some(id) = host_id(&m) {
+        let ahead = pre.take();
+        if let Some(id) = host_id(m) {
             if let Some(&ino) = links.get(&id) {
                 if existing.is_some() {
                     fs.unlink(parent, name)?;
@@ -323,20 +458,25 @@ fn put_tree_inner(
                 return fs.link(ino, parent, name).map_err(at);
             }
         }
-        let mut f = hfs::File::open(src).map_err(|e| hio("opening", src, e))?;
+        let mut f: Box<dyn std::io::Read> = match ahead {
+            Some(Ok(data)) => Box::new(std::io::Cursor::new(data)),
+            Some(Err(e)) => return Err(hio("reading", src, e)),
+            None => Box::new(hfs::File::open(src).map_err(|e| hio("opening", src, e))?),
+        };
         let attrs = attrs_for(opts, opts.mode.unwrap_or(perm));
+        let size = Some(m.len());
         let ino = match existing {
             Some(e) if fs.read_inode(e.ino)?.is_reg() && fs.read_inode(e.ino)?.links() == 1 => {
-                fs.overwrite_file(e.ino, &attrs, &mut f).map_err(at)?;
+                fs.overwrite_file_sized(e.ino, &attrs, &mut f, size).map_err(at)?;
                 e.ino
             }
             Some(_) => {
                 fs.unlink(parent, name)?;
-                fs.create_file(parent, name, &attrs, &mut f).map_err(at)?
+                fs.create_file_sized(parent, name, &attrs, &mut f, size).map_err(at)?
             }
-            None => fs.create_file(parent, name, &attrs, &mut f).map_err(at)?,
+            None => fs.create_file_sized(parent, name, &attrs, &mut f, size).map_err(at)?,
         };
-        if let Some(id) = host_id(&m) {
+        if let Some(id) = host_id(m) {
             links.insert(id, ino);
         }
         progress.tick(m.len());
@@ -348,7 +488,7 @@ fn put_tree_inner(
     if m.file_type().is_symlink() {
         let t = hfs::read_link(src).map_err(|e| hio("reading link", src, e))?;
         fs.symlink(parent, name, &name_bytes(t.as_os_str()), &attrs_for(opts, 0o777)).map_err(at)?;
-    } else if let Some((ft, rdev)) = host_special(&m) {
+    } else if let Some((ft, rdev)) = host_special(m) {
         fs.mknod(parent, name, ft, rdev, &attrs_for(opts, perm)).map_err(at)?;
     } else {
         return Err(Error::Unsupported(format!("{}: unknown file type", src.display())));

@@ -41,6 +41,10 @@ struct Cli {
     /// Do not fsync the image after writing (faster; unsafe if the machine crashes).
     #[arg(long, global = true)]
     no_sync: bool,
+    /// Leave IMAGE untouched: write the edited image to NEW instead (a sparse
+    /// copy, renamed into place only when the command succeeds).
+    #[arg(long, global = true, value_name = "NEW")]
+    output: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -353,9 +357,33 @@ fn parse_time(s: &str) -> R<Timestamp> {
     Ok(Timestamp::from_secs(secs))
 }
 
+/// `--output NEW`: the temporary copy being edited and its final name.
+static OUTPUT: std::sync::Mutex<Option<(PathBuf, PathBuf)>> = std::sync::Mutex::new(None);
+static OUTPUT_ARG: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+
 fn open(image: &Path, write: bool, no_sync: bool) -> R<Filesystem> {
     let opts = OpenOptions { write, sync: !no_sync, now: None };
-    let fs = Filesystem::open(image, &opts).map_err(|e| Fail { code: 1, msg: format!("{}: {e}", image.display()) })?;
+    let mut path = image.to_path_buf();
+    if let Some(Some(out)) = OUTPUT_ARG.get() {
+        if !write {
+            return Err(usage("--output applies only to commands that change the image"));
+        }
+        // Check the source image before copying it.
+        Filesystem::open(image, &OpenOptions::read_only())
+            .and_then(|fs| match fs.write_refusal() {
+                Some(w) => Err(Error::Unsupported(format!("cannot write this image: {w}"))),
+                None => Ok(()),
+            })
+            .map_err(|e| Fail { code: 1, msg: format!("{}: {e}", image.display()) })?;
+        let mut name = out.file_name().unwrap_or_default().to_os_string();
+        name.push(".ext3edit-partial");
+        let tmp = out.with_file_name(name);
+        ext3edit::device::copy_sparse(image, &tmp)
+            .map_err(|e| Error::io(format!("copying {} to {}", image.display(), tmp.display()), e))?;
+        *OUTPUT.lock().unwrap() = Some((tmp.clone(), out.clone()));
+        path = tmp;
+    }
+    let fs = Filesystem::open(&path, &opts).map_err(|e| Fail { code: 1, msg: format!("{}: {e}", image.display()) })?;
     if fs.needs_recovery() && !write {
         eprintln!(
             "ext3edit: warning: {}: the journal needs recovery; showing the image as it is on disk, without the journal's changes",
@@ -367,6 +395,10 @@ fn open(image: &Path, write: bool, no_sync: bool) -> R<Filesystem> {
 
 fn commit(mut fs: Filesystem) -> R<()> {
     fs.commit()?;
+    drop(fs);
+    if let Some((tmp, out)) = OUTPUT.lock().unwrap().take() {
+        std::fs::rename(&tmp, &out).map_err(|e| Error::io(format!("renaming {} to {}", tmp.display(), out.display()), e))?;
+    }
     Ok(())
 }
 
@@ -531,7 +563,7 @@ fn run(cli: Cli) -> R<()> {
                 let (parent, name) = fs.resolve_parent(&t)?;
                 let stdin = std::io::stdin();
                 let mut lock = stdin.lock();
-                host::put_reader(&mut fs, &mut lock, 0, parent, &name, &a).map_err(|e| e.at(&t))?;
+                host::put_reader(&mut fs, &mut lock, parent, &name, &a).map_err(|e| e.at(&t))?;
                 return commit(fs);
             }
             let sp = Path::new(&src);
@@ -690,7 +722,13 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    match run(cli) {
+    let _ = OUTPUT_ARG.set(cli.output.clone());
+    let r = run(cli);
+    // A failed command leaves no partial output behind.
+    if let Some((tmp, _)) = OUTPUT.lock().unwrap().take() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             // A closed stdout (ext3edit get ... | head) is not an error.

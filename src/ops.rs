@@ -90,12 +90,18 @@ impl Filesystem {
     /// Create a regular file `name` in directory `parent` with the bytes of
     /// `src`. Fails if the name exists.
     pub fn create_file(&mut self, parent: Ino, name: &[u8], attrs: &NewFile, src: &mut dyn Read) -> Result<Ino> {
+        self.create_file_sized(parent, name, attrs, src, None)
+    }
+
+    /// [`Self::create_file`] for a source whose size is known in advance
+    /// (reading stops there).
+    pub fn create_file_sized(&mut self, parent: Ino, name: &[u8], attrs: &NewFile, src: &mut dyn Read, size: Option<u64>) -> Result<Ino> {
         self.ensure_writable()?;
         let d = self.dir_inode(parent)?;
         self.check_absent(&d, name)?;
         let mut inode = self.new_inode(parent, FileType::Regular, attrs)?;
         inode.set_links(1);
-        self.write_data(&mut inode, src)?;
+        self.write_data_sized(&mut inode, src, size)?;
         self.write_inode(&inode)?;
         self.link_new(parent, name, &inode)?;
         Ok(inode.ino)
@@ -104,6 +110,11 @@ impl Filesystem {
     /// Replace the content of regular file `ino` with `src`, and set its
     /// permissions, owner and times from `attrs` (as a new file would get).
     pub fn overwrite_file(&mut self, ino: Ino, attrs: &NewFile, src: &mut dyn Read) -> Result<()> {
+        self.overwrite_file_sized(ino, attrs, src, None)
+    }
+
+    /// [`Self::overwrite_file`] for a source of known size.
+    pub fn overwrite_file_sized(&mut self, ino: Ino, attrs: &NewFile, src: &mut dyn Read, size: Option<u64>) -> Result<()> {
         self.ensure_writable()?;
         let mut inode = self.read_inode(ino)?;
         if !inode.is_reg() {
@@ -111,7 +122,7 @@ impl Filesystem {
         }
         self.truncate_blocks(&mut inode, 0)?;
         inode.set_size(0);
-        self.write_data(&mut inode, src)?;
+        self.write_data_sized(&mut inode, src, size)?;
         inode.set_mode(mode::S_IFREG | (attrs.perm & 0o7777));
         inode.set_owner(attrs.uid, attrs.gid);
         let now = self.now();
