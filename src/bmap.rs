@@ -74,7 +74,10 @@ impl Filesystem {
         };
         let by_map = self.max_indirect_blocks().saturating_mul(bs);
         let extent_max = (1u64 << 32) * bs;
-        by_map.max(extent_max.min(by_iblocks)).min(by_iblocks).min(i64::MAX as u64)
+        by_map
+            .max(extent_max.min(by_iblocks))
+            .min(by_iblocks)
+            .min(i64::MAX as u64)
     }
 
     /// Physical block of logical block `lblk`, or `None` for a hole.
@@ -171,7 +174,9 @@ impl Filesystem {
         out: &mut Vec<Run>,
         budget: &mut u64,
     ) -> Result<()> {
-        self.check_block(blk, &|| format!("inode {ino}: indirect block (level {level})"))?;
+        self.check_block(blk, &|| {
+            format!("inode {ino}: indirect block (level {level})")
+        })?;
         let a = self.ptrs_per_block();
         let span = a.pow(level - 1);
         let data = self.block(blk)?;
@@ -204,7 +209,16 @@ impl Filesystem {
         let mut out = Vec::new();
         let root = inode.block_bytes().to_vec();
         let mut budget = self.superblock().blocks_count;
-        self.walk_extent_node(inode.ino, &root, None, from, limit, &mut out, &mut budget, 0)?;
+        self.walk_extent_node(
+            inode.ino,
+            &root,
+            None,
+            from,
+            limit,
+            &mut out,
+            &mut budget,
+            0,
+        )?;
         Ok(out)
     }
 
@@ -222,16 +236,26 @@ impl Filesystem {
     ) -> Result<()> {
         let where_ = || format!("inode {ino}: extent tree");
         if le16(node, 0) != EXT_MAGIC {
-            return Err(Error::corrupt(format!("{}: bad node magic {:#06x}", where_(), le16(node, 0))));
+            return Err(Error::corrupt(format!(
+                "{}: bad node magic {:#06x}",
+                where_(),
+                le16(node, 0)
+            )));
         }
         let entries = le16(node, 2) as usize;
         let max = le16(node, 4) as usize;
         let depth = le16(node, 6);
         if entries > max || 12 + entries * 12 > node.len() {
-            return Err(Error::corrupt(format!("{}: node claims {entries} entries (room for {max})", where_())));
+            return Err(Error::corrupt(format!(
+                "{}: node claims {entries} entries (room for {max})",
+                where_()
+            )));
         }
         if depth > 5 || expect_depth.is_some_and(|d| d != depth) {
-            return Err(Error::corrupt(format!("{}: bad node depth {depth}", where_())));
+            return Err(Error::corrupt(format!(
+                "{}: bad node depth {depth}",
+                where_()
+            )));
         }
         if nodes_seen > 100_000 {
             return Err(Error::corrupt(format!("{}: too many nodes", where_())));
@@ -241,32 +265,58 @@ impl Filesystem {
             let lblk = le32(e, 0) as u64;
             if depth == 0 {
                 let raw_len = le16(e, 4) as u64;
-                let (len, uninit) = if raw_len > 32768 { (raw_len - 32768, true) } else { (raw_len, false) };
+                let (len, uninit) = if raw_len > 32768 {
+                    (raw_len - 32768, true)
+                } else {
+                    (raw_len, false)
+                };
                 let pblk = (le16(e, 6) as u64) << 32 | le32(e, 8) as u64;
                 if len == 0 || lblk + len <= from || lblk >= limit {
                     continue;
                 }
-                self.check_block(pblk, &|| format!("inode {ino}: extent at logical block {lblk}"))?;
-                self.check_block(pblk + len - 1, &|| format!("inode {ino}: extent at logical block {lblk}"))?;
+                self.check_block(pblk, &|| {
+                    format!("inode {ino}: extent at logical block {lblk}")
+                })?;
+                self.check_block(pblk + len - 1, &|| {
+                    format!("inode {ino}: extent at logical block {lblk}")
+                })?;
                 if *budget < len {
-                    return Err(Error::corrupt(format!("inode {ino} maps more blocks than the filesystem has")));
+                    return Err(Error::corrupt(format!(
+                        "inode {ino} maps more blocks than the filesystem has"
+                    )));
                 }
                 *budget -= len;
                 if let Some(last) = out.last() {
                     if lblk < last.lblk + last.len {
-                        return Err(Error::corrupt(format!("{}: extents overlap or are out of order at logical block {lblk}", where_())));
+                        return Err(Error::corrupt(format!(
+                            "{}: extents overlap or are out of order at logical block {lblk}",
+                            where_()
+                        )));
                     }
                 }
                 push_run(out, lblk, pblk, len, uninit);
             } else {
-                let next_lblk = if i + 1 < entries { le32(node, 12 + (i + 1) * 12) as u64 } else { u64::MAX };
+                let next_lblk = if i + 1 < entries {
+                    le32(node, 12 + (i + 1) * 12) as u64
+                } else {
+                    u64::MAX
+                };
                 if next_lblk <= from || lblk >= limit {
                     continue;
                 }
                 let child = (le16(e, 8) as u64) << 32 | le32(e, 4) as u64;
                 self.check_block(child, &|| format!("inode {ino}: extent index node"))?;
                 let data = self.block(child)?;
-                self.walk_extent_node(ino, &data, Some(depth - 1), from, limit, out, budget, nodes_seen + 1)?;
+                self.walk_extent_node(
+                    ino,
+                    &data,
+                    Some(depth - 1),
+                    from,
+                    limit,
+                    out,
+                    budget,
+                    nodes_seen + 1,
+                )?;
             }
         }
         Ok(())
@@ -309,7 +359,10 @@ impl Filesystem {
         };
         if lblk < 12 {
             if inode.block(lblk as usize) != 0 {
-                return Err(Error::corrupt(format!("inode {}: logical block {lblk} is already mapped", inode.ino)));
+                return Err(Error::corrupt(format!(
+                    "inode {}: logical block {lblk} is already mapped",
+                    inode.ino
+                )));
             }
             let b = alloc(self, goal)?;
             inode.set_block(lblk as usize, b as u32);
@@ -345,17 +398,24 @@ impl Filesystem {
             let existing = self.with_block(cur, |d| le32(d, idx * 4))? as u64;
             if last {
                 if existing != 0 {
-                    return Err(Error::corrupt(format!("inode {}: logical block {lblk} is already mapped", inode.ino)));
+                    return Err(Error::corrupt(format!(
+                        "inode {}: logical block {lblk} is already mapped",
+                        inode.ino
+                    )));
                 }
                 let b = alloc(self, goal)?;
-                self.modify_block(cur, |d| d[idx * 4..idx * 4 + 4].copy_from_slice(&(b as u32).to_le_bytes()))?;
+                self.modify_block(cur, |d| {
+                    d[idx * 4..idx * 4 + 4].copy_from_slice(&(b as u32).to_le_bytes())
+                })?;
                 inode.set_sectors(inode.sectors(false, 0) + spb);
                 return Ok(b);
             }
             if existing == 0 {
                 let nb = alloc(self, goal)?;
                 self.write_meta_block(nb, &vec![0u8; self.block_size()])?;
-                self.modify_block(cur, |d| d[idx * 4..idx * 4 + 4].copy_from_slice(&(nb as u32).to_le_bytes()))?;
+                self.modify_block(cur, |d| {
+                    d[idx * 4..idx * 4 + 4].copy_from_slice(&(nb as u32).to_le_bytes())
+                })?;
                 inode.set_sectors(inode.sectors(false, 0) + spb);
                 cur = nb;
             } else {
@@ -370,7 +430,11 @@ impl Filesystem {
     /// indirect blocks that no longer map anything. Updates `i_blocks`; the
     /// caller sets the size and writes the inode.
     pub fn truncate_blocks(&mut self, inode: &mut Inode, keep: u64) -> Result<()> {
-        if inode.has_flag(iflag::INLINE_DATA) || (inode.is_symlink() && inode.size() < 60 && inode.sectors(false, 0) == self.xattr_sectors(inode)) {
+        if inode.has_flag(iflag::INLINE_DATA)
+            || (inode.is_symlink()
+                && inode.size() < 60
+                && inode.sectors(false, 0) == self.xattr_sectors(inode))
+        {
             return Ok(());
         }
         self.refuse_extents(inode)?;
@@ -399,28 +463,46 @@ impl Filesystem {
         }
         freed.sort_unstable();
         if freed.windows(2).any(|w| w[0] == w[1]) {
-            return Err(Error::corrupt(format!("inode {}: a block is mapped twice", inode.ino)));
+            return Err(Error::corrupt(format!(
+                "inode {}: a block is mapped twice",
+                inode.ino
+            )));
         }
         let n = freed.len() as u64;
         let mut i = 0;
         while i < freed.len() {
             let mut j = i + 1;
-            while j < freed.len() && freed[j] == freed[j - 1] + 1 && self.block_group(freed[j]) == self.block_group(freed[i]) {
+            while j < freed.len()
+                && freed[j] == freed[j - 1] + 1
+                && self.block_group(freed[j]) == self.block_group(freed[i])
+            {
                 j += 1;
             }
             self.free_blocks_run(freed[i], (j - i) as u32)?;
             i = j;
         }
-        let sect = inode.sectors(false, 0).saturating_sub(n * self.sectors_per_block());
+        let sect = inode
+            .sectors(false, 0)
+            .saturating_sub(n * self.sectors_per_block());
         inode.set_sectors(sect);
         Ok(())
     }
 
     /// Returns true when the whole subtree at `blk` was freed.
-    fn trunc_tree(&mut self, ino: u32, blk: u64, level: u32, base: u64, keep: u64, freed: &mut Vec<u64>) -> Result<bool> {
+    fn trunc_tree(
+        &mut self,
+        ino: u32,
+        blk: u64,
+        level: u32,
+        base: u64,
+        keep: u64,
+        freed: &mut Vec<u64>,
+    ) -> Result<bool> {
         self.check_block(blk, &|| format!("inode {ino}: indirect block"))?;
         if freed.len() as u64 > self.superblock().blocks_count {
-            return Err(Error::corrupt(format!("inode {ino} maps more blocks than the filesystem has")));
+            return Err(Error::corrupt(format!(
+                "inode {ino} maps more blocks than the filesystem has"
+            )));
         }
         let a = self.ptrs_per_block();
         let span = a.pow(level - 1);

@@ -173,7 +173,9 @@ impl FileDevice {
         use std::os::windows::fs::FileExt;
         let mut done = 0;
         while done < buf.len() {
-            let n = self.file.seek_read(&mut buf[done..], offset + done as u64)?;
+            let n = self
+                .file
+                .seek_read(&mut buf[done..], offset + done as u64)?;
             if n == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
@@ -246,7 +248,11 @@ impl BlockDevice for FileDevice {
 pub fn copy_sparse(src: &std::path::Path, dst: &std::path::Path) -> io::Result<u64> {
     let input = File::open(src)?;
     let size = input.metadata()?.len();
-    let out = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(dst)?;
+    let out = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(dst)?;
     out.set_len(size)?;
     let mut buf = vec![0u8; 1 << 20];
     let mut copy_range = |start: u64, end: u64| -> io::Result<()> {

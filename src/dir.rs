@@ -57,7 +57,10 @@ pub fn rec_len_for(n: usize) -> usize {
 /// Check a name for use in a directory.
 pub fn check_name(name: &[u8]) -> Result<()> {
     if name.is_empty() || name == b"." || name == b".." {
-        return Err(Error::Invalid(format!("invalid file name {:?}", String::from_utf8_lossy(name))));
+        return Err(Error::Invalid(format!(
+            "invalid file name {:?}",
+            String::from_utf8_lossy(name)
+        )));
     }
     if name.len() > 255 {
         return Err(Error::Invalid(format!(
@@ -67,7 +70,10 @@ pub fn check_name(name: &[u8]) -> Result<()> {
         )));
     }
     if name.contains(&b'/') || name.contains(&0) {
-        return Err(Error::Invalid(format!("file name {:?} contains '/' or NUL", String::from_utf8_lossy(name))));
+        return Err(Error::Invalid(format!(
+            "file name {:?} contains '/' or NUL",
+            String::from_utf8_lossy(name)
+        )));
     }
     Ok(())
 }
@@ -102,13 +108,27 @@ impl Filesystem {
             } else {
                 (le16(data, off + 6) as usize, 0)
             };
-            if rec_len < 8 || rec_len % 4 != 0 || off + rec_len > data.len() || (ino != 0 && 8 + name_len > rec_len) {
+            if rec_len < 8
+                || rec_len % 4 != 0
+                || off + rec_len > data.len()
+                || (ino != 0 && 8 + name_len > rec_len)
+            {
                 return Err(Error::corrupt(format!(
                     "directory inode {dir}, block {lblk}, offset {off}: bad entry (rec_len {rec_len}, name_len {name_len})"
                 )));
             }
-            let name = if ino != 0 { &data[off + 8..off + 8 + name_len] } else { &[][..] };
-            if f(&Raw { off, ino, rec_len, name, ftype }) {
+            let name = if ino != 0 {
+                &data[off + 8..off + 8 + name_len]
+            } else {
+                &[][..]
+            };
+            if f(&Raw {
+                off,
+                ino,
+                rec_len,
+                name,
+                ftype,
+            }) {
                 return Ok(());
             }
             off += rec_len;
@@ -130,7 +150,9 @@ impl Filesystem {
 
     /// The mapped blocks of a directory as (logical, physical).
     fn dir_blocks(&self, dir: &Inode) -> Result<Vec<(u64, u64)>> {
-        let n = dir.size_with(self.large_dir()).div_ceil(self.block_size() as u64);
+        let n = dir
+            .size_with(self.large_dir())
+            .div_ceil(self.block_size() as u64);
         let runs = self.block_runs(dir, n)?;
         let mut v = Vec::new();
         for r in runs {
@@ -171,8 +193,16 @@ impl Filesystem {
         // Inline directories: i_block holds the parent inode (4 bytes) and
         // then entries; more may follow in the system.data attribute.
         let mut out = vec![
-            DirEntry { ino: dir.ino, name: b".".to_vec(), ftype: FileType::Directory },
-            DirEntry { ino: le32(dir.block_bytes(), 0), name: b"..".to_vec(), ftype: FileType::Directory },
+            DirEntry {
+                ino: dir.ino,
+                name: b".".to_vec(),
+                ftype: FileType::Directory,
+            },
+            DirEntry {
+                ino: le32(dir.block_bytes(), 0),
+                name: b"..".to_vec(),
+                ftype: FileType::Directory,
+            },
         ];
         let mut areas = vec![dir.block_bytes()[4..].to_vec()];
         for x in self.xattrs(dir)? {
@@ -183,7 +213,11 @@ impl Filesystem {
         for a in areas {
             self.parse_dir_block(dir.ino, 0, &a, |e| {
                 if e.ino != 0 {
-                    out.push(DirEntry { ino: e.ino, name: e.name.to_vec(), ftype: FileType::from_dirent_code(e.ftype) });
+                    out.push(DirEntry {
+                        ino: e.ino,
+                        name: e.name.to_vec(),
+                        ftype: FileType::from_dirent_code(e.ftype),
+                    });
                 }
                 false
             })?;
@@ -195,7 +229,10 @@ impl Filesystem {
     pub fn lookup(&self, dir: &Inode, name: &[u8]) -> Result<Option<DirEntry>> {
         self.dir_check(dir)?;
         if dir.has_flag(iflag::INLINE_DATA) {
-            return Ok(self.read_inline_dir(dir)?.into_iter().find(|e| e.name == name));
+            return Ok(self
+                .read_inline_dir(dir)?
+                .into_iter()
+                .find(|e| e.name == name));
         }
         for (lblk, pblk) in self.dir_blocks(dir)? {
             let mut found = None;
@@ -220,7 +257,15 @@ impl Filesystem {
         Ok(None)
     }
 
-    fn write_entry(&self, d: &mut [u8], off: usize, ino: Ino, rec_len: usize, name: &[u8], ftype: FileType) {
+    fn write_entry(
+        &self,
+        d: &mut [u8],
+        off: usize,
+        ino: Ino,
+        rec_len: usize,
+        name: &[u8],
+        ftype: FileType,
+    ) {
         put32(d, off, ino);
         put16(d, off + 4, rec_len as u16);
         if self.has_filetype() {
@@ -243,11 +288,20 @@ impl Filesystem {
 
     /// Add an entry. The caller has checked that `name` is absent. Writes
     /// the directory inode when it grows.
-    pub fn add_entry(&mut self, dir: &mut Inode, name: &[u8], ino: Ino, ftype: FileType) -> Result<()> {
+    pub fn add_entry(
+        &mut self,
+        dir: &mut Inode,
+        name: &[u8],
+        ino: Ino,
+        ftype: FileType,
+    ) -> Result<()> {
         self.dir_check(dir)?;
         check_name(name)?;
         if dir.has_flag(iflag::INLINE_DATA) || dir.has_flag(iflag::EXTENTS) {
-            return Err(Error::Unsupported(format!("directory inode {}: adding entries to extent or inline directories", dir.ino)));
+            return Err(Error::Unsupported(format!(
+                "directory inode {}: adding entries to extent or inline directories",
+                dir.ino
+            )));
         }
         let need = rec_len_for(name.len());
         let hint = self.dir_room_hint.get(&dir.ino).copied().unwrap_or(0);
@@ -261,7 +315,11 @@ impl Filesystem {
             let mut spot: Option<(usize, usize, usize)> = None; // (off, used, rec_len)
             self.with_block(pblk, |data| {
                 self.parse_dir_block(dir.ino, lblk, data, |e| {
-                    let used = if e.ino == 0 { 0 } else { rec_len_for(e.name.len()) };
+                    let used = if e.ino == 0 {
+                        0
+                    } else {
+                        rec_len_for(e.name.len())
+                    };
                     if e.rec_len - used >= need {
                         spot = Some((e.off, used, e.rec_len));
                         true
@@ -289,7 +347,9 @@ impl Filesystem {
         let lblk = dir.size().div_ceil(bs);
         let mut goal = match blocks.last() {
             Some(&(_, p)) => p + 1,
-            None => self.superblock().group_first_block(self.inode_group(dir.ino)),
+            None => self
+                .superblock()
+                .group_first_block(self.inode_group(dir.ino)),
         };
         let pblk = self.map_new_block(dir, lblk, &mut goal)?;
         let mut buf = vec![0u8; bs as usize];
@@ -302,14 +362,26 @@ impl Filesystem {
     }
 
     /// Find the block and offsets of `name`: (lblk, pblk, off, prev_off).
-    fn find_entry(&self, dir: &Inode, name: &[u8]) -> Result<Option<(u64, u64, usize, Option<usize>, DirEntry)>> {
+    fn find_entry(
+        &self,
+        dir: &Inode,
+        name: &[u8],
+    ) -> Result<Option<(u64, u64, usize, Option<usize>, DirEntry)>> {
         for (lblk, pblk) in self.dir_blocks(dir)? {
             let mut hit = None;
             let mut prev: Option<usize> = None;
             self.with_block(pblk, |data| {
                 self.parse_dir_block(dir.ino, lblk, data, |e| {
                     if e.ino != 0 && e.name == name {
-                        hit = Some((e.off, prev, DirEntry { ino: e.ino, name: e.name.to_vec(), ftype: FileType::from_dirent_code(e.ftype) }));
+                        hit = Some((
+                            e.off,
+                            prev,
+                            DirEntry {
+                                ino: e.ino,
+                                name: e.name.to_vec(),
+                                ftype: FileType::from_dirent_code(e.ftype),
+                            },
+                        ));
                         return true;
                     }
                     prev = Some(e.off);
@@ -328,7 +400,10 @@ impl Filesystem {
     pub fn remove_entry(&mut self, dir: &mut Inode, name: &[u8]) -> Result<DirEntry> {
         self.dir_check(dir)?;
         if dir.has_flag(iflag::INLINE_DATA) || dir.has_flag(iflag::EXTENTS) {
-            return Err(Error::Unsupported(format!("directory inode {}: removing entries from extent or inline directories", dir.ino)));
+            return Err(Error::Unsupported(format!(
+                "directory inode {}: removing entries from extent or inline directories",
+                dir.ino
+            )));
         }
         let Some((lblk, pblk, off, prev, de)) = self.find_entry(dir, name)? else {
             return Err(Error::NotFound(String::from_utf8_lossy(name).into_owned()));
@@ -357,10 +432,19 @@ impl Filesystem {
     }
 
     /// Point the existing entry `name` at another inode.
-    pub fn retarget_entry(&mut self, dir: &Inode, name: &[u8], ino: Ino, ftype: FileType) -> Result<()> {
+    pub fn retarget_entry(
+        &mut self,
+        dir: &Inode,
+        name: &[u8],
+        ino: Ino,
+        ftype: FileType,
+    ) -> Result<()> {
         self.dir_check(dir)?;
         if dir.has_flag(iflag::INLINE_DATA) {
-            return Err(Error::Unsupported(format!("directory inode {}: inline directories", dir.ino)));
+            return Err(Error::Unsupported(format!(
+                "directory inode {}: inline directories",
+                dir.ino
+            )));
         }
         let Some((_, pblk, off, _, _)) = self.find_entry(dir, name)? else {
             return Err(Error::NotFound(String::from_utf8_lossy(name).into_owned()));
@@ -376,6 +460,9 @@ impl Filesystem {
 
     /// True if the directory holds nothing but `.` and `..`.
     pub fn dir_is_empty(&self, dir: &Inode) -> Result<bool> {
-        Ok(self.read_dir(dir)?.iter().all(|e| e.name == b"." || e.name == b".."))
+        Ok(self
+            .read_dir(dir)?
+            .iter()
+            .all(|e| e.name == b"." || e.name == b".."))
     }
 }

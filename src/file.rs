@@ -28,7 +28,8 @@ impl Filesystem {
         inode.is_symlink()
             && !inode.has_flag(iflag::INLINE_DATA)
             && inode.size() < 60
-            && inode.sectors(self.huge_file(), self.block_size() as u32) <= self.xattr_sectors(inode)
+            && inode.sectors(self.huge_file(), self.block_size() as u32)
+                <= self.xattr_sectors(inode)
     }
 
     fn inline_bytes(&self, inode: &Inode) -> Result<Vec<u8>> {
@@ -104,14 +105,16 @@ impl Filesystem {
         let fill = |out: &mut dyn Write, upto: u64, pos: &mut u64| -> Result<()> {
             while *pos < upto {
                 let n = ((upto - *pos) as usize).min(zeros.len());
-                out.write_all(&zeros[..n]).map_err(|e| Error::io("writing output", e))?;
+                out.write_all(&zeros[..n])
+                    .map_err(|e| Error::io("writing output", e))?;
                 *pos += n as u64;
             }
             Ok(())
         };
         let size = self.for_each_data(inode, |off, data| {
             fill(out, off, &mut pos)?;
-            out.write_all(data).map_err(|e| Error::io("writing output", e))?;
+            out.write_all(data)
+                .map_err(|e| Error::io("writing output", e))?;
             pos = off + data.len() as u64;
             Ok(())
         })?;
@@ -120,7 +123,13 @@ impl Filesystem {
     }
 
     /// Read up to `len` bytes from `offset` into `out`.
-    pub fn read_file_range(&self, inode: &Inode, offset: u64, len: u64, out: &mut Vec<u8>) -> Result<()> {
+    pub fn read_file_range(
+        &self,
+        inode: &Inode,
+        offset: u64,
+        len: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         let size = self.checked_size(inode)?;
         let end = size.min(offset.saturating_add(len));
         if end <= offset {
@@ -145,11 +154,17 @@ impl Filesystem {
     /// The target of a symbolic link.
     pub fn read_link(&self, inode: &Inode) -> Result<Vec<u8>> {
         if !inode.is_symlink() {
-            return Err(Error::Invalid(format!("inode {} is not a symbolic link", inode.ino)));
+            return Err(Error::Invalid(format!(
+                "inode {} is not a symbolic link",
+                inode.ino
+            )));
         }
         let size = inode.size();
         if size > self.block_size() as u64 || size > 65536 {
-            return Err(Error::corrupt(format!("symlink inode {}: target length {size} is too long", inode.ino)));
+            return Err(Error::corrupt(format!(
+                "symlink inode {}: target length {size} is too long",
+                inode.ino
+            )));
         }
         let mut v = Vec::new();
         self.read_file_range(inode, 0, size, &mut v)?;
@@ -191,7 +206,12 @@ impl Filesystem {
 
     /// Like [`Self::write_data`]; when the source's size is known, reading
     /// stops once that many bytes arrived (saving a read for end of file).
-    pub fn write_data_sized(&mut self, inode: &mut Inode, src: &mut dyn Read, expect: Option<u64>) -> Result<u64> {
+    pub fn write_data_sized(
+        &mut self,
+        inode: &mut Inode,
+        src: &mut dyn Read,
+        expect: Option<u64>,
+    ) -> Result<u64> {
         let bs = self.block_size();
         let mut goal = self.data_goal(inode.ino);
         let mut buf = std::mem::take(&mut self.io_buf);
@@ -207,7 +227,14 @@ impl Filesystem {
         Ok(size)
     }
 
-    fn write_data_buf(&mut self, inode: &mut Inode, src: &mut dyn Read, expect: Option<u64>, goal: &mut u64, buf: &mut [u8]) -> Result<u64> {
+    fn write_data_buf(
+        &mut self,
+        inode: &mut Inode,
+        src: &mut dyn Read,
+        expect: Option<u64>,
+        goal: &mut u64,
+        buf: &mut [u8],
+    ) -> Result<u64> {
         let bs = self.block_size();
         let mut size = 0u64;
         let max = self.max_file_size();
@@ -232,7 +259,9 @@ impl Filesystem {
                 got += n;
             }
             if size + got as u64 > max {
-                return Err(Error::Invalid(format!("source is larger than the largest file this filesystem allows ({max} bytes)")));
+                return Err(Error::Invalid(format!(
+                    "source is larger than the largest file this filesystem allows ({max} bytes)"
+                )));
             }
             for chunk in buf[..got].chunks(bs) {
                 let lblk = size / bs as u64;
@@ -253,10 +282,15 @@ impl Filesystem {
     /// and zeroes the tail of the last block; growing leaves a hole.
     pub fn truncate(&mut self, inode: &mut Inode, new_size: u64) -> Result<()> {
         if !inode.is_reg() {
-            return Err(Error::Invalid(format!("inode {} is not a regular file", inode.ino)));
+            return Err(Error::Invalid(format!(
+                "inode {} is not a regular file",
+                inode.ino
+            )));
         }
         if new_size > self.max_file_size() {
-            return Err(Error::Invalid(format!("size {new_size} is larger than this filesystem allows")));
+            return Err(Error::Invalid(format!(
+                "size {new_size} is larger than this filesystem allows"
+            )));
         }
         let bs = self.block_size() as u64;
         let old = inode.size();

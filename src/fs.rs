@@ -172,8 +172,7 @@ impl Filesystem {
             now: Timestamp::from_secs(opts.now.unwrap_or_else(default_now)),
             dir_room_hint: HashMap::new(),
             fresh_dirs: HashSet::new(),
-            itable_blocks: (sb.inodes_per_group as u64 * sb.inode_size as u64)
-                .div_ceil(bs as u64),
+            itable_blocks: (sb.inodes_per_group as u64 * sb.inode_size as u64).div_ceil(bs as u64),
             last_data: None,
             io_buf: Vec::new(),
             ialloc_hint: HashMap::new(),
@@ -183,7 +182,9 @@ impl Filesystem {
         fs.write_refusal = fs.why_not_writable(image_blocks);
         if opts.write {
             if let Some(why) = &fs.write_refusal {
-                return Err(Error::Unsupported(format!("cannot write this image: {why}")));
+                return Err(Error::Unsupported(format!(
+                    "cannot write this image: {why}"
+                )));
             }
             if !fs.dev.writable() {
                 return Err(Error::ReadOnly("the image file is open read-only".into()));
@@ -240,15 +241,26 @@ impl Filesystem {
         for (g, gd) in self.groups.iter().enumerate() {
             let ok = |b: u64, n: u64| b >= lo && b.checked_add(n).is_some_and(|e| e <= bc);
             if !ok(gd.block_bitmap(), 1) {
-                return Some(format!("group {g}: block bitmap at {} is outside the filesystem", gd.block_bitmap()));
+                return Some(format!(
+                    "group {g}: block bitmap at {} is outside the filesystem",
+                    gd.block_bitmap()
+                ));
             }
             if !ok(gd.inode_bitmap(), 1) {
-                return Some(format!("group {g}: inode bitmap at {} is outside the filesystem", gd.inode_bitmap()));
+                return Some(format!(
+                    "group {g}: inode bitmap at {} is outside the filesystem",
+                    gd.inode_bitmap()
+                ));
             }
             if !ok(gd.inode_table(), self.itable_blocks) {
-                return Some(format!("group {g}: inode table at {} is outside the filesystem", gd.inode_table()));
+                return Some(format!(
+                    "group {g}: inode table at {} is outside the filesystem",
+                    gd.inode_table()
+                ));
             }
-            if gd.free_blocks() > self.sb.group_blocks(g as u32) || gd.free_inodes() > self.sb.inodes_per_group {
+            if gd.free_blocks() > self.sb.group_blocks(g as u32)
+                || gd.free_inodes() > self.sb.inodes_per_group
+            {
                 return Some(format!("group {g}: free counts are larger than the group"));
             }
         }
@@ -273,7 +285,10 @@ impl Filesystem {
             ));
         }
         if sb.block_size > 4096 {
-            return Some(format!("writing is not supported with {}-byte blocks", sb.block_size));
+            return Some(format!(
+                "writing is not supported with {}-byte blocks",
+                sb.block_size
+            ));
         }
         if image_blocks < sb.blocks_count {
             return Some(format!(
@@ -398,7 +413,9 @@ impl Filesystem {
     fn stage(&mut self, b: u64, kind: Kind) -> Result<&mut Staged> {
         self.ensure_writable()?;
         if b >= self.sb.blocks_count {
-            return Err(Error::corrupt(format!("attempt to write block {b} outside the filesystem")));
+            return Err(Error::corrupt(format!(
+                "attempt to write block {b} outside the filesystem"
+            )));
         }
         if !self.overlay.contains_key(&b) {
             let data = if kind == Kind::NewData {
@@ -492,7 +509,11 @@ impl Filesystem {
         let now = self.now.secs;
         self.sb.set_wtime(now);
         let raw = self.sb.raw().to_vec();
-        let (blk, off) = if self.bs == 1024 { (1u64, 0usize) } else { (0, 1024) };
+        let (blk, off) = if self.bs == 1024 {
+            (1u64, 0usize)
+        } else {
+            (0, 1024)
+        };
         self.modify_block(blk, |b| b[off..off + SUPERBLOCK_SIZE].copy_from_slice(&raw))?;
         self.sb_dirty = false;
 
@@ -508,10 +529,14 @@ impl Filesystem {
         meta.sort_unstable();
         self.write_runs(&data)?;
         if !data.is_empty() {
-            self.dev.flush().map_err(|e| Error::io("flushing the image", e))?;
+            self.dev
+                .flush()
+                .map_err(|e| Error::io("flushing the image", e))?;
         }
         self.write_runs(&meta)?;
-        self.dev.flush().map_err(|e| Error::io("flushing the image", e))?;
+        self.dev
+            .flush()
+            .map_err(|e| Error::io("flushing the image", e))?;
         self.overlay.clear();
         self.staged_data = 0;
         self.freed_blocks.clear();
@@ -533,9 +558,12 @@ impl Filesystem {
                 buf.extend_from_slice(&self.overlay[&blocks[j]].data);
                 j += 1;
             }
-            self.dev
-                .write_at(start * bs as u64, &buf)
-                .map_err(|e| Error::io(format!("writing image blocks {start}..{}", start + (j - i) as u64), e))?;
+            self.dev.write_at(start * bs as u64, &buf).map_err(|e| {
+                Error::io(
+                    format!("writing image blocks {start}..{}", start + (j - i) as u64),
+                    e,
+                )
+            })?;
             i = j;
         }
         Ok(())
@@ -644,8 +672,16 @@ impl Filesystem {
 
     fn bitmap_block(&self, g: u32, inode: bool) -> Result<u64> {
         let gd = &self.groups[g as usize];
-        let b = if inode { gd.inode_bitmap() } else { gd.block_bitmap() };
-        let what = if inode { "inode bitmap" } else { "block bitmap" };
+        let b = if inode {
+            gd.inode_bitmap()
+        } else {
+            gd.block_bitmap()
+        };
+        let what = if inode {
+            "inode bitmap"
+        } else {
+            "block bitmap"
+        };
         self.check_block(b, &|| format!("{what} of group {g}"))?;
         Ok(b)
     }
@@ -671,9 +707,15 @@ impl Filesystem {
             if i == ngroups && start == 0 {
                 break;
             }
-            let end = if i == ngroups { (goal - first) as u32 } else { n };
+            let end = if i == ngroups {
+                (goal - first) as u32
+            } else {
+                n
+            };
             let bmb = self.bitmap_block(g, false)?;
-            let found = self.with_block(bmb, |bitmap| self.scan_bitmap(bitmap, first, start, end, n, want))?;
+            let found = self.with_block(bmb, |bitmap| {
+                self.scan_bitmap(bitmap, first, start, end, n, want)
+            })?;
             if found.is_some() {
                 return Ok(found);
             }
@@ -681,30 +723,38 @@ impl Filesystem {
         Ok(None)
     }
 
-    fn scan_bitmap(&self, bitmap: &[u8], first: u64, start: u32, end: u32, n: u32, want: u32) -> Option<(u64, u32)> {
-            let mut bit = start;
-            while bit < end {
-                // Skip whole used bytes quickly.
-                if bit % 8 == 0 && bitmap[(bit / 8) as usize] == 0xff {
-                    bit += 8;
-                    continue;
-                }
-                let used = bitmap[(bit / 8) as usize] & (1 << (bit % 8)) != 0;
-                if used || self.freed_blocks.contains(&(first + bit as u64)) {
-                    bit += 1;
-                    continue;
-                }
-                let mut len = 1u32;
-                while len < want
-                    && bit + len < n
-                    && bitmap[((bit + len) / 8) as usize] & (1 << ((bit + len) % 8)) == 0
-                    && !self.freed_blocks.contains(&(first + (bit + len) as u64))
-                {
-                    len += 1;
-                }
-                return Some((first + bit as u64, len));
+    fn scan_bitmap(
+        &self,
+        bitmap: &[u8],
+        first: u64,
+        start: u32,
+        end: u32,
+        n: u32,
+        want: u32,
+    ) -> Option<(u64, u32)> {
+        let mut bit = start;
+        while bit < end {
+            // Skip whole used bytes quickly.
+            if bit % 8 == 0 && bitmap[(bit / 8) as usize] == 0xff {
+                bit += 8;
+                continue;
             }
-            None
+            let used = bitmap[(bit / 8) as usize] & (1 << (bit % 8)) != 0;
+            if used || self.freed_blocks.contains(&(first + bit as u64)) {
+                bit += 1;
+                continue;
+            }
+            let mut len = 1u32;
+            while len < want
+                && bit + len < n
+                && bitmap[((bit + len) / 8) as usize] & (1 << ((bit + len) % 8)) == 0
+                && !self.freed_blocks.contains(&(first + (bit + len) as u64))
+            {
+                len += 1;
+            }
+            return Some((first + bit as u64, len));
+        }
+        None
     }
 
     fn record_blocks(&mut self, first: u64, count: u32, alloc: bool) -> Result<()> {
@@ -732,7 +782,9 @@ impl Filesystem {
             return Err(Error::corrupt(if alloc {
                 format!("block {b} is already marked in use")
             } else {
-                format!("block {b} is freed twice (it is not marked in use); the image needs e2fsck")
+                format!(
+                    "block {b} is freed twice (it is not marked in use); the image needs e2fsck"
+                )
             }));
         }
         let gd = &mut self.groups[g as usize];
@@ -804,7 +856,9 @@ impl Filesystem {
     /// Blocks that can be allocated right now (excluding those freed in
     /// this transaction, which are not reused before commit).
     pub fn allocatable_blocks(&self) -> u64 {
-        self.sb.free_blocks().saturating_sub(self.freed_blocks.len() as u64)
+        self.sb
+            .free_blocks()
+            .saturating_sub(self.freed_blocks.len() as u64)
     }
 
     fn pick_inode_group(&self, parent: Ino, dir: bool) -> Option<u32> {
@@ -909,7 +963,9 @@ impl Filesystem {
             s
         })?;
         if !was_set {
-            return Err(Error::corrupt(format!("inode {ino} is freed but was not marked in use")));
+            return Err(Error::corrupt(format!(
+                "inode {ino} is freed but was not marked in use"
+            )));
         }
         let h = self.ialloc_hint.entry(g).or_insert(i);
         *h = (*h).min(i);

@@ -48,7 +48,8 @@ impl Progress {
             done: 0,
             bytes: 0,
             last: Instant::now(),
-            on: std::io::stderr().is_terminal() && std::env::var_os("EXT3EDIT_NO_PROGRESS").is_none(),
+            on: std::io::stderr().is_terminal()
+                && std::env::var_os("EXT3EDIT_NO_PROGRESS").is_none(),
         }
     }
     /// One more item of `bytes` bytes.
@@ -61,7 +62,11 @@ impl Progress {
         }
     }
     fn draw(&self) {
-        let pct = if self.total > 0 { self.done * 100 / self.total } else { 100 };
+        let pct = if self.total > 0 {
+            self.done * 100 / self.total
+        } else {
+            100
+        };
         let width = 30usize;
         let fill = (pct as usize * width / 100).min(width);
         eprint!(
@@ -159,11 +164,19 @@ impl HostNode {
         Self::scan_with(p.to_path_buf(), name, meta, 0)
     }
 
-    fn scan_with(path: PathBuf, name: Vec<u8>, meta: hfs::Metadata, depth: u32) -> Result<HostNode> {
+    fn scan_with(
+        path: PathBuf,
+        name: Vec<u8>,
+        meta: hfs::Metadata,
+        depth: u32,
+    ) -> Result<HostNode> {
         let mut children = Vec::new();
         if meta.is_dir() {
             if depth > 4096 {
-                return Err(Error::Invalid(format!("{}: directory tree is too deep", path.display())));
+                return Err(Error::Invalid(format!(
+                    "{}: directory tree is too deep",
+                    path.display()
+                )));
             }
             let mut ents: Vec<_> = hfs::read_dir(&path)
                 .map_err(|e| hio("listing", &path, e))?
@@ -173,10 +186,20 @@ impl HostNode {
             for e in ents {
                 // DirEntry::metadata is an lstat relative to the open directory.
                 let m = e.metadata().map_err(|err| hio("reading", &e.path(), err))?;
-                children.push(HostNode::scan_with(e.path(), name_bytes(&e.file_name()), m, depth + 1)?);
+                children.push(HostNode::scan_with(
+                    e.path(),
+                    name_bytes(&e.file_name()),
+                    m,
+                    depth + 1,
+                )?);
             }
         }
-        Ok(HostNode { path, name, meta, children })
+        Ok(HostNode {
+            path,
+            name,
+            meta,
+            children,
+        })
     }
 
     fn collect_files<'a>(&'a self, out: &mut Vec<(&'a Path, u64)>) {
@@ -205,7 +228,9 @@ impl HostNode {
         } else if self.meta.is_file() {
             (1, fs.blocks_needed(host_data_len(&self.meta).div_ceil(bs)))
         } else if self.meta.file_type().is_symlink() {
-            let len = hfs::read_link(&self.path).map(|t| name_bytes(t.as_os_str()).len()).unwrap_or(0);
+            let len = hfs::read_link(&self.path)
+                .map(|t| name_bytes(t.as_os_str()).len())
+                .unwrap_or(0);
             (1, if len >= 60 { 1 } else { 0 })
         } else {
             (1, 0)
@@ -224,25 +249,50 @@ pub fn check_room(fs: &Filesystem, inodes: u64, blocks: u64, what: &str) -> Resu
         )));
     }
     if inodes > free_i {
-        return Err(Error::NoSpace(format!("{what} needs {inodes} inodes, the image has {free_i} free")));
+        return Err(Error::NoSpace(format!(
+            "{what} needs {inodes} inodes, the image has {free_i} free"
+        )));
     }
     Ok(())
 }
 
 /// Copy one host file (following a symlink) to `name` in `parent`,
 /// overwriting an existing regular file of that name.
-pub fn put_file(fs: &mut Filesystem, src: &Path, parent: Ino, name: &[u8], opts: &PutOptions) -> Result<Ino> {
+pub fn put_file(
+    fs: &mut Filesystem,
+    src: &Path,
+    parent: Ino,
+    name: &[u8],
+    opts: &PutOptions,
+) -> Result<Ino> {
     let m = hfs::metadata(src).map_err(|e| hio("reading", src, e))?;
     if m.is_dir() {
-        return Err(Error::IsADirectory(format!("{} (use -r to copy a directory)", src.display())));
+        return Err(Error::IsADirectory(format!(
+            "{} (use -r to copy a directory)",
+            src.display()
+        )));
     }
     let mut f = hfs::File::open(src).map_err(|e| hio("opening", src, e))?;
     let attrs = attrs_for(opts, opts.mode.unwrap_or(host_perm(&m)));
-    put_reader_sized(fs, &mut f, host_data_len(&m), Some(m.len()), parent, name, &attrs)
+    put_reader_sized(
+        fs,
+        &mut f,
+        host_data_len(&m),
+        Some(m.len()),
+        parent,
+        name,
+        &attrs,
+    )
 }
 
 /// Create or overwrite `name` in `parent` from a reader of unknown size.
-pub fn put_reader(fs: &mut Filesystem, src: &mut dyn std::io::Read, parent: Ino, name: &[u8], attrs: &NewFile) -> Result<Ino> {
+pub fn put_reader(
+    fs: &mut Filesystem,
+    src: &mut dyn std::io::Read,
+    parent: Ino,
+    name: &[u8],
+    attrs: &NewFile,
+) -> Result<Ino> {
     put_reader_sized(fs, src, 0, None, parent, name, attrs)
 }
 
@@ -261,12 +311,19 @@ pub fn put_reader_sized(
     let dir = fs.read_inode(parent)?;
     let existing = fs.lookup(&dir, name)?;
     let bs = fs.block_size() as u64;
-    check_room(fs, 1, fs.blocks_needed(size_hint.div_ceil(bs)) + 1, "the file")?;
+    check_room(
+        fs,
+        1,
+        fs.blocks_needed(size_hint.div_ceil(bs)) + 1,
+        "the file",
+    )?;
     match existing {
         Some(e) => {
             let i = fs.read_inode(e.ino)?;
             if i.is_dir() {
-                return Err(Error::IsADirectory(String::from_utf8_lossy(name).into_owned()));
+                return Err(Error::IsADirectory(
+                    String::from_utf8_lossy(name).into_owned(),
+                ));
             }
             if !i.is_reg() {
                 // Replace a symlink or node with the file.
@@ -331,7 +388,13 @@ fn host_special(_m: &hfs::Metadata) -> Option<(FileType, (u32, u32))> {
 /// Copy a host tree (directory, file, symlink or node; links not followed)
 /// to `name` in `parent`, merging into an existing directory of that name.
 /// Keeps modes, symlinks and hard links (within the tree).
-pub fn put_tree(fs: &mut Filesystem, src: &Path, parent: Ino, name: &[u8], opts: &PutOptions) -> Result<()> {
+pub fn put_tree(
+    fs: &mut Filesystem,
+    src: &Path,
+    parent: Ino,
+    name: &[u8],
+    opts: &PutOptions,
+) -> Result<()> {
     let tree = HostNode::scan(src)?;
     let (inodes, blocks) = tree.needs(fs);
     check_room(fs, inodes, blocks, &format!("copying {}", src.display()))?;
@@ -341,7 +404,16 @@ pub fn put_tree(fs: &mut Filesystem, src: &Path, parent: Ino, name: &[u8], opts:
     tree.collect_files(&mut files);
     let r = std::thread::scope(|scope| {
         let mut pre = Prefetch::start(scope, &files);
-        put_node(fs, &tree, parent, name, opts, &mut links, &mut progress, &mut pre)
+        put_node(
+            fs,
+            &tree,
+            parent,
+            name,
+            opts,
+            &mut links,
+            &mut progress,
+            &mut pre,
+        )
     });
     progress.finish();
     r
@@ -378,15 +450,26 @@ fn read_sized(p: &Path, size: u64) -> std::io::Result<Vec<u8>> {
 }
 
 impl Prefetch {
-    fn start<'s, 'a: 's>(scope: &'s std::thread::Scope<'s, '_>, files: &'a [(&'a Path, u64)]) -> Prefetch {
-        let n = if files.len() > 64 && std::env::var_os("EXT3EDIT_NO_PREFETCH").is_none() { PREFETCH_THREADS } else { 0 };
+    fn start<'s, 'a: 's>(
+        scope: &'s std::thread::Scope<'s, '_>,
+        files: &'a [(&'a Path, u64)],
+    ) -> Prefetch {
+        let n = if files.len() > 64 && std::env::var_os("EXT3EDIT_NO_PREFETCH").is_none() {
+            PREFETCH_THREADS
+        } else {
+            0
+        };
         let mut rxs = Vec::new();
         for k in 0..n {
             let (tx, rx) = std::sync::mpsc::sync_channel(64);
             rxs.push(rx);
             scope.spawn(move || {
                 for (p, size) in files.iter().skip(k).step_by(n) {
-                    let item = if *size <= PREFETCH_MAX { Some(read_sized(p, *size)) } else { None };
+                    let item = if *size <= PREFETCH_MAX {
+                        Some(read_sized(p, *size))
+                    } else {
+                        None
+                    };
                     if tx.send(item).is_err() {
                         return;
                     }
@@ -433,7 +516,12 @@ fn put_node(
     if m.is_dir() {
         let me = match existing {
             Some(e) if fs.read_inode(e.ino)?.is_dir() => e.ino,
-            Some(_) => return Err(Error::Exists(format!("{} (not a directory in the image)", String::from_utf8_lossy(name)))),
+            Some(_) => {
+                return Err(Error::Exists(format!(
+                    "{} (not a directory in the image)",
+                    String::from_utf8_lossy(name)
+                )))
+            }
             None => fs.mkdir(parent, name, &attrs_for(opts, perm)).map_err(at)?,
         };
         progress.tick(0);
@@ -444,7 +532,10 @@ fn put_node(
     }
     if let Some(e) = &existing {
         if fs.read_inode(e.ino)?.is_dir() {
-            return Err(Error::IsADirectory(format!("{} exists in the image as a directory", String::from_utf8_lossy(name))));
+            return Err(Error::IsADirectory(format!(
+                "{} exists in the image as a directory",
+                String::from_utf8_lossy(name)
+            )));
         }
     }
     if m.is_file() {
@@ -467,14 +558,18 @@ fn put_node(
         let size = Some(m.len());
         let ino = match existing {
             Some(e) if fs.read_inode(e.ino)?.is_reg() && fs.read_inode(e.ino)?.links() == 1 => {
-                fs.overwrite_file_sized(e.ino, &attrs, &mut f, size).map_err(at)?;
+                fs.overwrite_file_sized(e.ino, &attrs, &mut f, size)
+                    .map_err(at)?;
                 e.ino
             }
             Some(_) => {
                 fs.unlink(parent, name)?;
-                fs.create_file_sized(parent, name, &attrs, &mut f, size).map_err(at)?
+                fs.create_file_sized(parent, name, &attrs, &mut f, size)
+                    .map_err(at)?
             }
-            None => fs.create_file_sized(parent, name, &attrs, &mut f, size).map_err(at)?,
+            None => fs
+                .create_file_sized(parent, name, &attrs, &mut f, size)
+                .map_err(at)?,
         };
         if let Some(id) = host_id(m) {
             links.insert(id, ino);
@@ -487,11 +582,21 @@ fn put_node(
     }
     if m.file_type().is_symlink() {
         let t = hfs::read_link(src).map_err(|e| hio("reading link", src, e))?;
-        fs.symlink(parent, name, &name_bytes(t.as_os_str()), &attrs_for(opts, 0o777)).map_err(at)?;
+        fs.symlink(
+            parent,
+            name,
+            &name_bytes(t.as_os_str()),
+            &attrs_for(opts, 0o777),
+        )
+        .map_err(at)?;
     } else if let Some((ft, rdev)) = host_special(m) {
-        fs.mknod(parent, name, ft, rdev, &attrs_for(opts, perm)).map_err(at)?;
+        fs.mknod(parent, name, ft, rdev, &attrs_for(opts, perm))
+            .map_err(at)?;
     } else {
-        return Err(Error::Unsupported(format!("{}: unknown file type", src.display())));
+        return Err(Error::Unsupported(format!(
+            "{}: unknown file type",
+            src.display()
+        )));
     }
     progress.tick(0);
     Ok(())
@@ -501,7 +606,9 @@ fn put_node(
 pub fn get_file(fs: &Filesystem, ino: Ino, dest: &Path) -> Result<()> {
     let inode = fs.read_inode(ino)?;
     if inode.is_dir() {
-        return Err(Error::IsADirectory(format!("inode {ino} (use -r to copy a directory)")));
+        return Err(Error::IsADirectory(format!(
+            "inode {ino} (use -r to copy a directory)"
+        )));
     }
     if let Ok(m) = hfs::symlink_metadata(dest) {
         if m.file_type().is_symlink() {
@@ -528,13 +635,15 @@ fn write_sparse(fs: &Filesystem, inode: &crate::Inode, f: &hfs::File, dest: &Pat
         #[cfg(unix)]
         {
             use std::os::unix::fs::FileExt;
-            f.write_all_at(data, off).map_err(|e| hio("writing", dest, e))
+            f.write_all_at(data, off)
+                .map_err(|e| hio("writing", dest, e))
         }
         #[cfg(not(unix))]
         {
             use std::io::{Seek, SeekFrom};
             let mut f = f;
-            f.seek(SeekFrom::Start(off)).map_err(|e| hio("writing", dest, e))?;
+            f.seek(SeekFrom::Start(off))
+                .map_err(|e| hio("writing", dest, e))?;
             f.write_all(data).map_err(|e| hio("writing", dest, e))
         }
     })?;
@@ -561,7 +670,16 @@ pub fn get_tree(fs: &Filesystem, ino: Ino, dest: &Path) -> Result<Vec<String>> {
     let mut links: HashMap<Ino, PathBuf> = HashMap::new();
     let mut progress = Progress::new("get", 0);
     let mut seen = std::collections::HashSet::new();
-    get_tree_inner(fs, ino, dest, &mut links, &mut warnings, &mut progress, &mut seen, 0)?;
+    get_tree_inner(
+        fs,
+        ino,
+        dest,
+        &mut links,
+        &mut warnings,
+        &mut progress,
+        &mut seen,
+        0,
+    )?;
     progress.finish();
     Ok(warnings)
 }
@@ -586,14 +704,23 @@ fn get_tree_inner(
             }
             match hfs::symlink_metadata(dest) {
                 Ok(m) if m.file_type().is_symlink() => {
-                    return Err(Error::Invalid(format!("{} is a symlink on the host; refusing to write through it", dest.display())))
+                    return Err(Error::Invalid(format!(
+                        "{} is a symlink on the host; refusing to write through it",
+                        dest.display()
+                    )))
                 }
                 Ok(m) if m.is_dir() => {}
-                Ok(_) => return Err(Error::Exists(format!("{} (not a directory)", dest.display()))),
+                Ok(_) => {
+                    return Err(Error::Exists(format!(
+                        "{} (not a directory)",
+                        dest.display()
+                    )))
+                }
                 Err(_) => hfs::create_dir(dest).map_err(|e| hio("creating", dest, e))?,
             }
             for e in fs.read_dir(&inode)? {
-                if e.name == b"." || e.name == b".." || e.name.contains(&b'/') || e.name.is_empty() {
+                if e.name == b"." || e.name == b".." || e.name.contains(&b'/') || e.name.is_empty()
+                {
                     continue;
                 }
                 let p = dest.join(os_name(&e.name));
@@ -602,7 +729,10 @@ fn get_tree_inner(
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
-                let _ = hfs::set_permissions(dest, hfs::Permissions::from_mode(inode.perm() as u32 | 0o700));
+                let _ = hfs::set_permissions(
+                    dest,
+                    hfs::Permissions::from_mode(inode.perm() as u32 | 0o700),
+                );
             }
             Ok(())
         }
@@ -620,23 +750,34 @@ fn get_tree_inner(
             let t = fs.read_link(&inode)?;
             if let Ok(m) = hfs::symlink_metadata(dest) {
                 if m.is_dir() {
-                    return Err(Error::Exists(format!("{} (a directory is in the way)", dest.display())));
+                    return Err(Error::Exists(format!(
+                        "{} (a directory is in the way)",
+                        dest.display()
+                    )));
                 }
                 hfs::remove_file(dest).map_err(|e| hio("removing", dest, e))?;
             }
             #[cfg(unix)]
             {
-                std::os::unix::fs::symlink(os_name(&t), dest).map_err(|e| hio("creating symlink", dest, e))
+                std::os::unix::fs::symlink(os_name(&t), dest)
+                    .map_err(|e| hio("creating symlink", dest, e))
             }
             #[cfg(not(unix))]
             {
-                warnings.push(format!("{}: symlinks are not copied on this platform", dest.display()));
+                warnings.push(format!(
+                    "{}: symlinks are not copied on this platform",
+                    dest.display()
+                ));
                 let _ = t;
                 Ok(())
             }
         }
         other => {
-            warnings.push(format!("{}: {} not copied (needs privileges on the host)", dest.display(), other.name()));
+            warnings.push(format!(
+                "{}: {} not copied (needs privileges on the host)",
+                dest.display(),
+                other.name()
+            ));
             Ok(())
         }
     }

@@ -151,7 +151,8 @@ impl Inode {
         &mut self.raw[ino::BLOCK..ino::BLOCK + 60]
     }
     pub fn file_acl(&self) -> u64 {
-        le32(&self.raw, ino::FILE_ACL_LO) as u64 | (le16(&self.raw, ino::FILE_ACL_HIGH) as u64) << 32
+        le32(&self.raw, ino::FILE_ACL_LO) as u64
+            | (le16(&self.raw, ino::FILE_ACL_HIGH) as u64) << 32
     }
     pub fn set_file_acl(&mut self, b: u64) {
         put32(&mut self.raw, ino::FILE_ACL_LO, b as u32);
@@ -180,7 +181,9 @@ impl Inode {
         }
     }
     fn has_extra(&self, off: usize) -> bool {
-        self.raw.len() > 128 && 128 + self.extra_isize() as usize >= off + 4 && off + 4 <= self.raw.len()
+        self.raw.len() > 128
+            && 128 + self.extra_isize() as usize >= off + 4
+            && off + 4 <= self.raw.len()
     }
     fn time(&self, off: usize, extra: Option<usize>) -> Timestamp {
         let lo = le32(&self.raw, off) as i32 as i64;
@@ -264,5 +267,63 @@ impl Inode {
     /// (fast symlink or inline data).
     pub fn uses_extents(&self) -> bool {
         self.has_flag(iflag::EXTENTS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip_past_2038_with_extra_fields() {
+        let mut i = Inode::zeroed(12, 256);
+        i.set_extra_isize(32);
+        for secs in [
+            -1i64,
+            0,
+            1_700_000_000,
+            2_147_483_647,
+            2_147_483_648,
+            4_000_000_000,
+            15_000_000_000,
+        ] {
+            let t = Timestamp {
+                secs,
+                nanos: 123_456_789,
+            };
+            i.set_mtime(t);
+            assert_eq!(i.mtime(), t, "secs {secs}");
+        }
+        i.set_crtime(Timestamp::from_secs(5));
+        assert_eq!(i.crtime(), Some(Timestamp::from_secs(5)));
+    }
+
+    #[test]
+    fn small_inodes_keep_32_bit_times() {
+        let mut i = Inode::zeroed(12, 128);
+        i.set_mtime(Timestamp {
+            secs: 1_000,
+            nanos: 7,
+        });
+        assert_eq!(i.mtime(), Timestamp::from_secs(1_000));
+        assert_eq!(i.crtime(), None);
+    }
+
+    #[test]
+    fn device_numbers_old_and_new_encoding() {
+        let mut i = Inode::zeroed(12, 128);
+        i.set_rdev(5, 1);
+        assert_eq!(i.block(0), 0x0501);
+        assert_eq!(i.rdev(), (5, 1));
+        i.set_rdev(300, 70000);
+        assert_eq!(i.block(0), 0);
+        assert_eq!(i.rdev(), (300, 70000));
+    }
+
+    #[test]
+    fn owner_uses_high_halves() {
+        let mut i = Inode::zeroed(12, 128);
+        i.set_owner(100_000, 70_000);
+        assert_eq!((i.uid(), i.gid()), (100_000, 70_000));
     }
 }

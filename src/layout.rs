@@ -239,11 +239,7 @@ pub mod feature {
             }
             match NAMES.iter().find(|(s, b, _)| *s == set && *b == bit) {
                 Some((_, _, n)) => out.push((*n).to_string()),
-                None => out.push(format!(
-                    "FEATURE_{}{}",
-                    ["C", "I", "R"][set as usize],
-                    i
-                )),
+                None => out.push(format!("FEATURE_{}{}", ["C", "I", "R"][set as usize], i)),
             }
         }
         out

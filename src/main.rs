@@ -74,7 +74,9 @@ enum Cmd {
         json: bool,
     },
     /// List a directory.
-    #[command(after_help = "Examples:\n  ext3edit ls disk.ext3 /etc -l\n  ext3edit ls disk.ext3 / -R --json")]
+    #[command(
+        after_help = "Examples:\n  ext3edit ls disk.ext3 /etc -l\n  ext3edit ls disk.ext3 / -R --json"
+    )]
     Ls {
         /// The image file.
         image: PathBuf,
@@ -106,7 +108,9 @@ enum Cmd {
         json: bool,
     },
     /// Copy a file (or with -r a tree) out of the image.
-    #[command(after_help = "Examples:\n  ext3edit get disk.ext3 /etc/passwd            # to stdout\n  ext3edit get disk.ext3 /etc/passwd passwd.txt\n  ext3edit get disk.ext3 /etc etc-copy -r\n\nDEST that is an existing directory receives the file under its own name.\nget -r never follows a symlink of the image on the host and never writes\noutside DEST; device nodes are skipped with a warning.")]
+    #[command(
+        after_help = "Examples:\n  ext3edit get disk.ext3 /etc/passwd            # to stdout\n  ext3edit get disk.ext3 /etc/passwd passwd.txt\n  ext3edit get disk.ext3 /etc etc-copy -r\n\nDEST that is an existing directory receives the file under its own name.\nget -r never follows a symlink of the image on the host and never writes\noutside DEST; device nodes are skipped with a warning."
+    )]
     Get {
         /// The image file.
         image: PathBuf,
@@ -119,7 +123,9 @@ enum Cmd {
         recursive: bool,
     },
     /// Copy a host file (or with -r a tree, or "-" for stdin) into the image.
-    #[command(after_help = "Examples:\n  ext3edit put disk.ext3 resolv.conf /etc/           # becomes /etc/resolv.conf\n  ext3edit put disk.ext3 key.pub /root/.ssh/authorized_keys -p --mode 600\n  cat motd | ext3edit put disk.ext3 - /etc/motd\n  ext3edit put disk.ext3 ./rootfs-overlay / -r --owner 0:0\n\nAn existing file is overwritten (its inode is kept, so hard links see the\nnew content). Blocks of zeros become holes. put -r keeps modes, symlinks,\nhard links, fifos and device nodes; --mode applies to regular files.")]
+    #[command(
+        after_help = "Examples:\n  ext3edit put disk.ext3 resolv.conf /etc/           # becomes /etc/resolv.conf\n  ext3edit put disk.ext3 key.pub /root/.ssh/authorized_keys -p --mode 600\n  cat motd | ext3edit put disk.ext3 - /etc/motd\n  ext3edit put disk.ext3 ./rootfs-overlay / -r --owner 0:0\n\nAn existing file is overwritten (its inode is kept, so hard links see the\nnew content). Blocks of zeros become holes. put -r keeps modes, symlinks,\nhard links, fifos and device nodes; --mode applies to regular files."
+    )]
     Put {
         /// The image file.
         image: PathBuf,
@@ -137,7 +143,9 @@ enum Cmd {
         attrs: Attrs,
     },
     /// Create a directory.
-    #[command(after_help = "Example:\n  ext3edit mkdir disk.ext3 /home/alice/.ssh -p --mode 700 --owner 500:500")]
+    #[command(
+        after_help = "Example:\n  ext3edit mkdir disk.ext3 /home/alice/.ssh -p --mode 700 --owner 500:500"
+    )]
     Mkdir {
         /// The image file.
         image: PathBuf,
@@ -150,7 +158,9 @@ enum Cmd {
         attrs: Attrs,
     },
     /// Remove a file, symlink or (with -r) a directory tree.
-    #[command(after_help = "Examples:\n  ext3edit rm disk.ext3 /etc/motd\n  ext3edit rm disk.ext3 /var/cache/yum -r")]
+    #[command(
+        after_help = "Examples:\n  ext3edit rm disk.ext3 /etc/motd\n  ext3edit rm disk.ext3 /var/cache/yum -r"
+    )]
     Rm {
         /// The image file.
         image: PathBuf,
@@ -171,7 +181,9 @@ enum Cmd {
         path: String,
     },
     /// Move or rename a file or directory.
-    #[command(after_help = "Examples:\n  ext3edit mv disk.ext3 /etc/motd /etc/motd.old\n  ext3edit mv disk.ext3 /tmp/conf.d /etc/         # becomes /etc/conf.d")]
+    #[command(
+        after_help = "Examples:\n  ext3edit mv disk.ext3 /etc/motd /etc/motd.old\n  ext3edit mv disk.ext3 /tmp/conf.d /etc/         # becomes /etc/conf.d"
+    )]
     Mv {
         /// The image file.
         image: PathBuf,
@@ -181,7 +193,9 @@ enum Cmd {
         dest: String,
     },
     /// Make a hard link, or with -s a symbolic link.
-    #[command(after_help = "Examples:\n  ext3edit ln disk.ext3 /usr/bin/vim /usr/bin/vi\n  ext3edit ln disk.ext3 ../lib/libfoo.so.1 /usr/lib/libfoo.so -s")]
+    #[command(
+        after_help = "Examples:\n  ext3edit ln disk.ext3 /usr/bin/vim /usr/bin/vi\n  ext3edit ln disk.ext3 ../lib/libfoo.so.1 /usr/lib/libfoo.so -s"
+    )]
     Ln {
         /// The image file.
         image: PathBuf,
@@ -206,7 +220,10 @@ enum Cmd {
         path: String,
     },
     /// Change owner and group.
-    #[command(after_help = "Example:\n  ext3edit chown disk.ext3 500:500 /home/alice", disable_help_flag = true)]
+    #[command(
+        after_help = "Example:\n  ext3edit chown disk.ext3 500:500 /home/alice",
+        disable_help_flag = true
+    )]
     Chown {
         /// Print help.
         #[arg(long, action = clap::ArgAction::Help)]
@@ -222,7 +239,9 @@ enum Cmd {
         no_deref: bool,
     },
     /// Set a file's modification (and access) time, creating it if missing.
-    #[command(after_help = "Example:\n  ext3edit touch disk.ext3 /etc/.autorelabel --mtime 2024-01-01")]
+    #[command(
+        after_help = "Example:\n  ext3edit touch disk.ext3 /etc/.autorelabel --mtime 2024-01-01"
+    )]
     Touch {
         /// The image file.
         image: PathBuf,
@@ -275,12 +294,18 @@ struct Fail {
 
 impl From<Error> for Fail {
     fn from(e: Error) -> Self {
-        Fail { code: 1, msg: e.to_string() }
+        Fail {
+            code: 1,
+            msg: e.to_string(),
+        }
     }
 }
 
 fn usage(msg: impl Into<String>) -> Fail {
-    Fail { code: 2, msg: msg.into() }
+    Fail {
+        code: 2,
+        msg: msg.into(),
+    }
 }
 
 type R<T> = std::result::Result<T, Fail>;
@@ -289,17 +314,27 @@ fn parse_mode(s: &str) -> R<u16> {
     let t = s.trim_start_matches("0o");
     match u16::from_str_radix(t, 8) {
         Ok(m) if m <= 0o7777 && !t.is_empty() => Ok(m),
-        _ => Err(usage(format!("invalid mode {s:?}: expected octal digits like 644 or 0755"))),
+        _ => Err(usage(format!(
+            "invalid mode {s:?}: expected octal digits like 644 or 0755"
+        ))),
     }
 }
 
 fn parse_owner(s: &str) -> R<(Option<u32>, Option<u32>)> {
-    let bad = || usage(format!("invalid owner {s:?}: expected UID:GID with numbers, e.g. 0:0"));
+    let bad = || {
+        usage(format!(
+            "invalid owner {s:?}: expected UID:GID with numbers, e.g. 0:0"
+        ))
+    };
     let (u, g) = match s.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (s, None),
     };
-    let uid = if u.is_empty() { None } else { Some(u.parse::<u32>().map_err(|_| bad())?) };
+    let uid = if u.is_empty() {
+        None
+    } else {
+        Some(u.parse::<u32>().map_err(|_| bad())?)
+    };
     let gid = match g {
         Some(g) if !g.is_empty() => Some(g.parse::<u32>().map_err(|_| bad())?),
         Some(_) => return Err(bad()),
@@ -321,7 +356,11 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 }
 
 fn parse_time(s: &str) -> R<Timestamp> {
-    let bad = || usage(format!("invalid time {s:?}: expected seconds since 1970, @SECONDS or YYYY-MM-DD[THH:MM:SS]"));
+    let bad = || {
+        usage(format!(
+            "invalid time {s:?}: expected seconds since 1970, @SECONDS or YYYY-MM-DD[THH:MM:SS]"
+        ))
+    };
     let t = s.strip_prefix('@').unwrap_or(s);
     if let Ok(v) = t.parse::<i64>() {
         return Ok(Timestamp::from_secs(v));
@@ -362,11 +401,17 @@ static OUTPUT: std::sync::Mutex<Option<(PathBuf, PathBuf)>> = std::sync::Mutex::
 static OUTPUT_ARG: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
 
 fn open(image: &Path, write: bool, no_sync: bool) -> R<Filesystem> {
-    let opts = OpenOptions { write, sync: !no_sync, now: None };
+    let opts = OpenOptions {
+        write,
+        sync: !no_sync,
+        now: None,
+    };
     let mut path = image.to_path_buf();
     if let Some(Some(out)) = OUTPUT_ARG.get() {
         if !write {
-            return Err(usage("--output applies only to commands that change the image"));
+            return Err(usage(
+                "--output applies only to commands that change the image",
+            ));
         }
         // Check the source image before copying it.
         Filesystem::open(image, &OpenOptions::read_only())
@@ -374,16 +419,26 @@ fn open(image: &Path, write: bool, no_sync: bool) -> R<Filesystem> {
                 Some(w) => Err(Error::Unsupported(format!("cannot write this image: {w}"))),
                 None => Ok(()),
             })
-            .map_err(|e| Fail { code: 1, msg: format!("{}: {e}", image.display()) })?;
+            .map_err(|e| Fail {
+                code: 1,
+                msg: format!("{}: {e}", image.display()),
+            })?;
         let mut name = out.file_name().unwrap_or_default().to_os_string();
         name.push(".ext3edit-partial");
         let tmp = out.with_file_name(name);
-        ext3edit::device::copy_sparse(image, &tmp)
-            .map_err(|e| Error::io(format!("copying {} to {}", image.display(), tmp.display()), e))?;
+        ext3edit::device::copy_sparse(image, &tmp).map_err(|e| {
+            Error::io(
+                format!("copying {} to {}", image.display(), tmp.display()),
+                e,
+            )
+        })?;
         *OUTPUT.lock().unwrap() = Some((tmp.clone(), out.clone()));
         path = tmp;
     }
-    let fs = Filesystem::open(&path, &opts).map_err(|e| Fail { code: 1, msg: format!("{}: {e}", image.display()) })?;
+    let fs = Filesystem::open(&path, &opts).map_err(|e| Fail {
+        code: 1,
+        msg: format!("{}: {e}", image.display()),
+    })?;
     if fs.needs_recovery() && !write {
         eprintln!(
             "ext3edit: warning: {}: the journal needs recovery; showing the image as it is on disk, without the journal's changes",
@@ -397,7 +452,12 @@ fn commit(mut fs: Filesystem) -> R<()> {
     fs.commit()?;
     drop(fs);
     if let Some((tmp, out)) = OUTPUT.lock().unwrap().take() {
-        std::fs::rename(&tmp, &out).map_err(|e| Error::io(format!("renaming {} to {}", tmp.display(), out.display()), e))?;
+        std::fs::rename(&tmp, &out).map_err(|e| {
+            Error::io(
+                format!("renaming {} to {}", tmp.display(), out.display()),
+                e,
+            )
+        })?;
     }
     Ok(())
 }
@@ -415,7 +475,12 @@ fn new_attrs(a: &Attrs, default_perm: u16) -> R<NewFile> {
         None => (0, 0),
     };
     let mtime = a.mtime.as_deref().map(parse_time).transpose()?;
-    Ok(NewFile { perm, uid, gid, mtime })
+    Ok(NewFile {
+        perm,
+        uid,
+        gid,
+        mtime,
+    })
 }
 
 /// Create the missing directories of `path` (mkdir -p); returns the inode.
@@ -482,7 +547,14 @@ fn run(cli: Cli) -> R<()> {
             let fs = open(&image, false, ns)?;
             report::info(&fs, &image, json)
         }
-        Cmd::Ls { image, path, long, recursive, all, json } => {
+        Cmd::Ls {
+            image,
+            path,
+            long,
+            recursive,
+            all,
+            json,
+        } => {
             let fs = open(&image, false, ns)?;
             report::ls(&fs, &path, long, recursive, all, json)
         }
@@ -494,19 +566,31 @@ fn run(cli: Cli) -> R<()> {
         Cmd::Readlink { image, path } => {
             let fs = open(&image, false, ns)?;
             let ino = fs.resolve(&path, false)?;
-            let t = fs.read_link(&fs.read_inode(ino)?).map_err(|e| e.at(&path))?;
+            let t = fs
+                .read_link(&fs.read_inode(ino)?)
+                .map_err(|e| e.at(&path))?;
             let mut out = std::io::stdout().lock();
-            out.write_all(&t).and_then(|_| out.write_all(b"\n")).map_err(|e| Error::io("writing output", e))?;
+            out.write_all(&t)
+                .and_then(|_| out.write_all(b"\n"))
+                .map_err(|e| Error::io("writing output", e))?;
             Ok(())
         }
-        Cmd::Get { image, path, dest, recursive } => {
+        Cmd::Get {
+            image,
+            path,
+            dest,
+            recursive,
+        } => {
             let fs = open(&image, false, ns)?;
             let ino = fs.resolve(&path, true)?;
             let inode = fs.read_inode(ino)?;
             let to_stdout = dest.as_ref().is_none_or(|d| d.as_os_str() == "-");
             if inode.is_dir() {
                 if !recursive {
-                    return Err(Error::IsADirectory(format!("{path} (use -r to copy a directory)")).into());
+                    return Err(Error::IsADirectory(format!(
+                        "{path} (use -r to copy a directory)"
+                    ))
+                    .into());
                 }
                 if to_stdout {
                     return Err(usage("get -r needs a destination directory"));
@@ -540,7 +624,14 @@ fn run(cli: Cli) -> R<()> {
             host::get_file(&fs, ino, &d).map_err(|e| e.at(&path))?;
             Ok(())
         }
-        Cmd::Put { image, src, dest, recursive, parents, attrs } => {
+        Cmd::Put {
+            image,
+            src,
+            dest,
+            recursive,
+            parents,
+            attrs,
+        } => {
             let a = new_attrs(&attrs, 0o644)?;
             let opts = PutOptions {
                 mode: attrs.mode.as_deref().map(parse_mode).transpose()?,
@@ -548,7 +639,10 @@ fn run(cli: Cli) -> R<()> {
                 mtime: a.mtime,
             };
             let mut fs = open(&image, true, ns)?;
-            let dir_attrs = NewFile { perm: 0o755, ..a.clone() };
+            let dir_attrs = NewFile {
+                perm: 0o755,
+                ..a.clone()
+            };
             if parents {
                 if let Some((p, _)) = split_last(&dest) {
                     if !dest.ends_with('/') {
@@ -567,7 +661,8 @@ fn run(cli: Cli) -> R<()> {
                 return commit(fs);
             }
             let sp = Path::new(&src);
-            let meta = std::fs::symlink_metadata(sp).map_err(|e| Error::io(format!("reading {src}"), e))?;
+            let meta = std::fs::symlink_metadata(sp)
+                .map_err(|e| Error::io(format!("reading {src}"), e))?;
             let src_name = sp
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -578,17 +673,31 @@ fn run(cli: Cli) -> R<()> {
                 host::put_tree(&mut fs, sp, parent, &name, &opts).map_err(|e| e.at(&t))?;
             } else {
                 if meta.is_dir() || (meta.file_type().is_symlink() && sp.is_dir()) {
-                    return Err(Error::IsADirectory(format!("{src} (use -r to copy a directory)")).into());
+                    return Err(
+                        Error::IsADirectory(format!("{src} (use -r to copy a directory)")).into(),
+                    );
                 }
                 host::put_file(&mut fs, sp, parent, &name, &opts).map_err(|e| e.at(&t))?;
             }
             commit(fs)
         }
-        Cmd::Mkdir { image, path, parents, attrs } => {
+        Cmd::Mkdir {
+            image,
+            path,
+            parents,
+            attrs,
+        } => {
             let a = new_attrs(&attrs, 0o755)?;
             let mut fs = open(&image, true, ns)?;
             if parents {
-                let ino = mkdir_p(&mut fs, &path, &NewFile { perm: 0o755, ..a.clone() })?;
+                let ino = mkdir_p(
+                    &mut fs,
+                    &path,
+                    &NewFile {
+                        perm: 0o755,
+                        ..a.clone()
+                    },
+                )?;
                 // The last directory gets the requested mode and owner.
                 if attrs.mode.is_some() || attrs.owner.is_some() {
                     fs.set_perm(ino, a.perm)?;
@@ -600,7 +709,12 @@ fn run(cli: Cli) -> R<()> {
             }
             commit(fs)
         }
-        Cmd::Rm { image, path, recursive, force } => {
+        Cmd::Rm {
+            image,
+            path,
+            recursive,
+            force,
+        } => {
             let mut fs = open(&image, true, ns)?;
             let (parent, name) = fs.resolve_parent(&path)?;
             let dir = fs.read_inode(parent)?;
@@ -612,7 +726,10 @@ fn run(cli: Cli) -> R<()> {
             };
             if fs.read_inode(e.ino)?.is_dir() {
                 if !recursive {
-                    return Err(Error::IsADirectory(format!("{path} (use -r to remove a directory)")).into());
+                    return Err(Error::IsADirectory(format!(
+                        "{path} (use -r to remove a directory)"
+                    ))
+                    .into());
                 }
                 fs.remove_tree(parent, &name).map_err(|e| e.at(&path))?;
             } else {
@@ -635,17 +752,30 @@ fn run(cli: Cli) -> R<()> {
             }
             let t = target_path(&fs, &dest, Some(&basename(&src)?))?;
             let (dp, dname) = fs.resolve_parent(&t)?;
-            fs.rename(sp, &sname, dp, &dname).map_err(|e| e.at(&format!("{src} -> {t}")))?;
+            fs.rename(sp, &sname, dp, &dname)
+                .map_err(|e| e.at(&format!("{src} -> {t}")))?;
             commit(fs)
         }
-        Cmd::Ln { image, target, link, symbolic, attrs } => {
+        Cmd::Ln {
+            image,
+            target,
+            link,
+            symbolic,
+            attrs,
+        } => {
             let a = new_attrs(&attrs, 0o777)?;
             let mut fs = open(&image, true, ns)?;
             if symbolic {
-                let base = target.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string();
+                let base = target
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
                 let t = target_path(&fs, &link, if base.is_empty() { None } else { Some(&base) })?;
                 let (parent, name) = fs.resolve_parent(&t)?;
-                fs.symlink(parent, &name, target.as_bytes(), &a).map_err(|e| e.at(&t))?;
+                fs.symlink(parent, &name, target.as_bytes(), &a)
+                    .map_err(|e| e.at(&t))?;
             } else {
                 let ino = fs.resolve(&target, false)?;
                 let t = target_path(&fs, &link, Some(&basename(&target)?))?;
@@ -661,12 +791,19 @@ fn run(cli: Cli) -> R<()> {
             fs.set_perm(ino, m).map_err(|e| e.at(&path))?;
             commit(fs)
         }
-        Cmd::Chown { image, owner, path, no_deref, .. } => {
+        Cmd::Chown {
+            image,
+            owner,
+            path,
+            no_deref,
+            ..
+        } => {
             let (u, g) = parse_owner(&owner)?;
             let mut fs = open(&image, true, ns)?;
             let ino = fs.resolve(&path, !no_deref)?;
             let cur = fs.read_inode(ino)?;
-            fs.set_owner(ino, u.unwrap_or(cur.uid()), g.unwrap_or(cur.gid())).map_err(|e| e.at(&path))?;
+            fs.set_owner(ino, u.unwrap_or(cur.uid()), g.unwrap_or(cur.gid()))
+                .map_err(|e| e.at(&path))?;
             commit(fs)
         }
         Cmd::Touch { image, path, mtime } => {
@@ -674,11 +811,19 @@ fn run(cli: Cli) -> R<()> {
             let mut fs = open(&image, true, ns)?;
             let now = t.unwrap_or(fs.now());
             match fs.try_resolve(&path, true)? {
-                Some(ino) => fs.set_times(ino, Some(now), Some(now)).map_err(|e| e.at(&path))?,
+                Some(ino) => fs
+                    .set_times(ino, Some(now), Some(now))
+                    .map_err(|e| e.at(&path))?,
                 None => {
                     let (parent, name) = fs.resolve_parent(&path)?;
-                    let a = NewFile { perm: 0o644, uid: 0, gid: 0, mtime: Some(now) };
-                    fs.create_file(parent, &name, &a, &mut std::io::empty()).map_err(|e| e.at(&path))?;
+                    let a = NewFile {
+                        perm: 0o644,
+                        uid: 0,
+                        gid: 0,
+                        mtime: Some(now),
+                    };
+                    fs.create_file(parent, &name, &a, &mut std::io::empty())
+                        .map_err(|e| e.at(&path))?;
                 }
             }
             commit(fs)
@@ -689,13 +834,24 @@ fn run(cli: Cli) -> R<()> {
             fs.truncate_ino(ino, size).map_err(|e| e.at(&path))?;
             commit(fs)
         }
-        Cmd::Mknod { image, path, kind, major, minor, attrs } => {
+        Cmd::Mknod {
+            image,
+            path,
+            kind,
+            major,
+            minor,
+            attrs,
+        } => {
             let ft = match kind.as_str() {
                 "c" | "u" => FileType::CharDevice,
                 "b" => FileType::BlockDevice,
                 "p" => FileType::Fifo,
                 "s" => FileType::Socket,
-                _ => return Err(usage(format!("invalid node type {kind:?}: expected c, b, p or s"))),
+                _ => {
+                    return Err(usage(format!(
+                        "invalid node type {kind:?}: expected c, b, p or s"
+                    )))
+                }
             };
             let dev = matches!(ft, FileType::CharDevice | FileType::BlockDevice);
             let rdev = match (dev, major, minor) {
@@ -707,7 +863,8 @@ fn run(cli: Cli) -> R<()> {
             let a = new_attrs(&attrs, 0o644)?;
             let mut fs = open(&image, true, ns)?;
             let (parent, name) = fs.resolve_parent(&path)?;
-            fs.mknod(parent, &name, ft, rdev, &a).map_err(|e| e.at(&path))?;
+            fs.mknod(parent, &name, ft, rdev, &a)
+                .map_err(|e| e.at(&path))?;
             commit(fs)
         }
     }
@@ -740,4 +897,3 @@ fn main() -> ExitCode {
         }
     }
 }
-

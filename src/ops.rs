@@ -89,13 +89,26 @@ impl Filesystem {
 
     /// Create a regular file `name` in directory `parent` with the bytes of
     /// `src`. Fails if the name exists.
-    pub fn create_file(&mut self, parent: Ino, name: &[u8], attrs: &NewFile, src: &mut dyn Read) -> Result<Ino> {
+    pub fn create_file(
+        &mut self,
+        parent: Ino,
+        name: &[u8],
+        attrs: &NewFile,
+        src: &mut dyn Read,
+    ) -> Result<Ino> {
         self.create_file_sized(parent, name, attrs, src, None)
     }
 
     /// [`Self::create_file`] for a source whose size is known in advance
     /// (reading stops there).
-    pub fn create_file_sized(&mut self, parent: Ino, name: &[u8], attrs: &NewFile, src: &mut dyn Read, size: Option<u64>) -> Result<Ino> {
+    pub fn create_file_sized(
+        &mut self,
+        parent: Ino,
+        name: &[u8],
+        attrs: &NewFile,
+        src: &mut dyn Read,
+        size: Option<u64>,
+    ) -> Result<Ino> {
         self.ensure_writable()?;
         let d = self.dir_inode(parent)?;
         self.check_absent(&d, name)?;
@@ -114,7 +127,13 @@ impl Filesystem {
     }
 
     /// [`Self::overwrite_file`] for a source of known size.
-    pub fn overwrite_file_sized(&mut self, ino: Ino, attrs: &NewFile, src: &mut dyn Read, size: Option<u64>) -> Result<()> {
+    pub fn overwrite_file_sized(
+        &mut self,
+        ino: Ino,
+        attrs: &NewFile,
+        src: &mut dyn Read,
+        size: Option<u64>,
+    ) -> Result<()> {
         self.ensure_writable()?;
         let mut inode = self.read_inode(ino)?;
         if !inode.is_reg() {
@@ -137,7 +156,9 @@ impl Filesystem {
         let mut p = self.dir_inode(parent)?;
         self.check_absent(&p, name)?;
         if p.links() >= LINK_MAX {
-            return Err(Error::Invalid(format!("directory inode {parent} has too many subdirectories")));
+            return Err(Error::Invalid(format!(
+                "directory inode {parent} has too many subdirectories"
+            )));
         }
         let mut inode = self.new_inode(parent, FileType::Directory, attrs)?;
         inode.set_links(2);
@@ -159,7 +180,13 @@ impl Filesystem {
     }
 
     /// Create a symbolic link `name` -> `target`.
-    pub fn symlink(&mut self, parent: Ino, name: &[u8], target: &[u8], attrs: &NewFile) -> Result<Ino> {
+    pub fn symlink(
+        &mut self,
+        parent: Ino,
+        name: &[u8],
+        target: &[u8],
+        attrs: &NewFile,
+    ) -> Result<Ino> {
         self.ensure_writable()?;
         if target.is_empty() || target.len() >= self.block_size().min(4096) || target.contains(&0) {
             return Err(Error::Invalid(format!(
@@ -169,7 +196,10 @@ impl Filesystem {
         }
         let d = self.dir_inode(parent)?;
         self.check_absent(&d, name)?;
-        let a = NewFile { perm: 0o777, ..attrs.clone() };
+        let a = NewFile {
+            perm: 0o777,
+            ..attrs.clone()
+        };
         let mut inode = self.new_inode(parent, FileType::Symlink, &a)?;
         inode.set_links(1);
         if target.len() < 60 {
@@ -185,10 +215,22 @@ impl Filesystem {
     }
 
     /// Create a device node, fifo or socket.
-    pub fn mknod(&mut self, parent: Ino, name: &[u8], ftype: FileType, rdev: (u32, u32), attrs: &NewFile) -> Result<Ino> {
+    pub fn mknod(
+        &mut self,
+        parent: Ino,
+        name: &[u8],
+        ftype: FileType,
+        rdev: (u32, u32),
+        attrs: &NewFile,
+    ) -> Result<Ino> {
         self.ensure_writable()?;
-        if !matches!(ftype, FileType::CharDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket) {
-            return Err(Error::Invalid("mknod makes device nodes, fifos and sockets only".into()));
+        if !matches!(
+            ftype,
+            FileType::CharDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket
+        ) {
+            return Err(Error::Invalid(
+                "mknod makes device nodes, fifos and sockets only".into(),
+            ));
         }
         let d = self.dir_inode(parent)?;
         self.check_absent(&d, name)?;
@@ -207,7 +249,9 @@ impl Filesystem {
         self.ensure_writable()?;
         let mut inode = self.read_inode(ino)?;
         if inode.is_dir() {
-            return Err(Error::IsADirectory(format!("inode {ino}: hard links to directories are not allowed")));
+            return Err(Error::IsADirectory(format!(
+                "inode {ino}: hard links to directories are not allowed"
+            )));
         }
         if inode.links() >= LINK_MAX {
             return Err(Error::Invalid(format!("inode {ino} has too many links")));
@@ -251,7 +295,9 @@ impl Filesystem {
     pub fn unlink(&mut self, parent: Ino, name: &[u8]) -> Result<()> {
         self.ensure_writable()?;
         let mut d = self.dir_inode(parent)?;
-        let e = self.lookup(&d, name)?.ok_or_else(|| Error::NotFound(Self::name_str(name)))?;
+        let e = self
+            .lookup(&d, name)?
+            .ok_or_else(|| Error::NotFound(Self::name_str(name)))?;
         let inode = self.read_inode(e.ino)?;
         if inode.is_dir() {
             return Err(Error::IsADirectory(Self::name_str(name)));
@@ -265,7 +311,9 @@ impl Filesystem {
     pub fn rmdir(&mut self, parent: Ino, name: &[u8]) -> Result<()> {
         self.ensure_writable()?;
         let mut d = self.dir_inode(parent)?;
-        let e = self.lookup(&d, name)?.ok_or_else(|| Error::NotFound(Self::name_str(name)))?;
+        let e = self
+            .lookup(&d, name)?
+            .ok_or_else(|| Error::NotFound(Self::name_str(name)))?;
         if name == b"." || name == b".." {
             return Err(Error::Invalid("cannot remove . or ..".into()));
         }
@@ -295,9 +343,17 @@ impl Filesystem {
         self.remove_tree_inner(parent, name, &mut seen, 0)
     }
 
-    fn remove_tree_inner(&mut self, parent: Ino, name: &[u8], seen: &mut HashSet<Ino>, depth: u32) -> Result<()> {
+    fn remove_tree_inner(
+        &mut self,
+        parent: Ino,
+        name: &[u8],
+        seen: &mut HashSet<Ino>,
+        depth: u32,
+    ) -> Result<()> {
         let d = self.dir_inode(parent)?;
-        let e = self.lookup(&d, name)?.ok_or_else(|| Error::NotFound(Self::name_str(name)))?;
+        let e = self
+            .lookup(&d, name)?
+            .ok_or_else(|| Error::NotFound(Self::name_str(name)))?;
         let inode = self.read_inode(e.ino)?;
         if !inode.is_dir() {
             return self.unlink(parent, name);
@@ -325,7 +381,9 @@ impl Filesystem {
                 return Ok(false);
             }
             let d = self.dir_inode(ino)?;
-            let up = self.lookup(&d, b"..")?.ok_or_else(|| Error::corrupt(format!("directory inode {ino} has no .. entry")))?;
+            let up = self
+                .lookup(&d, b"..")?
+                .ok_or_else(|| Error::corrupt(format!("directory inode {ino} has no .. entry")))?;
             ino = up.ino;
         }
         Err(Error::corrupt("directory loop while walking up"))
@@ -337,7 +395,9 @@ impl Filesystem {
         self.ensure_writable()?;
         check_name(dname)?;
         let sd = self.dir_inode(sparent)?;
-        let se = self.lookup(&sd, sname)?.ok_or_else(|| Error::NotFound(Self::name_str(sname)))?;
+        let se = self
+            .lookup(&sd, sname)?
+            .ok_or_else(|| Error::NotFound(Self::name_str(sname)))?;
         if sname == b"." || sname == b".." {
             return Err(Error::Invalid("cannot move . or ..".into()));
         }
@@ -377,7 +437,9 @@ impl Filesystem {
             }
         } else {
             if is_dir && sparent != dparent && dd.links() >= LINK_MAX {
-                return Err(Error::Invalid(format!("directory inode {dparent} has too many subdirectories")));
+                return Err(Error::Invalid(format!(
+                    "directory inode {dparent} has too many subdirectories"
+                )));
             }
             let mut dd = dd;
             self.add_entry(&mut dd, dname, se.ino, src.file_type())?;
@@ -424,7 +486,12 @@ impl Filesystem {
     }
 
     /// Set access and/or modification time.
-    pub fn set_times(&mut self, ino: Ino, atime: Option<Timestamp>, mtime: Option<Timestamp>) -> Result<()> {
+    pub fn set_times(
+        &mut self,
+        ino: Ino,
+        atime: Option<Timestamp>,
+        mtime: Option<Timestamp>,
+    ) -> Result<()> {
         self.ensure_writable()?;
         let mut i = self.read_inode(ino)?;
         if let Some(t) = atime {
@@ -442,5 +509,135 @@ impl Filesystem {
         self.ensure_writable()?;
         let mut i = self.read_inode(ino)?;
         self.truncate(&mut i, size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::MemDevice;
+    use crate::fs::OpenOptions;
+
+    fn sample_bytes() -> Vec<u8> {
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/sample.ext3")).unwrap()
+    }
+
+    fn open(bytes: Vec<u8>) -> Filesystem {
+        Filesystem::open_device(Box::new(MemDevice::new(bytes)), &OpenOptions::read_write())
+            .unwrap()
+    }
+
+    #[test]
+    fn nothing_is_written_before_commit() {
+        let bytes = sample_bytes();
+        let mut fs = open(bytes.clone());
+        let root = fs.root();
+        fs.create_file(root, b"f", &NewFile::default(), &mut &b"data"[..])
+            .unwrap();
+        assert!(fs.is_dirty());
+        // Staged content is visible before commit...
+        let ino = fs.resolve("/f", true).unwrap();
+        let mut out = Vec::new();
+        fs.read_file(&fs.read_inode(ino).unwrap(), &mut out)
+            .unwrap();
+        assert_eq!(out, b"data");
+        // ...and a rollback forgets it.
+        fs.rollback().unwrap();
+        assert!(fs.try_resolve("/f", true).unwrap().is_none());
+        assert_eq!(
+            fs.free_blocks(),
+            crate::superblock::Superblock::parse(&bytes[1024..2048])
+                .unwrap()
+                .free_blocks()
+        );
+    }
+
+    #[test]
+    fn free_counts_return_after_create_and_remove() {
+        let mut fs = open(sample_bytes());
+        let (b0, i0) = (fs.free_blocks(), fs.free_inodes());
+        let root = fs.root();
+        let d = fs
+            .mkdir(
+                root,
+                b"d",
+                &NewFile {
+                    perm: 0o755,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let data = vec![7u8; 300 * 1024];
+        fs.create_file(d, b"big", &NewFile::default(), &mut &data[..])
+            .unwrap();
+        fs.commit().unwrap();
+        assert!(fs.free_blocks() < b0 - 300);
+        fs.remove_tree(root, b"d").unwrap();
+        fs.commit().unwrap();
+        assert_eq!((fs.free_blocks(), fs.free_inodes()), (b0, i0));
+    }
+
+    #[test]
+    fn errors_leave_state_alone() {
+        let mut fs = open(sample_bytes());
+        let root = fs.root();
+        assert!(matches!(
+            fs.mkdir(root, b"etc", &NewFile::default()),
+            Err(Error::Exists(_))
+        ));
+        assert!(matches!(fs.rmdir(root, b"etc"), Err(Error::NotEmpty(_))));
+        assert!(matches!(
+            fs.unlink(root, b"etc"),
+            Err(Error::IsADirectory(_))
+        ));
+        let etc = fs.resolve("/etc", true).unwrap();
+        assert!(matches!(
+            fs.rename(root, b"etc", etc, b"inside"),
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            fs.create_file(root, b"a/b", &NewFile::default(), &mut &b""[..]),
+            Err(Error::Invalid(_))
+        ));
+        let hosts = fs.resolve("/etc/hosts", true).unwrap();
+        assert!(matches!(
+            fs.link(etc, root, b"etc2"),
+            Err(Error::IsADirectory(_))
+        ));
+        fs.link(hosts, root, b"hosts2").unwrap();
+        assert_eq!(fs.read_inode(hosts).unwrap().links(), 2);
+    }
+
+    #[test]
+    fn read_only_filesystem_refuses_changes() {
+        let fs0 = Filesystem::open_device(
+            Box::new(MemDevice::new(sample_bytes())),
+            &OpenOptions::read_only(),
+        )
+        .unwrap();
+        let mut fs = fs0;
+        let root = fs.root();
+        assert!(matches!(
+            fs.mkdir(root, b"x", &NewFile::default()),
+            Err(Error::ReadOnly(_))
+        ));
+    }
+
+    #[test]
+    fn unsupported_features_refuse_writes_but_read() {
+        let mut bytes = sample_bytes();
+        // Turn on the extent feature (incompat 0x40) in the superblock.
+        bytes[1024 + 0x60] |= 0x40;
+        let e = Filesystem::open_device(
+            Box::new(MemDevice::new(bytes.clone())),
+            &OpenOptions::read_write(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("extent"), "{e}");
+        let fs =
+            Filesystem::open_device(Box::new(MemDevice::new(bytes)), &OpenOptions::read_only())
+                .unwrap();
+        assert!(fs.write_refusal().unwrap().contains("extent"));
+        assert!(fs.resolve("/etc/hosts", true).is_ok());
     }
 }

@@ -93,7 +93,9 @@ impl Filesystem {
         let (parent, name) = split_last(path)
             .ok_or_else(|| Error::Invalid(format!("{path}: the root directory has no parent")))?;
         if name == "." || name == ".." {
-            return Err(Error::Invalid(format!("{path}: path must not end in . or ..")));
+            return Err(Error::Invalid(format!(
+                "{path}: path must not end in . or .."
+            )));
         }
         let p = self.resolve(parent, true)?;
         if !self.read_inode(p)?.is_dir() {
@@ -109,5 +111,65 @@ impl Filesystem {
             Err(Error::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::MemDevice;
+    use crate::fs::OpenOptions;
+
+    fn sample() -> Filesystem {
+        let img =
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/sample.ext3")).unwrap();
+        Filesystem::open_device(Box::new(MemDevice::new(img)), &OpenOptions::read_write()).unwrap()
+    }
+
+    #[test]
+    fn split_last_cases() {
+        assert_eq!(split_last("/a/b"), Some(("/a", "b")));
+        assert_eq!(split_last("/a/b/"), Some(("/a", "b")));
+        assert_eq!(split_last("/a"), Some(("/", "a")));
+        assert_eq!(split_last("a"), Some(("/", "a")));
+        assert_eq!(split_last("/"), None);
+    }
+
+    #[test]
+    fn dotdot_never_leaves_the_root() {
+        let fs = sample();
+        let etc = fs.resolve("/etc", true).unwrap();
+        assert_eq!(fs.resolve("/../../etc", true).unwrap(), etc);
+        assert_eq!(fs.resolve("/etc/../..", true).unwrap(), ROOT_INO);
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_the_image() {
+        let mut fs = sample();
+        let root = fs.root();
+        let a = crate::ops::NewFile::default();
+        // Absolute and escaping relative targets both stay inside.
+        fs.symlink(root, b"abs", b"/etc", &a).unwrap();
+        fs.symlink(root, b"up", b"../../../../etc", &a).unwrap();
+        let etc = fs.resolve("/etc", true).unwrap();
+        assert_eq!(fs.resolve("/abs", true).unwrap(), etc);
+        assert_eq!(fs.resolve("/up", true).unwrap(), etc);
+        assert_ne!(fs.resolve("/up", false).unwrap(), etc);
+        assert!(fs.resolve("/abs/hosts", false).is_ok());
+        // Loops end with an error, not a hang.
+        fs.symlink(root, b"loop1", b"/loop2", &a).unwrap();
+        fs.symlink(root, b"loop2", b"/loop1", &a).unwrap();
+        let e = fs.resolve("/loop1/x", true).unwrap_err().to_string();
+        assert!(e.contains("too many levels of symbolic links"), "{e}");
+    }
+
+    #[test]
+    fn missing_and_not_a_directory() {
+        let fs = sample();
+        assert!(matches!(fs.resolve("/nope", true), Err(Error::NotFound(_))));
+        assert!(matches!(
+            fs.resolve("/etc/hosts/x", true),
+            Err(Error::NotADirectory(_))
+        ));
     }
 }

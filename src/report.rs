@@ -13,7 +13,8 @@ use super::{join, R};
 
 fn out(s: &str) -> R<()> {
     let mut o = std::io::stdout().lock();
-    o.write_all(s.as_bytes()).map_err(|e| Error::io("writing output", e))?;
+    o.write_all(s.as_bytes())
+        .map_err(|e| Error::io("writing output", e))?;
     Ok(())
 }
 
@@ -35,7 +36,12 @@ pub fn fmt_time(t: Timestamp) -> String {
     let days = t.secs.div_euclid(86400);
     let rem = t.secs.rem_euclid(86400);
     let (y, m, d) = civil(days);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 fn mode_string(inode: &Inode) -> String {
@@ -43,9 +49,15 @@ fn mode_string(inode: &Inode) -> String {
     let mut s = String::new();
     s.push(inode.file_type().letter());
     let bits = [
-        (0o400, 'r'), (0o200, 'w'), (0o100, 'x'),
-        (0o040, 'r'), (0o020, 'w'), (0o010, 'x'),
-        (0o004, 'r'), (0o002, 'w'), (0o001, 'x'),
+        (0o400, 'r'),
+        (0o200, 'w'),
+        (0o100, 'x'),
+        (0o040, 'r'),
+        (0o020, 'w'),
+        (0o010, 'x'),
+        (0o004, 'r'),
+        (0o002, 'w'),
+        (0o001, 'x'),
     ];
     for (i, (b, c)) in bits.iter().enumerate() {
         let set = m & b != 0;
@@ -130,25 +142,69 @@ pub fn info(fs: &Filesystem, image: &Path, json: bool) -> R<()> {
         "write_refusal": fs.write_refusal(),
     });
     if json {
-        return out(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()));
+        return out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        ));
     }
     let bs = sb.block_size as u64;
     let mib = |b: u64| (b * bs) as f64 / 1048576.0;
     let mut s = String::new();
     s += &format!("Image:            {}\n", image.display());
     s += &format!("Filesystem:       {kind} (revision {})\n", sb.rev_level());
-    s += &format!("Label:            {}\n", if sb.label().is_empty() { "<none>".into() } else { sb.label() });
+    s += &format!(
+        "Label:            {}\n",
+        if sb.label().is_empty() {
+            "<none>".into()
+        } else {
+            sb.label()
+        }
+    );
     s += &format!("UUID:             {}\n", sb.uuid());
     s += &format!("Block size:       {bs}\n");
-    s += &format!("Blocks:           {} ({:.1} MiB), {} free ({:.1} MiB), {} reserved\n", sb.blocks_count, mib(sb.blocks_count), sb.free_blocks(), mib(sb.free_blocks()), sb.reserved_blocks());
-    s += &format!("Inodes:           {}, {} free, {} bytes each\n", sb.inodes_count, sb.free_inodes(), sb.inode_size);
-    s += &format!("Groups:           {} ({} blocks, {} inodes each)\n", sb.group_count, sb.blocks_per_group, sb.inodes_per_group);
+    s += &format!(
+        "Blocks:           {} ({:.1} MiB), {} free ({:.1} MiB), {} reserved\n",
+        sb.blocks_count,
+        mib(sb.blocks_count),
+        sb.free_blocks(),
+        mib(sb.free_blocks()),
+        sb.reserved_blocks()
+    );
+    s += &format!(
+        "Inodes:           {}, {} free, {} bytes each\n",
+        sb.inodes_count,
+        sb.free_inodes(),
+        sb.inode_size
+    );
+    s += &format!(
+        "Groups:           {} ({} blocks, {} inodes each)\n",
+        sb.group_count, sb.blocks_per_group, sb.inodes_per_group
+    );
     s += &format!("Features:         {}\n", features.join(" "));
-    s += &format!("State:            {state}{}\n", if fs.needs_recovery() { ", journal needs recovery" } else { "" });
+    s += &format!(
+        "State:            {state}{}\n",
+        if fs.needs_recovery() {
+            ", journal needs recovery"
+        } else {
+            ""
+        }
+    );
     s += &format!("Journal:          {journal}\n");
-    s += &format!("Created:          {}\n", fmt_time(Timestamp::from_secs(sb.mkfs_time() as i64)));
-    s += &format!("Last written:     {}\n", fmt_time(Timestamp::from_secs(sb.wtime() as i64)));
-    s += &format!("Writable:         {}\n", match fs.write_refusal() { None => "yes".to_string(), Some(w) => format!("no: {w}") });
+    s += &format!(
+        "Created:          {}\n",
+        fmt_time(Timestamp::from_secs(sb.mkfs_time() as i64))
+    );
+    s += &format!(
+        "Last written:     {}\n",
+        fmt_time(Timestamp::from_secs(sb.wtime() as i64))
+    );
+    s += &format!(
+        "Writable:         {}\n",
+        match fs.write_refusal() {
+            None => "yes".to_string(),
+            Some(w) => format!("no: {w}"),
+        }
+    );
     out(&s)
 }
 
@@ -213,7 +269,14 @@ fn long_line(fs: &Filesystem, name: &str, ino: Ino) -> String {
     }
 }
 
-pub fn ls(fs: &Filesystem, path: &str, long: bool, recursive: bool, all: bool, json: bool) -> R<()> {
+pub fn ls(
+    fs: &Filesystem,
+    path: &str,
+    long: bool,
+    recursive: bool,
+    all: bool,
+    json: bool,
+) -> R<()> {
     // Like ls: a symlink to a directory is listed as the directory unless -l.
     let ino = match fs.resolve(path, !long) {
         Ok(i) => i,
@@ -226,11 +289,27 @@ pub fn ls(fs: &Filesystem, path: &str, long: bool, recursive: bool, all: bool, j
         inode
     };
     if !inode.is_dir() {
-        let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or(path).to_string();
+        let name = path
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or(path)
+            .to_string();
         if json {
-            return out(&format!("{}\n", serde_json::to_string_pretty(&json!([entry_json(fs, path, &name, inode.ino)])).unwrap_or_default()));
+            return out(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&json!([entry_json(fs, path, &name, inode.ino)]))
+                    .unwrap_or_default()
+            ));
         }
-        return out(&format!("{}\n", if long { long_line(fs, path, inode.ino) } else { path.to_string() }));
+        return out(&format!(
+            "{}\n",
+            if long {
+                long_line(fs, path, inode.ino)
+            } else {
+                path.to_string()
+            }
+        ));
     }
     let mut text = String::new();
     let mut items: Vec<Value> = Vec::new();
@@ -240,7 +319,9 @@ pub fn ls(fs: &Filesystem, path: &str, long: bool, recursive: bool, all: bool, j
     let mut first = true;
     while let Some((dpath, dino)) = stack.pop() {
         if !seen.insert(dino) {
-            errors.push(format!("{dpath}: directory loop (inode {dino} already listed)"));
+            errors.push(format!(
+                "{dpath}: directory loop (inode {dino} already listed)"
+            ));
             continue;
         }
         let entries: Vec<DirEntry> = match fs.read_inode(dino).and_then(|d| fs.read_dir(&d)) {
@@ -253,7 +334,10 @@ pub fn ls(fs: &Filesystem, path: &str, long: bool, recursive: bool, all: bool, j
                 continue;
             }
         };
-        let mut entries: Vec<DirEntry> = entries.into_iter().filter(|e| all || (e.name != b"." && e.name != b"..")).collect();
+        let mut entries: Vec<DirEntry> = entries
+            .into_iter()
+            .filter(|e| all || (e.name != b"." && e.name != b".."))
+            .collect();
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         if recursive && !json {
             if !first {
@@ -291,14 +375,24 @@ pub fn ls(fs: &Filesystem, path: &str, long: bool, recursive: bool, all: bool, j
         }
     }
     if json {
-        text = format!("{}\n", serde_json::to_string_pretty(&Value::Array(items)).unwrap_or_default());
+        text = format!(
+            "{}\n",
+            serde_json::to_string_pretty(&Value::Array(items)).unwrap_or_default()
+        );
     }
     out(&text)?;
     for e in &errors {
         eprintln!("ext3edit: {e}");
     }
     if !errors.is_empty() {
-        return Err(super::Fail { code: 1, msg: format!("{} director{} could not be listed", errors.len(), if errors.len() == 1 { "y" } else { "ies" }) });
+        return Err(super::Fail {
+            code: 1,
+            msg: format!(
+                "{} director{} could not be listed",
+                errors.len(),
+                if errors.len() == 1 { "y" } else { "ies" }
+            ),
+        });
     }
     Ok(())
 }
@@ -308,13 +402,20 @@ pub fn stat(fs: &Filesystem, path: &str, ino: Ino, json: bool) -> R<()> {
     let huge = fs.superblock().has_ro_compat(feature::RO_COMPAT_HUGE_FILE);
     let sectors = i.sectors(huge, fs.superblock().block_size);
     let xattrs = fs.xattrs(&i).map_err(|e| e.at(path))?;
-    let runs = if matches!(i.file_type(), FileType::Regular | FileType::Directory | FileType::Symlink) {
+    let runs = if matches!(
+        i.file_type(),
+        FileType::Regular | FileType::Directory | FileType::Symlink
+    ) {
         let nb = i.size_with(false).div_ceil(fs.block_size() as u64);
         fs.block_runs(&i, nb).map_err(|e| e.at(path))?
     } else {
         Vec::new()
     };
-    let target = if i.is_symlink() { Some(lossy(&fs.read_link(&i).map_err(|e| e.at(path))?)) } else { None };
+    let target = if i.is_symlink() {
+        Some(lossy(&fs.read_link(&i).map_err(|e| e.at(path))?))
+    } else {
+        None
+    };
     let xv: Vec<Value> = xattrs
         .iter()
         .map(|x| match std::str::from_utf8(&x.value) {
@@ -351,14 +452,41 @@ pub fn stat(fs: &Filesystem, path: &str, ino: Ino, json: bool) -> R<()> {
         v["rdev"] = json!([a, b]);
     }
     if json {
-        return out(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()));
+        return out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        ));
     }
     let mut s = String::new();
-    s += &format!("  File: {path}{}\n", target.as_ref().map(|t| format!(" -> {t}")).unwrap_or_default());
-    s += &format!("  Type: {}   Inode: {ino}   Links: {}\n", i.file_type().name(), i.links());
-    s += &format!("  Size: {}   Sectors: {sectors}   Flags: {:#x}\n", i.size_with(false), i.flags());
-    s += &format!("Access: ({:04o}/{})  Uid: {}  Gid: {}\n", i.perm(), mode_string(&i), i.uid(), i.gid());
-    if let Some((a, b)) = v.get("rdev").and_then(|r| r.as_array()).map(|r| (r[0].clone(), r[1].clone())) {
+    s += &format!(
+        "  File: {path}{}\n",
+        target
+            .as_ref()
+            .map(|t| format!(" -> {t}"))
+            .unwrap_or_default()
+    );
+    s += &format!(
+        "  Type: {}   Inode: {ino}   Links: {}\n",
+        i.file_type().name(),
+        i.links()
+    );
+    s += &format!(
+        "  Size: {}   Sectors: {sectors}   Flags: {:#x}\n",
+        i.size_with(false),
+        i.flags()
+    );
+    s += &format!(
+        "Access: ({:04o}/{})  Uid: {}  Gid: {}\n",
+        i.perm(),
+        mode_string(&i),
+        i.uid(),
+        i.gid()
+    );
+    if let Some((a, b)) = v
+        .get("rdev")
+        .and_then(|r| r.as_array())
+        .map(|r| (r[0].clone(), r[1].clone()))
+    {
         s += &format!("Device: {a}, {b}\n");
     }
     s += &format!("Access: {}.{:09}\n", fmt_time(i.atime()), i.atime().nanos);
@@ -368,13 +496,42 @@ pub fn stat(fs: &Filesystem, path: &str, ino: Ino, json: bool) -> R<()> {
         s += &format!(" Birth: {}.{:09}\n", fmt_time(c), c.nanos);
     }
     if !runs.is_empty() {
-        let shown: Vec<String> = runs.iter().take(20).map(|r| {
-            if r.len == 1 { format!("({}):{}", r.lblk, r.pblk) } else { format!("({}-{}):{}-{}", r.lblk, r.lblk + r.len - 1, r.pblk, r.pblk + r.len - 1) }
-        }).collect();
-        s += &format!("Blocks: {}{}\n", shown.join(", "), if runs.len() > 20 { format!(", ... ({} runs)", runs.len()) } else { String::new() });
+        let shown: Vec<String> = runs
+            .iter()
+            .take(20)
+            .map(|r| {
+                if r.len == 1 {
+                    format!("({}):{}", r.lblk, r.pblk)
+                } else {
+                    format!(
+                        "({}-{}):{}-{}",
+                        r.lblk,
+                        r.lblk + r.len - 1,
+                        r.pblk,
+                        r.pblk + r.len - 1
+                    )
+                }
+            })
+            .collect();
+        s += &format!(
+            "Blocks: {}{}\n",
+            shown.join(", "),
+            if runs.len() > 20 {
+                format!(", ... ({} runs)", runs.len())
+            } else {
+                String::new()
+            }
+        );
     }
     for x in &xv {
-        s += &format!("Xattr: {} = {}\n", x["name"].as_str().unwrap_or(""), x.get("value").or(x.get("hex")).and_then(|v| v.as_str()).unwrap_or(""));
+        s += &format!(
+            "Xattr: {} = {}\n",
+            x["name"].as_str().unwrap_or(""),
+            x.get("value")
+                .or(x.get("hex"))
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+        );
     }
     out(&s)
 }

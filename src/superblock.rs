@@ -88,8 +88,7 @@ impl Superblock {
         } else {
             (le16(&raw, sb::INODE_SIZE), le32(&raw, sb::FIRST_INO))
         };
-        if inode_size < 128 || !inode_size.is_power_of_two() || inode_size as u32 > block_size
-        {
+        if inode_size < 128 || !inode_size.is_power_of_two() || inode_size as u32 > block_size {
             return Err(Error::corrupt(format!(
                 "superblock: inode size {inode_size} is invalid"
             )));
@@ -438,5 +437,78 @@ impl GroupDesc {
     }
     pub fn flags(&self) -> u16 {
         le16(&self.raw, 0x12)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<u8> {
+        let img =
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/sample.ext3")).unwrap();
+        img[1024..2048].to_vec()
+    }
+
+    #[test]
+    fn parses_the_sample() {
+        let sb = Superblock::parse(&sample()).unwrap();
+        assert_eq!(sb.block_size, 1024);
+        assert_eq!(sb.inode_size, 256);
+        assert_eq!(sb.blocks_count, 4096);
+        assert_eq!(sb.first_data_block, 1);
+        assert_eq!(sb.group_count, 1);
+        assert_eq!(sb.label(), "sample-root");
+        assert_eq!(sb.uuid(), "3f2a9c4e-1b7d-4e8a-9c0f-5d6e7f8a9b0c");
+        assert!(sb.has_compat(feature::COMPAT_HAS_JOURNAL));
+    }
+
+    #[test]
+    fn bad_magic_is_named() {
+        let mut raw = sample();
+        raw[sb::MAGIC] = 0x12;
+        let e = Superblock::parse(&raw).unwrap_err().to_string();
+        assert!(e.contains("bad magic 0xef12"), "{e}");
+    }
+
+    #[test]
+    fn huge_block_size_is_refused() {
+        let mut raw = sample();
+        raw[sb::LOG_BLOCK_SIZE] = 30;
+        let e = Superblock::parse(&raw).unwrap_err().to_string();
+        assert!(e.contains("block size"), "{e}");
+    }
+
+    #[test]
+    fn inode_count_must_match_groups() {
+        let mut raw = sample();
+        put32(&mut raw, sb::INODES_COUNT, 1000);
+        let e = Superblock::parse(&raw).unwrap_err().to_string();
+        assert!(e.contains("inode count 1000 is not 1 groups x 128"), "{e}");
+    }
+
+    #[test]
+    fn zero_blocks_per_group_is_refused() {
+        let mut raw = sample();
+        put32(&mut raw, sb::BLOCKS_PER_GROUP, 0);
+        assert!(Superblock::parse(&raw)
+            .unwrap_err()
+            .to_string()
+            .contains("blocks per group 0"));
+    }
+
+    #[test]
+    fn sparse_super_backup_groups() {
+        let sb = Superblock::parse(&sample()).unwrap();
+        let with: Vec<u32> = (0..60).filter(|&g| sb.group_has_super(g)).collect();
+        assert_eq!(with, vec![0, 1, 3, 5, 7, 9, 25, 27, 49]);
+    }
+
+    #[test]
+    fn feature_names_include_unknown_bits() {
+        assert_eq!(
+            feature::names(1, feature::INCOMPAT_FILETYPE | 1 << 31),
+            vec!["filetype", "FEATURE_I31"]
+        );
     }
 }

@@ -51,7 +51,9 @@ fn parse_entries(
     let mut count = 0;
     while off + 4 <= region.len() && le32(region, off) != 0 {
         if off + 16 > region.len() {
-            return Err(Error::corrupt(format!("{what}: entry at offset {off} runs past the end")));
+            return Err(Error::corrupt(format!(
+                "{what}: entry at offset {off} runs past the end"
+            )));
         }
         let name_len = region[off] as usize;
         let index = region[off + 1];
@@ -59,7 +61,9 @@ fn parse_entries(
         let vino = le32(region, off + 4);
         let vsize = le32(region, off + 8) as usize;
         if off + 16 + name_len > region.len() {
-            return Err(Error::corrupt(format!("{what}: name at offset {off} runs past the end")));
+            return Err(Error::corrupt(format!(
+                "{what}: name at offset {off} runs past the end"
+            )));
         }
         let name = format!(
             "{}{}",
@@ -99,7 +103,14 @@ impl Filesystem {
             let start = 128 + inode.extra_isize() as usize;
             if start + 4 <= raw.len() && le32(raw, start) == XATTR_MAGIC {
                 let region = &raw[start + 4..];
-                parse_entries(self, region, 0, 0, &format!("inode {}: in-inode attributes", inode.ino), &mut out)?;
+                parse_entries(
+                    self,
+                    region,
+                    0,
+                    0,
+                    &format!("inode {}: in-inode attributes", inode.ino),
+                    &mut out,
+                )?;
             }
         }
         let blk = inode.file_acl();
@@ -108,7 +119,10 @@ impl Filesystem {
             self.check_block(blk, &|| what.clone())?;
             let data = self.block(blk)?;
             if le32(&data, 0) != XATTR_MAGIC {
-                return Err(Error::corrupt(format!("{what}: bad magic {:#x}", le32(&data, 0))));
+                return Err(Error::corrupt(format!(
+                    "{what}: bad magic {:#x}",
+                    le32(&data, 0)
+                )));
             }
             parse_entries(self, &data, 32, 0, &what, &mut out)?;
         }
