@@ -20,7 +20,7 @@
 use crate::error::{Error, Result};
 use crate::fs::Filesystem;
 use crate::inode::Inode;
-use crate::layout::{iflag, le16, le32};
+use crate::layout::{iflag, le16, le32, FileType};
 
 /// A run of mapped blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -430,11 +430,14 @@ impl Filesystem {
     /// indirect blocks that no longer map anything. Updates `i_blocks`; the
     /// caller sets the size and writes the inode.
     pub fn truncate_blocks(&mut self, inode: &mut Inode, keep: u64) -> Result<()> {
-        if inode.has_flag(iflag::INLINE_DATA)
-            || (inode.is_symlink()
-                && inode.size() < 60
-                && inode.sectors(false, 0) == self.xattr_sectors(inode))
-        {
+        // Only regular files, directories and slow symlinks map blocks:
+        // device nodes keep their device number in i_block.
+        let maps_blocks = match inode.file_type() {
+            FileType::Regular | FileType::Directory => true,
+            FileType::Symlink => inode.sectors(false, 0) > self.xattr_sectors(inode),
+            _ => false,
+        };
+        if !maps_blocks || inode.has_flag(iflag::INLINE_DATA) {
             return Ok(());
         }
         self.refuse_extents(inode)?;

@@ -610,6 +610,12 @@ pub fn get_file(fs: &Filesystem, ino: Ino, dest: &Path) -> Result<()> {
             "inode {ino} (use -r to copy a directory)"
         )));
     }
+    if !inode.is_reg() && !inode.is_symlink() {
+        return Err(Error::Invalid(format!(
+            "inode {ino} is a {}, not a regular file: nothing to copy",
+            inode.file_type().name()
+        )));
+    }
     if let Ok(m) = hfs::symlink_metadata(dest) {
         if m.file_type().is_symlink() {
             hfs::remove_file(dest).map_err(|e| hio("removing", dest, e))?;

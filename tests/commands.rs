@@ -15,7 +15,9 @@ fn host_file(dir: &Path, name: &str, data: &[u8]) -> String {
 }
 
 fn ev_read(img: &Path, path: &str) -> Vec<u8> {
-    view(img).read(path).unwrap_or_else(|e| panic!("ext4-view read {path}: {e}"))
+    view(img)
+        .read(path)
+        .unwrap_or_else(|e| panic!("ext4-view read {path}: {e}"))
 }
 
 fn ev_names(img: &Path, path: &str) -> Vec<String> {
@@ -54,8 +56,18 @@ fn put_get_roundtrip_all_configs() {
             // Our reader, debugfs and ext4-view agree with the source.
             let out = ok(p, "get", &[&format!("/{name}")]);
             assert_eq!(&out.stdout, data, "{}: get /{name}", cfg.name());
-            assert_eq!(&debugfs_cat(p, &format!("/{name}")), data, "{}: debugfs cat /{name}", cfg.name());
-            assert_eq!(&ev_read(p, &format!("/{name}")), data, "{}: ext4-view /{name}", cfg.name());
+            assert_eq!(
+                &debugfs_cat(p, &format!("/{name}")),
+                data,
+                "{}: debugfs cat /{name}",
+                cfg.name()
+            );
+            assert_eq!(
+                &ev_read(p, &format!("/{name}")),
+                data,
+                "{}: ext4-view /{name}",
+                cfg.name()
+            );
             // get to a host file too.
             let dst = img.dir.path().join(format!("{name}.out"));
             ok(p, "get", &[&format!("/{name}"), dst.to_str().unwrap()]);
@@ -63,7 +75,11 @@ fn put_get_roundtrip_all_configs() {
         }
         // stdin
         let out = run(&["put", ps, "-", "/from_stdin"], Some(b"piped data\n"));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         fsck_clean(p);
         assert_eq!(ev_read(p, "/from_stdin"), b"piped data\n");
         // Overwrite bigger, then smaller: same inode, content replaced.
@@ -91,7 +107,10 @@ fn put_get_roundtrip_all_configs() {
 #[test]
 fn holes_are_kept() {
     require_e2fsprogs!();
-    for cfg in matrix().into_iter().filter(|c| c.inode == 256 && c.dir_index) {
+    for cfg in matrix()
+        .into_iter()
+        .filter(|c| c.inode == 256 && c.dir_index)
+    {
         let img = mkfs(&cfg);
         let p = &img.path;
         let bs = cfg.block as usize;
@@ -104,7 +123,11 @@ fn holes_are_kept() {
         fsck_clean(p);
         let used = free_before - read_sb(p).free_blocks;
         // Two data blocks, one single-indirect block, one dir block at most.
-        assert!(used <= 4, "{}: a 2-block sparse file used {used} blocks", cfg.name());
+        assert!(
+            used <= 4,
+            "{}: a 2-block sparse file used {used} blocks",
+            cfg.name()
+        );
         assert_eq!(ev_read(p, "/sparse"), data);
         assert_eq!(debugfs_cat(p, "/sparse"), data);
     }
@@ -114,7 +137,13 @@ fn holes_are_kept() {
 fn triple_indirect_sparse_file() {
     require_e2fsprogs!();
     // With 1 KiB blocks the triple-indirect range starts at about 64 MiB.
-    let cfg = Cfg { fstype: "ext3", block: 1024, inode: 256, dir_index: true, size_kib: 16 * 1024 };
+    let cfg = Cfg {
+        fstype: "ext3",
+        block: 1024,
+        inode: 256,
+        dir_index: true,
+        size_kib: 16 * 1024,
+    };
     let img = mkfs(&cfg);
     let p = &img.path;
     let off = 70u64 << 20;
@@ -153,13 +182,32 @@ fn directories_links_and_attributes() {
         let img = mkfs(&cfg);
         let p = &img.path;
         let n = cfg.name();
-        ok(p, "mkdir", &["/etc/ssh", "-p", "--mode", "700", "--owner", "12:34"]);
+        ok(
+            p,
+            "mkdir",
+            &["/etc/ssh", "-p", "--mode", "700", "--owner", "12:34"],
+        );
         fsck_clean(p);
         let m = view(p).metadata("/etc/ssh").unwrap();
-        assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o700, 12, 34), "{n}");
+        assert_eq!(
+            (m.mode() & 0o7777, m.uid(), m.gid()),
+            (0o700, 12, 34),
+            "{n}"
+        );
         ok(p, "mkdir", &["/etc/ssh", "-p"]); // exists: fine with -p
         let conf = host_file(img.dir.path(), "sshd_config", b"PermitRootLogin yes\n");
-        ok(p, "put", &[&conf, "/etc/ssh/sshd_config", "--mode", "600", "--owner", "0:0"]);
+        ok(
+            p,
+            "put",
+            &[
+                &conf,
+                "/etc/ssh/sshd_config",
+                "--mode",
+                "600",
+                "--owner",
+                "0:0",
+            ],
+        );
         fsck_clean(p);
         // Symlinks: fast and slow.
         ok(p, "ln", &["/etc/ssh/sshd_config", "/short", "-s"]);
@@ -167,27 +215,45 @@ fn directories_links_and_attributes() {
         ok(p, "ln", &[&long_target, "/long", "-s"]);
         fsck_clean(p);
         let v = view(p);
-        assert_eq!(v.read_link("/short").unwrap().to_str().unwrap(), "/etc/ssh/sshd_config");
+        assert_eq!(
+            v.read_link("/short").unwrap().to_str().unwrap(),
+            "/etc/ssh/sshd_config"
+        );
         assert_eq!(v.read_link("/long").unwrap().to_str().unwrap(), long_target);
         assert_eq!(v.read("/short").unwrap(), b"PermitRootLogin yes\n");
-        assert!(debugfs(p, "stat /long").contains(&"Type: symlink".to_string()), "{n}");
+        assert!(
+            debugfs(p, "stat /long").contains(&"Type: symlink".to_string()),
+            "{n}"
+        );
         // Hard link
         ok(p, "ln", &["/etc/ssh/sshd_config", "/hard"]);
         fsck_clean(p);
-        assert!(debugfs(p, "stat /hard").contains("Links: 2"), "{n}: {}", debugfs(p, "stat /hard"));
+        assert!(
+            debugfs(p, "stat /hard").contains("Links: 2"),
+            "{n}: {}",
+            debugfs(p, "stat /hard")
+        );
         // chmod / chown
         ok(p, "chmod", &["4755", "/hard"]);
         ok(p, "chown", &["1000:100", "/etc/ssh/sshd_config"]);
         fsck_clean(p);
         let m = view(p).metadata("/etc/ssh/sshd_config").unwrap();
-        assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o4755, 1000, 100), "{n}");
+        assert_eq!(
+            (m.mode() & 0o7777, m.uid(), m.gid()),
+            (0o4755, 1000, 100),
+            "{n}"
+        );
         // Big uid/gid use the high halves.
         ok(p, "chown", &["100000:200000", "/hard"]);
         fsck_clean(p);
         let m = view(p).metadata("/hard").unwrap();
         assert_eq!((m.uid(), m.gid()), (100000, 200000), "{n}");
         // Time: --mtime and touch
-        ok(p, "touch", &["/etc/ssh/sshd_config", "--mtime", "2001-02-03T04:05:06"]);
+        ok(
+            p,
+            "touch",
+            &["/etc/ssh/sshd_config", "--mtime", "2001-02-03T04:05:06"],
+        );
         let m = view(p).metadata("/etc/ssh/sshd_config").unwrap();
         assert_eq!(m.modified().seconds(), 981173106, "{n}");
         ok(p, "touch", &["/newfile"]);
@@ -202,7 +268,18 @@ fn directories_links_and_attributes() {
         let j: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(j["rdev"], serde_json::json!([300, 70000]), "{n}");
         let ds = debugfs(p, "stat /console");
-        assert!(ds.contains("character device") || ds.contains("Type: character"), "{n}: {ds}");
+        assert!(
+            ds.contains("character device") || ds.contains("Type: character"),
+            "{n}: {ds}"
+        );
+        // Removing nodes frees nothing but the inode (i_block holds the
+        // device number, not blocks).
+        let free_b = read_sb(p).free_blocks;
+        ok(p, "rm", &["/console"]);
+        ok(p, "rm", &["/bigdev"]);
+        ok(p, "rm", &["/pipe"]);
+        fsck_clean(p);
+        assert_eq!(read_sb(p).free_blocks, free_b, "{n}");
         // Unlink one name of a hard link: the other stays.
         ok(p, "rm", &["/hard"]);
         fsck_clean(p);
@@ -220,7 +297,11 @@ fn many_entries_grow_directories() {
         let tree = img.dir.path().join("tree");
         std::fs::create_dir(&tree).unwrap();
         for i in 0..300 {
-            std::fs::write(tree.join(format!("file-with-a-longish-name-{i:04}")), format!("{i}\n")).unwrap();
+            std::fs::write(
+                tree.join(format!("file-with-a-longish-name-{i:04}")),
+                format!("{i}\n"),
+            )
+            .unwrap();
         }
         ok(p, "put", &[tree.to_str().unwrap(), "/big", "-r"]);
         fsck_clean(p);
@@ -248,7 +329,13 @@ fn existing_htree_directory_keeps_working() {
     require_e2fsprogs!();
     // A directory indexed by mke2fs -d (dir_index), then edited by us.
     for block in [1024u32, 4096] {
-        let cfg = Cfg { fstype: "ext3", block, inode: 256, dir_index: true, size_kib: 16 * 1024 };
+        let cfg = Cfg {
+            fstype: "ext3",
+            block,
+            inode: 256,
+            dir_index: true,
+            size_kib: 16 * 1024,
+        };
         let dir = tempfile::tempdir().unwrap();
         let tree = dir.path().join("root");
         std::fs::create_dir_all(tree.join("many")).unwrap();
@@ -257,7 +344,17 @@ fn existing_htree_directory_keeps_working() {
         }
         let img = dir.path().join("h.img");
         let st = std::process::Command::new("mke2fs")
-            .args(["-q", "-F", "-t", "ext3", "-b", &block.to_string(), "-I", "256", "-d"])
+            .args([
+                "-q",
+                "-F",
+                "-t",
+                "ext3",
+                "-b",
+                &block.to_string(),
+                "-I",
+                "256",
+                "-d",
+            ])
             .arg(&tree)
             .arg(&img)
             .arg(format!("{}k", cfg.size_kib))
@@ -265,9 +362,16 @@ fn existing_htree_directory_keeps_working() {
             .unwrap();
         assert!(st.success());
         // mke2fs -d writes linear directories; e2fsck -D indexes them.
-        let st = std::process::Command::new("e2fsck").args(["-fyD"]).arg(&img).output().unwrap();
+        let st = std::process::Command::new("e2fsck")
+            .args(["-fyD"])
+            .arg(&img)
+            .output()
+            .unwrap();
         assert!(st.status.code().unwrap_or(8) < 4, "e2fsck -fyD failed");
-        assert!(debugfs(&img, "htree /many").contains("Root node dump"), "mke2fs made no htree");
+        assert!(
+            debugfs(&img, "htree /many").contains("Root node dump"),
+            "mke2fs made no htree"
+        );
         ok(&img, "rm", &["/many/entry-00010"]);
         fsck_clean(&img);
         let src = host_file(dir.path(), "x", b"added");
@@ -275,7 +379,9 @@ fn existing_htree_directory_keeps_working() {
         fsck_clean(&img);
         let names = ev_names(&img, "/many");
         assert_eq!(names.len(), 400);
-        assert!(names.contains(&"added".to_string()) && !names.contains(&"entry-00010".to_string()));
+        assert!(
+            names.contains(&"added".to_string()) && !names.contains(&"entry-00010".to_string())
+        );
         assert_eq!(ev_read(&img, "/many/entry-00399"), b"z");
         let out = String::from_utf8(ok(&img, "get", &["/many/added"]).stdout).unwrap();
         assert_eq!(out, "added");
@@ -285,7 +391,10 @@ fn existing_htree_directory_keeps_working() {
 #[test]
 fn mv_rm_and_link_counts() {
     require_e2fsprogs!();
-    for cfg in matrix().into_iter().filter(|c| c.dir_index == (c.block != 2048)) {
+    for cfg in matrix()
+        .into_iter()
+        .filter(|c| c.dir_index == (c.block != 2048))
+    {
         let img = mkfs(&cfg);
         let p = &img.path;
         let n = cfg.name();
@@ -329,8 +438,16 @@ fn mv_rm_and_link_counts() {
         fsck_clean(p);
         ok(p, "rm", &["/t", "-r"]);
         fsck_clean(p);
-        assert_eq!(read_sb(p).free_blocks, free_b, "{n}: blocks leaked by rm -r");
-        assert_eq!(read_sb(p).free_inodes, free_i, "{n}: inodes leaked by rm -r");
+        assert_eq!(
+            read_sb(p).free_blocks,
+            free_b,
+            "{n}: blocks leaked by rm -r"
+        );
+        assert_eq!(
+            read_sb(p).free_inodes,
+            free_i,
+            "{n}: inodes leaked by rm -r"
+        );
         // rmdir
         ok(p, "rmdir", &["/empty/sub"]);
         fsck_clean(p);
@@ -341,34 +458,74 @@ fn mv_rm_and_link_counts() {
 #[test]
 fn put_r_and_get_r_tree() {
     require_e2fsprogs!();
-    for cfg in matrix().into_iter().filter(|c| c.fstype == "ext3" && c.inode == 256) {
+    for cfg in matrix()
+        .into_iter()
+        .filter(|c| c.fstype == "ext3" && c.inode == 256)
+    {
         let img = mkfs(&cfg);
         let p = &img.path;
         let src = img.dir.path().join("src");
         std::fs::create_dir_all(src.join("etc/sysconfig/network-scripts")).unwrap();
         std::fs::create_dir_all(src.join("home/alice")).unwrap();
         std::fs::write(src.join("etc/hosts"), b"127.0.0.1 localhost\n").unwrap();
-        std::fs::write(src.join("etc/sysconfig/network-scripts/ifcfg-eth0"), b"DEVICE=eth0\n").unwrap();
+        std::fs::write(
+            src.join("etc/sysconfig/network-scripts/ifcfg-eth0"),
+            b"DEVICE=eth0\n",
+        )
+        .unwrap();
         std::fs::write(src.join("home/alice/big"), pseudo_random(200_000, 4)).unwrap();
         std::os::unix::fs::symlink("../etc/hosts", src.join("home/hosts-link")).unwrap();
         std::fs::hard_link(src.join("etc/hosts"), src.join("home/hosts-hard")).unwrap();
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(src.join("home/alice"), std::fs::Permissions::from_mode(0o700)).unwrap();
-        std::fs::set_permissions(src.join("etc/hosts"), std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::fs::set_permissions(
+            src.join("home/alice"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            src.join("etc/hosts"),
+            std::fs::Permissions::from_mode(0o640),
+        )
+        .unwrap();
         ok(p, "put", &[src.to_str().unwrap(), "/", "-r"]);
         fsck_clean(p);
         let v = view(p);
         assert_eq!(v.read("/src/etc/hosts").unwrap(), b"127.0.0.1 localhost\n");
-        assert_eq!(v.metadata("/src/home/alice").unwrap().mode() & 0o7777, 0o700);
+        assert_eq!(
+            v.metadata("/src/home/alice").unwrap().mode() & 0o7777,
+            0o700
+        );
         assert_eq!(v.metadata("/src/etc/hosts").unwrap().mode() & 0o7777, 0o640);
-        assert_eq!(v.read_link("/src/home/hosts-link").unwrap().to_str().unwrap(), "../etc/hosts");
+        assert_eq!(
+            v.read_link("/src/home/hosts-link")
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            "../etc/hosts"
+        );
         assert!(debugfs(p, "stat /src/home/hosts-hard").contains("Links: 2"));
         // Copy back out and compare.
         let out = img.dir.path().join("out");
         ok(p, "get", &["/src", out.to_str().unwrap(), "-r"]);
-        assert_eq!(std::fs::read(out.join("home/alice/big")).unwrap(), pseudo_random(200_000, 4));
-        assert_eq!(std::fs::read_link(out.join("home/hosts-link")).unwrap().to_str().unwrap(), "../etc/hosts");
-        assert_eq!(std::fs::metadata(out.join("etc/hosts")).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(
+            std::fs::read(out.join("home/alice/big")).unwrap(),
+            pseudo_random(200_000, 4)
+        );
+        assert_eq!(
+            std::fs::read_link(out.join("home/hosts-link"))
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            "../etc/hosts"
+        );
+        assert_eq!(
+            std::fs::metadata(out.join("etc/hosts"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o640
+        );
         // put -r again merges and overwrites.
         std::fs::write(src.join("etc/hosts"), b"changed\n").unwrap();
         ok(p, "put", &[src.to_str().unwrap(), "/", "-r"]);
@@ -380,18 +537,35 @@ fn put_r_and_get_r_tree() {
 #[test]
 fn ls_stat_info_outputs() {
     require_e2fsprogs!();
-    let cfg = Cfg { fstype: "ext3", block: 1024, inode: 256, dir_index: true, size_kib: 8192 };
+    let cfg = Cfg {
+        fstype: "ext3",
+        block: 1024,
+        inode: 256,
+        dir_index: true,
+        size_kib: 8192,
+    };
     let img = mkfs(&cfg);
     let p = &img.path;
     ok(p, "mkdir", &["/etc"]);
     let f = host_file(img.dir.path(), "passwd", b"root:x:0:0::/root:/bin/bash\n");
     ok(p, "put", &[&f, "/etc/passwd", "--mtime", "1000000000"]);
     let out = String::from_utf8(ok(p, "ls", &["/etc", "-l"]).stdout).unwrap();
-    assert!(out.contains("-rw-r--r--") && out.contains("passwd") && out.contains("2001-09-09 01:46"), "{out}");
+    assert!(
+        out.contains("-rw-r--r--") && out.contains("passwd") && out.contains("2001-09-09 01:46"),
+        "{out}"
+    );
     let out = String::from_utf8(ok(p, "ls", &["/", "-R", "--json"]).stdout).unwrap();
     let j: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let paths: Vec<&str> = j.as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
-    assert!(paths.contains(&"/etc/passwd") && paths.contains(&"/lost+found"), "{paths:?}");
+    let paths: Vec<&str> = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        paths.contains(&"/etc/passwd") && paths.contains(&"/lost+found"),
+        "{paths:?}"
+    );
     let out = String::from_utf8(ok(p, "stat", &["/etc/passwd", "--json"]).stdout).unwrap();
     let j: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(j["size"], 28);
@@ -408,7 +582,13 @@ fn ls_stat_info_outputs() {
 #[test]
 fn source_date_epoch_is_honoured() {
     require_e2fsprogs!();
-    let cfg = Cfg { fstype: "ext2", block: 4096, inode: 256, dir_index: true, size_kib: 8192 };
+    let cfg = Cfg {
+        fstype: "ext2",
+        block: 4096,
+        inode: 256,
+        dir_index: true,
+        size_kib: 8192,
+    };
     let img = mkfs(&cfg);
     let out = std::process::Command::new(bin())
         .args(["mkdir", img.path.to_str().unwrap(), "/repro"])
