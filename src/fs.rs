@@ -203,14 +203,18 @@ impl Filesystem {
             && (g as u64 / per_block) >= self.sb.first_meta_bg() as u64
         {
             let first = (g as u64 / per_block * per_block) as u32;
-            let blk = self.sb.group_first_block(first) + self.sb.group_has_super(first) as u64;
+            let mut blk = self.sb.group_first_block(first) + self.sb.group_has_super(first) as u64;
+            // bigalloc with 1 KiB blocks: group 0 starts at block 0 but the
+            // superblock still sits in block 1.
+            if first == 0 && bs == 1024 && self.sb.first_data_block == 0 {
+                blk += 1;
+            }
             (blk, ((g as u64 % per_block) * ds) as usize)
         } else {
+            // The table follows the block that holds the superblock (byte
+            // 1024): block 2 with 1 KiB blocks, else block 1.
             let byte = g as u64 * ds;
-            (
-                self.sb.first_data_block as u64 + 1 + byte / bs,
-                (byte % bs) as usize,
-            )
+            (SUPERBLOCK_OFFSET / bs + 1 + byte / bs, (byte % bs) as usize)
         }
     }
 

@@ -631,7 +631,12 @@ pub fn get_file(fs: &Filesystem, ino: Ino, dest: &Path) -> Result<()> {
         oo.custom_flags(0o400000); // O_NOFOLLOW on Linux
     }
     let f = oo.open(dest).map_err(|e| hio("creating", dest, e))?;
-    write_sparse(fs, &inode, &f, dest)?;
+    if let Err(e) = write_sparse(fs, &inode, &f, dest) {
+        // Leave no half-written file behind.
+        drop(f);
+        let _ = hfs::remove_file(dest);
+        return Err(e);
+    }
     set_host_meta(&f, &inode);
     Ok(())
 }
@@ -725,8 +730,16 @@ fn get_tree_inner(
                 Err(_) => hfs::create_dir(dest).map_err(|e| hio("creating", dest, e))?,
             }
             for e in fs.read_dir(&inode)? {
-                if e.name == b"." || e.name == b".." || e.name.contains(&b'/') || e.name.is_empty()
-                {
+                if e.name == b"." || e.name == b".." {
+                    continue;
+                }
+                if e.name.contains(&b'/') || e.name.is_empty() || e.name.contains(&0) {
+                    warnings.push(format!(
+                        "{}: skipped an entry with an invalid name {:?} (inode {})",
+                        dest.display(),
+                        String::from_utf8_lossy(&e.name),
+                        e.ino
+                    ));
                     continue;
                 }
                 let p = dest.join(os_name(&e.name));

@@ -533,7 +533,7 @@ fn target_path(fs: &Filesystem, dest: &str, src_name: Option<&str>) -> R<String>
         if fs.read_inode(i)?.is_dir() {
             return match src_name {
                 Some(n) => Ok(join(dest, n)),
-                None => Err(Error::IsADirectory(format!("{dest} (name the file to write)")).into()),
+                None => Err(Error::IsADirectory(format!("{dest} (name the new entry explicitly)")).into()),
             };
         }
     }
@@ -750,7 +750,7 @@ fn run(cli: Cli) -> R<()> {
             if fs.lookup(&sdir, &sname)?.is_none() {
                 return Err(Error::NotFound(src).into());
             }
-            let t = target_path(&fs, &dest, Some(&basename(&src)?))?;
+            let t = target_path(&fs, &dest, basename(&src).ok().as_deref())?;
             let (dp, dname) = fs.resolve_parent(&t)?;
             fs.rename(sp, &sname, dp, &dname)
                 .map_err(|e| e.at(&format!("{src} -> {t}")))?;
@@ -778,7 +778,7 @@ fn run(cli: Cli) -> R<()> {
                     .map_err(|e| e.at(&t))?;
             } else {
                 let ino = fs.resolve(&target, false)?;
-                let t = target_path(&fs, &link, Some(&basename(&target)?))?;
+                let t = target_path(&fs, &link, basename(&target).ok().as_deref())?;
                 let (parent, name) = fs.resolve_parent(&t)?;
                 fs.link(ino, parent, &name).map_err(|e| e.at(&t))?;
             }
@@ -873,10 +873,29 @@ fn run(cli: Cli) -> R<()> {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+        Err(e) if !e.use_stderr() => {
+            // --help, --version
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // No command at all: the help, on stderr.
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            // One line: clap's first line, and where to look for more.
+            let text = e.render().to_string();
+            let msg: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .filter(|l| !l.is_empty())
+                .collect();
+            let msg = msg.join(" ");
+            let msg = msg.trim_start_matches("error: ");
+            eprintln!("ext3edit: usage error: {msg} (see ext3edit --help)");
+            return ExitCode::from(2);
         }
     };
     let _ = OUTPUT_ARG.set(cli.output.clone());

@@ -162,14 +162,15 @@ fn fails(img: &Path, cmd: &str, rest: &[&str], needles: &[&str]) -> String {
     fails_with(img, cmd, rest, None, 1, needles)
 }
 
-/// A usage error found by the argument parser (clap): exit 2, a message
-/// that starts with `error:` and names the problem, image unchanged.
+/// A usage error found by the argument parser (clap): exit 2, one line
+/// that starts with `ext3edit: usage error:` and names the problem, image
+/// unchanged.
 fn usage_error(img: &Path, args: &[&str], needle: &str) {
     let before = common::bytes(img);
     let r = run_t(args, None);
     assert_eq!(r.code, Some(2), "expected usage error: {}", r.what());
     assert!(
-        r.stderr.starts_with("error: "),
+        r.stderr.starts_with("ext3edit: usage error: ") && r.stderr.trim_end().lines().count() == 1,
         "usage message: {}",
         r.what()
     );
