@@ -18,7 +18,11 @@ fn sample_is_readable_without_e2fsprogs() {
     let s = String::from_utf8(out.stdout).unwrap();
     assert!(s.contains("-rw-------") && s.contains("sshd_config"), "{s}");
     let cfg = ok(sample(), "get", &["/etc/ssh/sshd_config"]).stdout;
-    let host = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/sample-root/etc/ssh/sshd_config")).unwrap();
+    let host = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/sample-root/etc/ssh/sshd_config"
+    ))
+    .unwrap();
     assert_eq!(cfg, host);
     let link = ok(sample(), "readlink", &["/etc/rc.d/rc3.d/S55sshd"]).stdout;
     assert_eq!(link, b"../init.d/sshd\n");
@@ -34,7 +38,17 @@ fn readme_first_command_leaves_the_fixture_alone() {
     let dir = tempfile::tempdir().unwrap();
     let out_img = dir.path().join("edited.ext3");
     let readme = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
-    let o = run(&["put", sample().to_str().unwrap(), readme, "/root/README.md", "--output", out_img.to_str().unwrap()], None);
+    let o = run(
+        &[
+            "put",
+            sample().to_str().unwrap(),
+            readme,
+            "/root/README.md",
+            "--output",
+            out_img.to_str().unwrap(),
+        ],
+        None,
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(bytes(sample()), before, "the fixture changed");
     let got = ok(&out_img, "get", &["/root/README.md"]).stdout;
@@ -45,7 +59,17 @@ fn readme_first_command_leaves_the_fixture_alone() {
     }
     // A failing command with --output leaves no output behind.
     let bad = dir.path().join("bad.ext3");
-    let o = run(&["put", sample().to_str().unwrap(), readme, "/no/such/dir/x", "--output", bad.to_str().unwrap()], None);
+    let o = run(
+        &[
+            "put",
+            sample().to_str().unwrap(),
+            readme,
+            "/no/such/dir/x",
+            "--output",
+            bad.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(!bad.exists());
     assert!(!dir.path().join("bad.ext3.ext3edit-partial").exists());
@@ -57,16 +81,29 @@ fn make_sample_image_is_reproducible() {
     let v = Command::new("mke2fs").arg("-V").output().unwrap();
     let version = String::from_utf8_lossy(&v.stderr).to_string();
     if !version.contains("1.47.0") {
-        eprintln!("SKIP: the fixture was made with e2fsprogs 1.47.0, this is {}", version.lines().next().unwrap_or(""));
+        eprintln!(
+            "SKIP: the fixture was made with e2fsprogs 1.47.0, this is {}",
+            version.lines().next().unwrap_or("")
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sample.ext3");
     let st = Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/make-sample-image.sh"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tools/make-sample-image.sh"
+        ))
         .arg(&out)
         .output()
         .unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
-    assert!(bytes(&out) == bytes(sample()), "tools/make-sample-image.sh no longer rebuilds fixtures/sample.ext3");
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    assert!(
+        bytes(&out) == bytes(sample()),
+        "tools/make-sample-image.sh no longer rebuilds fixtures/sample.ext3"
+    );
 }

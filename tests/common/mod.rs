@@ -36,7 +36,13 @@ pub fn matrix() -> Vec<Cfg> {
         for block in [1024, 2048, 4096] {
             for inode in [128, 256] {
                 for dir_index in [true, false] {
-                    v.push(Cfg { fstype, block, inode, dir_index, size_kib: 16 * 1024 });
+                    v.push(Cfg {
+                        fstype,
+                        block,
+                        inode,
+                        dir_index,
+                        size_kib: 16 * 1024,
+                    });
                 }
             }
         }
@@ -69,7 +75,11 @@ pub struct Img {
 pub fn mkfs(cfg: &Cfg) -> Img {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(format!("{}.img", cfg.name()));
-    let mut features = String::from(if cfg.dir_index { "dir_index" } else { "^dir_index" });
+    let mut features = String::from(if cfg.dir_index {
+        "dir_index"
+    } else {
+        "^dir_index"
+    });
     if cfg.fstype == "ext2" {
         features.push_str(",^has_journal");
     } else {
@@ -79,14 +89,27 @@ pub fn mkfs(cfg: &Cfg) -> Img {
         .args(["-q", "-F", "-t", cfg.fstype])
         .args(["-b", &cfg.block.to_string(), "-I", &cfg.inode.to_string()])
         .args(["-O", &features])
-        .args(["-U", "d9b0c4a0-3a2b-4c1d-8e5f-0123456789ab", "-E", "hash_seed=5b7c1e3a-2f4d-4e6a-9b8c-abcdef012345"])
+        .args([
+            "-U",
+            "d9b0c4a0-3a2b-4c1d-8e5f-0123456789ab",
+            "-E",
+            "hash_seed=5b7c1e3a-2f4d-4e6a-9b8c-abcdef012345",
+        ])
         .arg(&path)
         .arg(format!("{}k", cfg.size_kib))
         .env("E2FSPROGS_FAKE_TIME", "1700000000")
         .output()
         .expect("run mke2fs");
-    assert!(out.status.success(), "mke2fs failed: {}", String::from_utf8_lossy(&out.stderr));
-    Img { dir, path, cfg: cfg.clone() }
+    assert!(
+        out.status.success(),
+        "mke2fs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Img {
+        dir,
+        path,
+        cfg: cfg.clone(),
+    }
 }
 
 pub fn bin() -> PathBuf {
@@ -98,8 +121,14 @@ pub fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
     use std::io::Write;
     use std::process::Stdio;
     let mut c = Command::new(bin());
-    c.args(args).env("EXT3EDIT_NO_PROGRESS", "1").env_remove("SOURCE_DATE_EPOCH");
-    c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    c.args(args)
+        .env("EXT3EDIT_NO_PROGRESS", "1")
+        .env_remove("SOURCE_DATE_EPOCH");
+    c.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = c.spawn().expect("spawn ext3edit");
     if let Some(data) = stdin {
@@ -130,19 +159,37 @@ pub fn fails(img: &Path, cmd: &str, rest: &[&str], code: i32) -> String {
     args.extend_from_slice(rest);
     let out = run(&args, None);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(code), "ext3edit {:?}: expected exit {code}, stderr: {err}", args);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "ext3edit {:?}: expected exit {code}, stderr: {err}",
+        args
+    );
     assert!(!err.contains("panicked"), "panic: {err}");
     err
 }
 
 /// `e2fsck -fn` must exit 0, and its used counts must equal the superblock's.
 pub fn fsck_clean(img: &Path) {
-    let out = Command::new("e2fsck").args(["-fn"]).arg(img).output().expect("run e2fsck");
+    let out = Command::new("e2fsck")
+        .args(["-fn"])
+        .arg(img)
+        .output()
+        .expect("run e2fsck");
     let so = String::from_utf8_lossy(&out.stdout);
     let se = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "e2fsck -fn {} exited {:?}:\n{so}\n{se}", img.display(), out.status.code());
+    assert!(
+        out.status.success(),
+        "e2fsck -fn {} exited {:?}:\n{so}\n{se}",
+        img.display(),
+        out.status.code()
+    );
     // "img: 16/2048 files (0.0% non-contiguous), 1374/8192 blocks"
-    let line = so.lines().rev().find(|l| l.contains(" files (")).unwrap_or_else(|| panic!("no summary line in:\n{so}"));
+    let line = so
+        .lines()
+        .rev()
+        .find(|l| l.contains(" files ("))
+        .unwrap_or_else(|| panic!("no summary line in:\n{so}"));
     let nums: Vec<u64> = line
         .split(|c: char| !c.is_ascii_digit())
         .filter(|s| !s.is_empty())
@@ -154,8 +201,16 @@ pub fn fsck_clean(img: &Path) {
     let sb = read_sb(img);
     assert_eq!(ti, sb.inodes as u64, "inode count");
     assert_eq!(tb, sb.blocks, "block count");
-    assert_eq!(ti - ui, sb.free_inodes as u64, "superblock free inodes != e2fsck's count");
-    assert_eq!(tb - ub, sb.free_blocks, "superblock free blocks != e2fsck's count");
+    assert_eq!(
+        ti - ui,
+        sb.free_inodes as u64,
+        "superblock free inodes != e2fsck's count"
+    );
+    assert_eq!(
+        tb - ub,
+        sb.free_blocks,
+        "superblock free blocks != e2fsck's count"
+    );
 }
 
 pub struct Sb {
@@ -182,13 +237,21 @@ pub fn read_sb(img: &Path) -> Sb {
 
 /// debugfs -R "cmd" on the image; stdout.
 pub fn debugfs(img: &Path, cmd: &str) -> String {
-    let out = Command::new("debugfs").args(["-R", cmd]).arg(img).output().expect("run debugfs");
+    let out = Command::new("debugfs")
+        .args(["-R", cmd])
+        .arg(img)
+        .output()
+        .expect("run debugfs");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// File content through debugfs `cat`.
 pub fn debugfs_cat(img: &Path, path: &str) -> Vec<u8> {
-    let out = Command::new("debugfs").args(["-R", &format!("cat \"{path}\"")]).arg(img).output().expect("run debugfs");
+    let out = Command::new("debugfs")
+        .args(["-R", &format!("cat \"{path}\"")])
+        .arg(img)
+        .output()
+        .expect("run debugfs");
     out.stdout
 }
 
@@ -204,7 +267,10 @@ pub fn bytes(img: &Path) -> Vec<u8> {
 
 /// Deterministic pseudo-random bytes.
 pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        | 1;
     (0..len)
         .map(|_| {
             x ^= x << 13;
