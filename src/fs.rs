@@ -13,12 +13,13 @@
 //! or [`Filesystem::write_meta_block`], the one place where a journal can log
 //! them and checksums can be set.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use crate::device::{BlockDevice, FileDevice};
 use crate::error::{Error, Result};
 use crate::inode::{Ino, Inode, Timestamp};
+use crate::journal::{Journal, Replay};
 use crate::layout::{feature, FileType, ROOT_INO, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE};
 use crate::superblock::{GroupDesc, Superblock};
 
@@ -32,6 +33,13 @@ pub struct OpenOptions {
     /// Fixed time for every timestamp written; default: `SOURCE_DATE_EPOCH`
     /// if set, else now.
     pub now: Option<i64>,
+    /// Commit metadata through the journal when the image has one
+    /// (default true). Off: write in place, like debugfs.
+    pub journal: bool,
+    /// Open for writing only to replay the journal: allowed on images whose
+    /// features this crate cannot otherwise write (the replay copies blocks
+    /// verbatim). Every other change is refused.
+    pub replay_only: bool,
 }
 
 impl Default for OpenOptions {
@@ -40,6 +48,8 @@ impl Default for OpenOptions {
             write: false,
             sync: true,
             now: None,
+            journal: true,
+            replay_only: false,
         }
     }
 }
@@ -110,6 +120,26 @@ pub struct Filesystem {
     last_data: Option<u64>,
     pub(crate) io_buf: Vec<u8>,
     ialloc_hint: HashMap<u32, u32>,
+    journal: Option<Journal>,
+    use_journal: bool,
+    recovery: Option<Recovery>,
+    replay_only: bool,
+    recovery_note: Option<String>,
+}
+
+/// A journal replay staged in memory and not yet written to the image.
+struct Recovery {
+    /// Post-replay content of the filesystem blocks it writes (the
+    /// superblock block included, with needs_recovery still set).
+    blocks: BTreeMap<u64, Vec<u8>>,
+    /// The journal superblock after recovery (empty log).
+    jsb: Vec<u8>,
+    /// Where the journal superblock lives.
+    jsb_block: u64,
+    /// What was replayed.
+    report: Replay,
+    /// The superblock block once recovery is complete.
+    final_sb: Vec<u8>,
 }
 
 impl std::fmt::Debug for Filesystem {
@@ -126,7 +156,7 @@ impl std::fmt::Debug for Filesystem {
 impl Filesystem {
     /// Open an image file.
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<Self> {
-        let mut dev = FileDevice::open(path, opts.write)
+        let mut dev = FileDevice::open(path, opts.write || opts.replay_only)
             .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
         dev.set_sync(opts.sync);
         Self::open_device(Box::new(dev), opts)
@@ -176,11 +206,55 @@ impl Filesystem {
             last_data: None,
             io_buf: Vec::new(),
             ialloc_hint: HashMap::new(),
+            journal: None,
+            use_journal: opts.journal,
+            recovery: None,
+            replay_only: false,
+            recovery_note: None,
             sb,
         };
         fs.load_groups()?;
+        if fs.sb.has_compat(feature::COMPAT_HAS_JOURNAL) {
+            match Journal::load(&fs) {
+                Ok(j) => fs.journal = j,
+                Err(e) => {
+                    if fs.needs_recovery() && (opts.write || opts.replay_only) {
+                        return Err(e.at("cannot recover the journal"));
+                    }
+                    if fs.needs_recovery() {
+                        fs.recovery_note = Some(format!(
+                            "the journal needs recovery but cannot be read ({e}); showing the image as it is on disk"
+                        ));
+                    }
+                    // A journal we cannot use: writes go in place only if
+                    // the user asks (--no-journal); see why_not_writable.
+                }
+            }
+        }
+        if fs.needs_recovery() && fs.journal.is_some() {
+            match fs.stage_recovery() {
+                Ok(()) => {}
+                Err(e) if !(opts.write || opts.replay_only) => {
+                    fs.recovery_note = Some(format!(
+                        "the journal needs recovery but cannot be replayed ({e}); showing the image as it is on disk"
+                    ));
+                    fs.overlay.clear();
+                    fs.recovery = None;
+                    fs.reload_super()?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         fs.write_refusal = fs.why_not_writable(image_blocks);
-        if opts.write {
+        if opts.replay_only {
+            if !fs.dev.writable() {
+                return Err(Error::ReadOnly("the image file is open read-only".into()));
+            }
+            if image_blocks < fs.sb.blocks_count {
+                return Err(Error::corrupt("the image file is truncated"));
+            }
+            fs.replay_only = true;
+        } else if opts.write {
             if let Some(why) = &fs.write_refusal {
                 return Err(Error::Unsupported(format!(
                     "cannot write this image: {why}"
@@ -273,8 +347,19 @@ impl Filesystem {
 
     fn why_not_writable(&self, image_blocks: u64) -> Option<String> {
         let sb = &self.sb;
-        if sb.has_incompat(feature::INCOMPAT_RECOVER) {
-            return Some("the journal needs recovery (feature needs_recovery); replay it first, e.g. with e2fsck -E journal_only".into());
+        if sb.has_incompat(feature::INCOMPAT_RECOVER) && self.recovery.is_none() {
+            return Some("the journal needs recovery but cannot be replayed".into());
+        }
+        if sb.has_compat(feature::COMPAT_HAS_JOURNAL) && self.use_journal {
+            match &self.journal {
+                None => {
+                    return Some("the journal cannot be used (external or unreadable); use --no-journal to write in place".into())
+                }
+                Some(j) if j.sb.incompat & crate::journal::jfeature::INCOMPAT_FAST_COMMIT != 0 => {
+                    return Some("journals with fast commits are not supported for writing".into())
+                }
+                Some(_) => {}
+            }
         }
         let bad_i = sb.incompat & !feature::INCOMPAT_WRITE;
         let bad_r = sb.ro_compat & !feature::RO_COMPAT_WRITE;
@@ -304,6 +389,97 @@ impl Filesystem {
             return Some(format!("corrupt group descriptors ({e}); run e2fsck"));
         }
         None
+    }
+
+    /// Re-read the superblock and group descriptors (through the overlay).
+    fn reload_super(&mut self) -> Result<()> {
+        let raw = self.sb_block_raw_overlay()?;
+        self.sb = Superblock::parse(&raw)?;
+        self.load_groups()
+    }
+
+    fn sb_location(&self) -> (u64, usize) {
+        if self.bs == 1024 {
+            (1, 0)
+        } else {
+            (0, 1024)
+        }
+    }
+
+    fn sb_block_raw_overlay(&self) -> Result<Vec<u8>> {
+        let (blk, off) = self.sb_location();
+        let b = self.block(blk)?;
+        Ok(b[off..off + SUPERBLOCK_SIZE].to_vec())
+    }
+
+    /// Plan the journal replay and stage it in the overlay, so that reads
+    /// see the recovered filesystem; nothing is written yet.
+    fn stage_recovery(&mut self) -> Result<()> {
+        let j = self.journal.as_ref().expect("journal loaded");
+        let report = j.plan_replay(self)?;
+        let mut jsb = j.sb.clone();
+        // As e2fsck: after a clean replay the log restarts after the last
+        // transaction seen; after a failed one it keeps its number.
+        let seq = if report.failed() { j.sb.sequence } else { report.end_tid.wrapping_add(1) };
+        jsb.set_empty(seq);
+        // A failed commit, or an error the kernel recorded in the journal,
+        // becomes the filesystem's error flag.
+        let mark_error = j.sb.errno != 0 || report.failed_commit.is_some();
+        if j.sb.errno != 0 {
+            jsb.set_errno(0);
+        }
+        let jsb_block = j.phys(0)?;
+        let mut blocks = report.blocks.clone();
+        // The superblock after replay, needs_recovery still set: it is
+        // cleared only once the journal is marked empty.
+        let (sbb, off) = self.sb_location();
+        let mut sbblock = match blocks.get(&sbb) {
+            Some(b) => b.clone(),
+            None => self.block(sbb)?,
+        };
+        let mut raw = sbblock[off..off + SUPERBLOCK_SIZE].to_vec();
+        patch_recover(&mut raw, true);
+        sbblock[off..off + SUPERBLOCK_SIZE].copy_from_slice(&raw);
+        blocks.insert(sbb, sbblock);
+        for (b, data) in &blocks {
+            self.overlay.insert(*b, Staged { data: data.clone().into_boxed_slice(), kind: Kind::Meta });
+        }
+        self.overlay.insert(jsb_block, Staged { data: jsb.raw().to_vec().into_boxed_slice(), kind: Kind::Meta });
+        self.reload_super()?;
+        // What the filesystem looks like once recovered.
+        self.sb.clear_incompat(feature::INCOMPAT_RECOVER);
+        if report.failed() {
+            self.sb.clear_valid();
+        }
+        if mark_error {
+            self.sb.set_error();
+        }
+        let mut final_sb = blocks[&sbb].clone();
+        final_sb[off..off + SUPERBLOCK_SIZE].copy_from_slice(self.sb.raw());
+        set_sb_csum(&mut final_sb[off..off + SUPERBLOCK_SIZE]);
+        self.sb_dirty = true;
+        if let Some(j) = self.journal.as_mut() {
+            j.sb = jsb.clone();
+        }
+        self.recovery = Some(Recovery { blocks, jsb: jsb.raw().to_vec(), jsb_block, report, final_sb });
+        Ok(())
+    }
+
+    /// What the journal replay did (or will do at commit), if the image
+    /// needed one.
+    pub fn recovery_report(&self) -> Option<&Replay> {
+        self.recovery.as_ref().map(|r| &r.report)
+    }
+
+    /// A note for the user about the journal (e.g. it could not be
+    /// replayed and the image is shown as it is on disk).
+    pub fn recovery_note(&self) -> Option<&str> {
+        self.recovery_note.as_deref()
+    }
+
+    /// The internal journal, if any.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
     }
 
     /// Why this image cannot be written, or `None` if it can.
@@ -491,17 +667,46 @@ impl Filesystem {
 
     /// True if anything is staged.
     pub fn is_dirty(&self) -> bool {
-        !self.overlay.is_empty() || self.sb_dirty || !self.dirty_groups.is_empty()
+        !self.overlay.is_empty() || self.sb_dirty || !self.dirty_groups.is_empty() || self.recovery.is_some()
     }
 
-    /// Write every staged change to the image: new data first, then
-    /// metadata, then the superblock and group descriptors, with a flush
-    /// (fsync) after the data and at the end.
+    /// Write every staged change to the image.
+    ///
+    /// A pending journal replay is written first (replayed blocks, flush,
+    /// empty journal, flush, needs_recovery cleared, flush). Then, with a
+    /// journal: new data blocks in place, flush; the metadata logged as one
+    /// transaction with the superblock marked needs_recovery, flush; the
+    /// journal superblock pointed at it, flush; the metadata in place,
+    /// flush; the journal emptied, flush; needs_recovery cleared, flush. A
+    /// crash at any point leaves an image that recovery brings to the state
+    /// before or after the command. Without a journal (ext2, or
+    /// `--no-journal`): new data, flush, metadata in place, flush.
     pub fn commit(&mut self) -> Result<()> {
         if !self.is_dirty() {
             return Ok(());
         }
-        self.ensure_writable()?;
+        if !self.writable && !(self.replay_only && self.recovery.is_some()) {
+            return self.ensure_writable();
+        }
+        if let Some(rec) = self.recovery.take() {
+            self.checkpoint_recovery(&rec)?;
+            // Blocks the replay alone changed need not be written again.
+            for (b, data) in &rec.blocks {
+                if self.overlay.get(b).is_some_and(|s| &s.data[..] == &data[..]) {
+                    self.overlay.remove(b);
+                }
+            }
+            if self.overlay.get(&rec.jsb_block).is_some_and(|s| &s.data[..] == &rec.jsb[..]) {
+                self.overlay.remove(&rec.jsb_block);
+            }
+            if !self.writable {
+                // replay_only: nothing else may be written.
+                self.overlay.clear();
+                self.sb_dirty = false;
+                self.dirty_groups.clear();
+                return Ok(());
+            }
+        }
         // Group descriptors into their blocks.
         let dirty: Vec<u32> = std::mem::take(&mut self.dirty_groups).into_iter().collect();
         for g in dirty {
@@ -512,12 +717,9 @@ impl Filesystem {
         // The superblock.
         let now = self.now.secs;
         self.sb.set_wtime(now);
-        let raw = self.sb.raw().to_vec();
-        let (blk, off) = if self.bs == 1024 {
-            (1u64, 0usize)
-        } else {
-            (0, 1024)
-        };
+        let mut raw = self.sb.raw().to_vec();
+        set_sb_csum(&mut raw);
+        let (blk, off) = self.sb_location();
         self.modify_block(blk, |b| b[off..off + SUPERBLOCK_SIZE].copy_from_slice(&raw))?;
         self.sb_dirty = false;
 
@@ -531,19 +733,144 @@ impl Filesystem {
         }
         data.sort_unstable();
         meta.sort_unstable();
+        let journaled = self.use_journal && self.journal.is_some();
+        if journaled {
+            // Check the transaction fits before writing anything.
+            let j = self.journal.as_ref().unwrap();
+            if meta.len() > j.capacity() {
+                return Err(Error::NoSpace(format!(
+                    "the change touches {} metadata blocks but the journal holds {}; do it in smaller steps, or use --no-journal",
+                    meta.len(),
+                    j.capacity()
+                )));
+            }
+        }
         self.write_runs(&data)?;
         if !data.is_empty() {
-            self.dev
-                .flush()
-                .map_err(|e| Error::io("flushing the image", e))?;
+            self.flush()?;
         }
-        self.write_runs(&meta)?;
-        self.dev
-            .flush()
-            .map_err(|e| Error::io("flushing the image", e))?;
+        if journaled {
+            self.journaled_write(&meta)?;
+        } else {
+            self.write_runs(&meta)?;
+            self.flush()?;
+        }
         self.overlay.clear();
         self.staged_data = 0;
         self.freed_blocks.clear();
+        Ok(())
+    }
+
+    /// Blocks staged as metadata: a caller doing a long series of changes
+    /// may commit in between when this grows large.
+    pub fn staged_meta_blocks(&self) -> usize {
+        self.overlay.values().filter(|s| s.kind == Kind::Meta).count()
+    }
+
+    /// Commit if the staged metadata has grown past half of what one
+    /// journal transaction can hold (or 16 MiB without a journal). Long
+    /// operations call this between steps that each leave a consistent
+    /// filesystem.
+    pub fn commit_if_large(&mut self) -> Result<bool> {
+        let limit = match (&self.journal, self.use_journal) {
+            (Some(j), true) => j.capacity() / 2,
+            _ => (16 << 20) / self.bs,
+        };
+        if self.staged_meta_blocks() + self.dirty_groups.len() + 8 > limit {
+            self.commit()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.dev.flush().map_err(|e| Error::io("flushing the image", e))
+    }
+
+    fn write_raw(&mut self, b: u64, data: &[u8]) -> Result<()> {
+        self.dev
+            .write_at(b * self.bs as u64, data)
+            .map_err(|e| Error::io(format!("writing image block {b}"), e))
+    }
+
+    /// The superblock block as it is on disk, with needs_recovery set or
+    /// cleared.
+    fn disk_sb_block(&self, recover: bool) -> Result<(u64, Vec<u8>)> {
+        let (blk, off) = self.sb_location();
+        let mut b = vec![0u8; self.bs];
+        self.dev
+            .read_at(blk * self.bs as u64, &mut b)
+            .map_err(|e| Error::io("reading the superblock", e))?;
+        patch_recover(&mut b[off..off + SUPERBLOCK_SIZE], recover);
+        Ok((blk, b))
+    }
+
+    fn checkpoint_recovery(&mut self, rec: &Recovery) -> Result<()> {
+        // 1. The replayed blocks (superblock still needs_recovery).
+        let blocks: Vec<u64> = rec.blocks.keys().copied().collect();
+        let mut i = 0;
+        while i < blocks.len() {
+            let b = blocks[i];
+            self.write_raw(b, &rec.blocks[&b])?;
+            i += 1;
+        }
+        self.flush()?;
+        // 2. The journal, empty.
+        self.write_raw(rec.jsb_block, &rec.jsb)?;
+        self.flush()?;
+        // 3. needs_recovery cleared (and the error state if the replay met
+        // problems), as e2fsck leaves it.
+        let (sbb, _) = self.sb_location();
+        self.write_raw(sbb, &rec.final_sb)?;
+        self.flush()
+    }
+
+    fn journaled_write(&mut self, meta: &[u64]) -> Result<()> {
+        let now = self.now.secs;
+        let j = self.journal.as_ref().unwrap().clone();
+        let tid = j.sb.sequence.wrapping_add(1);
+        let (sbb, off) = self.sb_location();
+        let log = {
+            let blocks: Vec<(u64, &[u8])> = meta.iter().map(|b| (*b, &self.overlay[b].data[..])).collect();
+            j.build_transaction(tid, &blocks, now)?
+        };
+        // 1. The log, and the on-disk superblock marked needs_recovery.
+        for (pos, data) in &log {
+            let pb = j.phys(*pos)?;
+            self.write_raw(pb, data)?;
+        }
+        let (b, old_sb) = self.disk_sb_block(true)?;
+        self.write_raw(b, &old_sb)?;
+        self.flush()?;
+        // 2. The journal superblock points at the transaction.
+        let mut jsb = j.sb.clone();
+        jsb.set_start(jsb.first, tid);
+        let jsb_block = j.phys(0)?;
+        self.write_raw(jsb_block, jsb.raw())?;
+        self.flush()?;
+        // 3. Checkpoint: the metadata in place (superblock still marked).
+        if let Some(s) = self.overlay.get_mut(&sbb) {
+            patch_recover(&mut s.data[off..off + SUPERBLOCK_SIZE], true);
+        }
+        self.write_runs(meta)?;
+        self.flush()?;
+        // 4. The journal is empty again.
+        jsb.set_empty(tid.wrapping_add(1));
+        self.write_raw(jsb_block, jsb.raw())?;
+        self.flush()?;
+        // 5. needs_recovery cleared.
+        let sb_final = match self.overlay.get_mut(&sbb) {
+            Some(s) => {
+                patch_recover(&mut s.data[off..off + SUPERBLOCK_SIZE], false);
+                s.data.to_vec()
+            }
+            None => self.disk_sb_block(false)?.1,
+        };
+        self.write_raw(sbb, &sb_final)?;
+        self.flush()?;
+        if let Some(jj) = self.journal.as_mut() {
+            jj.sb = jsb;
+        }
         Ok(())
     }
 
@@ -587,7 +914,11 @@ impl Filesystem {
             .read_at(SUPERBLOCK_OFFSET, &mut raw)
             .map_err(|e| Error::io("reading the superblock", e))?;
         self.sb = Superblock::parse(&raw)?;
-        self.load_groups()
+        self.load_groups()?;
+        if self.recovery.take().is_some() {
+            self.stage_recovery()?;
+        }
+        Ok(())
     }
 
     // ----------------------------------------------------------------
@@ -1023,5 +1354,24 @@ impl Filesystem {
     /// Blocks of the inode table of every group (for `info`).
     pub fn inode_table_blocks(&self) -> u64 {
         self.itable_blocks
+    }
+}
+
+/// Set or clear needs_recovery in raw superblock bytes (and its checksum).
+fn patch_recover(raw: &mut [u8], on: bool) {
+    use crate::layout::{le32, put32, sb};
+    let v = le32(raw, sb::FEATURE_INCOMPAT);
+    let v = if on { v | feature::INCOMPAT_RECOVER } else { v & !feature::INCOMPAT_RECOVER };
+    put32(raw, sb::FEATURE_INCOMPAT, v);
+    set_sb_csum(raw);
+}
+
+/// With metadata_csum, the superblock carries a crc32c of its first 1020
+/// bytes.
+pub(crate) fn set_sb_csum(raw: &mut [u8]) {
+    use crate::layout::{le32, put32, sb};
+    if le32(raw, sb::FEATURE_RO_COMPAT) & feature::RO_COMPAT_METADATA_CSUM != 0 {
+        let c = crate::journal::crc32c_raw(!0, &raw[..0x3FC]);
+        put32(raw, 0x3FC, c);
     }
 }

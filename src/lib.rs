@@ -36,6 +36,7 @@ pub mod file;
 pub mod fs;
 pub mod host;
 pub mod inode;
+pub mod journal;
 pub mod layout;
 pub mod ops;
 pub mod path;

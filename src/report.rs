@@ -535,3 +535,90 @@ pub fn stat(fs: &Filesystem, path: &str, ino: Ino, json: bool) -> R<()> {
     }
     out(&s)
 }
+
+pub fn journal_info(fs: &Filesystem, image: &Path, json: bool) -> R<()> {
+    let Some(j) = fs.journal() else {
+        let why = if fs.superblock().has_compat(feature::COMPAT_HAS_JOURNAL) {
+            "the journal cannot be read (external device or corrupt)"
+        } else {
+            "no journal (ext2)"
+        };
+        return Err(Error::Invalid(format!("{}: {why}", image.display())).into());
+    };
+    // The journal as it is on disk (before any replay staged in memory).
+    let disk = match fs.recovery_report() {
+        Some(r) => Some(r.clone()),
+        None => None,
+    };
+    let jsb = &j.sb;
+    let state = if fs.recovery_report().is_some() {
+        "needs recovery"
+    } else if jsb.start == 0 {
+        "empty (clean)"
+    } else {
+        "has a log but the filesystem does not ask for recovery"
+    };
+    let txns: Vec<Value> = disk
+        .as_ref()
+        .map(|r| {
+            r.transactions
+                .iter()
+                .map(|t| json!({"tid": t.tid, "log_block": t.log_start, "blocks": t.blocks, "revokes": t.revokes, "committed": t.committed, "commit_time": t.commit_time}))
+                .collect()
+        })
+        .unwrap_or_default();
+    let v = json!({
+        "image": image.display().to_string(),
+        "inode": j.ino,
+        "version": if jsb.version == 4 { 2 } else { 1 },
+        "block_size": jsb.block_size,
+        "blocks": jsb.maxlen,
+        "first_log_block": jsb.first,
+        "state": state,
+        "features": jsb.feature_names(),
+        "errno": jsb.errno,
+        "transactions": txns,
+        "replay_blocks": disk.as_ref().map(|r| r.blocks.len()).unwrap_or(0),
+        "revoked_blocks": disk.as_ref().map(|r| r.revoked).unwrap_or(0),
+        "bad_checksum_blocks": disk.as_ref().map(|r| r.bad_blocks).unwrap_or(0),
+        "failed_commit": disk.as_ref().and_then(|r| r.failed_commit),
+        "replay_error": disk.as_ref().and_then(|r| r.error.clone()),
+        "note": fs.recovery_note(),
+    });
+    if json {
+        return out(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()));
+    }
+    let mut s = String::new();
+    s += &format!("Journal:        inode {}, version {}, {} blocks of {} bytes ({:.1} MiB)\n", j.ino, v["version"], jsb.maxlen, jsb.block_size, jsb.maxlen as f64 * jsb.block_size as f64 / 1048576.0);
+    s += &format!("State:          {state}\n");
+    s += &format!("Features:       {}\n", if jsb.feature_names().is_empty() { "(none)".to_string() } else { jsb.feature_names().join(" ") });
+    if jsb.errno != 0 {
+        s += &format!("Error:          errno {}\n", jsb.errno);
+    }
+    if let Some(n) = fs.recovery_note() {
+        s += &format!("Note:           {n}\n");
+    }
+    if let Some(r) = &disk {
+        s += &format!("To replay:      {} transaction(s), {} block(s); {} revoked copies skipped\n", r.transactions.len(), r.blocks.len(), r.revoked);
+        for t in &r.transactions {
+            s += &format!(
+                "  transaction {:>8}  at log block {:>6}  {:>5} blocks  {:>4} revokes  committed {}\n",
+                t.tid,
+                t.log_start,
+                t.blocks,
+                t.revokes,
+                t.commit_time.map(|c| fmt_time(Timestamp::from_secs(c as i64))).unwrap_or_else(|| "-".into())
+            );
+        }
+        if let Some(t) = r.failed_commit {
+            s += &format!("  transaction {t}: bad commit block, not replayed\n");
+        }
+        if r.bad_blocks > 0 {
+            s += &format!("  {} logged block(s) with bad checksums will be skipped\n", r.bad_blocks);
+        }
+        if let Some(e) = &r.error {
+            s += &format!("  recovery stops early: {e}\n");
+        }
+    }
+    out(&s)
+}

@@ -214,6 +214,21 @@ impl Superblock {
     pub fn set_wtime(&mut self, t: i64) {
         put32(&mut self.raw, sb::WTIME, t.clamp(0, u32::MAX as i64) as u32);
     }
+    /// Turn off an incompat feature bit.
+    pub fn clear_incompat(&mut self, bit: u32) {
+        self.incompat &= !bit;
+        put32(&mut self.raw, sb::FEATURE_INCOMPAT, self.incompat);
+    }
+    /// Clear the "cleanly unmounted" state bit (errors were found).
+    pub fn clear_valid(&mut self) {
+        let st = le16(&self.raw, sb::STATE) & !1;
+        put16(&mut self.raw, sb::STATE, st);
+    }
+    /// Set the "errors detected" state bit.
+    pub fn set_error(&mut self) {
+        let st = le16(&self.raw, sb::STATE) | 2;
+        put16(&mut self.raw, sb::STATE, st);
+    }
     /// Turn on a ro_compat feature bit.
     pub fn set_ro_compat(&mut self, bit: u32) {
         self.ro_compat |= bit;
