@@ -327,3 +327,107 @@ fn write_all_at(f: &File, buf: &[u8], off: u64) -> io::Result<()> {
     f.seek(io::SeekFrom::Start(off))?;
     f.write_all(buf)
 }
+
+/// How a [`CrashDevice`] loses writes when it "crashes".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashMode {
+    /// Every write before the crash point reached the disk, in order.
+    InOrder,
+    /// Writes since the last flush are lost (a volatile disk cache).
+    LoseUnflushed,
+}
+
+/// A test aid: an in-memory image that stops accepting writes and flushes
+/// after a given number of them, as if the machine lost power there. The
+/// bytes that "reached the disk" stay readable through [`CrashDevice::image`].
+pub struct CrashDevice {
+    disk: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    pending: Vec<(u64, Vec<u8>)>,
+    budget: Option<usize>,
+    ops: usize,
+    mode: CrashMode,
+    crashed: bool,
+}
+
+impl CrashDevice {
+    /// Crash after `budget` writes and flushes (None: never).
+    pub fn new(image: Vec<u8>, budget: Option<usize>, mode: CrashMode) -> Self {
+        CrashDevice {
+            disk: std::sync::Arc::new(std::sync::Mutex::new(image)),
+            pending: Vec::new(),
+            budget,
+            ops: 0,
+            mode,
+            crashed: false,
+        }
+    }
+
+    /// A handle on the bytes that reached the disk.
+    pub fn image(&self) -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+        self.disk.clone()
+    }
+
+    /// Writes and flushes seen so far (the crash point counts too).
+    pub fn ops(&self) -> usize {
+        self.ops
+    }
+
+    fn tick(&mut self) -> io::Result<()> {
+        if self.crashed {
+            return Err(io::Error::other("simulated crash"));
+        }
+        if self.budget.is_some_and(|b| self.ops >= b) {
+            self.crashed = true;
+            self.pending.clear();
+            return Err(io::Error::other("simulated crash"));
+        }
+        self.ops += 1;
+        Ok(())
+    }
+}
+
+impl BlockDevice for CrashDevice {
+    fn len(&self) -> u64 {
+        self.disk.lock().unwrap().len() as u64
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let disk = self.disk.lock().unwrap();
+        check_range(offset, buf.len(), disk.len() as u64)?;
+        let o = offset as usize;
+        buf.copy_from_slice(&disk[o..o + buf.len()]);
+        // Writes still in the "cache" are visible to the writer.
+        for (off, data) in &self.pending {
+            let (a, b) = (*off, *off + data.len() as u64);
+            let (c, d) = (offset, offset + buf.len() as u64);
+            if a < d && c < b {
+                let s = a.max(c);
+                let e = b.min(d);
+                buf[(s - c) as usize..(e - c) as usize].copy_from_slice(&data[(s - a) as usize..(e - a) as usize]);
+            }
+        }
+        Ok(())
+    }
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.tick()?;
+        check_range(offset, data.len(), self.len())?;
+        match self.mode {
+            CrashMode::InOrder => {
+                let mut disk = self.disk.lock().unwrap();
+                disk[offset as usize..offset as usize + data.len()].copy_from_slice(data);
+            }
+            CrashMode::LoseUnflushed => self.pending.push((offset, data.to_vec())),
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.tick()?;
+        let mut disk = self.disk.lock().unwrap();
+        for (off, data) in self.pending.drain(..) {
+            disk[off as usize..off as usize + data.len()].copy_from_slice(&data);
+        }
+        Ok(())
+    }
+    fn writable(&self) -> bool {
+        true
+    }
+}
