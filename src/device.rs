@@ -402,7 +402,8 @@ impl BlockDevice for CrashDevice {
             if a < d && c < b {
                 let s = a.max(c);
                 let e = b.min(d);
-                buf[(s - c) as usize..(e - c) as usize].copy_from_slice(&data[(s - a) as usize..(e - a) as usize]);
+                buf[(s - c) as usize..(e - c) as usize]
+                    .copy_from_slice(&data[(s - a) as usize..(e - a) as usize]);
             }
         }
         Ok(())

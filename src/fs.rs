@@ -125,6 +125,7 @@ pub struct Filesystem {
     recovery: Option<Recovery>,
     replay_only: bool,
     recovery_note: Option<String>,
+    disk_needs_recovery: bool,
 }
 
 /// A journal replay staged in memory and not yet written to the image.
@@ -211,6 +212,7 @@ impl Filesystem {
             recovery: None,
             replay_only: false,
             recovery_note: None,
+            disk_needs_recovery: sb.has_incompat(feature::INCOMPAT_RECOVER),
             sb,
         };
         fs.load_groups()?;
@@ -420,7 +422,11 @@ impl Filesystem {
         let mut jsb = j.sb.clone();
         // As e2fsck: after a clean replay the log restarts after the last
         // transaction seen; after a failed one it keeps its number.
-        let seq = if report.failed() { j.sb.sequence } else { report.end_tid.wrapping_add(1) };
+        let seq = if report.failed() {
+            j.sb.sequence
+        } else {
+            report.end_tid.wrapping_add(1)
+        };
         jsb.set_empty(seq);
         // A failed commit, or an error the kernel recorded in the journal,
         // becomes the filesystem's error flag.
@@ -442,9 +448,21 @@ impl Filesystem {
         sbblock[off..off + SUPERBLOCK_SIZE].copy_from_slice(&raw);
         blocks.insert(sbb, sbblock);
         for (b, data) in &blocks {
-            self.overlay.insert(*b, Staged { data: data.clone().into_boxed_slice(), kind: Kind::Meta });
+            self.overlay.insert(
+                *b,
+                Staged {
+                    data: data.clone().into_boxed_slice(),
+                    kind: Kind::Meta,
+                },
+            );
         }
-        self.overlay.insert(jsb_block, Staged { data: jsb.raw().to_vec().into_boxed_slice(), kind: Kind::Meta });
+        self.overlay.insert(
+            jsb_block,
+            Staged {
+                data: jsb.raw().to_vec().into_boxed_slice(),
+                kind: Kind::Meta,
+            },
+        );
         self.reload_super()?;
         // What the filesystem looks like once recovered.
         self.sb.clear_incompat(feature::INCOMPAT_RECOVER);
@@ -461,7 +479,13 @@ impl Filesystem {
         if let Some(j) = self.journal.as_mut() {
             j.sb = jsb.clone();
         }
-        self.recovery = Some(Recovery { blocks, jsb: jsb.raw().to_vec(), jsb_block, report, final_sb });
+        self.recovery = Some(Recovery {
+            blocks,
+            jsb: jsb.raw().to_vec(),
+            jsb_block,
+            report,
+            final_sb,
+        });
         Ok(())
     }
 
@@ -520,9 +544,10 @@ impl Filesystem {
     pub fn set_now(&mut self, t: Timestamp) {
         self.now = t;
     }
-    /// True if the superblock says the journal needs recovery.
+    /// True if the image on disk says its journal needs recovery (whether
+    /// or not the replay is already staged in memory).
     pub fn needs_recovery(&self) -> bool {
-        self.sb.has_incompat(feature::INCOMPAT_RECOVER)
+        self.disk_needs_recovery
     }
     /// True when directory entries carry a file type.
     pub fn has_filetype(&self) -> bool {
@@ -667,7 +692,10 @@ impl Filesystem {
 
     /// True if anything is staged.
     pub fn is_dirty(&self) -> bool {
-        !self.overlay.is_empty() || self.sb_dirty || !self.dirty_groups.is_empty() || self.recovery.is_some()
+        !self.overlay.is_empty()
+            || self.sb_dirty
+            || !self.dirty_groups.is_empty()
+            || self.recovery.is_some()
     }
 
     /// Write every staged change to the image.
@@ -692,11 +720,19 @@ impl Filesystem {
             self.checkpoint_recovery(&rec)?;
             // Blocks the replay alone changed need not be written again.
             for (b, data) in &rec.blocks {
-                if self.overlay.get(b).is_some_and(|s| &s.data[..] == &data[..]) {
+                if self
+                    .overlay
+                    .get(b)
+                    .is_some_and(|s| &s.data[..] == &data[..])
+                {
                     self.overlay.remove(b);
                 }
             }
-            if self.overlay.get(&rec.jsb_block).is_some_and(|s| &s.data[..] == &rec.jsb[..]) {
+            if self
+                .overlay
+                .get(&rec.jsb_block)
+                .is_some_and(|s| &s.data[..] == &rec.jsb[..])
+            {
                 self.overlay.remove(&rec.jsb_block);
             }
             if !self.writable {
@@ -764,7 +800,10 @@ impl Filesystem {
     /// Blocks staged as metadata: a caller doing a long series of changes
     /// may commit in between when this grows large.
     pub fn staged_meta_blocks(&self) -> usize {
-        self.overlay.values().filter(|s| s.kind == Kind::Meta).count()
+        self.overlay
+            .values()
+            .filter(|s| s.kind == Kind::Meta)
+            .count()
     }
 
     /// Commit if the staged metadata has grown past half of what one
@@ -784,7 +823,9 @@ impl Filesystem {
     }
 
     fn flush(&mut self) -> Result<()> {
-        self.dev.flush().map_err(|e| Error::io("flushing the image", e))
+        self.dev
+            .flush()
+            .map_err(|e| Error::io("flushing the image", e))
     }
 
     fn write_raw(&mut self, b: u64, data: &[u8]) -> Result<()> {
@@ -831,7 +872,10 @@ impl Filesystem {
         let tid = j.sb.sequence.wrapping_add(1);
         let (sbb, off) = self.sb_location();
         let log = {
-            let blocks: Vec<(u64, &[u8])> = meta.iter().map(|b| (*b, &self.overlay[b].data[..])).collect();
+            let blocks: Vec<(u64, &[u8])> = meta
+                .iter()
+                .map(|b| (*b, &self.overlay[b].data[..]))
+                .collect();
             j.build_transaction(tid, &blocks, now)?
         };
         // 1. The log, and the on-disk superblock marked needs_recovery.
@@ -1361,7 +1405,11 @@ impl Filesystem {
 fn patch_recover(raw: &mut [u8], on: bool) {
     use crate::layout::{le32, put32, sb};
     let v = le32(raw, sb::FEATURE_INCOMPAT);
-    let v = if on { v | feature::INCOMPAT_RECOVER } else { v & !feature::INCOMPAT_RECOVER };
+    let v = if on {
+        v | feature::INCOMPAT_RECOVER
+    } else {
+        v & !feature::INCOMPAT_RECOVER
+    };
     put32(raw, sb::FEATURE_INCOMPAT, v);
     set_sb_csum(raw);
 }

@@ -525,6 +525,7 @@ fn put_node(
             None => fs.mkdir(parent, name, &attrs_for(opts, perm)).map_err(at)?,
         };
         progress.tick(0);
+        fs.commit_if_large()?;
         for c in &node.children {
             put_node(fs, c, me, &c.name, opts, links, progress, pre)?;
         }
@@ -575,6 +576,9 @@ fn put_node(
             links.insert(id, ino);
         }
         progress.tick(m.len());
+        // A tree too big for one journal transaction goes in several, each
+        // ending between two files (a consistent filesystem).
+        fs.commit_if_large()?;
         return Ok(());
     }
     if existing.is_some() {

@@ -52,8 +52,11 @@ pub mod jfeature {
     pub const INCOMPAT_CSUM_V3: u32 = 0x10;
     pub const INCOMPAT_FAST_COMMIT: u32 = 0x20;
     /// Incompat features recovery understands.
-    pub const INCOMPAT_KNOWN: u32 =
-        INCOMPAT_REVOKE | INCOMPAT_64BIT | INCOMPAT_ASYNC_COMMIT | INCOMPAT_CSUM_V2 | INCOMPAT_CSUM_V3;
+    pub const INCOMPAT_KNOWN: u32 = INCOMPAT_REVOKE
+        | INCOMPAT_64BIT
+        | INCOMPAT_ASYNC_COMMIT
+        | INCOMPAT_CSUM_V2
+        | INCOMPAT_CSUM_V3;
 }
 
 const FLAG_ESCAPE: u16 = 1;
@@ -147,7 +150,9 @@ impl JournalSuperblock {
         }
         let version = be32(raw, 4);
         if version != BT_SB_V1 && version != BT_SB_V2 {
-            return Err(Error::corrupt(format!("journal superblock: unknown block type {version}")));
+            return Err(Error::corrupt(format!(
+                "journal superblock: unknown block type {version}"
+            )));
         }
         let v2 = version == BT_SB_V2;
         let mut uuid = [0u8; 16];
@@ -410,9 +415,13 @@ impl Journal {
         let bs = fs.block_size() as u64;
         let nblocks = inode.size_with(true) / bs;
         if nblocks < 2 {
-            return Err(Error::corrupt(format!("journal inode {ino}: the journal is {nblocks} blocks long")));
+            return Err(Error::corrupt(format!(
+                "journal inode {ino}: the journal is {nblocks} blocks long"
+            )));
         }
-        let runs = fs.block_runs(&inode, nblocks).map_err(|e| e.at("journal inode"))?;
+        let runs = fs
+            .block_runs(&inode, nblocks)
+            .map_err(|e| e.at("journal inode"))?;
         let mut map = vec![0u64; nblocks as usize];
         for r in runs {
             for i in 0..r.len {
@@ -422,9 +431,12 @@ impl Journal {
             }
         }
         if map[0] == 0 {
-            return Err(Error::corrupt(format!("journal inode {ino}: block 0 (the journal superblock) is not mapped")));
+            return Err(Error::corrupt(format!(
+                "journal inode {ino}: block 0 (the journal superblock) is not mapped"
+            )));
         }
-        let jsb = JournalSuperblock::parse(&fs.block(map[0])?).map_err(|e| e.at(&format!("journal inode {ino}")))?;
+        let jsb = JournalSuperblock::parse(&fs.block(map[0])?)
+            .map_err(|e| e.at(&format!("journal inode {ino}")))?;
         if !jsb.csum_ok() {
             return Err(Error::corrupt(format!(
                 "journal inode {ino}: the journal superblock checksum is wrong; run e2fsck"
@@ -443,13 +455,18 @@ impl Journal {
     pub fn phys(&self, j: u32) -> Result<u64> {
         match self.map.get(j as usize) {
             Some(&b) if b != 0 => Ok(b),
-            _ => Err(Error::corrupt(format!("journal inode {}: journal block {j} is not mapped", self.ino))),
+            _ => Err(Error::corrupt(format!(
+                "journal inode {}: journal block {j} is not mapped",
+                self.ino
+            ))),
         }
     }
 
     fn read(&self, fs: &Filesystem, j: u32) -> Result<Vec<u8>> {
         if j >= self.sb.maxlen {
-            return Err(Error::corrupt("journal: log position beyond the journal (corrupted journal superblock)"));
+            return Err(Error::corrupt(
+                "journal: log position beyond the journal (corrupted journal superblock)",
+            ));
         }
         fs.block(self.phys(j)?)
     }
@@ -529,11 +546,15 @@ impl Journal {
     /// Work out what recovery writes, without writing anything.
     pub fn plan_replay(&self, fs: &Filesystem) -> Result<Replay> {
         if self.sb.incompat & jfeature::INCOMPAT_FAST_COMMIT != 0 {
-            return Err(Error::Unsupported("journals with fast commits cannot be replayed yet".into()));
+            return Err(Error::Unsupported(
+                "journals with fast commits cannot be replayed yet".into(),
+            ));
         }
         let unknown = self.sb.incompat & !jfeature::INCOMPAT_KNOWN;
         if unknown != 0 {
-            return Err(Error::Unsupported(format!("journal has unknown incompatible features {unknown:#x}")));
+            return Err(Error::Unsupported(format!(
+                "journal has unknown incompatible features {unknown:#x}"
+            )));
         }
         let mut st = State::default();
         if self.sb.start == 0 {
@@ -572,7 +593,14 @@ impl Journal {
         let mut need_check_commit_time = false;
         let mut commit_time: u64 = 0;
         let mut last_commit_time: u64 = 0;
-        let mut cur = TxnSummary { tid: next_tid, log_start: pos, blocks: 0, revokes: 0, committed: false, commit_time: None };
+        let mut cur = TxnSummary {
+            tid: next_tid,
+            log_start: pos,
+            blocks: 0,
+            revokes: 0,
+            committed: false,
+            commit_time: None,
+        };
         let mut guard = 0u64;
         'walk: loop {
             guard += 1;
@@ -608,7 +636,11 @@ impl Journal {
                         cur.blocks += tags.len() as u32;
                     }
                     if pass != Pass::Replay {
-                        if pass == Pass::Scan && v1_csum && !need_check_commit_time && st.end_tid.is_none() {
+                        if pass == Pass::Scan
+                            && v1_csum
+                            && !need_check_commit_time
+                            && st.end_tid.is_none()
+                        {
                             crc32_sum = crc32_be(crc32_sum, &blk);
                             for _ in 0..tags.len() {
                                 let d = self.read(fs, pos)?;
@@ -686,14 +718,25 @@ impl Journal {
                         st.txns.push(cur.clone());
                     }
                     next_tid = next_tid.wrapping_add(1);
-                    cur = TxnSummary { tid: next_tid, log_start: pos, blocks: 0, revokes: 0, committed: false, commit_time: None };
+                    cur = TxnSummary {
+                        tid: next_tid,
+                        log_start: pos,
+                        blocks: 0,
+                        revokes: 0,
+                        committed: false,
+                        commit_time: None,
+                    };
                 }
                 BT_REVOKE => {
                     if pass == Pass::Scan && !self.tail_csum_ok(&blk) {
                         need_check_commit_time = true;
                     }
                     let rcount = be32(&blk, 12) as usize;
-                    let rec = if self.sb.incompat & jfeature::INCOMPAT_64BIT != 0 { 8 } else { 4 };
+                    let rec = if self.sb.incompat & jfeature::INCOMPAT_64BIT != 0 {
+                        8
+                    } else {
+                        4
+                    };
                     if pass == Pass::Scan {
                         cur.revokes += (rcount.saturating_sub(16) / rec) as u32;
                     }
@@ -707,7 +750,11 @@ impl Journal {
                     }
                     let mut off = 16;
                     while off + rec <= rcount {
-                        let b = if rec == 8 { be64(&blk, off) } else { be32(&blk, off) as u64 };
+                        let b = if rec == 8 {
+                            be64(&blk, off)
+                        } else {
+                            be32(&blk, off) as u64
+                        };
                         off += rec;
                         let e = st.revoke.entry(b).or_insert(next_tid);
                         if tid_gt(next_tid, *e) {
@@ -736,7 +783,12 @@ impl Journal {
     /// first log block. Returns (journal block, content) pairs: descriptor
     /// blocks with the copies they describe, then the commit block.
     /// Journals with checksums v2/v3 get them.
-    pub fn build_transaction(&self, tid: u32, blocks: &[(u64, &[u8])], now: i64) -> Result<Vec<(u32, Vec<u8>)>> {
+    pub fn build_transaction(
+        &self,
+        tid: u32,
+        blocks: &[(u64, &[u8])],
+        now: i64,
+    ) -> Result<Vec<(u32, Vec<u8>)>> {
         let bs = self.sb.block_size as usize;
         let tb = self.sb.tag_bytes();
         let tail = self.sb.tail_size();
@@ -747,8 +799,12 @@ impl Journal {
                 "the change needs {need} journal blocks but the journal holds {room}; split it, or use --no-journal"
             )));
         }
-        if self.sb.incompat & jfeature::INCOMPAT_64BIT == 0 && blocks.iter().any(|(b, _)| *b > u32::MAX as u64) {
-            return Err(Error::Invalid("block number too large for a 32-bit journal".into()));
+        if self.sb.incompat & jfeature::INCOMPAT_64BIT == 0
+            && blocks.iter().any(|(b, _)| *b > u32::MAX as u64)
+        {
+            return Err(Error::Invalid(
+                "block number too large for a 32-bit journal".into(),
+            ));
         }
         let v3 = self.sb.incompat & jfeature::INCOMPAT_CSUM_V3 != 0;
         let seed = self.sb.csum_seed();

@@ -307,7 +307,9 @@ enum JournalCmd {
     },
     /// Replay a journal that needs recovery into the image (what the kernel
     /// does at mount, and e2fsck -E journal_only), and nothing else.
-    #[command(after_help = "Example:\n  ext3edit journal replay snapshot.ext3\n\nWorks on ext4 images too: the replay copies logged blocks verbatim.")]
+    #[command(
+        after_help = "Example:\n  ext3edit journal replay snapshot.ext3\n\nWorks on ext4 images too: the replay copies logged blocks verbatim."
+    )]
     Replay {
         /// The image file.
         image: PathBuf,
@@ -499,10 +501,15 @@ fn note_recovery(fs: &Filesystem, image: &Path, write: bool) {
 fn replay_problems(r: &ext3edit::journal::Replay) -> String {
     let mut v = Vec::new();
     if let Some(t) = r.failed_commit {
-        v.push(format!("transaction {t} has a bad commit block and was skipped"));
+        v.push(format!(
+            "transaction {t} has a bad commit block and was skipped"
+        ));
     }
     if r.bad_blocks > 0 {
-        v.push(format!("{} logged blocks with bad checksums skipped", r.bad_blocks));
+        v.push(format!(
+            "{} logged blocks with bad checksums skipped",
+            r.bad_blocks
+        ));
     }
     if let Some(e) = &r.error {
         v.push(format!("recovery stopped: {e}"));
@@ -599,7 +606,9 @@ fn target_path(fs: &Filesystem, dest: &str, src_name: Option<&str>) -> R<String>
         if fs.read_inode(i)?.is_dir() {
             return match src_name {
                 Some(n) => Ok(join(dest, n)),
-                None => Err(Error::IsADirectory(format!("{dest} (name the new entry explicitly)")).into()),
+                None => Err(
+                    Error::IsADirectory(format!("{dest} (name the new entry explicitly)")).into(),
+                ),
             };
         }
     }
@@ -908,13 +917,26 @@ fn run(cli: Cli) -> R<()> {
             if OUTPUT_ARG.get().is_some_and(|o| o.is_some()) {
                 return Err(usage("journal replay does not take --output"));
             }
-            let opts = OpenOptions { replay_only: true, sync: !ns, ..OpenOptions::default() };
-            let mut fs = Filesystem::open(&image, &opts).map_err(|e| Fail { code: 1, msg: format!("{}: {e}", image.display()) })?;
+            let opts = OpenOptions {
+                replay_only: true,
+                sync: !ns,
+                ..OpenOptions::default()
+            };
+            let mut fs = Filesystem::open(&image, &opts).map_err(|e| Fail {
+                code: 1,
+                msg: format!("{}: {e}", image.display()),
+            })?;
             if let Some(n) = fs.recovery_note() {
-                return Err(Fail { code: 1, msg: format!("{}: {n}", image.display()) });
+                return Err(Fail {
+                    code: 1,
+                    msg: format!("{}: {n}", image.display()),
+                });
             }
             let Some(r) = fs.recovery_report().cloned() else {
-                eprintln!("ext3edit: {}: the journal does not need recovery; nothing to do", image.display());
+                eprintln!(
+                    "ext3edit: {}: the journal does not need recovery; nothing to do",
+                    image.display()
+                );
                 return Ok(());
             };
             fs.commit()?;

@@ -586,12 +586,29 @@ pub fn journal_info(fs: &Filesystem, image: &Path, json: bool) -> R<()> {
         "note": fs.recovery_note(),
     });
     if json {
-        return out(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()));
+        return out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        ));
     }
     let mut s = String::new();
-    s += &format!("Journal:        inode {}, version {}, {} blocks of {} bytes ({:.1} MiB)\n", j.ino, v["version"], jsb.maxlen, jsb.block_size, jsb.maxlen as f64 * jsb.block_size as f64 / 1048576.0);
+    s += &format!(
+        "Journal:        inode {}, version {}, {} blocks of {} bytes ({:.1} MiB)\n",
+        j.ino,
+        v["version"],
+        jsb.maxlen,
+        jsb.block_size,
+        jsb.maxlen as f64 * jsb.block_size as f64 / 1048576.0
+    );
     s += &format!("State:          {state}\n");
-    s += &format!("Features:       {}\n", if jsb.feature_names().is_empty() { "(none)".to_string() } else { jsb.feature_names().join(" ") });
+    s += &format!(
+        "Features:       {}\n",
+        if jsb.feature_names().is_empty() {
+            "(none)".to_string()
+        } else {
+            jsb.feature_names().join(" ")
+        }
+    );
     if jsb.errno != 0 {
         s += &format!("Error:          errno {}\n", jsb.errno);
     }
@@ -599,7 +616,12 @@ pub fn journal_info(fs: &Filesystem, image: &Path, json: bool) -> R<()> {
         s += &format!("Note:           {n}\n");
     }
     if let Some(r) = &disk {
-        s += &format!("To replay:      {} transaction(s), {} block(s); {} revoked copies skipped\n", r.transactions.len(), r.blocks.len(), r.revoked);
+        s += &format!(
+            "To replay:      {} transaction(s), {} block(s); {} revoked copies skipped\n",
+            r.transactions.len(),
+            r.blocks.len(),
+            r.revoked
+        );
         for t in &r.transactions {
             s += &format!(
                 "  transaction {:>8}  at log block {:>6}  {:>5} blocks  {:>4} revokes  committed {}\n",
@@ -614,7 +636,10 @@ pub fn journal_info(fs: &Filesystem, image: &Path, json: bool) -> R<()> {
             s += &format!("  transaction {t}: bad commit block, not replayed\n");
         }
         if r.bad_blocks > 0 {
-            s += &format!("  {} logged block(s) with bad checksums will be skipped\n", r.bad_blocks);
+            s += &format!(
+                "  {} logged block(s) with bad checksums will be skipped\n",
+                r.bad_blocks
+            );
         }
         if let Some(e) = &r.error {
             s += &format!("  recovery stops early: {e}\n");

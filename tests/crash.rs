@@ -25,8 +25,11 @@ type Snapshot = BTreeMap<String, String>;
 /// Everything a user can see in the image: path -> type, mode, owner,
 /// size, content checksum or link target.
 fn snapshot(bytes: &[u8]) -> Result<Snapshot, String> {
-    let fs = Filesystem::open_device(Box::new(MemDevice::new(bytes.to_vec())), &OpenOptions::read_only())
-        .map_err(|e| e.to_string())?;
+    let fs = Filesystem::open_device(
+        Box::new(MemDevice::new(bytes.to_vec())),
+        &OpenOptions::read_only(),
+    )
+    .map_err(|e| e.to_string())?;
     if fs.needs_recovery() {
         return Err("still needs recovery".into());
     }
@@ -40,13 +43,27 @@ fn snapshot(bytes: &[u8]) -> Result<Snapshot, String> {
             }
             let p = format!("{path}/{}", e.name_lossy());
             let i = fs.read_inode(e.ino).map_err(|e| e.to_string())?;
-            let mut desc = format!("{:?} {:o} {}:{} links={}", i.file_type(), i.perm(), i.uid(), i.gid(), i.links());
+            let mut desc = format!(
+                "{:?} {:o} {}:{} links={}",
+                i.file_type(),
+                i.perm(),
+                i.uid(),
+                i.gid(),
+                i.links()
+            );
             if i.is_reg() {
                 let mut v = Vec::new();
                 fs.read_file(&i, &mut v).map_err(|e| e.to_string())?;
-                desc += &format!(" size={} crc={:08x}", v.len(), ext3edit::journal::crc32c_raw(0, &v));
+                desc += &format!(
+                    " size={} crc={:08x}",
+                    v.len(),
+                    ext3edit::journal::crc32c_raw(0, &v)
+                );
             } else if i.is_symlink() {
-                desc += &format!(" -> {}", String::from_utf8_lossy(&fs.read_link(&i).map_err(|e| e.to_string())?));
+                desc += &format!(
+                    " -> {}",
+                    String::from_utf8_lossy(&fs.read_link(&i).map_err(|e| e.to_string())?)
+                );
             } else if i.is_dir() {
                 stack.push((p.clone(), e.ino));
             }
@@ -67,7 +84,12 @@ fn opts() -> OpenOptions {
 
 /// Run `op` and commit on a crashing device; the bytes on "disk" after it,
 /// and whether the command completed.
-fn run(base: &[u8], op: &dyn Fn(&mut Filesystem) -> ext3edit::Result<()>, budget: Option<usize>, mode: CrashMode) -> (Vec<u8>, bool) {
+fn run(
+    base: &[u8],
+    op: &dyn Fn(&mut Filesystem) -> ext3edit::Result<()>,
+    budget: Option<usize>,
+    mode: CrashMode,
+) -> (Vec<u8>, bool) {
     let dev = CrashDevice::new(base.to_vec(), budget, mode);
     let disk = dev.image();
     let done = match Filesystem::open_device(Box::new(dev), &opts()) {
@@ -86,7 +108,16 @@ fn fsck_ok(img: &Path) -> Result<(), String> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("e2fsck -fn exit {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with("Pass")).take(6).collect::<Vec<_>>().join(" | ")))
+        Err(format!(
+            "e2fsck -fn exit {:?}: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| !l.starts_with("Pass"))
+                .take(6)
+                .collect::<Vec<_>>()
+                .join(" | ")
+        ))
     }
 }
 
@@ -95,7 +126,12 @@ struct Tally {
     failures: Vec<String>,
 }
 
-fn sweep(name: &str, base: &[u8], op: &dyn Fn(&mut Filesystem) -> ext3edit::Result<()>, tally: &mut Tally) {
+fn sweep(
+    name: &str,
+    base: &[u8],
+    op: &dyn Fn(&mut Filesystem) -> ext3edit::Result<()>,
+    tally: &mut Tally,
+) {
     let before = snapshot(base).expect("base image readable");
     let (after_bytes, done) = run(base, op, None, CrashMode::InOrder);
     assert!(done, "{name}: the command fails without a crash");
@@ -116,7 +152,10 @@ fn sweep(name: &str, base: &[u8], op: &dyn Fn(&mut Filesystem) -> ext3edit::Resu
             std::fs::write(&a, &bytes).unwrap();
             let o = common::run(&["journal", "replay", a.to_str().unwrap()], None);
             if !o.status.success() {
-                tally.failures.push(format!("{tag}: ext3edit journal replay failed: {}", String::from_utf8_lossy(&o.stderr)));
+                tally.failures.push(format!(
+                    "{tag}: ext3edit journal replay failed: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                ));
                 continue;
             }
             let mut problems = Vec::new();
@@ -126,13 +165,19 @@ fn sweep(name: &str, base: &[u8], op: &dyn Fn(&mut Filesystem) -> ext3edit::Resu
             let ours = snapshot(&std::fs::read(&a).unwrap());
             match &ours {
                 Ok(s) if *s == before || *s == after => {}
-                Ok(_) => problems.push("after ext3edit replay: content is neither the old nor the new state".into()),
+                Ok(_) => problems.push(
+                    "after ext3edit replay: content is neither the old nor the new state".into(),
+                ),
                 Err(e) => problems.push(format!("after ext3edit replay: unreadable: {e}")),
             }
             // Recovery by e2fsck must agree.
             let b = dir.path().join("b.img");
             std::fs::write(&b, &bytes).unwrap();
-            let o = Command::new("e2fsck").args(["-E", "journal_only", "-y"]).arg(&b).output().unwrap();
+            let o = Command::new("e2fsck")
+                .args(["-E", "journal_only", "-y"])
+                .arg(&b)
+                .output()
+                .unwrap();
             if o.status.code().unwrap_or(8) >= 4 {
                 problems.push(format!("e2fsck -E journal_only exit {:?}", o.status.code()));
             } else {
@@ -145,14 +190,22 @@ fn sweep(name: &str, base: &[u8], op: &dyn Fn(&mut Filesystem) -> ext3edit::Resu
                 }
             }
             if !problems.is_empty() {
-                tally.failures.push(format!("{tag}: {}", problems.join("; ")));
+                tally
+                    .failures
+                    .push(format!("{tag}: {}", problems.join("; ")));
             }
         }
     }
 }
 
 fn base_image(block: u32) -> (tempfile::TempDir, Vec<u8>) {
-    let cfg = Cfg { fstype: "ext3", block, inode: 256, dir_index: true, size_kib: 8 * 1024 };
+    let cfg = Cfg {
+        fstype: "ext3",
+        block,
+        inode: 256,
+        dir_index: true,
+        size_kib: 8 * 1024,
+    };
     let img = mkfs(&cfg);
     // Some existing content to change.
     let src = img.dir.path().join("seed");
@@ -161,12 +214,23 @@ fn base_image(block: u32) -> (tempfile::TempDir, Vec<u8>) {
     std::fs::write(src.join("etc/inittab"), b"id:3:initdefault:\n").unwrap();
     std::fs::write(src.join("etc/ssh/sshd_config"), b"PermitRootLogin no\n").unwrap();
     for i in 0..20 {
-        std::fs::write(src.join(format!("home/alice/docs/note{i}")), pseudo_random(300 + i * 500, i as u64)).unwrap();
+        std::fs::write(
+            src.join(format!("home/alice/docs/note{i}")),
+            pseudo_random(300 + i * 500, i as u64),
+        )
+        .unwrap();
     }
     let mut fs = Filesystem::open(&img.path, &opts()).unwrap();
     let root = fs.root();
     for c in ["etc", "home"] {
-        put_tree(&mut fs, &src.join(c), root, c.as_bytes(), &PutOptions::default()).unwrap();
+        put_tree(
+            &mut fs,
+            &src.join(c),
+            root,
+            c.as_bytes(),
+            &PutOptions::default(),
+        )
+        .unwrap();
     }
     fs.commit().unwrap();
     drop(fs);
@@ -176,14 +240,26 @@ fn base_image(block: u32) -> (tempfile::TempDir, Vec<u8>) {
 
 fn put_file(fs: &mut Filesystem, path: &str, data: &[u8]) -> ext3edit::Result<()> {
     let (parent, name) = fs.resolve_parent(path)?;
-    ext3edit::host::put_reader(fs, &mut &data[..], parent, &name, &NewFile { perm: 0o644, ..Default::default() })?;
+    ext3edit::host::put_reader(
+        fs,
+        &mut &data[..],
+        parent,
+        &name,
+        &NewFile {
+            perm: 0o644,
+            ..Default::default()
+        },
+    )?;
     Ok(())
 }
 
 #[test]
 fn crash_at_every_write_recovers_to_old_or_new() {
     require_e2fsprogs!();
-    let mut tally = Tally { points: 0, failures: Vec::new() };
+    let mut tally = Tally {
+        points: 0,
+        failures: Vec::new(),
+    };
     let mut rows = Vec::new();
     for block in [1024u32, 4096] {
         let (_keep, base) = base_image(block);
@@ -192,14 +268,28 @@ fn crash_at_every_write_recovers_to_old_or_new() {
         for d in 0..4 {
             std::fs::create_dir_all(tree.join(format!("d{d}"))).unwrap();
             for f in 0..6 {
-                std::fs::write(tree.join(format!("d{d}/f{f}")), pseudo_random(100 + f * 900, (d * 10 + f) as u64)).unwrap();
+                std::fs::write(
+                    tree.join(format!("d{d}/f{f}")),
+                    pseudo_random(100 + f * 900, (d * 10 + f) as u64),
+                )
+                .unwrap();
             }
         }
         std::os::unix::fs::symlink("d0/f0", tree.join("link")).unwrap();
         let tree2 = tree.clone();
         let scenarios: Vec<(&str, Box<dyn Fn(&mut Filesystem) -> ext3edit::Result<()>>)> = vec![
-            ("put", Box::new(|fs: &mut Filesystem| put_file(fs, "/etc/resolv.conf", b"nameserver 10.0.0.1\n"))),
-            ("put overwrite", Box::new(|fs: &mut Filesystem| put_file(fs, "/etc/inittab", &pseudo_random(40_000, 99)))),
+            (
+                "put",
+                Box::new(|fs: &mut Filesystem| {
+                    put_file(fs, "/etc/resolv.conf", b"nameserver 10.0.0.1\n")
+                }),
+            ),
+            (
+                "put overwrite",
+                Box::new(|fs: &mut Filesystem| {
+                    put_file(fs, "/etc/inittab", &pseudo_random(40_000, 99))
+                }),
+            ),
             (
                 "put -r",
                 Box::new(move |fs: &mut Filesystem| {
@@ -227,7 +317,14 @@ fn crash_at_every_write_recovers_to_old_or_new() {
                 Box::new(|fs: &mut Filesystem| {
                     let mut cur = fs.root();
                     for c in ["var", "lib", "app", "data"] {
-                        cur = fs.mkdir(cur, c.as_bytes(), &NewFile { perm: 0o755, ..Default::default() })?;
+                        cur = fs.mkdir(
+                            cur,
+                            c.as_bytes(),
+                            &NewFile {
+                                perm: 0o755,
+                                ..Default::default()
+                            },
+                        )?;
                     }
                     Ok(())
                 }),
@@ -236,13 +333,44 @@ fn crash_at_every_write_recovers_to_old_or_new() {
                 "customize batch",
                 Box::new(|fs: &mut Filesystem| {
                     put_file(fs, "/etc/resolv.conf", b"nameserver 1.1.1.1\n")?;
-                    put_file(fs, "/etc/ssh/sshd_config", b"PermitRootLogin yes\nUseDNS no\n")?;
+                    put_file(
+                        fs,
+                        "/etc/ssh/sshd_config",
+                        b"PermitRootLogin yes\nUseDNS no\n",
+                    )?;
                     let root = fs.root();
-                    let r = fs.mkdir(root, b"root", &NewFile { perm: 0o700, ..Default::default() })?;
-                    let ssh = fs.mkdir(r, b".ssh", &NewFile { perm: 0o700, ..Default::default() })?;
-                    fs.create_file(ssh, b"authorized_keys", &NewFile { perm: 0o600, ..Default::default() }, &mut &b"ssh-ed25519 AAAA test\n"[..])?;
+                    let r = fs.mkdir(
+                        root,
+                        b"root",
+                        &NewFile {
+                            perm: 0o700,
+                            ..Default::default()
+                        },
+                    )?;
+                    let ssh = fs.mkdir(
+                        r,
+                        b".ssh",
+                        &NewFile {
+                            perm: 0o700,
+                            ..Default::default()
+                        },
+                    )?;
+                    fs.create_file(
+                        ssh,
+                        b"authorized_keys",
+                        &NewFile {
+                            perm: 0o600,
+                            ..Default::default()
+                        },
+                        &mut &b"ssh-ed25519 AAAA test\n"[..],
+                    )?;
                     let etc = fs.resolve("/etc", true)?;
-                    fs.symlink(etc, b"localtime", b"/usr/share/zoneinfo/UTC", &NewFile::default())?;
+                    fs.symlink(
+                        etc,
+                        b"localtime",
+                        b"/usr/share/zoneinfo/UTC",
+                        &NewFile::default(),
+                    )?;
                     let inittab = fs.resolve("/etc/inittab", true)?;
                     fs.set_perm(inittab, 0o600)?;
                     fs.set_owner(inittab, 0, 10)
@@ -261,11 +389,21 @@ fn crash_at_every_write_recovers_to_old_or_new() {
     for (l, p, f) in &rows {
         report += &format!("| {l} | {p} | {f} |\n");
     }
-    report += &format!("| **total** | **{}** | **{}** |\n", tally.points, tally.failures.len());
+    report += &format!(
+        "| **total** | **{}** | **{}** |\n",
+        tally.points,
+        tally.failures.len()
+    );
     eprintln!("{report}");
     if let Ok(p) = std::env::var("CRASH_REPORT") {
         std::fs::write(p, &report).unwrap();
     }
     assert!(tally.points > 100, "too few crash points: {}", tally.points);
-    assert!(tally.failures.is_empty(), "{} of {} crash points failed:\n{}", tally.failures.len(), tally.points, tally.failures.join("\n"));
+    assert!(
+        tally.failures.is_empty(),
+        "{} of {} crash points failed:\n{}",
+        tally.failures.len(),
+        tally.points,
+        tally.failures.join("\n")
+    );
 }
