@@ -126,6 +126,7 @@ pub struct Filesystem {
     replay_only: bool,
     recovery_note: Option<String>,
     disk_needs_recovery: bool,
+    journal_error: Option<String>,
 }
 
 /// A journal replay staged in memory and not yet written to the image.
@@ -213,6 +214,7 @@ impl Filesystem {
             replay_only: false,
             recovery_note: None,
             disk_needs_recovery: sb.has_incompat(feature::INCOMPAT_RECOVER),
+            journal_error: None,
             sb,
         };
         fs.load_groups()?;
@@ -220,6 +222,7 @@ impl Filesystem {
             match Journal::load(&fs) {
                 Ok(j) => fs.journal = j,
                 Err(e) => {
+                    fs.journal_error = Some(e.to_string());
                     if fs.needs_recovery() && (opts.write || opts.replay_only) {
                         return Err(e.at("cannot recover the journal"));
                     }
@@ -352,17 +355,6 @@ impl Filesystem {
         if sb.has_incompat(feature::INCOMPAT_RECOVER) && self.recovery.is_none() {
             return Some("the journal needs recovery but cannot be replayed".into());
         }
-        if sb.has_compat(feature::COMPAT_HAS_JOURNAL) && self.use_journal {
-            match &self.journal {
-                None => {
-                    return Some("the journal cannot be used (external or unreadable); use --no-journal to write in place".into())
-                }
-                Some(j) if j.sb.incompat & crate::journal::jfeature::INCOMPAT_FAST_COMMIT != 0 => {
-                    return Some("journals with fast commits are not supported for writing".into())
-                }
-                Some(_) => {}
-            }
-        }
         let bad_i = sb.incompat & !feature::INCOMPAT_WRITE;
         let bad_r = sb.ro_compat & !feature::RO_COMPAT_WRITE;
         let bad_c = sb.compat & !feature::COMPAT_WRITE;
@@ -389,6 +381,20 @@ impl Filesystem {
         }
         if let Some(e) = self.check_groups() {
             return Some(format!("corrupt group descriptors ({e}); run e2fsck"));
+        }
+        if sb.has_compat(feature::COMPAT_HAS_JOURNAL) && self.use_journal {
+            match &self.journal {
+                None => {
+                    return Some(format!(
+                        "the journal cannot be used ({}); use --no-journal to write in place",
+                        self.journal_error.as_deref().unwrap_or("unknown reason")
+                    ))
+                }
+                Some(j) if j.sb.incompat & crate::journal::jfeature::INCOMPAT_FAST_COMMIT != 0 => {
+                    return Some("journals with fast commits are not supported for writing".into())
+                }
+                Some(_) => {}
+            }
         }
         None
     }
