@@ -457,10 +457,11 @@ impl Filesystem {
             span *= a;
             let slot = 11 + level as usize;
             let p = inode.block(slot) as u64;
-            if p != 0 && base + span > keep {
-                if self.trunc_tree(inode.ino, p, level, base, keep, &mut freed)? {
-                    inode.set_block(slot, 0);
-                }
+            if p != 0
+                && base + span > keep
+                && self.trunc_tree(inode.ino, p, level, base, keep, &mut freed)?
+            {
+                inode.set_block(slot, 0);
             }
             base += span;
         }

@@ -41,6 +41,10 @@ impl DirEntry {
     }
 }
 
+/// Where an entry was found: (logical block, physical block, offset,
+/// offset of the entry before it in the block, the entry).
+type FoundEntry = (u64, u64, usize, Option<usize>, DirEntry);
+
 struct Raw<'a> {
     off: usize,
     ino: u32,
@@ -362,11 +366,7 @@ impl Filesystem {
     }
 
     /// Find the block and offsets of `name`: (lblk, pblk, off, prev_off).
-    fn find_entry(
-        &self,
-        dir: &Inode,
-        name: &[u8],
-    ) -> Result<Option<(u64, u64, usize, Option<usize>, DirEntry)>> {
+    fn find_entry(&self, dir: &Inode, name: &[u8]) -> Result<Option<FoundEntry>> {
         for (lblk, pblk) in self.dir_blocks(dir)? {
             let mut hit = None;
             let mut prev: Option<usize> = None;

@@ -719,25 +719,22 @@ impl Filesystem {
         if !self.is_dirty() {
             return Ok(());
         }
-        if !self.writable && !(self.replay_only && self.recovery.is_some()) {
+        let replay_commit = self.replay_only && self.recovery.is_some();
+        if !self.writable && !replay_commit {
             return self.ensure_writable();
         }
         if let Some(rec) = self.recovery.take() {
             self.checkpoint_recovery(&rec)?;
             // Blocks the replay alone changed need not be written again.
             for (b, data) in &rec.blocks {
-                if self
-                    .overlay
-                    .get(b)
-                    .is_some_and(|s| &s.data[..] == &data[..])
-                {
+                if self.overlay.get(b).is_some_and(|s| s.data[..] == data[..]) {
                     self.overlay.remove(b);
                 }
             }
             if self
                 .overlay
                 .get(&rec.jsb_block)
-                .is_some_and(|s| &s.data[..] == &rec.jsb[..])
+                .is_some_and(|s| s.data[..] == rec.jsb[..])
             {
                 self.overlay.remove(&rec.jsb_block);
             }

@@ -62,11 +62,7 @@ impl Progress {
         }
     }
     fn draw(&self) {
-        let pct = if self.total > 0 {
-            self.done * 100 / self.total
-        } else {
-            100
-        };
+        let pct = (self.done * 100).checked_div(self.total).unwrap_or(100);
         let width = 30usize;
         let fill = (pct as usize * width / 100).min(width);
         eprint!(

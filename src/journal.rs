@@ -865,7 +865,8 @@ impl Journal {
             }
             // Mark the last tag.
             if let Some((tag_at, _)) = copies.last() {
-                let fo = if v3 { tag_at + 6 } else { tag_at + 6 };
+                // The low 16 bits of the flags sit at byte 6 of both tag layouts.
+                let fo = tag_at + 6;
                 let f = be16(&desc, fo) | FLAG_LAST_TAG;
                 desc[fo..fo + 2].copy_from_slice(&f.to_be_bytes());
             }

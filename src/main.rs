@@ -671,7 +671,7 @@ fn run(cli: Cli) -> R<()> {
                     return Err(usage("get -r needs a destination directory"));
                 }
                 let mut d = dest.unwrap();
-                if d.is_dir() && path.trim_matches('/') != "" {
+                if d.is_dir() && !path.trim_matches('/').is_empty() {
                     d = d.join(basename(&path)?);
                 }
                 for w in host::get_tree(&fs, ino, &d).map_err(|e| e.at(&path))? {

@@ -278,10 +278,7 @@ pub fn ls(
     json: bool,
 ) -> R<()> {
     // Like ls: a symlink to a directory is listed as the directory unless -l.
-    let ino = match fs.resolve(path, !long) {
-        Ok(i) => i,
-        Err(e) => return Err(e.into()),
-    };
+    let ino = fs.resolve(path, !long)?;
     let inode = fs.read_inode(ino)?;
     let inode = if long && inode.is_symlink() && path.ends_with('/') {
         fs.read_inode(fs.resolve(path, true)?)?
@@ -546,10 +543,7 @@ pub fn journal_info(fs: &Filesystem, image: &Path, json: bool) -> R<()> {
         return Err(Error::Invalid(format!("{}: {why}", image.display())).into());
     };
     // The journal as it is on disk (before any replay staged in memory).
-    let disk = match fs.recovery_report() {
-        Some(r) => Some(r.clone()),
-        None => None,
-    };
+    let disk = fs.recovery_report().cloned();
     let jsb = &j.sb;
     let state = if fs.recovery_report().is_some() {
         "needs recovery"

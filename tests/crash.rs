@@ -21,6 +21,7 @@ use ext3edit::host::{put_tree, PutOptions};
 use ext3edit::{Filesystem, NewFile, OpenOptions};
 
 type Snapshot = BTreeMap<String, String>;
+type Op = Box<dyn Fn(&mut Filesystem) -> ext3edit::Result<()>>;
 
 /// Everything a user can see in the image: path -> type, mode, owner,
 /// size, content checksum or link target.
@@ -277,7 +278,7 @@ fn crash_at_every_write_recovers_to_old_or_new() {
         }
         std::os::unix::fs::symlink("d0/f0", tree.join("link")).unwrap();
         let tree2 = tree.clone();
-        let scenarios: Vec<(&str, Box<dyn Fn(&mut Filesystem) -> ext3edit::Result<()>>)> = vec![
+        let scenarios: Vec<(&str, Op)> = vec![
             (
                 "put",
                 Box::new(|fs: &mut Filesystem| {
