@@ -62,6 +62,17 @@ impl Progress {
         }
     }
     fn draw(&self) {
+        if self.total == 0 {
+            // Unknown total: a counter without a bar.
+            eprint!(
+                "\r{}: {} files, {:.1} MiB",
+                self.label,
+                self.done,
+                self.bytes as f64 / 1048576.0
+            );
+            let _ = std::io::stderr().flush();
+            return;
+        }
         let pct = (self.done * 100).checked_div(self.total).unwrap_or(100);
         let width = 30usize;
         let fill = (pct as usize * width / 100).min(width);
@@ -78,7 +89,7 @@ impl Progress {
     }
     /// Finish the line.
     pub fn finish(&self) {
-        if self.on && self.total > 0 {
+        if self.on && self.done > 0 {
             self.draw();
             eprintln!();
         }
@@ -707,7 +718,7 @@ fn get_tree_inner(
     depth: u32,
 ) -> Result<()> {
     let inode = fs.read_inode(ino)?;
-    progress.tick(0);
+    progress.tick(if inode.is_reg() { inode.size() } else { 0 });
     match inode.file_type() {
         FileType::Directory => {
             if depth > 4096 || !seen.insert(ino) {
