@@ -343,6 +343,9 @@ impl Filesystem {
                 }
                 self.write_meta_block(pblk, &buf)?;
                 self.dir_room_hint.insert(dir.ino, lblk);
+                if let Some(names) = self.fresh_dirs.get_mut(&dir.ino) {
+                    names.insert(name.to_vec());
+                }
                 return Ok(());
             }
         }
@@ -362,6 +365,9 @@ impl Filesystem {
         dir.set_size((lblk + 1) * bs);
         self.write_inode(dir)?;
         self.dir_room_hint.insert(dir.ino, lblk);
+        if let Some(names) = self.fresh_dirs.get_mut(&dir.ino) {
+            names.insert(name.to_vec());
+        }
         Ok(())
     }
 
@@ -428,6 +434,9 @@ impl Filesystem {
         })?;
         let h = self.dir_room_hint.entry(dir.ino).or_insert(lblk);
         *h = (*h).min(lblk);
+        if let Some(names) = self.fresh_dirs.get_mut(&dir.ino) {
+            names.remove(name);
+        }
         Ok(de)
     }
 

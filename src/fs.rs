@@ -115,7 +115,10 @@ pub struct Filesystem {
     /// First directory block that may have room, per directory inode.
     pub(crate) dir_room_hint: HashMap<Ino, u64>,
     /// Directories created in this session (known to hold only what we put).
-    pub(crate) fresh_dirs: HashSet<Ino>,
+    /// Directories created through this handle, with the names they hold
+    /// (every change to them goes through this handle, so the set is
+    /// exact and spares a directory scan per new entry).
+    pub(crate) fresh_dirs: HashMap<Ino, HashSet<Vec<u8>>>,
     itable_blocks: u64,
     last_data: Option<u64>,
     pub(crate) io_buf: Vec<u8>,
@@ -203,7 +206,7 @@ impl Filesystem {
             freed_blocks: HashSet::new(),
             now: Timestamp::from_secs(opts.now.unwrap_or_else(default_now)),
             dir_room_hint: HashMap::new(),
-            fresh_dirs: HashSet::new(),
+            fresh_dirs: HashMap::new(),
             itable_blocks: (sb.inodes_per_group as u64 * sb.inode_size as u64).div_ceil(bs as u64),
             last_data: None,
             io_buf: Vec::new(),

@@ -512,12 +512,13 @@ fn put_node(
     let src = &node.path;
     let m = &node.meta;
     let perm = host_perm(m);
-    // A directory we created in this run holds only what we put there.
-    let existing = if fs.fresh_dirs.contains(&parent) {
-        None
-    } else {
-        let dir = fs.read_inode(parent)?;
-        fs.lookup(&dir, name)?
+    // A directory we created in this run: its name set answers at once.
+    let existing = match fs.fresh_dirs.get(&parent) {
+        Some(names) if !names.contains(name) => None,
+        _ => {
+            let dir = fs.read_inode(parent)?;
+            fs.lookup(&dir, name)?
+        }
     };
     let at = |e: Error| e.at(&src.display().to_string());
     if m.is_dir() {

@@ -59,7 +59,11 @@ impl Filesystem {
 
     fn check_absent(&self, dir: &Inode, name: &[u8]) -> Result<()> {
         check_name(name)?;
-        if !self.fresh_dirs.contains(&dir.ino) && self.lookup(dir, name)?.is_some() {
+        let exists = match self.fresh_dirs.get(&dir.ino) {
+            Some(names) => names.contains(name),
+            None => self.lookup(dir, name)?.is_some(),
+        };
+        if exists {
             return Err(Error::Exists(Self::name_str(name)));
         }
         Ok(())
@@ -175,7 +179,7 @@ impl Filesystem {
         p.set_mtime(now);
         p.set_ctime(now);
         self.write_inode(&p)?;
-        self.fresh_dirs.insert(inode.ino);
+        self.fresh_dirs.insert(inode.ino, HashSet::new());
         Ok(inode.ino)
     }
 

@@ -35,8 +35,8 @@
 //! Environment: `RANDOM_SEED=<n or 0xhex>` (every configuration uses it),
 //! `RANDOM_OPS=<n>` (operations per configuration, default 1000),
 //! `RANDOM_TRACE=1` (print every operation; add `--nocapture`),
-//! `RANDOM_KNOWN_BUGS=1` (also issue the operations that hit known engine
-//! bugs, see `bug_existing_name_in_new_dir`). On failure the last 80
+//! `RANDOM_AVOID_FIXED=1` (steer around the once-buggy pattern of
+//! `bug_existing_name_in_new_dir`, now fixed). On failure the last 80
 //! operations are printed with the seed. `--ignored random_every_config`
 //! runs all 24 configurations of the matrix.
 
@@ -732,7 +732,10 @@ impl Runner {
             max_nodes: 400,
             htree: cfg.dir_index,
             fresh: BTreeSet::new(),
-            known_bugs: std::env::var_os("RANDOM_KNOWN_BUGS").is_some(),
+            // No known engine bugs left: always issue every operation.
+            // (`RANDOM_AVOID_FIXED=1` steers around the fixed
+            // existing-name-in-new-directory pattern, for comparisons.)
+            known_bugs: std::env::var_os("RANDOM_AVOID_FIXED").is_none(),
         };
         // The fresh image holds directories only: take them as the model.
         let fs = Filesystem::open(&r.img.path, &OpenOptions::read_only()).unwrap();
@@ -2084,17 +2087,13 @@ fn random_ext2_2k_i128_htree() {
     run_config("ext2-b2048-i128-htree", 12 * 1024, 0x4004);
 }
 
-/// Minimal reproduction of an engine bug the random test found (with
-/// `RANDOM_KNOWN_BUGS=1` the default seed 0x3003 on ext3-b4096-i256-linear
-/// still hits it after 300 ops: `mkdir .../n2` where n2 exists returns
-/// Ok): in a directory made through the same open `Filesystem`, creating a
-/// name that already exists succeeds and adds a second entry with that
-/// name instead of failing with `Exists`. `check_absent` in src/ops.rs
-/// skips the lookup for `fresh_dirs`, which only rollback clears (not
-/// commit). Same for mkdir, symlink and link. The random test steers
-/// around it unless `RANDOM_KNOWN_BUGS=1`.
+/// Regression test for an engine bug the random test found (the default
+/// seed 0x3003 on ext3-b4096-i256-linear hit it after 300 ops): in a
+/// directory made through the same open `Filesystem`, creating a name that
+/// already exists succeeded and added a second entry with that name
+/// instead of failing with `Exists` (mkdir, symlink and link too). Fixed
+/// by keeping the exact name set of such directories.
 #[test]
-#[ignore = "bug: create_file/mkdir/symlink/link accept an existing name in a directory made through the same handle (duplicate entries)"]
 fn bug_existing_name_in_new_dir() {
     if !common::have_e2fsprogs() {
         return;
