@@ -307,41 +307,26 @@ impl Filesystem {
                 dir.ino
             )));
         }
-        let need = rec_len_for(name.len());
         let hint = self.dir_room_hint.get(&dir.ino).copied().unwrap_or(0);
-        let blocks = self.dir_blocks(dir)?;
         if dir.has_flag(iflag::INDEX) {
-            // Drop the htree index: see the module documentation.
+            // Keep the index where it can take the name; else drop it
+            // (see the module documentation).
+            if self
+                .superblock()
+                .has_compat(crate::layout::feature::COMPAT_DIR_INDEX)
+                && self.htree_add(dir, name, ino, ftype)?
+            {
+                if let Some(names) = self.fresh_dirs.get_mut(&dir.ino) {
+                    names.insert(name.to_vec());
+                }
+                return Ok(());
+            }
             dir.set_flags(dir.flags() & !iflag::INDEX);
             self.write_inode(dir)?;
         }
+        let blocks = self.dir_blocks(dir)?;
         for &(lblk, pblk) in blocks.iter().filter(|(l, _)| *l >= hint) {
-            let mut spot: Option<(usize, usize, usize)> = None; // (off, used, rec_len)
-            self.with_block(pblk, |data| {
-                self.parse_dir_block(dir.ino, lblk, data, |e| {
-                    let used = if e.ino == 0 {
-                        0
-                    } else {
-                        rec_len_for(e.name.len())
-                    };
-                    if e.rec_len - used >= need {
-                        spot = Some((e.off, used, e.rec_len));
-                        true
-                    } else {
-                        false
-                    }
-                })
-            })??;
-            if let Some((off, used, rec_len)) = spot {
-                let this = self as &Filesystem;
-                let mut buf = this.block(pblk)?;
-                if used == 0 {
-                    this.write_entry(&mut buf, off, ino, rec_len, name, ftype);
-                } else {
-                    put16(&mut buf, off + 4, used as u16);
-                    this.write_entry(&mut buf, off + used, ino, rec_len - used, name, ftype);
-                }
-                self.write_meta_block(pblk, &buf)?;
+            if self.insert_in_block(dir.ino, lblk, pblk, name, ino, ftype)? {
                 self.dir_room_hint.insert(dir.ino, lblk);
                 if let Some(names) = self.fresh_dirs.get_mut(&dir.ino) {
                     names.insert(name.to_vec());
@@ -369,6 +354,48 @@ impl Filesystem {
             names.insert(name.to_vec());
         }
         Ok(())
+    }
+
+    /// Put an entry into directory block `pblk` if it has room; false if
+    /// it has none.
+    pub(crate) fn insert_in_block(
+        &mut self,
+        dir: Ino,
+        lblk: u64,
+        pblk: u64,
+        name: &[u8],
+        ino: Ino,
+        ftype: FileType,
+    ) -> Result<bool> {
+        let need = rec_len_for(name.len());
+        let mut spot: Option<(usize, usize, usize)> = None; // (off, used, rec_len)
+        self.with_block(pblk, |data| {
+            self.parse_dir_block(dir, lblk, data, |e| {
+                let used = if e.ino == 0 {
+                    0
+                } else {
+                    rec_len_for(e.name.len())
+                };
+                if e.rec_len - used >= need {
+                    spot = Some((e.off, used, e.rec_len));
+                    true
+                } else {
+                    false
+                }
+            })
+        })??;
+        let Some((off, used, rec_len)) = spot else {
+            return Ok(false);
+        };
+        let mut buf = self.block(pblk)?;
+        if used == 0 {
+            self.write_entry(&mut buf, off, ino, rec_len, name, ftype);
+        } else {
+            put16(&mut buf, off + 4, used as u16);
+            self.write_entry(&mut buf, off + used, ino, rec_len - used, name, ftype);
+        }
+        self.write_meta_block(pblk, &buf)?;
+        Ok(true)
     }
 
     /// Find the block and offsets of `name`: (lblk, pblk, off, prev_off).

@@ -35,6 +35,7 @@ pub mod error;
 pub mod file;
 pub mod fs;
 pub mod host;
+pub mod htree;
 pub mod inode;
 pub mod journal;
 pub mod layout;

@@ -379,6 +379,22 @@ fn existing_htree_directory_keeps_working() {
         fsck_clean(&img);
         let names = ev_names(&img, "/many");
         assert_eq!(names.len(), 400);
+        // Many more names: leaves fill up and split; the index stays.
+        let leaves = |img: &Path| debugfs(img, "htree /many").matches("Entry #").count();
+        let before = leaves(&img);
+        for i in (0..600).step_by(2) {
+            let src = host_file(dir.path(), "y", format!("{i}").as_bytes());
+            ok(&img, "put", &[&src, &format!("/many/x-{i:05}")]);
+        }
+        fsck_clean(&img);
+        let dump = debugfs(&img, "htree /many");
+        assert!(
+            dump.contains("Root node dump"),
+            "{block}: the index was dropped"
+        );
+        assert!(leaves(&img) > before, "{block}: no leaf was split");
+        assert_eq!(ev_names(&img, "/many").len(), 400 + 300);
+        assert_eq!(ev_read(&img, "/many/x-00008"), b"8");
         assert!(
             names.contains(&"added".to_string()) && !names.contains(&"entry-00010".to_string())
         );
