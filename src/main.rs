@@ -15,7 +15,10 @@ mod report;
 const AFTER_HELP: &str = "\
 Paths inside the image are absolute (/etc/hosts). Nothing needs root: the
 image is an ordinary file. Every change is staged in memory and written at
-the end, so a failed command leaves the image as it was.
+the end, so a failed command leaves the image as it was; on ext3 the write
+goes through the journal, so even a crash leaves the old or the new image.
+An image whose journal needs recovery is read through the journal, and
+replayed before any change (see `ext3edit journal --help`).
 
 Exit status: 0 success, 1 the operation failed (the message says why and
 where), 2 usage error.
