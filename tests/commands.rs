@@ -616,3 +616,87 @@ fn source_date_epoch_is_honoured() {
     assert_eq!(m.modified().seconds(), 1234567890);
     fsck_clean(&img.path);
 }
+
+fn compare_trees(a: &Path, b: &Path) {
+    for e in std::fs::read_dir(a).unwrap() {
+        let e = e.unwrap();
+        let pa = e.path();
+        let pb = b.join(e.file_name());
+        let ma = std::fs::symlink_metadata(&pa).unwrap();
+        let mb =
+            std::fs::symlink_metadata(&pb).unwrap_or_else(|_| panic!("{} missing", pb.display()));
+        assert_eq!(ma.file_type(), mb.file_type(), "{}", pa.display());
+        if ma.is_dir() {
+            compare_trees(&pa, &pb);
+        } else if ma.file_type().is_symlink() {
+            assert_eq!(
+                std::fs::read_link(&pa).unwrap(),
+                std::fs::read_link(&pb).unwrap()
+            );
+        } else {
+            assert!(
+                std::fs::read(&pa).unwrap() == std::fs::read(&pb).unwrap(),
+                "{} differs",
+                pa.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn reads_ext4_images_made_by_mke2fs() {
+    require_e2fsprogs!();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("dir/many")).unwrap();
+    for i in 0..500 {
+        std::fs::write(src.join(format!("dir/many/f{i}")), format!("file {i}\n")).unwrap();
+    }
+    std::fs::write(src.join("big"), pseudo_random(3_000_000, 3)).unwrap();
+    std::fs::write(src.join("small"), b"tiny").unwrap();
+    std::os::unix::fs::symlink("big", src.join("link")).unwrap();
+    std::os::unix::fs::symlink("x".repeat(100), src.join("longlink")).unwrap();
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::File::create(src.join("sparse")).unwrap();
+        f.write_all(b"a").unwrap();
+        f.seek(SeekFrom::Start(20 << 20)).unwrap();
+        f.write_all(b"z").unwrap();
+    }
+    for opts in [
+        &["-t", "ext4"][..],
+        &["-t", "ext4", "-O", "inline_data"],
+        &["-t", "ext4", "-O", "^64bit,^metadata_csum", "-b", "1024"],
+        &["-t", "ext4", "-b", "2048", "-I", "128"],
+    ] {
+        let img = dir.path().join("e4.img");
+        let _ = std::fs::remove_file(&img);
+        let st = std::process::Command::new("mke2fs")
+            .args(["-q", "-F"])
+            .args(opts)
+            .arg("-d")
+            .arg(&src)
+            .arg(&img)
+            .arg("64M")
+            .output()
+            .unwrap();
+        assert!(
+            st.status.success(),
+            "mke2fs {opts:?}: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        let out = dir.path().join("out");
+        let _ = std::fs::remove_dir_all(&out);
+        ok(&img, "get", &["/", out.to_str().unwrap(), "-r"]);
+        compare_trees(&src, &out);
+        // Writing is refused with a message that names a feature.
+        let e = fails(&img, "mkdir", &["/x"], 1);
+        assert!(
+            e.contains("extent") || e.contains("flex_bg"),
+            "{opts:?}: {e}"
+        );
+        // The index of the big directory is used by debugfs; our listing agrees.
+        let ls = String::from_utf8(ok(&img, "ls", &["/dir/many"]).stdout).unwrap();
+        assert_eq!(ls.lines().count(), 500, "{opts:?}");
+    }
+}
