@@ -341,7 +341,9 @@ impl Filesystem {
         self.write_inode(&p)
     }
 
-    /// Remove `name` and, for a directory, everything below it.
+    /// Remove `name` and, for a directory, everything below it. A tree
+    /// whose removal does not fit in one journal transaction is committed
+    /// in steps.
     pub fn remove_tree(&mut self, parent: Ino, name: &[u8]) -> Result<()> {
         let mut seen = HashSet::new();
         self.remove_tree_inner(parent, name, &mut seen, 0)
@@ -371,6 +373,9 @@ impl Filesystem {
                 continue;
             }
             self.remove_tree_inner(e.ino, &c.name, seen, depth + 1)?;
+            // A tree too big for one journal transaction goes in several,
+            // each a consistent filesystem (a partly removed tree).
+            self.commit_if_large()?;
         }
         self.rmdir(parent, name)
     }

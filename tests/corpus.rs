@@ -394,7 +394,8 @@ fn check_image(job: &Job, class: Option<&str>, scratch: &Path, rep: &mut Report)
     let mut gets = 0;
     // debugfs reads the blocks as they are on disk; ext3edit reads through a
     // journal that needs recovery, so only images without one compare.
-    let is_clean = matches!(class, Some("clean")) && common::have_e2fsprogs() && !needs_recovery(&img);
+    let is_clean =
+        matches!(class, Some("clean")) && common::have_e2fsprogs() && !needs_recovery(&img);
     let mut compared = 0;
     for (p, size) in files.iter().take(MAX_GETS) {
         let _ = std::fs::remove_file(&out_file);

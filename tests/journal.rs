@@ -388,7 +388,7 @@ fn a_tree_larger_than_the_journal_goes_in_several_transactions() {
     let img = dir.path().join("small-journal.img");
     let st = Command::new("mke2fs")
         .args([
-            "-q", "-F", "-t", "ext3", "-b", "1024", "-J", "size=1", "-N", "6000",
+            "-q", "-F", "-t", "ext3", "-b", "1024", "-J", "size=1", "-N", "12000",
         ])
         .arg(&img)
         .arg("32M")
@@ -396,7 +396,7 @@ fn a_tree_larger_than_the_journal_goes_in_several_transactions() {
         .unwrap();
     assert!(st.success());
     let tree = dir.path().join("tree");
-    for d in 0..40 {
+    for d in 0..100 {
         std::fs::create_dir_all(tree.join(format!("d{d}"))).unwrap();
         for f in 0..100 {
             std::fs::write(tree.join(format!("d{d}/f{f}")), b"x").unwrap();
@@ -404,6 +404,38 @@ fn a_tree_larger_than_the_journal_goes_in_several_transactions() {
     }
     ok(&img, "put", &[tree.to_str().unwrap(), "/", "-r"]);
     fsck_clean(&img);
-    let names = view(&img).read_dir("/tree/d39").unwrap().count();
+    let names = view(&img).read_dir("/tree/d99").unwrap().count();
     assert_eq!(names, 102);
+}
+
+#[test]
+fn rm_r_of_a_tree_larger_than_the_journal_goes_in_several_transactions() {
+    require_e2fsprogs!();
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("small-journal.img");
+    let st = Command::new("mke2fs")
+        .args([
+            "-q", "-F", "-t", "ext3", "-b", "1024", "-J", "size=1", "-N", "12000",
+        ])
+        .arg(&img)
+        .arg("32M")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let tree = dir.path().join("tree");
+    for d in 0..100 {
+        std::fs::create_dir_all(tree.join(format!("d{d}"))).unwrap();
+        for f in 0..100 {
+            std::fs::write(tree.join(format!("d{d}/f{f}")), b"x").unwrap();
+        }
+    }
+    let free0 = read_sb(&img);
+    ok(&img, "put", &[tree.to_str().unwrap(), "/", "-r"]);
+    ok(&img, "rm", &["/tree", "-r"]);
+    fsck_clean(&img);
+    let free1 = read_sb(&img);
+    assert_eq!(
+        (free1.free_blocks, free1.free_inodes),
+        (free0.free_blocks, free0.free_inodes)
+    );
 }
