@@ -443,7 +443,7 @@ impl Filesystem {
         if j.sb.errno != 0 {
             jsb.set_errno(0);
         }
-        let jsb_block = j.phys(0)?;
+        let jsb_block = j.phys(self, 0)?;
         let mut blocks = report.blocks.clone();
         // The superblock after replay, needs_recovery still set: it is
         // cleared only once the journal is marked empty.
@@ -652,8 +652,9 @@ impl Filesystem {
         if kind == Kind::Meta && s.kind == Kind::NewData {
             // A new block that now holds metadata: keep it until commit.
             s.kind = Kind::Meta;
+            self.staged_data -= self.bs;
         }
-        Ok(s)
+        Ok(self.overlay.get_mut(&b).unwrap())
     }
 
     /// Change a metadata block in place through `f`. Every metadata write
@@ -806,10 +807,8 @@ impl Filesystem {
     /// Blocks staged as metadata: a caller doing a long series of changes
     /// may commit in between when this grows large.
     pub fn staged_meta_blocks(&self) -> usize {
-        self.overlay
-            .values()
-            .filter(|s| s.kind == Kind::Meta)
-            .count()
+        // staged_data counts exactly the new-data blocks in the overlay.
+        self.overlay.len() - self.staged_data / self.bs
     }
 
     /// Commit if the staged metadata has grown past half of what one
@@ -885,9 +884,24 @@ impl Filesystem {
             j.build_transaction(tid, &blocks, now)?
         };
         // 1. The log, and the on-disk superblock marked needs_recovery.
+        // Neighbouring log blocks go out in one write.
+        let mut placed = Vec::with_capacity(log.len());
         for (pos, data) in &log {
-            let pb = j.phys(*pos)?;
-            self.write_raw(pb, data)?;
+            placed.push((j.phys(self, *pos)?, data));
+        }
+        let mut i = 0;
+        let mut buf = Vec::new();
+        while i < placed.len() {
+            let start = placed[i].0;
+            buf.clear();
+            let mut k = i;
+            while k < placed.len() && placed[k].0 == start + (k - i) as u64 && buf.len() < (1 << 20)
+            {
+                buf.extend_from_slice(placed[k].1);
+                k += 1;
+            }
+            self.write_raw(start, &buf)?;
+            i = k;
         }
         let (b, old_sb) = self.disk_sb_block(true)?;
         self.write_raw(b, &old_sb)?;
@@ -895,7 +909,7 @@ impl Filesystem {
         // 2. The journal superblock points at the transaction.
         let mut jsb = j.sb.clone();
         jsb.set_start(jsb.first, tid);
-        let jsb_block = j.phys(0)?;
+        let jsb_block = j.phys(self, 0)?;
         self.write_raw(jsb_block, jsb.raw())?;
         self.flush()?;
         // 3. Checkpoint: the metadata in place (superblock still marked).

@@ -429,14 +429,20 @@ pub fn put_tree(
 /// Files up to this size are read ahead by helper threads.
 const PREFETCH_MAX: u64 = 1 << 20;
 const PREFETCH_THREADS: usize = 2;
+/// Files handed over at once by a read-ahead thread.
+const PREFETCH_CHUNK: usize = 64;
 
 /// Reads small host files ahead, in the order `put_node` visits them, on
 /// helper threads: the host's open/read/close calls then overlap with the
-/// work on the image. Thread k reads files k, k+N, k+2N... into its own
-/// bounded channel, so order is kept and memory stays bounded.
+/// work on the image. Thread k reads chunks k, k+N, k+2N... of 64 files
+/// into its own bounded channel, so order is kept and memory stays
+/// bounded.
+type Fetched = Option<std::io::Result<Vec<u8>>>;
+
 struct Prefetch {
-    rxs: Vec<std::sync::mpsc::Receiver<Option<std::io::Result<Vec<u8>>>>>,
-    next: usize,
+    rxs: Vec<std::sync::mpsc::Receiver<Vec<Fetched>>>,
+    chunk: std::collections::VecDeque<Fetched>,
+    next_chunk: usize,
 }
 
 fn read_sized(p: &Path, size: u64) -> std::io::Result<Vec<u8>> {
@@ -468,33 +474,41 @@ impl Prefetch {
         };
         let mut rxs = Vec::new();
         for k in 0..n {
-            let (tx, rx) = std::sync::mpsc::sync_channel(64);
+            // Chunks of files, not single files: one hand-over per chunk
+            // keeps thread switches rare.
+            let (tx, rx) = std::sync::mpsc::sync_channel(4);
             rxs.push(rx);
             scope.spawn(move || {
-                for (p, size) in files.iter().skip(k).step_by(n) {
-                    let item = if *size <= PREFETCH_MAX {
-                        Some(read_sized(p, *size))
-                    } else {
-                        None
-                    };
-                    if tx.send(item).is_err() {
+                for chunk in files.chunks(PREFETCH_CHUNK).skip(k).step_by(n) {
+                    let items: Vec<Fetched> = chunk
+                        .iter()
+                        .map(|(p, size)| (*size <= PREFETCH_MAX).then(|| read_sized(p, *size)))
+                        .collect();
+                    if tx.send(items).is_err() {
                         return;
                     }
                 }
             });
         }
-        Prefetch { rxs, next: 0 }
+        Prefetch {
+            rxs,
+            chunk: Default::default(),
+            next_chunk: 0,
+        }
     }
 
     /// The content of the next regular file in visiting order, if it was
     /// read ahead (None: read it yourself).
-    fn take(&mut self) -> Option<std::io::Result<Vec<u8>>> {
+    fn take(&mut self) -> Fetched {
         if self.rxs.is_empty() {
             return None;
         }
-        let k = self.next % self.rxs.len();
-        self.next += 1;
-        self.rxs[k].recv().ok().flatten()
+        if self.chunk.is_empty() {
+            let k = self.next_chunk % self.rxs.len();
+            self.next_chunk += 1;
+            self.chunk = self.rxs[k].recv().ok()?.into();
+        }
+        self.chunk.pop_front().flatten()
     }
 }
 

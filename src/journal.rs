@@ -368,7 +368,8 @@ pub struct Journal {
     pub ino: u32,
     /// The journal superblock.
     pub sb: JournalSuperblock,
-    map: Vec<u64>,
+    inode: crate::inode::Inode,
+    sb_block: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -419,23 +420,18 @@ impl Journal {
                 "journal inode {ino}: the journal is {nblocks} blocks long"
             )));
         }
-        let runs = fs
-            .block_runs(&inode, nblocks)
-            .map_err(|e| e.at("journal inode"))?;
-        let mut map = vec![0u64; nblocks as usize];
-        for r in runs {
-            for i in 0..r.len {
-                if let Some(slot) = map.get_mut((r.lblk + i) as usize) {
-                    *slot = r.pblk + i;
-                }
-            }
-        }
-        if map[0] == 0 {
-            return Err(Error::corrupt(format!(
-                "journal inode {ino}: block 0 (the journal superblock) is not mapped"
-            )));
-        }
-        let jsb = JournalSuperblock::parse(&fs.block(map[0])?)
+        // Only the superblock is located now: the rest of the journal is
+        // mapped block by block when a replay or a commit needs it, so
+        // opening an image does not read the journal's whole block map.
+        let sb_block = fs
+            .bmap(&inode, 0)
+            .map_err(|e| e.at("journal inode"))?
+            .ok_or_else(|| {
+                Error::corrupt(format!(
+                    "journal inode {ino}: block 0 (the journal superblock) is not mapped"
+                ))
+            })?;
+        let jsb = JournalSuperblock::parse(&fs.block(sb_block)?)
             .map_err(|e| e.at(&format!("journal inode {ino}")))?;
         if !jsb.csum_ok() {
             return Err(Error::corrupt(format!(
@@ -448,18 +444,31 @@ impl Journal {
                 nblocks, jsb.maxlen
             )));
         }
-        Ok(Some(Journal { ino, sb: jsb, map }))
+        Ok(Some(Journal {
+            ino,
+            sb: jsb,
+            inode,
+            sb_block,
+        }))
     }
 
     /// Filesystem block of journal block `j`.
-    pub fn phys(&self, j: u32) -> Result<u64> {
-        match self.map.get(j as usize) {
-            Some(&b) if b != 0 => Ok(b),
-            _ => Err(Error::corrupt(format!(
+    pub fn phys(&self, fs: &Filesystem, j: u32) -> Result<u64> {
+        if j == 0 {
+            return Ok(self.sb_block);
+        }
+        if j >= self.sb.maxlen {
+            return Err(Error::corrupt(format!(
+                "journal inode {}: journal block {j} is beyond the journal ({} blocks)",
+                self.ino, self.sb.maxlen
+            )));
+        }
+        fs.bmap(&self.inode, j as u64)?.ok_or_else(|| {
+            Error::corrupt(format!(
                 "journal inode {}: journal block {j} is not mapped",
                 self.ino
-            ))),
-        }
+            ))
+        })
     }
 
     fn read(&self, fs: &Filesystem, j: u32) -> Result<Vec<u8>> {
@@ -468,7 +477,7 @@ impl Journal {
                 "journal: log position beyond the journal (corrupted journal superblock)",
             ));
         }
-        fs.block(self.phys(j)?)
+        fs.block(self.phys(fs, j)?)
     }
 
     fn wrap(&self, j: u32) -> u32 {
