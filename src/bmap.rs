@@ -174,6 +174,14 @@ impl Filesystem {
         out: &mut Vec<Run>,
         budget: &mut u64,
     ) -> Result<()> {
+        // Every block visited is charged: a corrupt map that points at the
+        // same indirect block over and over ends quickly.
+        if *budget == 0 {
+            return Err(Error::corrupt(format!(
+                "inode {ino} maps more blocks than the filesystem has"
+            )));
+        }
+        *budget -= 1;
         self.check_block(blk, &|| {
             format!("inode {ino}: indirect block (level {level})")
         })?;
@@ -442,6 +450,7 @@ impl Filesystem {
         }
         self.refuse_extents(inode)?;
         let mut freed: Vec<u64> = Vec::new();
+        let mut visits = 0u64;
         for i in keep.min(12)..12 {
             let p = inode.block(i as usize) as u64;
             if p != 0 {
@@ -459,7 +468,7 @@ impl Filesystem {
             let p = inode.block(slot) as u64;
             if p != 0
                 && base + span > keep
-                && self.trunc_tree(inode.ino, p, level, base, keep, &mut freed)?
+                && self.trunc_tree(inode.ino, p, level, base, keep, &mut freed, &mut visits)?
             {
                 inode.set_block(slot, 0);
             }
@@ -493,6 +502,7 @@ impl Filesystem {
     }
 
     /// Returns true when the whole subtree at `blk` was freed.
+    #[allow(clippy::too_many_arguments)]
     fn trunc_tree(
         &mut self,
         ino: u32,
@@ -501,9 +511,13 @@ impl Filesystem {
         base: u64,
         keep: u64,
         freed: &mut Vec<u64>,
+        visits: &mut u64,
     ) -> Result<bool> {
         self.check_block(blk, &|| format!("inode {ino}: indirect block"))?;
-        if freed.len() as u64 > self.superblock().blocks_count {
+        *visits += 1;
+        if freed.len() as u64 > self.superblock().blocks_count
+            || *visits > self.superblock().blocks_count
+        {
             return Err(Error::corrupt(format!(
                 "inode {ino} maps more blocks than the filesystem has"
             )));
@@ -525,7 +539,7 @@ impl Filesystem {
                 self.check_block(p, &|| format!("inode {ino}, logical block {lb}"))?;
                 freed.push(p);
                 cleared.push(i);
-            } else if self.trunc_tree(ino, p, level - 1, lb, keep, freed)? {
+            } else if self.trunc_tree(ino, p, level - 1, lb, keep, freed, visits)? {
                 cleared.push(i);
             }
         }

@@ -335,6 +335,10 @@ pub enum CrashMode {
     InOrder,
     /// Writes since the last flush are lost (a volatile disk cache).
     LoseUnflushed,
+    /// Each 512-byte sector written since the last flush reaches the disk
+    /// or not, as a pseudo-random draw from the seed: a disk that reorders
+    /// its cache and splits writes.
+    Reorder(u64),
 }
 
 /// A test aid: an in-memory image that stops accepting writes and flushes
@@ -378,6 +382,23 @@ impl CrashDevice {
         }
         if self.budget.is_some_and(|b| self.ops >= b) {
             self.crashed = true;
+            if let CrashMode::Reorder(seed) = self.mode {
+                let mut x = seed | 1;
+                let mut disk = self.disk.lock().unwrap();
+                // Each 512-byte sector of each pending write lands or not:
+                // a multi-block write is not atomic either.
+                for (off, data) in self.pending.drain(..) {
+                    for (i, sector) in data.chunks(512).enumerate() {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        if x & 1 == 1 {
+                            let o = off as usize + i * 512;
+                            disk[o..o + sector.len()].copy_from_slice(sector);
+                        }
+                    }
+                }
+            }
             self.pending.clear();
             return Err(io::Error::other("simulated crash"));
         }
@@ -416,7 +437,9 @@ impl BlockDevice for CrashDevice {
                 let mut disk = self.disk.lock().unwrap();
                 disk[offset as usize..offset as usize + data.len()].copy_from_slice(data);
             }
-            CrashMode::LoseUnflushed => self.pending.push((offset, data.to_vec())),
+            CrashMode::LoseUnflushed | CrashMode::Reorder(_) => {
+                self.pending.push((offset, data.to_vec()))
+            }
         }
         Ok(())
     }

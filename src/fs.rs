@@ -123,6 +123,8 @@ pub struct Filesystem {
     last_data: Option<u64>,
     pub(crate) io_buf: Vec<u8>,
     ialloc_hint: HashMap<u32, u32>,
+    /// Blocks allocated in this transaction.
+    new_blocks: HashSet<u64>,
     journal: Option<Journal>,
     use_journal: bool,
     recovery: Option<Recovery>,
@@ -211,6 +213,7 @@ impl Filesystem {
             last_data: None,
             io_buf: Vec::new(),
             ialloc_hint: HashMap::new(),
+            new_blocks: HashSet::new(),
             journal: None,
             use_journal: opts.journal,
             recovery: None,
@@ -457,6 +460,10 @@ impl Filesystem {
         sbblock[off..off + SUPERBLOCK_SIZE].copy_from_slice(&raw);
         blocks.insert(sbb, sbblock);
         for (b, data) in &blocks {
+            // Never hand out a block the replay writes, even if the
+            // recovered bitmaps call it free: its replayed copy would land
+            // on top of new data.
+            self.freed_blocks.insert(*b);
             self.overlay.insert(
                 *b,
                 Staged {
@@ -632,27 +639,30 @@ impl Filesystem {
             )));
         }
         if !self.overlay.contains_key(&b) {
+            // A block allocated in this transaction is not referenced by the
+            // filesystem on disk: whatever it holds (data, or a new indirect
+            // or directory block) is written before the commit, in place,
+            // and never needs the journal.
+            let class = if kind == Kind::NewData || self.new_blocks.contains(&b) {
+                Kind::NewData
+            } else {
+                Kind::Meta
+            };
             let data = if kind == Kind::NewData {
                 vec![0u8; self.bs]
             } else {
                 self.block(b)?
             };
-            if kind == Kind::NewData {
+            if class == Kind::NewData {
                 self.staged_data += self.bs;
             }
             self.overlay.insert(
                 b,
                 Staged {
                     data: data.into_boxed_slice(),
-                    kind,
+                    kind: class,
                 },
             );
-        }
-        let s = self.overlay.get_mut(&b).unwrap();
-        if kind == Kind::Meta && s.kind == Kind::NewData {
-            // A new block that now holds metadata: keep it until commit.
-            s.kind = Kind::Meta;
-            self.staged_data -= self.bs;
         }
         Ok(self.overlay.get_mut(&b).unwrap())
     }
@@ -712,13 +722,15 @@ impl Filesystem {
     ///
     /// A pending journal replay is written first (replayed blocks, flush,
     /// empty journal, flush, needs_recovery cleared, flush). Then, with a
-    /// journal: new data blocks in place, flush; the metadata logged as one
-    /// transaction with the superblock marked needs_recovery, flush; the
-    /// journal superblock pointed at it, flush; the metadata in place,
-    /// flush; the journal emptied, flush; needs_recovery cleared, flush. A
-    /// crash at any point leaves an image that recovery brings to the state
-    /// before or after the command. Without a journal (ext2, or
-    /// `--no-journal`): new data, flush, metadata in place, flush.
+    /// journal: the blocks allocated in this transaction (file data, new
+    /// indirect and directory blocks) in place, the other metadata logged
+    /// as one transaction, and the superblock marked needs_recovery, flush;
+    /// the journal superblock pointed at the transaction (the commit point),
+    /// flush; the metadata in place, flush; the journal emptied, flush;
+    /// needs_recovery cleared. A crash at any point leaves an image that
+    /// recovery brings to the state before or after the command. Without a
+    /// journal (ext2, or `--no-journal`): new blocks, flush, metadata in
+    /// place, flush.
     pub fn commit(&mut self) -> Result<()> {
         if !self.is_dirty() {
             return Ok(());
@@ -789,7 +801,10 @@ impl Filesystem {
             }
         }
         self.write_runs(&data)?;
-        if !data.is_empty() {
+        // With the journal, the data shares the first flush with the log:
+        // both are on disk before the journal superblock points at the
+        // transaction, which is what makes it count.
+        if !data.is_empty() && !journaled {
             self.flush()?;
         }
         if journaled {
@@ -801,6 +816,7 @@ impl Filesystem {
         self.overlay.clear();
         self.staged_data = 0;
         self.freed_blocks.clear();
+        self.new_blocks.clear();
         Ok(())
     }
 
@@ -903,6 +919,14 @@ impl Filesystem {
             self.write_raw(start, &buf)?;
             i = k;
         }
+        // A zeroed block right after the commit block ends the log there:
+        // older transactions further on can never be taken for ours.
+        let after = j.sb.first + log.len() as u32;
+        if after < j.sb.last() {
+            let pb = j.phys(self, after)?;
+            let zero = vec![0u8; self.bs];
+            self.write_raw(pb, &zero)?;
+        }
         let (b, old_sb) = self.disk_sb_block(true)?;
         self.write_raw(b, &old_sb)?;
         self.flush()?;
@@ -930,8 +954,10 @@ impl Filesystem {
             }
             None => self.disk_sb_block(false)?.1,
         };
+        // No flush needed for this last write: the journal is already
+        // empty on disk, and needs_recovery with an empty journal is a
+        // state mount and e2fsck accept (and clear) as it is.
         self.write_raw(sbb, &sb_final)?;
-        self.flush()?;
         if let Some(jj) = self.journal.as_mut() {
             jj.sb = jsb;
         }
@@ -969,6 +995,7 @@ impl Filesystem {
         self.overlay.clear();
         self.staged_data = 0;
         self.freed_blocks.clear();
+        self.new_blocks.clear();
         self.dirty_groups.clear();
         self.sb_dirty = false;
         self.dir_room_hint.clear();
@@ -1212,6 +1239,7 @@ impl Filesystem {
         match self.find_blocks(goal, want.max(1))? {
             Some((b, n)) => {
                 self.record_blocks(b, n, true)?;
+                self.new_blocks.extend(b..b + n as u64);
                 Ok((b, n))
             }
             None => Err(Error::NoSpace("no free block left".into())),
@@ -1236,6 +1264,7 @@ impl Filesystem {
             self.record_blocks(b, n, false)?;
             for x in b..b + n as u64 {
                 self.freed_blocks.insert(x);
+                self.new_blocks.remove(&x);
                 if let Some(s) = self.overlay.remove(&x) {
                     if s.kind == Kind::NewData {
                         self.staged_data -= self.bs;

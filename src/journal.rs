@@ -802,7 +802,9 @@ impl Journal {
         let tb = self.sb.tag_bytes();
         let tail = self.sb.tail_size();
         let need = self.transaction_blocks(blocks.len());
-        let room = (self.sb.last() - self.sb.first) as usize;
+        // One block stays free after the commit block (it is zeroed to end
+        // the log there).
+        let room = (self.sb.last() - self.sb.first) as usize - 1;
         if need > room {
             return Err(Error::NoSpace(format!(
                 "the change needs {need} journal blocks but the journal holds {room}; split it, or use --no-journal"
@@ -920,7 +922,7 @@ impl Journal {
 
     /// Blocks a transaction may log at most.
     pub fn capacity(&self) -> usize {
-        let room = (self.sb.last() - self.sb.first) as usize;
+        let room = (self.sb.last() - self.sb.first) as usize - 1;
         let mut n = room.saturating_sub(2);
         while n > 0 && self.transaction_blocks(n) > room {
             n -= 1;

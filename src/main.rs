@@ -388,43 +388,64 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146097 + doe - 719468
 }
 
+/// Earliest and latest times an ext4 inode can hold (with the extra
+/// epoch bits of 256-byte inodes): 1901-12-13 to 2446-05-10.
+const TIME_MIN: i64 = -(1 << 31);
+const TIME_MAX: i64 = (1 << 34) - (1 << 31) - 1;
+
 fn parse_time(s: &str) -> R<Timestamp> {
     let bad = || {
         usage(format!(
-            "invalid time {s:?}: expected seconds since 1970, @SECONDS or YYYY-MM-DD[THH:MM:SS]"
+            "invalid time {s:?}: expected seconds since 1970, @SECONDS or YYYY-MM-DD[THH:MM:SS] between 1901 and 2446"
         ))
     };
     let t = s.strip_prefix('@').unwrap_or(s);
-    if let Ok(v) = t.parse::<i64>() {
-        return Ok(Timestamp::from_secs(v));
-    }
-    let t = t.trim_end_matches('Z');
-    let (date, time) = match t.split_once(['T', ' ']) {
-        Some((d, tm)) => (d, Some(tm)),
-        None => (t, None),
-    };
-    let dp: Vec<&str> = date.split('-').collect();
-    if dp.len() != 3 {
-        return Err(bad());
-    }
-    let y: i64 = dp[0].parse().map_err(|_| bad())?;
-    let mo: i64 = dp[1].parse().map_err(|_| bad())?;
-    let d: i64 = dp[2].parse().map_err(|_| bad())?;
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
-        return Err(bad());
-    }
-    let mut secs = days_from_civil(y, mo, d) * 86400;
-    if let Some(tm) = time {
-        let tp: Vec<&str> = tm.split(':').collect();
-        if tp.is_empty() || tp.len() > 3 {
+    let secs = if let Ok(v) = t.parse::<i64>() {
+        v
+    } else {
+        let t = t.trim_end_matches('Z');
+        let (date, time) = match t.split_once(['T', ' ']) {
+            Some((d, tm)) => (d, Some(tm)),
+            None => (t, None),
+        };
+        let dp: Vec<&str> = date.split('-').collect();
+        if dp.len() != 3 {
             return Err(bad());
         }
-        let mut mul = 3600;
-        for p in tp {
-            let v: i64 = p.parse().map_err(|_| bad())?;
-            secs += v * mul;
-            mul /= 60;
+        let y: i64 = dp[0].parse().map_err(|_| bad())?;
+        let mo: i64 = dp[1].parse().map_err(|_| bad())?;
+        let d: i64 = dp[2].parse().map_err(|_| bad())?;
+        if !(1901..=2446).contains(&y) || !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+            return Err(bad());
         }
+        let days = days_from_civil(y, mo, d);
+        // Reject dates like 2024-02-31 that would roll over.
+        if days_from_civil(y, mo, 1) + d - 1 != days
+            || (mo < 12 && days >= days_from_civil(y, mo + 1, 1))
+            || (mo == 12 && days >= days_from_civil(y + 1, 1, 1))
+        {
+            return Err(bad());
+        }
+        let mut secs = days * 86400;
+        if let Some(tm) = time {
+            let tp: Vec<&str> = tm.split(':').collect();
+            if tp.is_empty() || tp.len() > 3 {
+                return Err(bad());
+            }
+            let limits = [24i64, 60, 60];
+            let muls = [3600i64, 60, 1];
+            for (k, p) in tp.iter().enumerate() {
+                let v: i64 = p.parse().map_err(|_| bad())?;
+                if !(0..limits[k]).contains(&v) {
+                    return Err(bad());
+                }
+                secs += v * muls[k];
+            }
+        }
+        secs
+    };
+    if !(TIME_MIN..=TIME_MAX).contains(&secs) {
+        return Err(bad());
     }
     Ok(Timestamp::from_secs(secs))
 }
@@ -975,7 +996,12 @@ fn run(cli: Cli) -> R<()> {
             };
             let dev = matches!(ft, FileType::CharDevice | FileType::BlockDevice);
             let rdev = match (dev, major, minor) {
-                (true, Some(a), Some(b)) => (a, b),
+                (true, Some(a), Some(b)) if a <= 0xfff && b <= 0xf_ffff => (a, b),
+                (true, Some(a), Some(b)) => {
+                    return Err(usage(format!(
+                        "device number {a}:{b} does not fit (major at most 4095, minor at most 1048575)"
+                    )))
+                }
                 (true, _, _) => return Err(usage("device nodes need MAJOR and MINOR")),
                 (false, None, None) => (0, 0),
                 (false, _, _) => return Err(usage("fifos and sockets take no MAJOR/MINOR")),
@@ -1032,7 +1058,8 @@ fn main() -> ExitCode {
             if f.msg.contains("Broken pipe") {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("ext3edit: {}", f.msg.replace('\n', " "));
+            let prefix = if f.code == 2 { "usage error: " } else { "" };
+            eprintln!("ext3edit: {prefix}{}", f.msg.replace('\n', " "));
             ExitCode::from(f.code)
         }
     }

@@ -236,6 +236,14 @@ impl Filesystem {
                 "mknod makes device nodes, fifos and sockets only".into(),
             ));
         }
+        if matches!(ftype, FileType::CharDevice | FileType::BlockDevice)
+            && (rdev.0 > 0xfff || rdev.1 > 0xf_ffff)
+        {
+            return Err(Error::Invalid(format!(
+                "device number {}:{} does not fit (major at most 4095, minor at most 1048575)",
+                rdev.0, rdev.1
+            )));
+        }
         let d = self.dir_inode(parent)?;
         self.check_absent(&d, name)?;
         let mut inode = self.new_inode(parent, ftype, attrs)?;

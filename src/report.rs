@@ -623,7 +623,9 @@ pub fn journal_info(fs: &Filesystem, image: &Path, json: bool) -> R<()> {
                 t.log_start,
                 t.blocks,
                 t.revokes,
-                t.commit_time.map(|c| fmt_time(Timestamp::from_secs(c as i64))).unwrap_or_else(|| "-".into())
+                t.commit_time
+                    .map(|c| if c < (1 << 34) { fmt_time(Timestamp::from_secs(c as i64)) } else { format!("(time {c})") })
+                    .unwrap_or_else(|| "-".into())
             );
         }
         if let Some(t) = r.failed_commit {

@@ -3,8 +3,10 @@
 //! every k. After each crash the image is recovered twice, by ext3edit
 //! (`journal replay`) and by `e2fsck -E journal_only`; both must give an
 //! image that `e2fsck -fn` passes and whose content equals the state
-//! before or the state after the command. Two crash models: writes reach
-//! the disk in order, or writes since the last flush are lost.
+//! before or the state after the command. Crash models: writes reach the
+//! disk in order; writes since the last flush are lost; or any subset of
+//! the writes since the last flush reached the disk (a reordering cache,
+//! two different draws).
 //!
 //! `CRASH_REPORT=path` writes the counts as a table (docs/RELIABILITY.md
 //! quotes it).
@@ -139,7 +141,12 @@ fn sweep(
     let after = snapshot(&after_bytes).expect("result readable");
     assert_ne!(before, after, "{name}: the command changed nothing visible");
     let dir = tempfile::tempdir().unwrap();
-    for mode in [CrashMode::InOrder, CrashMode::LoseUnflushed] {
+    for mode in [
+        CrashMode::InOrder,
+        CrashMode::LoseUnflushed,
+        CrashMode::Reorder(0x9e37_79b9),
+        CrashMode::Reorder(0x5bd1_e995),
+    ] {
         for k in 0.. {
             let (bytes, done) = run(base, op, Some(k), mode);
             if done {

@@ -1289,3 +1289,124 @@ fn get_r_with_crafted_names_stays_inside_dest() {
         assert_eq!(sb.stray(), before_strays);
     }
 }
+
+// ----------------------------------------------------------------------
+// Findings of the independent review
+
+#[test]
+fn huge_journal_inode_size_is_a_clean_error() {
+    require_e2fsprogs!();
+    let t = tempfile::tempdir().unwrap();
+    let img = t.path().join("j.img");
+    mke2fs(&img, &["-t", "ext3", "-b", "1024"], "8M");
+    debugfs_w(&img, "sif <8> size 0x7fffffffffffff");
+    // Reading and writing work (only the journal blocks in use are
+    // mapped, never its whole claimed size) or fail cleanly: never an
+    // abort.
+    for args in [
+        vec!["ls", s(&img), "/"],
+        vec!["mkdir", s(&img), "/x"],
+        vec!["journal", "info", s(&img)],
+    ] {
+        let r = run_t(&args, None);
+        assert!(matches!(r.code, Some(0) | Some(1)), "{}", r.what());
+        assert!(
+            !r.stderr.contains("panicked") && !r.stderr.contains("memory allocation"),
+            "{}",
+            r.what()
+        );
+    }
+}
+
+#[test]
+fn an_indirect_map_pointing_at_itself_ends_quickly() {
+    require_e2fsprogs!();
+    // A double-indirect block whose entries all point at the same
+    // single-indirect block, whose entries all point at one data block: a
+    // huge logical file over a handful of blocks. Reading must end with a
+    // clean error (or the bytes), never spin.
+    let t = tempfile::tempdir().unwrap();
+    let img = t.path().join("loop.img");
+    mke2fs(&img, &["-t", "ext3", "-b", "1024", "-I", "128"], "8M");
+    let src = host_file(t.path(), "f", &vec![7u8; 300 * 1024]);
+    ok(&img, "put", &[s(&src), "/f"]);
+    let stat = common::debugfs(&img, "stat /f");
+    // "(IND):x" and "(DIND):y" in debugfs' block list.
+    let find = |tag: &str| -> u64 {
+        let i = stat.find(tag).unwrap_or_else(|| panic!("{tag} in {stat}"));
+        stat[i + tag.len()..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let ind = find("(IND):");
+    let dind = find("(DIND):");
+    let mut b = common::bytes(&img);
+    let first_data = u32_at(&b, (ind * 1024) as usize);
+    for i in 0..256usize {
+        b[(dind * 1024) as usize + 4 * i..(dind * 1024) as usize + 4 * i + 4]
+            .copy_from_slice(&(ind as u32).to_le_bytes());
+        b[(ind * 1024) as usize + 4 * i..(ind * 1024) as usize + 4 * i + 4]
+            .copy_from_slice(&first_data.to_le_bytes());
+    }
+    std::fs::write(&img, &b).unwrap();
+    let start = Instant::now();
+    let r = run_t(&["get", s(&img), "/f", s(&t.path().join("out"))], None);
+    assert!(matches!(r.code, Some(0) | Some(1)), "{}", r.what());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+    let start = Instant::now();
+    let r = run_t(&["rm", s(&img), "/f"], None);
+    assert!(matches!(r.code, Some(0) | Some(1)), "{}", r.what());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn device_numbers_out_of_range_are_usage_errors() {
+    require_e2fsprogs!();
+    let img = populated(&cfgs()[0]);
+    let p = &img.path;
+    usage_error(
+        p,
+        &["mknod", s(p), "/d1", "c", "99999", "1"],
+        "does not fit",
+    );
+    usage_error(
+        p,
+        &["mknod", s(p), "/d2", "b", "1", "2000000"],
+        "does not fit",
+    );
+    ok(p, "mknod", &["/d3", "c", "4095", "1048575"]);
+    let j: serde_json::Value =
+        serde_json::from_slice(&ok(p, "stat", &["/d3", "--json"]).stdout).unwrap();
+    assert_eq!(j["rdev"], serde_json::json!([4095, 1048575]));
+}
+
+#[test]
+fn times_out_of_range_are_usage_errors() {
+    require_e2fsprogs!();
+    let img = populated(&cfgs()[0]);
+    let p = &img.path;
+    for t in [
+        "9223372036854775807",
+        "99999999999-01-01",
+        "2024-02-31",
+        "2024-01-01T25:00:00",
+        "2024-01-01T12:99",
+        "2024-01-01T9223372036854775807",
+        "1800-01-01",
+    ] {
+        usage_error(p, &["touch", s(p), "/top", "--mtime", t], "invalid time");
+    }
+    ok(p, "touch", &["/top", "--mtime", "2024-02-29T23:59:59"]);
+    ok(p, "touch", &["/top", "--mtime", "@-1"]);
+}
