@@ -53,6 +53,27 @@ struct Raw<'a> {
     ftype: u8,
 }
 
+/// Write one directory entry into a block buffer.
+fn write_entry_raw(
+    d: &mut [u8],
+    filetype: bool,
+    off: usize,
+    ino: Ino,
+    rec_len: usize,
+    name: &[u8],
+    ftype: FileType,
+) {
+    put32(d, off, ino);
+    put16(d, off + 4, rec_len as u16);
+    if filetype {
+        d[off + 6] = name.len() as u8;
+        d[off + 7] = ftype.dirent_code();
+    } else {
+        put16(d, off + 6, name.len() as u16);
+    }
+    d[off + 8..off + 8 + name.len()].copy_from_slice(name);
+}
+
 /// Smallest record that holds a name of `n` bytes.
 pub fn rec_len_for(n: usize) -> usize {
     (8 + n + 3) & !3
@@ -270,15 +291,7 @@ impl Filesystem {
         name: &[u8],
         ftype: FileType,
     ) {
-        put32(d, off, ino);
-        put16(d, off + 4, rec_len as u16);
-        if self.has_filetype() {
-            d[off + 6] = name.len() as u8;
-            d[off + 7] = ftype.dirent_code();
-        } else {
-            put16(d, off + 6, name.len() as u16);
-        }
-        d[off + 8..off + 8 + name.len()].copy_from_slice(name);
+        write_entry_raw(d, self.has_filetype(), off, ino, rec_len, name, ftype)
     }
 
     /// The first block of a new directory: `.` and `..`.
@@ -387,14 +400,15 @@ impl Filesystem {
         let Some((off, used, rec_len)) = spot else {
             return Ok(false);
         };
-        let mut buf = self.block(pblk)?;
-        if used == 0 {
-            self.write_entry(&mut buf, off, ino, rec_len, name, ftype);
-        } else {
-            put16(&mut buf, off + 4, used as u16);
-            self.write_entry(&mut buf, off + used, ino, rec_len - used, name, ftype);
-        }
-        self.write_meta_block(pblk, &buf)?;
+        let ft = self.has_filetype();
+        self.modify_block(pblk, |buf| {
+            if used == 0 {
+                write_entry_raw(buf, ft, off, ino, rec_len, name, ftype);
+            } else {
+                put16(buf, off + 4, used as u16);
+                write_entry_raw(buf, ft, off + used, ino, rec_len - used, name, ftype);
+            }
+        })?;
         Ok(true)
     }
 
