@@ -31,6 +31,13 @@ pub trait BlockDevice {
     /// does not grow by accident.
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()>;
 
+    /// Write the concatenation of `bufs` at `offset`. The default copies
+    /// them into one buffer; files use one vectored write.
+    fn write_vectored_at(&mut self, offset: u64, bufs: &[&[u8]]) -> io::Result<()> {
+        let all: Vec<u8> = bufs.concat();
+        self.write_at(offset, &all)
+    }
+
     /// Make every write so far durable (fsync for files).
     fn flush(&mut self) -> io::Result<()>;
 
@@ -228,6 +235,66 @@ impl BlockDevice for FileDevice {
         }
         check_range(offset, data.len(), self.size)?;
         self.pwrite(offset, data)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn write_vectored_at(&mut self, offset: u64, bufs: &[&[u8]]) -> io::Result<()> {
+        use std::os::unix::io::AsRawFd;
+        if !self.writable {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "image opened read-only",
+            ));
+        }
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        check_range(offset, total, self.size)?;
+        let mut iov: Vec<libc::iovec> = bufs
+            .iter()
+            .map(|b| libc::iovec {
+                iov_base: b.as_ptr() as *mut libc::c_void,
+                iov_len: b.len(),
+            })
+            .collect();
+        let mut done = 0usize;
+        let mut first = 0usize; // first iovec not fully written
+        while first < iov.len() {
+            let n = (iov.len() - first).min(1024); // IOV_MAX
+                                                   // SAFETY: every iovec points into a slice of `bufs`, alive for
+                                                   // this call; the kernel only reads from them.
+            let r = unsafe {
+                libc::pwritev(
+                    self.file.as_raw_fd(),
+                    iov[first..].as_ptr(),
+                    n as libc::c_int,
+                    (offset + done as u64) as libc::off_t,
+                )
+            };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let mut w = r as usize;
+            if w == 0 {
+                return Err(io::Error::new(io::ErrorKind::WriteZero, "short write"));
+            }
+            done += w;
+            // Skip what was written, trimming a partly written iovec.
+            while first < iov.len() && w >= iov[first].iov_len {
+                w -= iov[first].iov_len;
+                first += 1;
+            }
+            if w > 0 {
+                // SAFETY: w < iov_len, so the advanced pointer stays inside
+                // the same slice.
+                iov[first].iov_base =
+                    unsafe { (iov[first].iov_base as *mut u8).add(w) } as *mut libc::c_void;
+                iov[first].iov_len -= w;
+            }
+        }
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -682,9 +682,24 @@ impl Filesystem {
     /// Write the content of a data block allocated in this transaction.
     /// `data` may be shorter than a block: the rest is zero.
     pub fn write_new_data(&mut self, b: u64, data: &[u8]) -> Result<()> {
-        let s = self.stage(b, Kind::NewData)?;
-        s.data[..data.len()].copy_from_slice(data);
-        s.data[data.len()..].fill(0);
+        if !self.overlay.contains_key(&b) && b < self.sb.blocks_count && self.writable {
+            // Fast path: build the staged block straight from the data.
+            let mut v = Vec::with_capacity(self.bs);
+            v.extend_from_slice(data);
+            v.resize(self.bs, 0);
+            self.staged_data += self.bs;
+            self.overlay.insert(
+                b,
+                Staged {
+                    data: v.into_boxed_slice(),
+                    kind: Kind::NewData,
+                },
+            );
+        } else {
+            let s = self.stage(b, Kind::NewData)?;
+            s.data[..data.len()].copy_from_slice(data);
+            s.data[data.len()..].fill(0);
+        }
         if self.staged_data > SPILL_LIMIT {
             self.spill_data()?;
         }
@@ -969,22 +984,26 @@ impl Filesystem {
     fn write_runs(&mut self, blocks: &[u64]) -> Result<()> {
         let bs = self.bs;
         let max_run = (1 << 20) / bs;
-        let mut buf: Vec<u8> = Vec::with_capacity(max_run.min(blocks.len()) * bs);
         let mut i = 0;
         while i < blocks.len() {
             let start = blocks[i];
             let mut j = i;
-            buf.clear();
             while j < blocks.len() && blocks[j] == start + (j - i) as u64 && j - i < max_run {
-                buf.extend_from_slice(&self.overlay[&blocks[j]].data);
                 j += 1;
             }
-            self.dev.write_at(start * bs as u64, &buf).map_err(|e| {
-                Error::io(
-                    format!("writing image blocks {start}..{}", start + (j - i) as u64),
-                    e,
-                )
-            })?;
+            // One vectored write per run of neighbouring blocks: no copy.
+            let bufs: Vec<&[u8]> = blocks[i..j]
+                .iter()
+                .map(|b| &self.overlay[b].data[..])
+                .collect();
+            self.dev
+                .write_vectored_at(start * bs as u64, &bufs)
+                .map_err(|e| {
+                    Error::io(
+                        format!("writing image blocks {start}..{}", start + (j - i) as u64),
+                        e,
+                    )
+                })?;
             i = j;
         }
         Ok(())
