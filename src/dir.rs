@@ -13,10 +13,12 @@
 //! linear scan reads every directory correctly.
 //!
 //! **Writes and the htree index:** removing an entry keeps the index valid
-//! (hash ranges do not change). Adding an entry *drops* the index: the
-//! directory's `INDEX` flag is cleared, so the kernel and e2fsck treat it as
-//! a linear directory, which it then is (all its blocks are valid linear
-//! blocks). `e2fsck -D` rebuilds the index if wanted.
+//! (hash ranges do not change). Adding an entry goes through
+//! [`crate::htree`], which keeps the index: into the right leaf, or by
+//! splitting it. Only when the index cannot take the name without growing
+//! a level is the index *dropped*: the directory's `INDEX` flag is cleared,
+//! so the kernel and e2fsck treat it as a linear directory, which it then
+//! is (all its blocks are valid linear blocks). `e2fsck -D` rebuilds it.
 
 use crate::error::{Error, Result};
 use crate::fs::Filesystem;
