@@ -227,6 +227,25 @@ impl Filesystem {
         Ok(size)
     }
 
+    /// [`Self::write_data`] from bytes in memory. Up to one block, the
+    /// vector itself becomes the staged block (no copy).
+    pub fn write_data_vec(&mut self, inode: &mut Inode, data: Vec<u8>) -> Result<u64> {
+        let bs = self.block_size();
+        if data.len() > bs {
+            let n = data.len() as u64;
+            return self.write_data_sized(inode, &mut &data[..], Some(n));
+        }
+        let size = data.len() as u64;
+        if data.iter().any(|&b| b != 0) {
+            let mut goal = self.data_goal(inode.ino);
+            let b = self.map_new_block(inode, 0, &mut goal)?;
+            self.write_new_data_vec(b, data)?;
+            self.set_data_goal(goal);
+        }
+        inode.set_size(size);
+        Ok(size)
+    }
+
     fn write_data_buf(
         &mut self,
         inode: &mut Inode,

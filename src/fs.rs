@@ -706,6 +706,31 @@ impl Filesystem {
         Ok(())
     }
 
+    /// [`Self::write_new_data`] taking the bytes by value (at most one
+    /// block; padded with zeros in place when the vector has room).
+    pub fn write_new_data_vec(&mut self, b: u64, mut data: Vec<u8>) -> Result<()> {
+        if data.len() > self.bs
+            || self.overlay.contains_key(&b)
+            || b >= self.sb.blocks_count
+            || !self.writable
+        {
+            return self.write_new_data(b, &data);
+        }
+        data.resize(self.bs, 0);
+        self.staged_data += self.bs;
+        self.overlay.insert(
+            b,
+            Staged {
+                data: data.into_boxed_slice(),
+                kind: Kind::NewData,
+            },
+        );
+        if self.staged_data > SPILL_LIMIT {
+            self.spill_data()?;
+        }
+        Ok(())
+    }
+
     /// Write staged new-data blocks to the image now. They are free on disk
     /// (we never reuse a block freed in the same transaction), so the image
     /// still describes the old filesystem.

@@ -448,7 +448,10 @@ struct Prefetch {
 fn read_sized(p: &Path, size: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut f = hfs::File::open(p)?;
-    let mut v = vec![0u8; size as usize];
+    // Room for a whole block (up to 4 KiB) so that a small file's buffer
+    // can become its staged block as it is.
+    let mut v = Vec::with_capacity((size as usize).div_ceil(4096).max(1) * 4096);
+    v.resize(size as usize, 0);
     let mut got = 0;
     while got < v.len() {
         match f.read(&mut v[got..]) {
@@ -572,6 +575,23 @@ fn put_node(
                 return fs.link(ino, parent, name).map_err(at);
             }
         }
+        let ahead = match (ahead, &existing) {
+            (Some(Ok(data)), None) => {
+                // Read ahead and new: hand the bytes over as they are.
+                let attrs = attrs_for(opts, opts.mode.unwrap_or(perm));
+                let len = data.len() as u64;
+                let ino = fs
+                    .create_file_from_vec(parent, name, &attrs, data)
+                    .map_err(at)?;
+                if let Some(id) = host_id(m) {
+                    links.insert(id, ino);
+                }
+                progress.tick(len);
+                fs.commit_if_large()?;
+                return Ok(());
+            }
+            (a, _) => a,
+        };
         let mut f: Box<dyn std::io::Read> = match ahead {
             Some(Ok(data)) => Box::new(std::io::Cursor::new(data)),
             Some(Err(e)) => return Err(hio("reading", src, e)),

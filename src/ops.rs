@@ -113,12 +113,38 @@ impl Filesystem {
         src: &mut dyn Read,
         size: Option<u64>,
     ) -> Result<Ino> {
+        self.create_file_with(parent, name, attrs, |fs, inode| {
+            fs.write_data_sized(inode, src, size)
+        })
+    }
+
+    /// [`Self::create_file`] from bytes already in memory; a file of one
+    /// block or less is staged without copying them.
+    pub fn create_file_from_vec(
+        &mut self,
+        parent: Ino,
+        name: &[u8],
+        attrs: &NewFile,
+        data: Vec<u8>,
+    ) -> Result<Ino> {
+        self.create_file_with(parent, name, attrs, |fs, inode| {
+            fs.write_data_vec(inode, data)
+        })
+    }
+
+    fn create_file_with(
+        &mut self,
+        parent: Ino,
+        name: &[u8],
+        attrs: &NewFile,
+        fill: impl FnOnce(&mut Self, &mut Inode) -> Result<u64>,
+    ) -> Result<Ino> {
         self.ensure_writable()?;
         let d = self.dir_inode(parent)?;
         self.check_absent(&d, name)?;
         let mut inode = self.new_inode(parent, FileType::Regular, attrs)?;
         inode.set_links(1);
-        self.write_data_sized(&mut inode, src, size)?;
+        fill(self, &mut inode)?;
         self.write_inode(&inode)?;
         self.link_new(parent, name, &inode)?;
         Ok(inode.ino)
