@@ -327,6 +327,19 @@ pub struct TxnSummary {
     pub commit_time: Option<u64>,
 }
 
+impl TxnSummary {
+    fn starting(tid: u32, log_start: u32) -> Self {
+        TxnSummary {
+            tid,
+            log_start,
+            blocks: 0,
+            revokes: 0,
+            committed: false,
+            commit_time: None,
+        }
+    }
+}
+
 /// What a replay does (or did).
 #[derive(Clone, Debug, Default)]
 pub struct Replay {
@@ -602,14 +615,7 @@ impl Journal {
         let mut need_check_commit_time = false;
         let mut commit_time: u64 = 0;
         let mut last_commit_time: u64 = 0;
-        let mut cur = TxnSummary {
-            tid: next_tid,
-            log_start: pos,
-            blocks: 0,
-            revokes: 0,
-            committed: false,
-            commit_time: None,
-        };
+        let mut cur = TxnSummary::starting(next_tid, pos);
         let mut guard = 0u64;
         'walk: loop {
             guard += 1;
@@ -727,14 +733,7 @@ impl Journal {
                         st.txns.push(cur.clone());
                     }
                     next_tid = next_tid.wrapping_add(1);
-                    cur = TxnSummary {
-                        tid: next_tid,
-                        log_start: pos,
-                        blocks: 0,
-                        revokes: 0,
-                        committed: false,
-                        commit_time: None,
-                    };
+                    cur = TxnSummary::starting(next_tid, pos);
                 }
                 BT_REVOKE => {
                     if pass == Pass::Scan && !self.tail_csum_ok(&blk) {

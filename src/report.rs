@@ -18,6 +18,13 @@ fn out(s: &str) -> R<()> {
     Ok(())
 }
 
+fn print_json(v: &Value) -> R<()> {
+    out(&format!(
+        "{}\n",
+        serde_json::to_string_pretty(v).unwrap_or_default()
+    ))
+}
+
 fn civil(days: i64) -> (i64, u32, u32) {
     let z = days + 719468;
     let era = if z >= 0 { z } else { z - 146096 } / 146097;
@@ -142,10 +149,7 @@ pub fn info(fs: &Filesystem, image: &Path, json: bool) -> R<()> {
         "write_refusal": fs.write_refusal(),
     });
     if json {
-        return out(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&v).unwrap_or_default()
-        ));
+        return print_json(&v);
     }
     let bs = sb.block_size as u64;
     let mib = |b: u64| (b * bs) as f64 / 1048576.0;
@@ -449,10 +453,7 @@ pub fn stat(fs: &Filesystem, path: &str, ino: Ino, json: bool) -> R<()> {
         v["rdev"] = json!([a, b]);
     }
     if json {
-        return out(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&v).unwrap_or_default()
-        ));
+        return print_json(&v);
     }
     let mut s = String::new();
     s += &format!(
@@ -580,10 +581,7 @@ pub fn journal_info(fs: &Filesystem, image: &Path, json: bool) -> R<()> {
         "note": fs.recovery_note(),
     });
     if json {
-        return out(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&v).unwrap_or_default()
-        ));
+        return print_json(&v);
     }
     let mut s = String::new();
     s += &format!(

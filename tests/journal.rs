@@ -378,12 +378,9 @@ fn writes_go_through_the_journal_and_leave_it_empty() {
     assert!(!s.contains("needs_recovery"));
 }
 
-#[test]
-fn a_tree_larger_than_the_journal_goes_in_several_transactions() {
-    require_e2fsprogs!();
-    // A tiny journal (1024 blocks of 1 KiB) and a tree whose metadata
-    // does not fit in one transaction: put -r commits in steps, each a
-    // consistent filesystem; a single huge transaction would be refused.
+/// An ext3 image with a tiny journal (1024 blocks of 1 KiB), and a host
+/// tree of 10,000 files whose metadata does not fit in one transaction.
+fn small_journal_and_big_tree() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("small-journal.img");
     let st = Command::new("mke2fs")
@@ -402,6 +399,15 @@ fn a_tree_larger_than_the_journal_goes_in_several_transactions() {
             std::fs::write(tree.join(format!("d{d}/f{f}")), b"x").unwrap();
         }
     }
+    (dir, img, tree)
+}
+
+#[test]
+fn a_tree_larger_than_the_journal_goes_in_several_transactions() {
+    require_e2fsprogs!();
+    // put -r commits in steps, each a consistent filesystem; a single
+    // transaction that large would be refused.
+    let (_d, img, tree) = small_journal_and_big_tree();
     ok(&img, "put", &[tree.to_str().unwrap(), "/", "-r"]);
     fsck_clean(&img);
     let names = view(&img).read_dir("/tree/d99").unwrap().count();
@@ -411,24 +417,7 @@ fn a_tree_larger_than_the_journal_goes_in_several_transactions() {
 #[test]
 fn rm_r_of_a_tree_larger_than_the_journal_goes_in_several_transactions() {
     require_e2fsprogs!();
-    let dir = tempfile::tempdir().unwrap();
-    let img = dir.path().join("small-journal.img");
-    let st = Command::new("mke2fs")
-        .args([
-            "-q", "-F", "-t", "ext3", "-b", "1024", "-J", "size=1", "-N", "12000",
-        ])
-        .arg(&img)
-        .arg("32M")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let tree = dir.path().join("tree");
-    for d in 0..100 {
-        std::fs::create_dir_all(tree.join(format!("d{d}"))).unwrap();
-        for f in 0..100 {
-            std::fs::write(tree.join(format!("d{d}/f{f}")), b"x").unwrap();
-        }
-    }
+    let (_d, img, tree) = small_journal_and_big_tree();
     let free0 = read_sb(&img);
     ok(&img, "put", &[tree.to_str().unwrap(), "/", "-r"]);
     ok(&img, "rm", &["/tree", "-r"]);
