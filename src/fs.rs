@@ -779,6 +779,20 @@ impl Filesystem {
         if !self.writable && !replay_commit {
             return self.ensure_writable();
         }
+        let journaled = self.use_journal && self.journal.is_some() && self.writable;
+        if journaled {
+            // Check that the transaction fits before writing anything (an
+            // upper bound: staged metadata, descriptor blocks, superblock).
+            let j = self.journal.as_ref().unwrap();
+            let gd_blocks = self.dirty_groups.len();
+            let need = self.staged_meta_blocks() + gd_blocks + 1;
+            if need > j.capacity() {
+                return Err(Error::NoSpace(format!(
+                    "the change touches {need} metadata blocks but the journal holds {}; do it in smaller steps, or use --no-journal",
+                    j.capacity()
+                )));
+            }
+        }
         if let Some(rec) = self.recovery.take() {
             self.checkpoint_recovery(&rec)?;
             // Blocks the replay alone changed need not be written again.
@@ -828,18 +842,6 @@ impl Filesystem {
         }
         data.sort_unstable();
         meta.sort_unstable();
-        let journaled = self.use_journal && self.journal.is_some();
-        if journaled {
-            // Check the transaction fits before writing anything.
-            let j = self.journal.as_ref().unwrap();
-            if meta.len() > j.capacity() {
-                return Err(Error::NoSpace(format!(
-                    "the change touches {} metadata blocks but the journal holds {}; do it in smaller steps, or use --no-journal",
-                    meta.len(),
-                    j.capacity()
-                )));
-            }
-        }
         self.write_runs(&data)?;
         // With the journal, the data shares the first flush with the log:
         // both are on disk before the journal superblock points at the
