@@ -120,6 +120,21 @@ impl FileDevice {
             .read(true)
             .write(write)
             .open(path)?;
+        if write {
+            // One writer at a time: a second ext3edit (or anything else
+            // that takes the lock) waits for nobody and fails at once.
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        "the image is locked by another process that is writing it",
+                    ))
+                }
+                Err(std::fs::TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => {}
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
+        }
         let meta = file.metadata()?;
         if meta.is_dir() {
             return Err(io::Error::new(

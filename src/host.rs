@@ -674,7 +674,7 @@ pub fn get_file(fs: &Filesystem, ino: Ino, dest: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        oo.custom_flags(0o400000); // O_NOFOLLOW on Linux
+        oo.custom_flags(libc::O_NOFOLLOW);
     }
     let f = oo.open(dest).map_err(|e| hio("creating", dest, e))?;
     if let Err(e) = write_sparse(fs, &inode, &f, dest) {

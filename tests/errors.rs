@@ -1410,3 +1410,23 @@ fn times_out_of_range_are_usage_errors() {
     ok(p, "touch", &["/top", "--mtime", "2024-02-29T23:59:59"]);
     ok(p, "touch", &["/top", "--mtime", "@-1"]);
 }
+
+#[test]
+fn a_locked_image_is_not_written() {
+    require_e2fsprogs!();
+    let img = populated(&cfgs()[0]);
+    let p = &img.path;
+    let holder = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(p)
+        .unwrap();
+    holder.lock().unwrap();
+    fails(p, "mkdir", &["/locked"], &["locked"]);
+    // Reading does not need the lock.
+    ok(p, "ls", &["/"]);
+    holder.unlock().unwrap();
+    drop(holder);
+    ok(p, "mkdir", &["/locked"]);
+    common::fsck_clean(p);
+}
