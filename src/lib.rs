@@ -20,10 +20,12 @@
 //!
 //! Layers, bottom up: [`device`] (bytes), [`layout`] (on-disk offsets),
 //! [`superblock`] and [`inode`] (checked records), [`fs`] (staging,
-//! allocation, commit), [`bmap`] (one block map over indirect blocks and
-//! extents), [`dir`] (directory entries), [`xattr`], [`path`] (resolution
-//! confined to the image), and [`ops`] (the operations the command line
-//! offers).
+//! allocation, commit), [`journal`] (JBD2 replay and transactions: every
+//! commit on ext3 goes through the journal), [`bmap`] (one block map over
+//! indirect blocks and extents), [`dir`] and [`htree`] (directory entries
+//! and the hash index), [`xattr`], [`file`], [`path`] (resolution confined
+//! to the image), [`ops`] (operations by inode and name) and [`host`]
+//! (copying between the host and the image).
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
