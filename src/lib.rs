@@ -23,7 +23,7 @@
 //! allocation, commit), [`journal`] (JBD2 replay and transactions: every
 //! commit on ext3 goes through the journal), [`bmap`] (one block map over
 //! indirect blocks and extents), [`dir`] and [`htree`] (directory entries
-//! and the hash index), [`xattr`], [`file`], [`path`] (resolution confined
+//! and the hash index), [`xattr`], [`file`](mod@file), [`path`] (resolution confined
 //! to the image), [`ops`] (operations by inode and name) and [`host`]
 //! (copying between the host and the image).
 
