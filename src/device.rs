@@ -121,18 +121,31 @@ impl FileDevice {
             .write(write)
             .open(path)?;
         if write {
-            // One writer at a time: a second ext3edit (or anything else
-            // that takes the lock) waits for nobody and fails at once.
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::WouldBlock,
-                        "the image is locked by another process that is writing it",
-                    ))
+            // One writer at a time. The lock is waited for a little: in a
+            // multi-threaded program a child process being started can
+            // briefly hold a copy of a descriptor that was just closed.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            loop {
+                match file.try_lock() {
+                    Ok(()) => break,
+                    Err(std::fs::TryLockError::WouldBlock)
+                        if std::time::Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    Err(std::fs::TryLockError::WouldBlock) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::WouldBlock,
+                            "the image is locked by another process that is writing it",
+                        ))
+                    }
+                    Err(std::fs::TryLockError::Error(e))
+                        if e.kind() == io::ErrorKind::Unsupported =>
+                    {
+                        break
+                    }
+                    Err(std::fs::TryLockError::Error(e)) => return Err(e),
                 }
-                Err(std::fs::TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => {}
-                Err(std::fs::TryLockError::Error(e)) => return Err(e),
             }
         }
         let meta = file.metadata()?;
