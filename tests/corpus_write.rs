@@ -1,0 +1,157 @@
+//! Write commands on the e2fsprogs test images: on every image, `mkdir`,
+//! `put`, `ln -s` and `rm -r` either work or fail with one clean line and
+//! leave the image byte for byte as it was (most images are corrupt on
+//! purpose, or use features ext3edit does not write). On images that
+//! `e2fsck -fn` calls clean and that ext3edit writes, the result must still
+//! be clean. Skipped when ../shared/corpus is absent.
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn corpus() -> Option<PathBuf> {
+    let p = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/corpus/e2fsprogs"
+    ));
+    p.join("MANIFEST.tsv").exists().then_some(p)
+}
+
+fn decompress(p: &Path) -> Vec<u8> {
+    let mut v = Vec::new();
+    let f = std::fs::File::open(p).unwrap();
+    let name = p.to_string_lossy();
+    if name.ends_with(".gz") {
+        flate2::read::GzDecoder::new(f).read_to_end(&mut v).unwrap();
+    } else if name.ends_with(".bz2") {
+        bzip2::read::BzDecoder::new(f).read_to_end(&mut v).unwrap();
+    } else {
+        std::io::BufReader::new(f).read_to_end(&mut v).unwrap();
+    }
+    v
+}
+
+/// Run with a deadline; (exit code, stderr).
+fn run_limited(args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(common::bin())
+        .args(args)
+        .env("EXT3EDIT_NO_PROGRESS", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return (st.code(), err);
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            return (None, "timed out".into());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn write_commands_on_every_corpus_image() {
+    let Some(dir) = corpus() else {
+        eprintln!("SKIP: ../shared/corpus/e2fsprogs is absent");
+        return;
+    };
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();
+    let mut lines = manifest.lines();
+    let head: Vec<&str> = lines.next().unwrap().split('\t').collect();
+    let col = |n: &str| head.iter().position(|h| *h == n).unwrap();
+    let (ct, cf, cc, cs) = (
+        col("test"),
+        col("image_file"),
+        col("fsck_fn_class"),
+        col("sb_info_source"),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let small = tmp.path().join("small");
+    std::fs::write(&small, b"written by ext3edit\n".repeat(200)).unwrap();
+    let img = tmp.path().join("a.img");
+    let (mut images, mut written, mut checked) = (0, 0, 0);
+    let mut problems = Vec::new();
+    for line in lines {
+        let f: Vec<&str> = line.split('\t').collect();
+        let (test, file) = (f[ct], f[cf]);
+        if file.contains(".tar.bz2") {
+            continue;
+        }
+        images += 1;
+        std::fs::write(&img, decompress(&dir.join(test).join(file))).unwrap();
+        let i = img.to_str().unwrap();
+        let s = small.to_str().unwrap();
+        let cmds: [&[&str]; 4] = [
+            &["mkdir", i, "/ext3edit-t"],
+            &["put", i, s, "/ext3edit-t/f"],
+            &["ln", i, "/ext3edit-t/f", "/ext3edit-t/l", "-s"],
+            &["rm", i, "/ext3edit-t", "-r"],
+        ];
+        let mut all_ok = true;
+        for args in cmds {
+            let before = std::fs::read(&img).unwrap();
+            let (code, err) = run_limited(args);
+            if !matches!(code, Some(0) | Some(1)) || err.contains("panicked") {
+                problems.push(format!("{test}: {args:?} -> {code:?}: {}", err.trim()));
+                all_ok = false;
+                break;
+            }
+            if code == Some(1) {
+                if err.trim_end().lines().count() != 1 || !err.starts_with("ext3edit: ") {
+                    problems.push(format!("{test}: {args:?}: not one error line: {err:?}"));
+                }
+                if std::fs::read(&img).unwrap() != before {
+                    problems.push(format!(
+                        "{test}: {args:?} failed but changed the image: {}",
+                        err.trim()
+                    ));
+                }
+                all_ok = false;
+                break;
+            }
+        }
+        if all_ok {
+            written += 1;
+            let clean = f[cc] == "clean" && f[cs] == "dumpe2fs";
+            if clean && common::have_e2fsprogs() {
+                checked += 1;
+                let o = Command::new("e2fsck")
+                    .arg("-fn")
+                    .arg(&img)
+                    .output()
+                    .unwrap();
+                if !o.status.success() {
+                    problems.push(format!(
+                        "{test}: clean before, e2fsck -fn exit {:?} after our writes: {}",
+                        o.status.code(),
+                        String::from_utf8_lossy(&o.stdout)
+                            .lines()
+                            .take(8)
+                            .collect::<Vec<_>>()
+                            .join(" | ")
+                    ));
+                }
+            }
+        }
+    }
+    eprintln!("{images} images: writes done on {written}, {checked} of them clean before and checked with e2fsck after");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(
+        images > 200 && written > 10,
+        "too few images: {images}, written {written}"
+    );
+}
