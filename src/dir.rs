@@ -136,7 +136,7 @@ impl Filesystem {
                 (le16(data, off + 6) as usize, 0)
             };
             if rec_len < 8
-                || rec_len % 4 != 0
+                || !rec_len.is_multiple_of(4)
                 || off + rec_len > data.len()
                 || (ino != 0 && 8 + name_len > rec_len)
             {

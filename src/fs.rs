@@ -1097,7 +1097,7 @@ impl Filesystem {
         let inode = Inode::from_raw(ino, raw);
         if self.sb.inode_size > 128 {
             let extra = inode.extra_isize() as usize;
-            if 128 + extra > is || extra % 4 != 0 {
+            if 128 + extra > is || !extra.is_multiple_of(4) {
                 return Err(Error::corrupt(format!(
                     "inode {ino}: extra inode size {extra} is invalid"
                 )));
@@ -1207,7 +1207,7 @@ impl Filesystem {
         let mut bit = start;
         while bit < end {
             // Skip whole used bytes quickly.
-            if bit % 8 == 0 && bitmap[(bit / 8) as usize] == 0xff {
+            if bit.is_multiple_of(8) && bitmap[(bit / 8) as usize] == 0xff {
                 bit += 8;
                 continue;
             }
@@ -1385,7 +1385,7 @@ impl Filesystem {
                     let mut i = from;
                     while i < ipg {
                         let byte = bitmap[(i / 8) as usize];
-                        if i % 8 == 0 && byte == 0xff {
+                        if i.is_multiple_of(8) && byte == 0xff {
                             i += 8;
                             continue;
                         }

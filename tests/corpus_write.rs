@@ -8,31 +8,8 @@
 mod common;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn corpus() -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/corpus/e2fsprogs"
-    ));
-    p.join("MANIFEST.tsv").exists().then_some(p)
-}
-
-fn decompress(p: &Path) -> Vec<u8> {
-    let mut v = Vec::new();
-    let f = std::fs::File::open(p).unwrap();
-    let name = p.to_string_lossy();
-    if name.ends_with(".gz") {
-        flate2::read::GzDecoder::new(f).read_to_end(&mut v).unwrap();
-    } else if name.ends_with(".bz2") {
-        bzip2::read::BzDecoder::new(f).read_to_end(&mut v).unwrap();
-    } else {
-        std::io::BufReader::new(f).read_to_end(&mut v).unwrap();
-    }
-    v
-}
 
 /// Run with a deadline; (exit code, stderr).
 fn run_limited(args: &[&str]) -> (Option<i32>, String) {
@@ -65,7 +42,7 @@ fn run_limited(args: &[&str]) -> (Option<i32>, String) {
 
 #[test]
 fn write_commands_on_every_corpus_image() {
-    let Some(dir) = corpus() else {
+    let Some(dir) = common::corpus() else {
         eprintln!("SKIP: ../shared/corpus/e2fsprogs is absent");
         return;
     };
@@ -92,7 +69,7 @@ fn write_commands_on_every_corpus_image() {
             continue;
         }
         images += 1;
-        std::fs::write(&img, decompress(&dir.join(test).join(file))).unwrap();
+        std::fs::write(&img, common::decompress(&dir.join(test).join(file))).unwrap();
         let i = img.to_str().unwrap();
         let s = small.to_str().unwrap();
         let cmds: [&[&str]; 4] = [

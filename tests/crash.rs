@@ -250,32 +250,11 @@ fn dirty_image(base: &[u8]) -> Vec<u8> {
         put_file(fs, "/etc/hostname", b"crashed-host\n")?;
         fs.commit()
     };
-    for k in 0..400 {
-        let dev = CrashDevice::new(base.to_vec(), Some(k), CrashMode::InOrder);
-        let disk = dev.image();
-        let journaled = OpenOptions {
-            journal: true,
-            ..opts()
-        };
-        let mut fs = Filesystem::open_device(Box::new(dev), &journaled).unwrap();
-        if op(&mut fs).is_ok() {
-            break;
-        }
-        drop(fs);
-        let bytes = disk.lock().unwrap().clone();
-        let probe = Filesystem::open_device(
-            Box::new(MemDevice::new(bytes.clone())),
-            &OpenOptions::read_only(),
-        )
-        .unwrap();
-        if probe
-            .recovery_report()
-            .is_some_and(|r| !r.transactions.is_empty())
-        {
-            return bytes;
-        }
-    }
-    panic!("no crash point left the journal dirty");
+    let journaled = OpenOptions {
+        journal: true,
+        ..opts()
+    };
+    crash_until_dirty(base, &journaled, &op)
 }
 
 fn put_file(fs: &mut Filesystem, path: &str, data: &[u8]) -> ext3edit::Result<()> {

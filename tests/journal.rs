@@ -9,31 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use ext3edit::device::{CrashDevice, CrashMode};
 use ext3edit::{Filesystem, NewFile, OpenOptions};
-
-fn corpus() -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/corpus/e2fsprogs"
-    ));
-    p.join("MANIFEST.tsv").exists().then_some(p)
-}
-
-fn decompress(p: &Path) -> Vec<u8> {
-    use std::io::Read;
-    let mut v = Vec::new();
-    let f = std::fs::File::open(p).unwrap();
-    let name = p.to_string_lossy();
-    if name.ends_with(".gz") {
-        flate2::read::GzDecoder::new(f).read_to_end(&mut v).unwrap();
-    } else if name.ends_with(".bz2") {
-        bzip2::read::BzDecoder::new(f).read_to_end(&mut v).unwrap();
-    } else {
-        std::io::BufReader::new(f).read_to_end(&mut v).unwrap();
-    }
-    v
-}
 
 fn e2fsck_journal_only(img: &Path) -> i32 {
     Command::new("e2fsck")
@@ -100,7 +76,7 @@ const DIFFERENT: &[(&str, &str)] = &[
 #[test]
 fn replay_equals_e2fsck_on_the_corpus() {
     require_e2fsprogs!();
-    let Some(dir) = corpus() else {
+    let Some(dir) = common::corpus() else {
         eprintln!("SKIP: ../shared/corpus/e2fsprogs is absent");
         return;
     };
@@ -120,7 +96,7 @@ fn replay_equals_e2fsck_on_the_corpus() {
         if file.contains(".tar.bz2") {
             continue; // external journal in a tarball
         }
-        let data = decompress(&dir.join(test).join(file));
+        let data = common::decompress(&dir.join(test).join(file));
         let a = tmp.path().join("a.img");
         let b = tmp.path().join("b.img");
         std::fs::write(&a, &data).unwrap();
@@ -198,39 +174,18 @@ fn dirty_image(block: u32) -> (tempfile::TempDir, PathBuf, Vec<u8>) {
         )?;
         fs.commit()
     };
-    // Find the first crash point at which the image needs recovery: the
-    // commit record and journal superblock are on disk, the checkpoint has
-    // not started.
-    for k in 0..400 {
-        let dev = CrashDevice::new(base.clone(), Some(k), CrashMode::InOrder);
-        let disk = dev.image();
-        let opts = OpenOptions {
-            write: true,
-            now: Some(1_700_000_000),
-            ..OpenOptions::default()
-        };
-        let mut fs = Filesystem::open_device(Box::new(dev), &opts).unwrap();
-        if op(&mut fs).is_ok() {
-            break;
-        }
-        drop(fs);
-        let bytes = disk.lock().unwrap().clone();
-        let probe = Filesystem::open_device(
-            Box::new(ext3edit::device::MemDevice::new(bytes.clone())),
-            &OpenOptions::read_only(),
-        )
-        .unwrap();
-        if probe.needs_recovery()
-            && probe
-                .recovery_report()
-                .is_some_and(|r| !r.transactions.is_empty())
-        {
-            std::fs::write(&img.path, &bytes).unwrap();
-            let p = img.path.clone();
-            return (img.dir, p, content);
-        }
-    }
-    panic!("no crash point left the journal dirty");
+    // The first crash point at which the image needs recovery: the commit
+    // record and journal superblock are on disk, the checkpoint has not
+    // started.
+    let opts = OpenOptions {
+        write: true,
+        now: Some(1_700_000_000),
+        ..OpenOptions::default()
+    };
+    let bytes = crash_until_dirty(&base, &opts, &op);
+    std::fs::write(&img.path, &bytes).unwrap();
+    let p = img.path.clone();
+    (img.dir, p, content)
 }
 
 #[test]

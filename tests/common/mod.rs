@@ -280,3 +280,62 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// The e2fsprogs test corpus beside the checkout, if it is there.
+pub fn corpus() -> Option<PathBuf> {
+    let p = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/corpus/e2fsprogs"
+    ));
+    p.join("MANIFEST.tsv").exists().then_some(p)
+}
+
+/// A corpus image's bytes (`.gz`, `.bz2` or plain).
+pub fn decompress(p: &Path) -> Vec<u8> {
+    use std::io::Read;
+    let mut v = Vec::new();
+    let f = std::fs::File::open(p).unwrap();
+    let name = p.to_string_lossy();
+    if name.ends_with(".gz") {
+        flate2::read::GzDecoder::new(f).read_to_end(&mut v).unwrap();
+    } else if name.ends_with(".bz2") {
+        bzip2::read::BzDecoder::new(f).read_to_end(&mut v).unwrap();
+    } else {
+        std::io::BufReader::new(f).read_to_end(&mut v).unwrap();
+    }
+    v
+}
+
+/// Run `op` (which commits) on `base` through a device that crashes after
+/// k writes, for k = 0, 1, ...; the image at the first crash point that
+/// leaves a committed but not checkpointed transaction in the journal.
+pub fn crash_until_dirty(
+    base: &[u8],
+    opts: &ext3edit::OpenOptions,
+    op: &dyn Fn(&mut ext3edit::Filesystem) -> ext3edit::Result<()>,
+) -> Vec<u8> {
+    use ext3edit::device::{CrashDevice, CrashMode, MemDevice};
+    use ext3edit::{Filesystem, OpenOptions};
+    for k in 0..400 {
+        let dev = CrashDevice::new(base.to_vec(), Some(k), CrashMode::InOrder);
+        let disk = dev.image();
+        let mut fs = Filesystem::open_device(Box::new(dev), opts).unwrap();
+        if op(&mut fs).is_ok() {
+            break;
+        }
+        drop(fs);
+        let bytes = disk.lock().unwrap().clone();
+        let probe = Filesystem::open_device(
+            Box::new(MemDevice::new(bytes.clone())),
+            &OpenOptions::read_only(),
+        )
+        .unwrap();
+        if probe
+            .recovery_report()
+            .is_some_and(|r| !r.transactions.is_empty())
+        {
+            return bytes;
+        }
+    }
+    panic!("no crash point left the journal dirty");
+}
