@@ -1,0 +1,168 @@
+//! Argument types shared by the commands: write options, attributes, and
+//! the parsers for modes, owners and times.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use ext3edit::Timestamp;
+
+use super::{usage, R};
+
+/// Options of every command that changes the image.
+#[derive(Args, Clone, Default, Debug)]
+pub struct WriteOpts {
+    /// Leave IMAGE untouched: write the edited image to NEW instead (a sparse
+    /// copy, renamed into place only when the command succeeds).
+    #[arg(long, value_name = "NEW")]
+    pub output: Option<PathBuf>,
+    /// Write metadata in place instead of through the ext3 journal (faster,
+    /// like debugfs; a crash mid-write can damage the image).
+    #[arg(long)]
+    pub no_journal: bool,
+    /// Do not fsync the image after writing (faster; unsafe if the machine crashes).
+    #[arg(long)]
+    pub no_sync: bool,
+}
+
+impl WriteOpts {
+    /// These options, with those given before the command name filled in.
+    pub fn merged(&self, global: &WriteOpts) -> WriteOpts {
+        WriteOpts {
+            output: self.output.clone().or_else(|| global.output.clone()),
+            no_journal: self.no_journal || global.no_journal,
+            no_sync: self.no_sync || global.no_sync,
+        }
+    }
+}
+
+/// Mode, owner and time of new entries.
+#[derive(Args, Clone, Debug)]
+pub struct Attrs {
+    /// Permission bits in octal, e.g. 644.
+    #[arg(long, value_name = "OCTAL")]
+    pub mode: Option<String>,
+    #[command(flatten)]
+    pub owned: OwnerTime,
+}
+
+/// Owner and modification time of new entries (no mode: symlinks).
+#[derive(Args, Clone, Debug)]
+pub struct OwnerTime {
+    /// Owner as UID:GID or USER:GROUP, names looked up in the image's own
+    /// /etc/passwd and /etc/group (default 0:0, the image's root).
+    #[arg(long, value_name = "UID:GID")]
+    pub owner: Option<String>,
+    /// Modification time: seconds since 1970, @SECONDS, or YYYY-MM-DD[THH:MM:SS] (UTC).
+    #[arg(long, value_name = "TIME")]
+    pub mtime: Option<String>,
+}
+
+/// Parse an octal permission mode (at most 07777).
+pub fn parse_mode(s: &str) -> R<u16> {
+    let t = s.trim_start_matches("0o");
+    match u16::from_str_radix(t, 8) {
+        Ok(m) if m <= 0o7777 && !t.is_empty() => Ok(m),
+        _ => Err(usage(format!(
+            "invalid mode {s:?}: expected octal digits like 644 or 0755"
+        ))),
+    }
+}
+
+/// Parse `UID:GID`, `UID`, `:GID` with numbers.
+pub fn parse_owner(s: &str) -> R<(Option<u32>, Option<u32>)> {
+    let bad = || {
+        usage(format!(
+            "invalid owner {s:?}: expected UID:GID with numbers, e.g. 0:0"
+        ))
+    };
+    let (u, g) = match s.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (s, None),
+    };
+    let uid = if u.is_empty() {
+        None
+    } else {
+        Some(u.parse::<u32>().map_err(|_| bad())?)
+    };
+    let gid = match g {
+        Some(g) if !g.is_empty() => Some(g.parse::<u32>().map_err(|_| bad())?),
+        Some(_) => return Err(bad()),
+        None => None,
+    };
+    if uid.is_none() && gid.is_none() {
+        return Err(bad());
+    }
+    Ok((uid, gid))
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+/// Earliest and latest times an ext4 inode can hold (with the extra
+/// epoch bits of 256-byte inodes): 1901-12-13 to 2446-05-10.
+const TIME_MIN: i64 = -(1 << 31);
+const TIME_MAX: i64 = (1 << 34) - (1 << 31) - 1;
+
+/// Parse seconds, `@SECONDS` or `YYYY-MM-DD[THH:MM:SS]` (UTC).
+pub fn parse_time(s: &str) -> R<Timestamp> {
+    let bad = || {
+        usage(format!(
+            "invalid time {s:?}: expected seconds since 1970, @SECONDS or YYYY-MM-DD[THH:MM:SS] between 1901 and 2446"
+        ))
+    };
+    let t = s.strip_prefix('@').unwrap_or(s);
+    let secs = if let Ok(v) = t.parse::<i64>() {
+        v
+    } else {
+        let t = t.trim_end_matches('Z');
+        let (date, time) = match t.split_once(['T', ' ']) {
+            Some((d, tm)) => (d, Some(tm)),
+            None => (t, None),
+        };
+        let dp: Vec<&str> = date.split('-').collect();
+        if dp.len() != 3 {
+            return Err(bad());
+        }
+        let y: i64 = dp[0].parse().map_err(|_| bad())?;
+        let mo: i64 = dp[1].parse().map_err(|_| bad())?;
+        let d: i64 = dp[2].parse().map_err(|_| bad())?;
+        if !(1901..=2446).contains(&y) || !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+            return Err(bad());
+        }
+        let days = days_from_civil(y, mo, d);
+        // Reject dates like 2024-02-31 that would roll over.
+        if days_from_civil(y, mo, 1) + d - 1 != days
+            || (mo < 12 && days >= days_from_civil(y, mo + 1, 1))
+            || (mo == 12 && days >= days_from_civil(y + 1, 1, 1))
+        {
+            return Err(bad());
+        }
+        let mut secs = days * 86400;
+        if let Some(tm) = time {
+            let tp: Vec<&str> = tm.split(':').collect();
+            if tp.is_empty() || tp.len() > 3 {
+                return Err(bad());
+            }
+            let limits = [24i64, 60, 60];
+            let muls = [3600i64, 60, 1];
+            for (k, p) in tp.iter().enumerate() {
+                let v: i64 = p.parse().map_err(|_| bad())?;
+                if !(0..limits[k]).contains(&v) {
+                    return Err(bad());
+                }
+                secs += v * muls[k];
+            }
+        }
+        secs
+    };
+    if !(TIME_MIN..=TIME_MAX).contains(&secs) {
+        return Err(bad());
+    }
+    Ok(Timestamp::from_secs(secs))
+}

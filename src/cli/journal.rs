@@ -1,0 +1,86 @@
+//! `journal info` and `journal replay`.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use ext3edit::{Filesystem, OpenOptions};
+
+use super::args::WriteOpts;
+use super::image::{open_read, replay_problems};
+use super::{failure, report, usage, R};
+
+#[derive(Subcommand)]
+pub enum JournalCmd {
+    /// Show the journal: size, state, features and the transactions waiting
+    /// to be replayed (like debugfs logdump, but readable).
+    #[command(after_help = "Example:\n  ext3edit journal info snapshot.ext3 --json")]
+    Info {
+        /// The image file.
+        image: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay a journal that needs recovery into the image (what the kernel
+    /// does at mount, and e2fsck -E journal_only), and nothing else.
+    #[command(
+        after_help = "Example:\n  ext3edit journal replay snapshot.ext3\n\nWorks on ext4 images too: the replay copies logged blocks verbatim."
+    )]
+    Replay {
+        /// The image file.
+        image: PathBuf,
+        /// Do not fsync the image after writing (faster; unsafe if the machine crashes).
+        #[arg(long)]
+        no_sync: bool,
+    },
+}
+
+/// Run a journal command.
+pub fn run(cmd: JournalCmd, g: &WriteOpts) -> R<()> {
+    match cmd {
+        JournalCmd::Info { image, json } => {
+            if g.output.is_some() || g.no_journal || g.no_sync {
+                return Err(usage(
+                    "journal info does not change the image: --output, --no-journal and --no-sync apply only to commands that do",
+                ));
+            }
+            let fs = open_read(&image)?;
+            report::journal_info(&fs, &image, json)
+        }
+        JournalCmd::Replay { image, no_sync } => {
+            if g.output.is_some() || g.no_journal {
+                return Err(usage(
+                    "journal replay does not take --output or --no-journal",
+                ));
+            }
+            let opts = OpenOptions {
+                replay_only: true,
+                sync: !(no_sync || g.no_sync),
+                ..OpenOptions::default()
+            };
+            let mut fs = Filesystem::open(&image, &opts)
+                .map_err(|e| failure(format!("{}: {e}", image.display())))?;
+            if let Some(n) = fs.recovery_note() {
+                return Err(failure(format!("{}: {n}", image.display())));
+            }
+            let Some(r) = fs.recovery_report().cloned() else {
+                eprintln!(
+                    "ext3edit: {}: the journal does not need recovery; nothing to do",
+                    image.display()
+                );
+                return Ok(());
+            };
+            fs.commit()?;
+            eprintln!(
+                "ext3edit: {}: replayed {} transaction{} ({} block{}){}",
+                image.display(),
+                r.transactions.len(),
+                if r.transactions.len() == 1 { "" } else { "s" },
+                r.blocks.len(),
+                if r.blocks.len() == 1 { "" } else { "s" },
+                replay_problems(&r)
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! The `ext3edit` command line, split by command group: [`inspect`]
+//! (read-only commands), [`copy`] (get and put), [`edit`] (the commands
+//! that change one entry), [`journal`]. [`image`] opens the image and
+//! commits, [`args`] parses what the commands share, [`report`] prints.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ext3edit::Error;
+
+mod args;
+mod copy;
+mod edit;
+mod image;
+mod inspect;
+mod journal;
+mod report;
+
+use args::WriteOpts;
+
+const AFTER_HELP: &str = "\
+Paths inside the image are absolute (/etc/hosts). Nothing needs root: the
+image is an ordinary file. Every change is staged in memory and written at
+the end, so a failed command leaves the image as it was; on ext3 the write
+goes through the journal, so even a crash leaves the old or the new image.
+An image whose journal needs recovery is read through the journal, and
+replayed before any change (see `ext3edit journal --help`).
+
+Commands that change the image take --output NEW (keep IMAGE, write the
+result to NEW), --no-journal and --no-sync; read-only commands never
+change the file.
+
+Exit status: 0 success, 1 the operation failed (the message says why and
+where), 2 usage error.
+
+Examples:
+  ext3edit info disk.ext3
+  ext3edit ls disk.ext3 /etc -l
+  ext3edit put disk.ext3 resolv.conf /etc/resolv.conf
+  echo 'nameserver 1.1.1.1' | ext3edit put disk.ext3 - /etc/resolv.conf
+  ext3edit put disk.ext3 ./overlay/ / -r
+  ext3edit get disk.ext3 /etc/passwd passwd.txt
+  ext3edit mkdir disk.ext3 /root/.ssh -p --mode 700
+  ext3edit chown disk.ext3 500:500 /home/alice
+  ext3edit rm disk.ext3 /tmp/cache -r
+
+Timestamps default to now, or to $SOURCE_DATE_EPOCH when it is set
+(reproducible builds); --mtime overrides.";
+
+/// Edit ext2/ext3/ext4 filesystem images as plain files: no root, no mount.
+#[derive(Parser)]
+#[command(name = "ext3edit", version, about, after_help = AFTER_HELP)]
+struct Cli {
+    /// Write options given before the command name (older form; they apply
+    /// only to commands that change the image).
+    #[command(flatten)]
+    global: WriteOpts,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    #[command(flatten)]
+    Inspect(inspect::InspectCmd),
+    #[command(flatten)]
+    Copy(copy::CopyCmd),
+    #[command(flatten)]
+    Edit(edit::EditCmd),
+    /// Inspect or replay the ext3/ext4 journal.
+    #[command(subcommand)]
+    Journal(journal::JournalCmd),
+}
+
+/// An error with the exit code it deserves.
+pub struct Fail {
+    code: u8,
+    msg: String,
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        Fail {
+            code: 1,
+            msg: e.to_string(),
+        }
+    }
+}
+
+/// A usage error (exit status 2).
+pub fn usage(msg: impl Into<String>) -> Fail {
+    Fail {
+        code: 2,
+        msg: msg.into(),
+    }
+}
+
+/// A failure (exit status 1) with its message as given.
+pub fn failure(msg: impl Into<String>) -> Fail {
+    Fail {
+        code: 1,
+        msg: msg.into(),
+    }
+}
+
+/// What every command returns.
+pub type R<T> = std::result::Result<T, Fail>;
+
+/// `dir/name` without doubling the slash.
+pub fn join(dir: &str, name: &str) -> String {
+    if dir.ends_with('/') {
+        format!("{dir}{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+fn run(cli: Cli) -> R<()> {
+    let g = &cli.global;
+    let read_only = |what: &str| -> R<()> {
+        if g.output.is_some() || g.no_journal || g.no_sync {
+            return Err(usage(format!(
+                "{what} does not change the image: --output, --no-journal and --no-sync apply only to commands that do"
+            )));
+        }
+        Ok(())
+    };
+    match cli.cmd {
+        Cmd::Inspect(c) => {
+            read_only("this command")?;
+            inspect::run(c)
+        }
+        Cmd::Copy(c) => copy::run(c, g),
+        Cmd::Edit(c) => edit::run(c, g),
+        Cmd::Journal(c) => journal::run(c, g),
+    }
+}
+
+/// Parse the command line, run the command, print the one-line error.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // No command at all: the help, on stderr.
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            // One line: clap's first line, and where to look for more.
+            let text = e.render().to_string();
+            let msg: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .filter(|l| !l.is_empty())
+                .collect();
+            let msg = msg.join(" ");
+            let msg = msg.trim_start_matches("error: ");
+            eprintln!("ext3edit: usage error: {msg} (see ext3edit --help)");
+            return ExitCode::from(2);
+        }
+    };
+    let r = run(cli);
+    // A failed command leaves no partial output behind.
+    image::discard_output();
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            // A closed stdout (ext3edit get ... | head) is not an error.
+            if f.msg.contains("Broken pipe") {
+                return ExitCode::SUCCESS;
+            }
+            let prefix = if f.code == 2 { "usage error: " } else { "" };
+            eprintln!("ext3edit: {prefix}{}", f.msg.replace('\n', " "));
+            ExitCode::from(f.code)
+        }
+    }
+}
