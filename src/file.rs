@@ -24,7 +24,9 @@ impl Filesystem {
         Ok(size)
     }
 
-    fn is_fast_symlink(&self, inode: &Inode) -> bool {
+    /// True for a symlink whose target is stored in `i_block` itself (no
+    /// data block: under 60 bytes, and no blocks counted but an xattr block's).
+    pub fn is_fast_symlink(&self, inode: &Inode) -> bool {
         inode.is_symlink()
             && !inode.has_flag(iflag::INLINE_DATA)
             && inode.size() < 60

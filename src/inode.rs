@@ -263,8 +263,7 @@ impl Inode {
         }
         self.set_block(2, 0);
     }
-    /// True when this inode's content lives in the inode itself
-    /// (fast symlink or inline data).
+    /// True when the block map is an extent tree (not indirect blocks).
     pub fn uses_extents(&self) -> bool {
         self.has_flag(iflag::EXTENTS)
     }

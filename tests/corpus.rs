@@ -457,7 +457,7 @@ fn check_image(job: &Job, class: Option<&str>, scratch: &Path, rep: &mut Report)
 fn corpus_read_only_commands_never_misbehave() {
     let dir = corpus_dir();
     if !dir.is_dir() {
-        eprintln!("SKIP: corpus folder {} is absent", dir.display());
+        common::skip(&format!("corpus folder {} is absent", dir.display()));
         return;
     }
     let start = Instant::now();
@@ -561,7 +561,7 @@ fn corpus_image(test: &str) -> Option<(tempfile::TempDir, PathBuf)> {
 fn fixed_bug_clean_images_list() {
     for (test, why) in FIXED_BUGS {
         let Some((_t, img)) = corpus_image(test) else {
-            eprintln!("SKIP: corpus image {test} is absent");
+            common::skip(&format!("corpus image {test} is absent"));
             continue;
         };
         let o = common::run(&["ls", img.to_str().unwrap(), "/", "-R"], None);

@@ -43,7 +43,7 @@ fn run_limited(args: &[&str]) -> (Option<i32>, String) {
 #[test]
 fn write_commands_on_every_corpus_image() {
     let Some(dir) = common::corpus() else {
-        eprintln!("SKIP: ../shared/corpus/e2fsprogs is absent");
+        common::skip("../shared/corpus/e2fsprogs is absent");
         return;
     };
     let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();

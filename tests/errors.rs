@@ -818,7 +818,7 @@ fn read_only_image_file() {
             .open(&img.path)
             .is_ok()
         {
-            eprintln!("SKIP: this process can write a 0444 image file (root without chattr +i)");
+            common::skip("this process can write a 0444 image file (root without chattr +i)");
             return;
         }
     }

@@ -81,10 +81,10 @@ fn make_sample_image_is_reproducible() {
     let v = Command::new("mke2fs").arg("-V").output().unwrap();
     let version = String::from_utf8_lossy(&v.stderr).to_string();
     if !version.contains("1.47.0") {
-        eprintln!(
-            "SKIP: the fixture was made with e2fsprogs 1.47.0, this is {}",
+        common::skip(&format!(
+            "the fixture was made with e2fsprogs 1.47.0, this is {}",
             version.lines().next().unwrap_or("")
-        );
+        ));
         return;
     }
     let dir = tempfile::tempdir().unwrap();

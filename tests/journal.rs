@@ -77,7 +77,7 @@ const DIFFERENT: &[(&str, &str)] = &[
 fn replay_equals_e2fsck_on_the_corpus() {
     require_e2fsprogs!();
     let Some(dir) = common::corpus() else {
-        eprintln!("SKIP: ../shared/corpus/e2fsprogs is absent");
+        common::skip("../shared/corpus/e2fsprogs is absent");
         return;
     };
     let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();

@@ -2017,7 +2017,7 @@ fn env_num(name: &str) -> Option<u64> {
 
 fn run_config(name: &str, size_kib: u64, seed: u64) {
     if !common::have_e2fsprogs() {
-        eprintln!("SKIP: e2fsprogs (mke2fs, e2fsck, debugfs) not installed");
+        common::skip("e2fsprogs (mke2fs, e2fsck, debugfs) not installed");
         return;
     }
     let mut cfg = common::matrix()

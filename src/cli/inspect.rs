@@ -43,6 +43,10 @@ pub enum InspectCmd {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// Print control characters in names as C escapes (\n, \033), as
+        /// ls -b does; the default when stdout is a terminal.
+        #[arg(short = 'b', long)]
+        escape: bool,
     },
     /// Show one inode in detail (does not follow a final symlink).
     #[command(after_help = "Example:\n  ext3edit stat disk.ext3 /etc/shadow --json")]
@@ -54,6 +58,10 @@ pub enum InspectCmd {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// Print control characters in names and values as C escapes; the
+        /// default when stdout is a terminal.
+        #[arg(short = 'b', long)]
+        escape: bool,
     },
     /// Print a symlink's target.
     #[command(after_help = "Example:\n  ext3edit readlink disk.ext3 /etc/rc.d/rc3.d/S55sshd")]
@@ -79,11 +87,19 @@ pub fn run(cmd: InspectCmd) -> R<()> {
             recursive,
             all,
             json,
+            escape,
         } => {
+            report::set_escape(escape);
             let fs = open_read(&image)?;
             report::ls(&fs, &path, long, recursive, all, json)
         }
-        InspectCmd::Stat { image, path, json } => {
+        InspectCmd::Stat {
+            image,
+            path,
+            json,
+            escape,
+        } => {
+            report::set_escape(escape);
             let fs = open_read(&image)?;
             let ino = fs.resolve(&path, false)?;
             report::stat(&fs, &path, ino, json)

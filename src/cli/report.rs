@@ -91,6 +91,41 @@ fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Whether text output escapes control characters (set once, at start).
+static ESCAPE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Escape control characters in names, link targets and xattr values from
+/// now on: when stdout is a terminal (as ls does) or when asked (`-b`).
+pub fn set_escape(asked: bool) {
+    use std::io::IsTerminal;
+    let on = asked || std::io::stdout().is_terminal();
+    ESCAPE.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `s` as shown to a person: with escaping on, control characters become
+/// C escapes (`\n`, `\t`, `\033`, `\u{9b}`) and a backslash doubles, as
+/// `ls -b` shows them, so a crafted name cannot drive the terminal.
+pub fn shown(s: &str) -> std::borrow::Cow<'_, str> {
+    if !ESCAPE.load(std::sync::atomic::Ordering::Relaxed)
+        || !s.chars().any(|c| c.is_control() || c == '\\')
+    {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut o = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\t' => o.push_str("\\t"),
+            '\r' => o.push_str("\\r"),
+            c if (c as u32) < 0x100 && c.is_control() => o.push_str(&format!("\\{:03o}", c as u32)),
+            c if c.is_control() => o.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(o)
+}
+
 pub fn info(fs: &Filesystem, image: &Path, json: bool) -> R<()> {
     let sb = fs.superblock();
     let kind = if sb.has_incompat(feature::INCOMPAT_EXTENTS)
@@ -260,16 +295,16 @@ fn long_line(fs: &Filesystem, name: &str, ino: Ino) -> String {
                 i.gid(),
                 size,
                 &fmt_time(i.mtime())[..16],
-                name
+                shown(name)
             );
             if i.is_symlink() {
                 if let Ok(t) = fs.read_link(&i) {
-                    line += &format!(" -> {}", lossy(&t));
+                    line += &format!(" -> {}", shown(&lossy(&t)));
                 }
             }
             line
         }
-        Err(e) => format!("?????????? {name} ({e})"),
+        Err(e) => format!("?????????? {} ({e})", shown(name)),
     }
 }
 
@@ -308,7 +343,7 @@ pub fn ls(
             if long {
                 long_line(fs, path, inode.ino)
             } else {
-                path.to_string()
+                shown(path).into_owned()
             }
         ));
     }
@@ -344,7 +379,7 @@ pub fn ls(
             if !first {
                 text.push('\n');
             }
-            text += &format!("{dpath}:\n");
+            text += &format!("{}:\n", shown(&dpath));
         }
         first = false;
         let mut subdirs = Vec::new();
@@ -357,7 +392,7 @@ pub fn ls(
                 text += &long_line(fs, &name, e.ino);
                 text.push('\n');
             } else {
-                text += &name;
+                text += &shown(&name);
                 text.push('\n');
             }
             if recursive && e.name != b"." && e.name != b".." {
@@ -457,10 +492,11 @@ pub fn stat(fs: &Filesystem, path: &str, ino: Ino, json: bool) -> R<()> {
     }
     let mut s = String::new();
     s += &format!(
-        "  File: {path}{}\n",
+        "  File: {}{}\n",
+        shown(path),
         target
             .as_ref()
-            .map(|t| format!(" -> {t}"))
+            .map(|t| format!(" -> {}", shown(t)))
             .unwrap_or_default()
     );
     s += &format!(
@@ -524,11 +560,13 @@ pub fn stat(fs: &Filesystem, path: &str, ino: Ino, json: bool) -> R<()> {
     for x in &xv {
         s += &format!(
             "Xattr: {} = {}\n",
-            x["name"].as_str().unwrap_or(""),
-            x.get("value")
-                .or(x.get("hex"))
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
+            shown(x["name"].as_str().unwrap_or("")),
+            shown(
+                x.get("value")
+                    .or(x.get("hex"))
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+            )
         );
     }
     out(&s)

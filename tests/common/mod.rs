@@ -54,12 +54,22 @@ pub fn have_e2fsprogs() -> bool {
     Command::new("mke2fs").arg("-V").output().is_ok()
 }
 
+/// Say that the running test skips part or all of its work, and why, on
+/// a line that shows in the normal `cargo test` output (written straight
+/// to stderr: the test harness captures only `print!`/`eprint!`).
+pub fn skip(why: &str) {
+    use std::io::Write;
+    let t = std::thread::current();
+    let name = t.name().unwrap_or("test");
+    let _ = writeln!(std::io::stderr(), "SKIPPED {name}: {why}");
+}
+
 /// Skip the calling test (return early) when e2fsprogs is missing.
 #[macro_export]
 macro_rules! require_e2fsprogs {
     () => {
         if !common::have_e2fsprogs() {
-            eprintln!("SKIP: e2fsprogs (mke2fs, e2fsck, debugfs) not installed");
+            common::skip("e2fsprogs (mke2fs, e2fsck, debugfs) is not installed");
             return;
         }
     };
