@@ -15,6 +15,7 @@ mod image;
 mod inspect;
 mod journal;
 mod report;
+mod vm;
 
 use args::WriteOpts;
 
@@ -67,6 +68,8 @@ enum Cmd {
     Copy(copy::CopyCmd),
     #[command(flatten)]
     Edit(edit::EditCmd),
+    #[command(flatten)]
+    Vm(vm::VmCmd),
     /// Inspect or replay the ext3/ext4 journal.
     #[command(subcommand)]
     Journal(journal::JournalCmd),
@@ -132,6 +135,10 @@ fn run(cli: Cli) -> R<()> {
         }
         Cmd::Copy(c) => copy::run(c, g),
         Cmd::Edit(c) => edit::run(c, g),
+        Cmd::Vm(c) => {
+            read_only("check")?;
+            vm::run(c)
+        }
         Cmd::Journal(c) => journal::run(c, g),
     }
 }
@@ -174,6 +181,10 @@ pub fn main() -> ExitCode {
             // A closed stdout (ext3edit get ... | head) is not an error.
             if f.msg.contains("Broken pipe") {
                 return ExitCode::SUCCESS;
+            }
+            if f.msg.is_empty() {
+                // The command already said why (check's report).
+                return ExitCode::from(f.code);
             }
             let prefix = if f.code == 2 { "usage error: " } else { "" };
             eprintln!("ext3edit: {prefix}{}", f.msg.replace('\n', " "));

@@ -11,14 +11,14 @@ use serde_json::{json, Value};
 
 use super::{join, R};
 
-fn out(s: &str) -> R<()> {
+pub fn out(s: &str) -> R<()> {
     let mut o = std::io::stdout().lock();
     o.write_all(s.as_bytes())
         .map_err(|e| Error::io("writing output", e))?;
     Ok(())
 }
 
-fn print_json(v: &Value) -> R<()> {
+pub fn print_json(v: &Value) -> R<()> {
     out(&format!(
         "{}\n",
         serde_json::to_string_pretty(v).unwrap_or_default()

@@ -1,0 +1,90 @@
+//! Requirement 3: user accounts live under /home (home directories are
+//! created there).
+//!
+//! /home must be a directory (a symlink to one inside the image counts),
+//! and every regular user of /etc/passwd (UID_MIN from /etc/login.defs up,
+//! 1000 when it does not say; nobody's 65534 excepted) must have a home
+//! under /home.
+
+use super::{Finding, Status};
+use crate::customize::text::{content_lines, inode_at, read_text};
+use crate::error::Result;
+use crate::fs::Filesystem;
+
+/// The lowest uid of a regular user (UID_MIN of /etc/login.defs).
+pub fn uid_min(fs: &Filesystem) -> Result<u32> {
+    if let Some(t) = read_text(fs, "/etc/login.defs").ok().flatten() {
+        for (_, l) in content_lines(&t) {
+            let mut w = l.split_whitespace();
+            if w.next() == Some("UID_MIN") {
+                if let Some(v) = w.next().and_then(|v| v.parse().ok()) {
+                    return Ok(v);
+                }
+            }
+        }
+    }
+    Ok(1000)
+}
+
+/// Check requirement 3.
+pub fn check(fs: &Filesystem) -> Result<Finding> {
+    let mut f = Finding::new(3, "home", "user accounts under /home");
+    match inode_at(fs, "/home")? {
+        Some(i) if i.is_dir() => f.saw("/home is a directory"),
+        Some(i) => {
+            f.mark(
+                Status::Fail,
+                format!("/home is a {}, not a directory", i.file_type().name()),
+            );
+            f.fix_by_hand(
+                "move /home aside (ext3edit mv IMAGE /home /home.old) and run customize --fix",
+            );
+        }
+        None => {
+            f.mark(Status::Fail, "/home is missing");
+            f.fix_with(&["--mkdir", "/home"]);
+        }
+    }
+    let Some(passwd) = read_text(fs, "/etc/passwd").ok().flatten() else {
+        f.mark(Status::Fail, "/etc/passwd is missing: no accounts at all");
+        f.fix_by_hand("the image has no /etc/passwd: it is not a usable root file system");
+        return Ok(f);
+    };
+    let min = uid_min(fs)?;
+    let mut users = Vec::new();
+    let mut elsewhere = Vec::new();
+    for (n, l) in content_lines(&passwd) {
+        let p: Vec<&str> = l.split(':').collect();
+        if p.len() < 7 {
+            continue;
+        }
+        let Ok(uid) = p[2].parse::<u32>() else {
+            continue;
+        };
+        if uid < min || uid == 65534 {
+            continue;
+        }
+        if p[5] == "/home" || p[5].starts_with("/home/") {
+            users.push(p[0].to_string());
+        } else {
+            elsewhere.push(format!(
+                "{} (uid {uid}) has home {} (/etc/passwd:{n})",
+                p[0], p[5]
+            ));
+        }
+    }
+    if users.is_empty() && elsewhere.is_empty() {
+        f.saw(format!(
+            "no regular users yet (uid {min} and up); new ones get homes under /home"
+        ));
+    } else if !users.is_empty() {
+        f.saw(format!(
+            "users with homes under /home: {}",
+            users.join(", ")
+        ));
+    }
+    for e in elsewhere {
+        f.mark(Status::Warn, e);
+    }
+    Ok(f)
+}

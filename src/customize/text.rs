@@ -1,0 +1,168 @@
+//! Reading the image's configuration files: text files found by path
+//! (symlinks followed inside the image), `KEY=VALUE` files as RHEL's
+//! /etc/sysconfig uses them, and directory listings.
+
+use crate::error::{Error, Result};
+use crate::fs::Filesystem;
+use crate::inode::{Ino, Inode};
+use crate::layout::FileType;
+
+/// Configuration files larger than this are not read (a crafted image
+/// could declare a huge sparse file).
+pub const MAX_TEXT: u64 = 16 << 20;
+
+/// What is at `path` in the image, following symlinks (inside the image);
+/// `None` when nothing is there (or a symlink dangles).
+pub fn inode_at(fs: &Filesystem, path: &str) -> Result<Option<Inode>> {
+    match fs.try_resolve(path, true) {
+        Ok(Some(ino)) => Ok(Some(fs.read_inode(ino)?)),
+        Ok(None) | Err(Error::NotFound(_)) | Err(Error::NotADirectory(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The content of the regular file at `path`, as text (invalid UTF-8
+/// replaced); `None` when there is no such file. A directory or a file
+/// over [`MAX_TEXT`] is an error naming the path.
+pub fn read_text(fs: &Filesystem, path: &str) -> Result<Option<String>> {
+    let Some(inode) = inode_at(fs, path)? else {
+        return Ok(None);
+    };
+    if !inode.is_reg() {
+        return Err(Error::Invalid(format!(
+            "{path} is a {}, not a regular file",
+            inode.file_type().name()
+        )));
+    }
+    if inode.size() > MAX_TEXT {
+        return Err(Error::Invalid(format!(
+            "{path} is {} bytes: too large for a configuration file",
+            inode.size()
+        )));
+    }
+    let mut v = Vec::with_capacity(inode.size() as usize);
+    fs.read_file(&inode, &mut v).map_err(|e| e.at(path))?;
+    Ok(Some(String::from_utf8_lossy(&v).into_owned()))
+}
+
+/// One entry of a directory listing.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The name (invalid UTF-8 replaced).
+    pub name: String,
+    /// Its inode.
+    pub ino: Ino,
+    /// Its type, from the inode.
+    pub ftype: FileType,
+}
+
+/// The entries of the directory at `path` (without `.` and `..`), sorted by
+/// name; `None` when there is no directory there.
+pub fn list_dir(fs: &Filesystem, path: &str) -> Result<Option<Vec<Entry>>> {
+    let Some(dir) = inode_at(fs, path)? else {
+        return Ok(None);
+    };
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    let mut v = Vec::new();
+    for e in fs.read_dir(&dir).map_err(|e| e.at(path))? {
+        if e.name == b"." || e.name == b".." {
+            continue;
+        }
+        let ftype = fs.read_inode(e.ino)?.file_type();
+        v.push(Entry {
+            name: String::from_utf8_lossy(&e.name).into_owned(),
+            ino: e.ino,
+            ftype,
+        });
+    }
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Some(v))
+}
+
+/// One `KEY=VALUE` assignment of a shell-style variables file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Var {
+    /// 1-based line number.
+    pub line: usize,
+    /// The variable name.
+    pub key: String,
+    /// The value, with one level of quotes removed.
+    pub value: String,
+}
+
+/// Parse `KEY=VALUE` lines (RHEL's ifcfg and /etc/sysconfig files,
+/// os-release): comments and blank lines skipped, `export` allowed, one
+/// level of single or double quotes removed. Lines that are not
+/// assignments are returned apart, with their line numbers.
+pub fn parse_vars(text: &str) -> (Vec<Var>, Vec<usize>) {
+    let mut vars = Vec::new();
+    let mut bad = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let l = raw.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let l = l.strip_prefix("export ").unwrap_or(l).trim_start();
+        let Some((k, v)) = l.split_once('=') else {
+            bad.push(i + 1);
+            continue;
+        };
+        let k = k.trim();
+        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            bad.push(i + 1);
+            continue;
+        }
+        vars.push(Var {
+            line: i + 1,
+            key: k.to_string(),
+            value: unquote(v.trim()).to_string(),
+        });
+    }
+    (vars, bad)
+}
+
+/// The last value of `key` among `vars`.
+pub fn var<'a>(vars: &'a [Var], key: &str) -> Option<&'a Var> {
+    vars.iter().rev().find(|v| v.key == key)
+}
+
+fn unquote(v: &str) -> &str {
+    for q in ['"', '\''] {
+        if v.len() >= 2 && v.starts_with(q) && v.ends_with(q) {
+            return &v[1..v.len() - 1];
+        }
+    }
+    // An unquoted value ends at a comment.
+    match v.find(" #") {
+        Some(i) => v[..i].trim_end(),
+        None => v,
+    }
+}
+
+/// Lines of `text` that are not blank or comments, with 1-based numbers.
+pub fn content_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vars_quotes_comments_and_bad_lines() {
+        let (v, bad) = parse_vars(
+            "# c\nDEVICE=eth0\nBOOTPROTO=\"dhcp\"\n export ONBOOT='yes'\nnonsense\nIPADDR=1.2.3.4 # x\n",
+        );
+        assert_eq!(var(&v, "DEVICE").unwrap().value, "eth0");
+        assert_eq!(var(&v, "BOOTPROTO").unwrap().value, "dhcp");
+        assert_eq!(var(&v, "ONBOOT").unwrap().value, "yes");
+        assert_eq!(var(&v, "IPADDR").unwrap().value, "1.2.3.4");
+        assert_eq!(var(&v, "ONBOOT").unwrap().line, 4);
+        assert_eq!(bad, vec![5]);
+    }
+}
