@@ -119,8 +119,8 @@ fn run_check(image: &Path, json: bool, conf: Option<&Path>, url: Option<&str>) -
     let container = Container {
         format: "raw".into(),
     };
-    let rep =
-        check::check(&fs, &container).map_err(|e| failure(format!("{}: {e}", image.display())))?;
+    let rep = check::check(fs.superblock(), &fs, &container)
+        .map_err(|e| failure(format!("{}: {e}", image.display())))?;
     let url_ok = verdict.as_ref().is_none_or(|(_, _, v)| v.matched.is_some());
     if json {
         print_json(image, &rep, verdict.as_ref())?;

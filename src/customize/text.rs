@@ -11,38 +11,40 @@ use crate::layout::FileType;
 /// could declare a huge sparse file).
 pub const MAX_TEXT: u64 = 16 << 20;
 
-/// What is at `path` in the image, following symlinks (inside the image);
-/// `None` when nothing is there (or a symlink dangles).
-pub fn inode_at(fs: &Filesystem, path: &str) -> Result<Option<Inode>> {
-    match fs.try_resolve(path, true) {
-        Ok(Some(ino)) => Ok(Some(fs.read_inode(ino)?)),
-        Ok(None) | Err(Error::NotFound(_)) | Err(Error::NotADirectory(_)) => Ok(None),
-        Err(e) => Err(e),
-    }
+/// What a path is, as far as the checks and the customize steps care.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    /// Regular file, directory, symlink...
+    pub ftype: FileType,
+    /// Permission bits (07777).
+    pub perm: u16,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size in bytes.
+    pub size: u64,
 }
 
-/// The content of the regular file at `path`, as text (invalid UTF-8
-/// replaced); `None` when there is no such file. A directory or a file
-/// over [`MAX_TEXT`] is an error naming the path.
-pub fn read_text(fs: &Filesystem, path: &str) -> Result<Option<String>> {
-    let Some(inode) = inode_at(fs, path)? else {
-        return Ok(None);
-    };
-    if !inode.is_reg() {
-        return Err(Error::Invalid(format!(
-            "{path} is a {}, not a regular file",
-            inode.file_type().name()
-        )));
+impl Meta {
+    /// From an inode.
+    pub fn of(i: &Inode) -> Self {
+        Meta {
+            ftype: i.file_type(),
+            perm: i.perm(),
+            uid: i.uid(),
+            gid: i.gid(),
+            size: i.size(),
+        }
     }
-    if inode.size() > MAX_TEXT {
-        return Err(Error::Invalid(format!(
-            "{path} is {} bytes: too large for a configuration file",
-            inode.size()
-        )));
+    /// A regular file.
+    pub fn is_reg(&self) -> bool {
+        self.ftype == FileType::Regular
     }
-    let mut v = Vec::with_capacity(inode.size() as usize);
-    fs.read_file(&inode, &mut v).map_err(|e| e.at(path))?;
-    Ok(Some(String::from_utf8_lossy(&v).into_owned()))
+    /// A directory.
+    pub fn is_dir(&self) -> bool {
+        self.ftype == FileType::Directory
+    }
 }
 
 /// One entry of a directory listing.
@@ -50,35 +52,108 @@ pub fn read_text(fs: &Filesystem, path: &str) -> Result<Option<String>> {
 pub struct Entry {
     /// The name (invalid UTF-8 replaced).
     pub name: String,
-    /// Its inode.
-    pub ino: Ino,
-    /// Its type, from the inode.
+    /// Its type.
     pub ftype: FileType,
 }
 
-/// The entries of the directory at `path` (without `.` and `..`), sorted by
-/// name; `None` when there is no directory there.
-pub fn list_dir(fs: &Filesystem, path: &str) -> Result<Option<Vec<Entry>>> {
-    let Some(dir) = inode_at(fs, path)? else {
-        return Ok(None);
-    };
-    if !dir.is_dir() {
-        return Ok(None);
+/// A read-only view of a file tree: the image itself, or the image with
+/// the changes a customize run has planned on top (so that a step, and
+/// `--fix`'s check, see what the steps before it did). Paths are
+/// absolute; symlinks resolve inside the tree.
+pub trait View {
+    /// What is at `path` (following a final symlink when `follow`);
+    /// `None` when nothing is there.
+    fn meta(&self, path: &str, follow: bool) -> Result<Option<Meta>>;
+    /// The bytes of the regular file at `path` (symlinks followed); `None`
+    /// when missing. Not a regular file, or over [`MAX_TEXT`]: an
+    /// [`Error::Invalid`] naming the path.
+    fn read_bytes(&self, path: &str) -> Result<Option<Vec<u8>>>;
+    /// The target of the symlink at `path`; `None` when it is not one.
+    fn read_link(&self, path: &str) -> Result<Option<String>>;
+    /// The entries of the directory at `path` (no `.` and `..`), sorted by
+    /// name; `None` when there is no directory there.
+    fn list_dir(&self, path: &str) -> Result<Option<Vec<Entry>>>;
+}
+
+fn resolve_opt(fs: &Filesystem, path: &str, follow: bool) -> Result<Option<Ino>> {
+    match fs.try_resolve(path, follow) {
+        Ok(r) => Ok(r),
+        Err(Error::NotFound(_)) | Err(Error::NotADirectory(_)) => Ok(None),
+        Err(e) => Err(e),
     }
-    let mut v = Vec::new();
-    for e in fs.read_dir(&dir).map_err(|e| e.at(path))? {
-        if e.name == b"." || e.name == b".." {
-            continue;
+}
+
+impl View for Filesystem {
+    fn meta(&self, path: &str, follow: bool) -> Result<Option<Meta>> {
+        match resolve_opt(self, path, follow)? {
+            Some(ino) => Ok(Some(Meta::of(&self.read_inode(ino)?))),
+            None => Ok(None),
         }
-        let ftype = fs.read_inode(e.ino)?.file_type();
-        v.push(Entry {
-            name: String::from_utf8_lossy(&e.name).into_owned(),
-            ino: e.ino,
-            ftype,
-        });
     }
-    v.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Some(v))
+
+    fn read_bytes(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        let Some(ino) = resolve_opt(self, path, true)? else {
+            return Ok(None);
+        };
+        let inode = self.read_inode(ino)?;
+        if !inode.is_reg() {
+            return Err(Error::Invalid(format!(
+                "{path} is a {}, not a regular file",
+                inode.file_type().name()
+            )));
+        }
+        if inode.size() > MAX_TEXT {
+            return Err(Error::Invalid(format!(
+                "{path} is {} bytes: too large for a configuration file",
+                inode.size()
+            )));
+        }
+        let mut v = Vec::with_capacity(inode.size() as usize);
+        self.read_file(&inode, &mut v).map_err(|e| e.at(path))?;
+        Ok(Some(v))
+    }
+
+    fn read_link(&self, path: &str) -> Result<Option<String>> {
+        let Some(ino) = resolve_opt(self, path, false)? else {
+            return Ok(None);
+        };
+        let inode = self.read_inode(ino)?;
+        if !inode.is_symlink() {
+            return Ok(None);
+        }
+        let t = Filesystem::read_link(self, &inode).map_err(|e| e.at(path))?;
+        Ok(Some(String::from_utf8_lossy(&t).into_owned()))
+    }
+
+    fn list_dir(&self, path: &str) -> Result<Option<Vec<Entry>>> {
+        let Some(ino) = resolve_opt(self, path, true)? else {
+            return Ok(None);
+        };
+        let dir = self.read_inode(ino)?;
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        let mut v = Vec::new();
+        for e in self.read_dir(&dir).map_err(|e| e.at(path))? {
+            if e.name == b"." || e.name == b".." {
+                continue;
+            }
+            let ftype = self.read_inode(e.ino)?.file_type();
+            v.push(Entry {
+                name: String::from_utf8_lossy(&e.name).into_owned(),
+                ftype,
+            });
+        }
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Some(v))
+    }
+}
+
+/// The regular file at `path` as text (invalid UTF-8 replaced); `None`
+/// when missing.
+pub fn read_text(v: &dyn View, path: &str) -> Result<Option<String>> {
+    Ok(v.read_bytes(path)?
+        .map(|b| String::from_utf8_lossy(&b).into_owned()))
 }
 
 /// One `KEY=VALUE` assignment of a shell-style variables file.

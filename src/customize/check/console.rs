@@ -4,8 +4,8 @@
 
 use super::{text_or_note, Finding, Status};
 use crate::customize::text::content_lines;
+use crate::customize::text::View;
 use crate::error::Result;
-use crate::fs::Filesystem;
 
 /// The names of the Xen console device.
 pub const XEN_CONSOLES: [&str; 2] = ["xvc0", "hvc0"];
@@ -23,15 +23,15 @@ pub fn getty_line(inittab: &str) -> Option<(usize, &str)> {
 }
 
 /// Check requirement 5.
-pub fn check(fs: &Filesystem) -> Result<Finding> {
+pub fn check(v: &dyn View) -> Result<Finding> {
     let mut f = Finding::new(
         5,
         "console",
         "the Xen console (xvc0 or hvc0) in /etc/inittab and /etc/securetty",
     );
-    match text_or_note(fs, &mut f, "/etc/inittab")? {
+    match text_or_note(v, &mut f, "/etc/inittab")? {
         None => {
-            if super::ssh::uses_systemd(fs)? {
+            if super::ssh::uses_systemd(v)? {
                 f.mark(
                     Status::Warn,
                     "no /etc/inittab: systemd starts a getty on the kernel console itself",
@@ -49,7 +49,7 @@ pub fn check(fs: &Filesystem) -> Result<Finding> {
             }
         },
     }
-    match text_or_note(fs, &mut f, "/etc/securetty")? {
+    match text_or_note(v, &mut f, "/etc/securetty")? {
         None => {
             f.mark(
                 Status::Fail,

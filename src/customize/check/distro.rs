@@ -1,9 +1,8 @@
 //! Which distribution the image is: /etc/redhat-release (RHEL, CentOS,
 //! Fedora), /etc/os-release (everything recent), /etc/debian_version.
 
-use crate::customize::text::{parse_vars, read_text, var};
+use crate::customize::text::{parse_vars, read_text, var, View};
 use crate::error::Result;
-use crate::fs::Filesystem;
 
 /// The distribution as the image names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,9 +17,9 @@ pub struct Distro {
 }
 
 /// Read the distribution's name; `None` when the image does not say.
-pub fn detect(fs: &Filesystem) -> Result<Option<Distro>> {
+pub fn detect(v: &dyn View) -> Result<Option<Distro>> {
     let text = |p| {
-        read_text(fs, p).or_else(|e| match e {
+        read_text(v, p).or_else(|e| match e {
             crate::Error::Invalid(_) => Ok(None),
             e => Err(e),
         })

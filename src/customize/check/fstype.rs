@@ -7,17 +7,16 @@
 //! kernel refuses).
 
 use super::{Container, Finding, Status};
-use crate::fs::Filesystem;
 use crate::layout::feature::*;
+use crate::superblock::Superblock;
 
 /// Feature bits an ext3 driver accepts (compat bits are all harmless).
 const EXT3_INCOMPAT: u32 = INCOMPAT_FILETYPE | INCOMPAT_RECOVER | INCOMPAT_META_BG;
 const EXT3_RO_COMPAT: u32 = RO_COMPAT_SPARSE_SUPER | RO_COMPAT_LARGE_FILE | RO_COMPAT_BTREE_DIR;
 
 /// Check requirement 1.
-pub fn check(fs: &Filesystem, container: &Container) -> Finding {
+pub fn check(sb: &Superblock, container: &Container) -> Finding {
     let mut f = Finding::new(1, "ext3-image", "an ext3 file system image");
-    let sb = fs.superblock();
     let (incompat, ro_compat) = (sb.incompat, sb.ro_compat);
     let extra: Vec<String> = crate::layout::feature::NAMES
         .iter()

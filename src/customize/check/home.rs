@@ -7,13 +7,12 @@
 //! under /home.
 
 use super::{Finding, Status};
-use crate::customize::text::{content_lines, inode_at, read_text};
+use crate::customize::text::{content_lines, read_text, View};
 use crate::error::Result;
-use crate::fs::Filesystem;
 
 /// The lowest uid of a regular user (UID_MIN of /etc/login.defs).
-pub fn uid_min(fs: &Filesystem) -> Result<u32> {
-    if let Some(t) = read_text(fs, "/etc/login.defs").ok().flatten() {
+pub fn uid_min(v: &dyn View) -> Result<u32> {
+    if let Some(t) = read_text(v, "/etc/login.defs").ok().flatten() {
         for (_, l) in content_lines(&t) {
             let mut w = l.split_whitespace();
             if w.next() == Some("UID_MIN") {
@@ -27,14 +26,14 @@ pub fn uid_min(fs: &Filesystem) -> Result<u32> {
 }
 
 /// Check requirement 3.
-pub fn check(fs: &Filesystem) -> Result<Finding> {
+pub fn check(v: &dyn View) -> Result<Finding> {
     let mut f = Finding::new(3, "home", "user accounts under /home");
-    match inode_at(fs, "/home")? {
+    match v.meta("/home", true)? {
         Some(i) if i.is_dir() => f.saw("/home is a directory"),
         Some(i) => {
             f.mark(
                 Status::Fail,
-                format!("/home is a {}, not a directory", i.file_type().name()),
+                format!("/home is a {}, not a directory", i.ftype.name()),
             );
             f.fix_by_hand(
                 "move /home aside (ext3edit mv IMAGE /home /home.old) and run customize --fix",
@@ -45,12 +44,12 @@ pub fn check(fs: &Filesystem) -> Result<Finding> {
             f.fix_with(&["--mkdir", "/home"]);
         }
     }
-    let Some(passwd) = read_text(fs, "/etc/passwd").ok().flatten() else {
+    let Some(passwd) = read_text(v, "/etc/passwd").ok().flatten() else {
         f.mark(Status::Fail, "/etc/passwd is missing: no accounts at all");
         f.fix_by_hand("the image has no /etc/passwd: it is not a usable root file system");
         return Ok(f);
     };
-    let min = uid_min(fs)?;
+    let min = uid_min(v)?;
     let mut users = Vec::new();
     let mut elsewhere = Vec::new();
     for (n, l) in content_lines(&passwd) {

@@ -5,8 +5,8 @@
 use super::ssh::glob_match;
 use super::{text_or_note, Finding, Status};
 use crate::customize::text::content_lines;
+use crate::customize::text::View;
 use crate::error::Result;
-use crate::fs::Filesystem;
 
 /// The Xen loader configuration file.
 pub const XEN_CONF: &str = "/etc/ld.so.conf.d/libc6-xen.conf";
@@ -15,13 +15,13 @@ pub const XEN_CONF: &str = "/etc/ld.so.conf.d/libc6-xen.conf";
 pub const HWCAP: [&str; 3] = ["hwcap", "0", "nosegneg"];
 
 /// Check requirement 7.
-pub fn check(fs: &Filesystem) -> Result<Finding> {
+pub fn check(v: &dyn View) -> Result<Finding> {
     let mut f = Finding::new(
         7,
         "xen-loader",
         "/etc/ld.so.conf.d/libc6-xen.conf with hwcap 0 nosegneg, read by the loader",
     );
-    match text_or_note(fs, &mut f, "/etc/ld.so.conf")? {
+    match text_or_note(v, &mut f, "/etc/ld.so.conf")? {
         None => {
             f.mark(Status::Fail, "/etc/ld.so.conf is missing");
             f.fix_with(&["--xen-ldconf"]);
@@ -57,7 +57,7 @@ pub fn check(fs: &Filesystem) -> Result<Finding> {
             }
         }
     }
-    match text_or_note(fs, &mut f, XEN_CONF)? {
+    match text_or_note(v, &mut f, XEN_CONF)? {
         None => {
             f.mark(Status::Fail, format!("{XEN_CONF} is missing"));
             f.fix_with(&["--xen-ldconf"]);

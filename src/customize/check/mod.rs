@@ -25,8 +25,9 @@ pub mod network;
 pub mod shadow;
 pub mod ssh;
 
+use crate::customize::text::View;
 use crate::error::Result;
-use crate::fs::Filesystem;
+use crate::superblock::Superblock;
 
 /// How a requirement stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -138,26 +139,26 @@ pub struct Container {
 }
 
 /// Check every requirement on an open image.
-pub fn check(fs: &Filesystem, container: &Container) -> Result<Report> {
+pub fn check(sb: &Superblock, v: &dyn View, container: &Container) -> Result<Report> {
     let findings = vec![
-        fstype::check(fs, container),
-        ssh::check(fs)?,
-        home::check(fs)?,
-        network::check(fs)?,
-        console::check(fs)?,
-        shadow::check(fs)?,
-        loader::check(fs)?,
+        fstype::check(sb, container),
+        ssh::check(v)?,
+        home::check(v)?,
+        network::check(v)?,
+        console::check(v)?,
+        shadow::check(v)?,
+        loader::check(v)?,
     ];
     Ok(Report {
-        distribution: distro::detect(fs)?,
+        distribution: distro::detect(v)?,
         findings,
     })
 }
 
 /// `path` read as text, or evidence why not: `Ok(None)` when missing or
 /// unreadable (with the reason recorded in `f`).
-fn text_or_note(fs: &Filesystem, f: &mut Finding, path: &str) -> Result<Option<String>> {
-    match super::text::read_text(fs, path) {
+fn text_or_note(v: &dyn View, f: &mut Finding, path: &str) -> Result<Option<String>> {
+    match super::text::read_text(v, path) {
         Ok(t) => Ok(t),
         Err(crate::Error::Invalid(m)) => {
             f.mark(Status::Fail, m);

@@ -8,15 +8,14 @@
 //! maps a loopback address to `localhost`.
 
 use super::{text_or_note, Finding, Status};
-use crate::customize::text::{content_lines, parse_vars, var};
+use crate::customize::text::{content_lines, parse_vars, var, View};
 use crate::error::Result;
-use crate::fs::Filesystem;
 
 /// Where RHEL keeps the interface files.
 pub const SCRIPTS: &str = "/etc/sysconfig/network-scripts";
 
 /// Check requirement 4.
-pub fn check(fs: &Filesystem) -> Result<Finding> {
+pub fn check(v: &dyn View) -> Result<Finding> {
     let mut f = Finding::new(
         4,
         "network",
@@ -24,7 +23,7 @@ pub fn check(fs: &Filesystem) -> Result<Finding> {
     );
     for dev in ["eth0", "eth1"] {
         let p = format!("{SCRIPTS}/ifcfg-{dev}");
-        let Some(t) = text_or_note(fs, &mut f, &p)? else {
+        let Some(t) = text_or_note(v, &mut f, &p)? else {
             f.mark(Status::Fail, format!("{p} is missing"));
             f.fix_with(&["--network", &format!("{dev}=dhcp")]);
             continue;
@@ -76,7 +75,7 @@ pub fn check(fs: &Filesystem) -> Result<Finding> {
         }
     }
     let net = "/etc/sysconfig/network";
-    match text_or_note(fs, &mut f, net)? {
+    match text_or_note(v, &mut f, net)? {
         None => {
             f.mark(Status::Fail, format!("{net} is missing"));
             f.fix_with(&["--network", "eth0=dhcp"]);
@@ -104,7 +103,7 @@ pub fn check(fs: &Filesystem) -> Result<Finding> {
             }
         }
     }
-    match text_or_note(fs, &mut f, "/etc/hosts")? {
+    match text_or_note(v, &mut f, "/etc/hosts")? {
         None => {
             f.mark(Status::Fail, "/etc/hosts is missing");
             f.fix_with(&["--hostname", "localhost.localdomain"]);

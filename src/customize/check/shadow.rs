@@ -4,13 +4,13 @@
 
 use super::{text_or_note, Finding, Status};
 use crate::customize::text::content_lines;
+use crate::customize::text::View;
 use crate::error::Result;
-use crate::fs::Filesystem;
 
 /// Check requirement 6.
-pub fn check(fs: &Filesystem) -> Result<Finding> {
+pub fn check(v: &dyn View) -> Result<Finding> {
     let mut f = Finding::new(6, "shadow", "passwords in /etc/shadow, with a root entry");
-    let Some(shadow) = text_or_note(fs, &mut f, "/etc/shadow")? else {
+    let Some(shadow) = text_or_note(v, &mut f, "/etc/shadow")? else {
         f.mark(Status::Fail, "/etc/shadow is missing");
         f.fix_by_hand("convert the image to shadow passwords (pwconv in a chroot)");
         return Ok(f);
@@ -50,7 +50,7 @@ pub fn check(fs: &Filesystem) -> Result<Finding> {
             f.saw(format!("/etc/shadow:{n}: root's password is {state}"));
         }
     }
-    if let Some(passwd) = text_or_note(fs, &mut f, "/etc/passwd")? {
+    if let Some(passwd) = text_or_note(v, &mut f, "/etc/passwd")? {
         if let Some((n, l)) = content_lines(&passwd).find(|(_, l)| l.starts_with("root:")) {
             let pw = l.split(':').nth(1).unwrap_or("");
             if pw != "x" {

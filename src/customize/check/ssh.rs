@@ -8,32 +8,31 @@
 //! `multi-user.target.wants` link to sshd.service or ssh.service.
 
 use super::{text_or_note, Finding, Status};
-use crate::customize::text::{content_lines, inode_at, list_dir, read_text};
+use crate::customize::text::{content_lines, read_text, View};
 use crate::error::Result;
-use crate::fs::Filesystem;
 use crate::layout::FileType;
 
 /// Where sshd's configuration must be.
 pub const SSHD_CONFIG: &str = "/etc/ssh/sshd_config";
 
 /// Check requirement 2.
-pub fn check(fs: &Filesystem) -> Result<Finding> {
+pub fn check(v: &dyn View) -> Result<Finding> {
     let mut f = Finding::new(
         2,
         "openssh",
         "OpenSSH installed, sshd started at boot, /etc/ssh/sshd_config",
     );
-    installed(fs, &mut f)?;
-    enabled(fs, &mut f)?;
-    config(fs, &mut f)?;
+    installed(v, &mut f)?;
+    enabled(v, &mut f)?;
+    config(v, &mut f)?;
     Ok(f)
 }
 
-fn installed(fs: &Filesystem, f: &mut Finding) -> Result<()> {
+fn installed(v: &dyn View, f: &mut Finding) -> Result<()> {
     for p in ["/usr/sbin/sshd", "/sbin/sshd"] {
-        if let Some(i) = inode_at(fs, p)? {
-            if i.is_reg() && i.perm() & 0o111 != 0 {
-                f.saw(format!("{p} installed ({} bytes)", i.size()));
+        if let Some(i) = v.meta(p, true)? {
+            if i.is_reg() && i.perm & 0o111 != 0 {
+                f.saw(format!("{p} installed ({} bytes)", i.size));
                 return Ok(());
             }
             f.mark(Status::Fail, format!("{p} is not an executable file"));
@@ -49,8 +48,8 @@ fn installed(fs: &Filesystem, f: &mut Finding) -> Result<()> {
 
 /// The default runlevel from /etc/inittab (`id:3:initdefault:`), with
 /// where it was read.
-pub fn default_runlevel(fs: &Filesystem) -> Result<(char, Option<String>)> {
-    let Some(t) = read_text(fs, "/etc/inittab").ok().flatten() else {
+pub fn default_runlevel(v: &dyn View) -> Result<(char, Option<String>)> {
+    let Some(t) = read_text(v, "/etc/inittab").ok().flatten() else {
         return Ok(('3', None));
     };
     for (n, l) in content_lines(&t) {
@@ -65,65 +64,63 @@ pub fn default_runlevel(fs: &Filesystem) -> Result<(char, Option<String>)> {
 }
 
 /// True when the image boots with systemd rather than SysV init.
-pub fn uses_systemd(fs: &Filesystem) -> Result<bool> {
-    if let Some(i) = fs.try_resolve("/sbin/init", false).ok().flatten() {
-        let inode = fs.read_inode(i)?;
-        if inode.is_symlink() {
-            let t = fs.read_link(&inode)?;
-            if String::from_utf8_lossy(&t).contains("systemd") {
-                return Ok(true);
-            }
+pub fn uses_systemd(v: &dyn View) -> Result<bool> {
+    if let Some(t) = v.read_link("/sbin/init")? {
+        if t.contains("systemd") {
+            return Ok(true);
         }
     }
-    let has_inittab = inode_at(fs, "/etc/inittab")?.is_some();
-    let has_systemd = inode_at(fs, "/usr/lib/systemd/systemd")?.is_some()
-        || inode_at(fs, "/lib/systemd/systemd")?.is_some();
+    let has_inittab = v.meta("/etc/inittab", true)?.is_some();
+    let has_systemd = v.meta("/usr/lib/systemd/systemd", true)?.is_some()
+        || v.meta("/lib/systemd/systemd", true)?.is_some();
     Ok(has_systemd && !has_inittab)
 }
 
 /// The rc directories of runlevel `level` that exist (RHEL's
 /// /etc/rc.d/rcN.d, Debian's /etc/rcN.d; the same directory once).
-pub fn rc_dirs(fs: &Filesystem, level: char) -> Result<Vec<String>> {
+pub fn rc_dirs(v: &dyn View, level: char) -> Result<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
-    let mut seen = Vec::new();
-    for p in [
-        format!("/etc/rc.d/rc{level}.d"),
-        format!("/etc/rc{level}.d"),
-    ] {
-        if let Some(i) = inode_at(fs, &p)? {
-            if i.is_dir() && !seen.contains(&i.ino) {
-                seen.push(i.ino);
-                out.push(p);
-            }
-        }
+    let rh = format!("/etc/rc.d/rc{level}.d");
+    let deb = format!("/etc/rc{level}.d");
+    if v.meta(&rh, true)?.is_some_and(|m| m.is_dir()) {
+        out.push(rh);
+    }
+    // On RHEL /etc/rcN.d is a symlink to rc.d/rcN.d: the same directory.
+    let deb_is_link = v
+        .meta(&deb, false)?
+        .is_some_and(|m| m.ftype == FileType::Symlink);
+    if v.meta(&deb, true)?.is_some_and(|m| m.is_dir()) && !(deb_is_link && !out.is_empty()) {
+        out.push(deb);
     }
     Ok(out)
 }
 
 /// The S links to the ssh init script in `dir`: (link path, target).
-pub fn sshd_start_links(fs: &Filesystem, dir: &str) -> Result<Vec<(String, String)>> {
-    let mut v = Vec::new();
-    for e in list_dir(fs, dir)?.unwrap_or_default() {
+pub fn sshd_start_links(v: &dyn View, dir: &str) -> Result<Vec<(String, String)>> {
+    let mut links = Vec::new();
+    for e in v.list_dir(dir)?.unwrap_or_default() {
         if !e.name.starts_with('S') || e.ftype != FileType::Symlink {
             continue;
         }
-        let target = String::from_utf8_lossy(&fs.read_link(&fs.read_inode(e.ino)?)?).into_owned();
+        let path = format!("{dir}/{}", e.name);
+        let Some(target) = v.read_link(&path)? else {
+            continue;
+        };
         let base = target.rsplit('/').next().unwrap_or("");
         if base == "sshd" || base == "ssh" {
-            let path = format!("{dir}/{}", e.name);
-            if inode_at(fs, &path)?.is_some_and(|i| i.is_reg()) {
-                v.push((path, target));
+            if v.meta(&path, true)?.is_some_and(|i| i.is_reg()) {
+                links.push((path, target));
             }
         }
     }
-    Ok(v)
+    Ok(links)
 }
 
-fn enabled(fs: &Filesystem, f: &mut Finding) -> Result<()> {
-    if uses_systemd(fs)? {
+fn enabled(v: &dyn View, f: &mut Finding) -> Result<()> {
+    if uses_systemd(v)? {
         for unit in ["sshd.service", "ssh.service"] {
             let p = format!("/etc/systemd/system/multi-user.target.wants/{unit}");
-            if inode_at(fs, &p)?.is_some() {
+            if v.meta(&p, true)?.is_some() {
                 f.saw(format!("systemd: {p} enables sshd at boot"));
                 return Ok(());
             }
@@ -135,12 +132,12 @@ fn enabled(fs: &Filesystem, f: &mut Finding) -> Result<()> {
         f.fix_with(&["--enable-sshd"]);
         return Ok(());
     }
-    let (level, from) = default_runlevel(fs)?;
+    let (level, from) = default_runlevel(v)?;
     let mut found_default = Vec::new();
     let mut found_other = Vec::new();
     for l in ['3', '5'].into_iter().chain(std::iter::once(level)) {
-        for d in rc_dirs(fs, l)? {
-            for (p, t) in sshd_start_links(fs, &d)? {
+        for d in rc_dirs(v, l)? {
+            for (p, t) in sshd_start_links(v, &d)? {
                 let s = format!("{p} -> {t}");
                 if l == level {
                     if !found_default.contains(&s) {
@@ -223,8 +220,8 @@ impl SshdConfig {
     }
 }
 
-fn config(fs: &Filesystem, f: &mut Finding) -> Result<()> {
-    let Some(text) = text_or_note(fs, f, SSHD_CONFIG)? else {
+fn config(v: &dyn View, f: &mut Finding) -> Result<()> {
+    let Some(text) = text_or_note(v, f, SSHD_CONFIG)? else {
         if !f.evidence.iter().any(|e| e.starts_with(SSHD_CONFIG)) {
             f.mark(Status::Fail, format!("{SSHD_CONFIG} is missing"));
         }
@@ -246,8 +243,8 @@ fn config(fs: &Filesystem, f: &mut Finding) -> Result<()> {
             } else {
                 format!("/etc/ssh/{pat}")
             };
-            for p in expand_glob(fs, &pat)? {
-                if let Some(t) = read_text(fs, &p).ok().flatten() {
+            for p in expand_glob(v, &pat)? {
+                if let Some(t) = read_text(v, &p).ok().flatten() {
                     let sub = SshdConfig::parse(&t, &p);
                     c.settings.extend(sub.settings);
                     c.bad.extend(sub.bad);
@@ -319,7 +316,7 @@ fn config(fs: &Filesystem, f: &mut Finding) -> Result<()> {
 }
 
 /// Paths matching `pat`, whose last component may hold `*` and `?`.
-pub fn expand_glob(fs: &Filesystem, pat: &str) -> Result<Vec<String>> {
+pub fn expand_glob(v: &dyn View, pat: &str) -> Result<Vec<String>> {
     let Some((dir, last)) = pat.rsplit_once('/') else {
         return Ok(Vec::new());
     };
@@ -327,7 +324,7 @@ pub fn expand_glob(fs: &Filesystem, pat: &str) -> Result<Vec<String>> {
         return Ok(vec![pat.to_string()]);
     }
     let dir = if dir.is_empty() { "/" } else { dir };
-    Ok(list_dir(fs, dir)?
+    Ok(v.list_dir(dir)?
         .unwrap_or_default()
         .into_iter()
         .filter(|e| glob_match(last.as_bytes(), e.name.as_bytes()))
