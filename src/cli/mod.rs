@@ -135,10 +135,7 @@ fn run(cli: Cli) -> R<()> {
         }
         Cmd::Copy(c) => copy::run(c, g),
         Cmd::Edit(c) => edit::run(c, g),
-        Cmd::Vm(c) => {
-            read_only("check")?;
-            vm::run(c)
-        }
+        Cmd::Vm(c) => vm::run(c, g),
         Cmd::Journal(c) => journal::run(c, g),
     }
 }

@@ -9,8 +9,11 @@ use ext3edit::customize::check::{self, Container, Fix, Report, Status};
 use ext3edit::Error;
 use serde_json::{json, Value};
 
-use super::image::open_read;
-use super::{failure, report, R};
+use super::args::WriteOpts;
+use super::image::{commit, open_read, open_write};
+use super::{failure, report, usage, R};
+use ext3edit::customize::plan::{self, Plan};
+use ext3edit::customize::steps;
 
 const CHECK_HELP: &str = "\
 Requirements, in order of importance (a cluster that boots users' own
@@ -67,18 +70,188 @@ pub enum VmCmd {
         #[arg(long, value_name = "URL", requires = "aucd_conf")]
         url: Option<String>,
     },
+    /// Make a VM image ready: root password, ssh keys, sshd, network,
+    /// consoles, Xen loader config, users, files; all steps in one change.
+    #[command(after_help = CUSTOMIZE_HELP)]
+    Customize {
+        /// The image file.
+        image: PathBuf,
+        /// Print what would change (unified diffs, mode and owner changes)
+        /// and write nothing.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+        #[command(flatten)]
+        write: WriteOpts,
+        /// The steps, applied in the order given (see below).
+        #[arg(
+            value_name = "STEPS",
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            num_args = 0..
+        )]
+        steps: Vec<String>,
+    },
 }
 
+const CUSTOMIZE_HELP: &str = "\
+Steps, applied in the order given and committed together as one change
+(all or nothing; through the journal on ext3). A step that fails names
+itself, and nothing of the run is written.
+
+Accounts (users and groups come from the image's own /etc/passwd, /etc/group):
+  --root-password PASS|file:PATH|random   SHA-512 crypt, random salt;
+                                  random prints the password once
+  --root-password-hash HASH       a ready crypt hash ($6$...)
+  --lock-root                     lock root's password (a ! before the hash)
+  --add-user NAME[:UID]           passwd, shadow, group, gshadow; home under
+                                  /home from /etc/skel, owned by the user
+  --ssh-inject USER:PUBKEY_FILE   append to ~USER/.ssh/authorized_keys
+                                  (.ssh 0700, file 0600, owned by USER)
+sshd:
+  --sshd-config FILE              replace /etc/ssh/sshd_config
+  --sshd-set KEY=VALUE            edit one setting in place (comments and other
+                                  lines kept); KEY= comments it out
+  --enable-sshd                   SysV S55sshd links (runlevels 2-5), or the
+                                  systemd multi-user.target.wants link
+Network:
+  --hostname NAME                 /etc/sysconfig/network, /etc/hosts, /etc/hostname
+  --network IFACE=dhcp
+  --network IFACE=static:ADDR/PREFIX[,gw=GW][,dns=DNS]
+                                  ifcfg-IFACE with ONBOOT=yes; NETWORKING=yes
+  --resolv-conf FILE              copy a host file to /etc/resolv.conf
+Xen:
+  --xen-console [NAME]            getty in /etc/inittab, entry in /etc/securetty
+                                  (default xvc0)
+  --xen-ldconf                    /etc/ld.so.conf.d/libc6-xen.conf: hwcap 0 nosegneg
+Files (paths in the image are absolute; TEXT takes \\n for a newline):
+  --write PATH:TEXT               replace a file's content (new: 0644 root)
+  --append-line PATH:TEXT         add a line at the end
+  --upload SRC:DEST               copy a host file in
+  --mkdir PATH                    mkdir -p
+  --delete PATH                   rm -rf (a final symlink itself)
+  --chmod MODE:PATH               octal mode
+  --link TARGET:LINK              symbolic link (replaces a symlink)
+Whole jobs:
+  --fix                           apply what makes `ext3edit check` pass; say
+                                  (exit 1) what it cannot fix
+  --commands-from-file FILE       the same steps, one per line (`network
+                                  eth1=dhcp`), # comments; errors give the line
+
+Edited files keep their owner, mode and xattrs; new files are root's.
+
+Examples:
+  ext3edit customize centos.ext3 --fix
+  ext3edit customize centos.ext3 --dry-run --fix
+  ext3edit customize centos.ext3 --root-password random --ssh-inject root:id_ed25519.pub
+  ext3edit customize centos.ext3 --network eth0=static:10.0.0.5/24,gw=10.0.0.1,dns=10.0.0.1 \\
+      --hostname vm1.example.org --enable-sshd --xen-console --xen-ldconf
+  ext3edit customize centos.ext3 --commands-from-file recipe.txt --output ready.ext3";
+
 /// Run check or customize.
-pub fn run(cmd: VmCmd) -> R<()> {
+pub fn run(cmd: VmCmd, g: &WriteOpts) -> R<()> {
     match cmd {
         VmCmd::Check {
             image,
             json,
             aucd_conf,
             url,
-        } => run_check(&image, json, aucd_conf.as_deref(), url.as_deref()),
+        } => {
+            if g.output.is_some() || g.no_journal || g.no_sync {
+                return Err(usage(
+                    "check does not change the image: --output, --no-journal and --no-sync apply only to commands that do",
+                ));
+            }
+            run_check(&image, json, aucd_conf.as_deref(), url.as_deref())
+        }
+        VmCmd::Customize {
+            image,
+            dry_run,
+            write,
+            steps,
+        } => run_customize(&image, dry_run, &write.merged(g), steps),
     }
+}
+
+/// Split the options customize shares with other writers out of the
+/// step words (they may come after the steps).
+fn take_options(words: Vec<String>, w: &mut WriteOpts, dry: &mut bool) -> R<Vec<String>> {
+    let mut steps = Vec::new();
+    let mut it = words.into_iter();
+    while let Some(x) = it.next() {
+        match x.as_str() {
+            "--dry-run" | "-n" => *dry = true,
+            "--no-journal" => w.no_journal = true,
+            "--no-sync" => w.no_sync = true,
+            "--output" => {
+                let v = it
+                    .next()
+                    .ok_or_else(|| usage("--output needs a file name"))?;
+                w.output = Some(PathBuf::from(v));
+            }
+            "--help" | "-h" => {
+                let mut c = <super::Cli as clap::CommandFactory>::command();
+                if let Some(sc) = c.find_subcommand_mut("customize") {
+                    let _ = sc.print_long_help();
+                }
+                std::process::exit(0);
+            }
+            _ => match x.strip_prefix("--output=") {
+                Some(v) => w.output = Some(PathBuf::from(v)),
+                None => steps.push(x),
+            },
+        }
+    }
+    Ok(steps)
+}
+
+fn run_customize(image: &Path, dry_run: bool, w: &WriteOpts, words: Vec<String>) -> R<()> {
+    let mut w = w.clone();
+    let mut dry = dry_run;
+    let words = take_options(words, &mut w, &mut dry)?;
+    if words.is_empty() {
+        return Err(usage(
+            "customize needs at least one step, e.g. --fix (see ext3edit customize --help)",
+        ));
+    }
+    let steps = steps::parse_args(&words).map_err(|e| usage(e.to_string()))?;
+    if dry && w.output.is_some() {
+        return Err(usage("--dry-run writes nothing: it does not take --output"));
+    }
+    let mut fs = if dry {
+        open_read(image)?
+    } else {
+        open_write(image, &w)?
+    };
+    let sb = fs.superblock().clone();
+    let mut ctx = steps::Context {
+        now: fs.now().secs,
+        sb: &sb,
+        notes: Vec::new(),
+        unfixed: Vec::new(),
+    };
+    let mut plan = Plan::new(&fs);
+    steps::apply(&steps, &mut plan, &mut ctx)
+        .map_err(|e| failure(format!("{}: {e}; nothing was changed", image.display())))?;
+    if dry {
+        report::out(&plan.describe()?)?;
+    } else {
+        let changes = plan.into_changes();
+        plan::apply(&mut fs, &changes)
+            .map_err(|e| failure(format!("{}: {e}; nothing was changed", image.display())))?;
+        commit(fs)?;
+        for n in &ctx.notes {
+            report::out(&format!("{n}\n"))?;
+        }
+    }
+    if !ctx.unfixed.is_empty() {
+        let done = if dry { "would be fixed" } else { "was fixed" };
+        return Err(failure(format!(
+            "{}: what ext3edit can fix {done}, but not: {}",
+            image.display(),
+            ctx.unfixed.join("; ")
+        )));
+    }
+    Ok(())
 }
 
 /// `s` quoted for a POSIX shell when it needs it.

@@ -9,4 +9,6 @@
 
 pub mod aucd;
 pub mod check;
+pub mod plan;
+pub mod steps;
 pub mod text;

@@ -89,7 +89,7 @@ pub fn rc_dirs(v: &dyn View, level: char) -> Result<Vec<String>> {
     let deb_is_link = v
         .meta(&deb, false)?
         .is_some_and(|m| m.ftype == FileType::Symlink);
-    if v.meta(&deb, true)?.is_some_and(|m| m.is_dir()) && !(deb_is_link && !out.is_empty()) {
+    if (out.is_empty() || !deb_is_link) && v.meta(&deb, true)?.is_some_and(|m| m.is_dir()) {
         out.push(deb);
     }
     Ok(out)
@@ -107,10 +107,8 @@ pub fn sshd_start_links(v: &dyn View, dir: &str) -> Result<Vec<(String, String)>
             continue;
         };
         let base = target.rsplit('/').next().unwrap_or("");
-        if base == "sshd" || base == "ssh" {
-            if v.meta(&path, true)?.is_some_and(|i| i.is_reg()) {
-                links.push((path, target));
-            }
+        if (base == "sshd" || base == "ssh") && v.meta(&path, true)?.is_some_and(|i| i.is_reg()) {
+            links.push((path, target));
         }
     }
     Ok(links)

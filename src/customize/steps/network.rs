@@ -1,0 +1,301 @@
+//! Network steps: the host name, interface files, resolv.conf.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::customize::check::network::SCRIPTS;
+use crate::customize::plan::{Attrs, Content, Plan};
+use crate::customize::text::{read_text, View};
+use crate::error::Result;
+
+/// How an interface gets its address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetConfig {
+    /// DHCP.
+    Dhcp,
+    /// A fixed address.
+    Static {
+        /// The address.
+        addr: Ipv4Addr,
+        /// Prefix length (0 to 32).
+        prefix: u8,
+        /// Default gateway.
+        gw: Option<Ipv4Addr>,
+        /// Name servers.
+        dns: Vec<IpAddr>,
+    },
+}
+
+/// A host name as RFC 1123 allows it: labels of letters, digits and
+/// hyphens, at most 253 characters.
+pub fn check_hostname(n: &str) -> std::result::Result<(), String> {
+    let ok = !n.is_empty()
+        && n.len() <= 253
+        && n.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{n:?} is not a valid host name (letters, digits, hyphens and dots; no spaces)"
+        ))
+    }
+}
+
+/// Parse `IFACE=dhcp` or `IFACE=static:ADDR/PREFIX[,gw=GW][,dns=DNS]...`.
+pub fn parse_network(a: &str) -> std::result::Result<(String, NetConfig), String> {
+    let (iface, cfg) = a
+        .split_once('=')
+        .ok_or("expected IFACE=dhcp or IFACE=static:ADDR/PREFIX[,gw=GW][,dns=DNS]")?;
+    if iface.is_empty()
+        || iface.len() > 15
+        || !iface
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-:".contains(c))
+    {
+        return Err(format!("{iface:?} is not an interface name like eth0"));
+    }
+    if cfg == "dhcp" {
+        return Ok((iface.to_string(), NetConfig::Dhcp));
+    }
+    let Some(rest) = cfg.strip_prefix("static:") else {
+        return Err(format!("{cfg:?}: expected dhcp or static:ADDR/PREFIX"));
+    };
+    let mut parts = rest.split(',');
+    let first = parts.next().unwrap_or("");
+    let (ad, pf) = first
+        .split_once('/')
+        .ok_or_else(|| format!("{first:?}: expected ADDR/PREFIX, e.g. 10.0.0.5/24"))?;
+    let addr: Ipv4Addr = ad
+        .parse()
+        .map_err(|_| format!("invalid address {ad:?} (an IPv4 address like 10.0.0.5)"))?;
+    let prefix: u8 = pf
+        .parse()
+        .ok()
+        .filter(|p| *p <= 32)
+        .ok_or_else(|| format!("invalid prefix {pf:?} (0 to 32)"))?;
+    let (mut gw, mut dns) = (None, Vec::new());
+    for p in parts {
+        match p.split_once('=') {
+            Some(("gw", g)) => gw = Some(g.parse().map_err(|_| format!("invalid gateway {g:?}"))?),
+            Some(("dns", d)) => dns.push(
+                d.parse()
+                    .map_err(|_| format!("invalid name server {d:?}"))?,
+            ),
+            _ => return Err(format!("{p:?}: expected gw=ADDR or dns=ADDR")),
+        }
+    }
+    Ok((
+        iface.to_string(),
+        NetConfig::Static {
+            addr,
+            prefix,
+            gw,
+            dns,
+        },
+    ))
+}
+
+/// Set `KEY=VALUE` lines in a sysconfig-style text, keeping every other
+/// line; `None` removes the key. Returns the new text.
+pub fn set_vars(text: &str, set: &[(&str, Option<String>)]) -> String {
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    for (k, v) in set {
+        let pos = lines.iter().position(|l| {
+            let t = l.trim_start();
+            let t = t.strip_prefix("export ").unwrap_or(t);
+            t.split_once('=').is_some_and(|(key, _)| key.trim() == *k)
+        });
+        match (pos, v) {
+            (Some(i), Some(v)) => lines[i] = format!("{k}={v}"),
+            (Some(i), None) => {
+                lines.remove(i);
+            }
+            (None, Some(v)) => lines.push(format!("{k}={v}")),
+            (None, None) => {}
+        }
+        // Later duplicates would win in a shell: drop them.
+        if v.is_some() {
+            let first = lines.iter().position(|l| l.starts_with(&format!("{k}=")));
+            let mut idx = 0;
+            lines.retain(|l| {
+                let keep = Some(idx) == first
+                    || l.trim_start()
+                        .split_once('=')
+                        .is_none_or(|(key, _)| key.trim() != *k);
+                idx += 1;
+                keep
+            });
+        }
+    }
+    let mut s = lines.join("\n");
+    s.push('\n');
+    s
+}
+
+fn netmask(prefix: u8) -> Ipv4Addr {
+    let m: u32 = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix)
+    };
+    Ipv4Addr::from(m)
+}
+
+/// `--network IFACE=...`: the ifcfg file (DEVICE, BOOTPROTO, ONBOOT=yes,
+/// the address lines), NETWORKING=yes in /etc/sysconfig/network. Lines
+/// the step does not own (HWADDR, UUID...) are kept.
+pub fn network(plan: &mut Plan, iface: &str, cfg: &NetConfig) -> Result<()> {
+    plan.mkdir_p(SCRIPTS, Attrs::root(0o755))?;
+    let path = format!("{SCRIPTS}/ifcfg-{iface}");
+    let cur = read_text(plan, &path)?.unwrap_or_default();
+    let s = |v: &str| Some(v.to_string());
+    let mut set: Vec<(&str, Option<String>)> = vec![("DEVICE", s(iface)), ("ONBOOT", s("yes"))];
+    match cfg {
+        NetConfig::Dhcp => {
+            set.push(("BOOTPROTO", s("dhcp")));
+            for k in [
+                "IPADDR", "NETMASK", "PREFIX", "GATEWAY", "DNS1", "DNS2", "DNS3",
+            ] {
+                set.push((k, None));
+            }
+        }
+        NetConfig::Static {
+            addr,
+            prefix,
+            gw,
+            dns,
+        } => {
+            set.push(("BOOTPROTO", s("none")));
+            set.push(("IPADDR", Some(addr.to_string())));
+            set.push(("NETMASK", Some(netmask(*prefix).to_string())));
+            set.push(("PREFIX", Some(prefix.to_string())));
+            set.push(("GATEWAY", gw.map(|g| g.to_string())));
+            for (i, k) in ["DNS1", "DNS2", "DNS3"].into_iter().enumerate() {
+                set.push((k, dns.get(i).map(|d| d.to_string())));
+            }
+        }
+    }
+    let text = set_vars(&cur, &set);
+    plan.write(&path, Content::Bytes(text.into_bytes()), Attrs::root(0o644))?;
+    let net = "/etc/sysconfig/network";
+    let cur = read_text(plan, net)?.unwrap_or_default();
+    let text = set_vars(&cur, &[("NETWORKING", s("yes"))]);
+    if text != cur {
+        plan.write(net, Content::Bytes(text.into_bytes()), Attrs::root(0o644))?;
+    }
+    Ok(())
+}
+
+/// `--hostname NAME`: HOSTNAME in /etc/sysconfig/network, the name on the
+/// 127.0.0.1 line of /etc/hosts, and /etc/hostname where the image has one.
+pub fn hostname(plan: &mut Plan, name: &str) -> Result<()> {
+    plan.mkdir_p("/etc/sysconfig", Attrs::root(0o755))?;
+    let net = "/etc/sysconfig/network";
+    let cur = read_text(plan, net)?;
+    let mut set = vec![("HOSTNAME", Some(name.to_string()))];
+    if cur.is_none() {
+        set.insert(0, ("NETWORKING", Some("yes".to_string())));
+    }
+    let text = set_vars(cur.as_deref().unwrap_or(""), &set);
+    plan.write(net, Content::Bytes(text.into_bytes()), Attrs::root(0o644))?;
+
+    let short = name.split('.').next().unwrap_or(name);
+    let hosts = read_text(plan, "/etc/hosts")?.unwrap_or_default();
+    let mut lines: Vec<String> = hosts.lines().map(String::from).collect();
+    let i = lines.iter().position(|l| {
+        l.split('#').next().unwrap_or("").split_whitespace().next() == Some("127.0.0.1")
+    });
+    match i {
+        Some(i) => {
+            let (body, comment) = match lines[i].split_once('#') {
+                Some((b, c)) => (b.to_string(), format!(" #{c}")),
+                None => (lines[i].clone(), String::new()),
+            };
+            let mut words: Vec<String> = body.split_whitespace().map(String::from).collect();
+            let mut add = vec![name.to_string()];
+            if short != name {
+                add.push(short.to_string());
+            }
+            for a in add.into_iter().rev() {
+                if !words.contains(&a) {
+                    words.insert(1, a);
+                }
+            }
+            if !words.iter().any(|w| w == "localhost") {
+                words.push("localhost".into());
+            }
+            let addr = words.remove(0);
+            lines[i] = format!("{addr}   {}{comment}", words.join(" "));
+        }
+        None => {
+            let mut l = format!("127.0.0.1   {name}");
+            if short != name {
+                l.push(' ');
+                l.push_str(short);
+            }
+            l.push_str(" localhost localhost.localdomain");
+            lines.insert(0, l);
+        }
+    }
+    let mut t = lines.join("\n");
+    t.push('\n');
+    plan.write(
+        "/etc/hosts",
+        Content::Bytes(t.into_bytes()),
+        Attrs::root(0o644),
+    )?;
+    if plan.meta("/etc/hostname", true)?.is_some() {
+        plan.write(
+            "/etc/hostname",
+            Content::Bytes(format!("{name}\n").into_bytes()),
+            Attrs::root(0o644),
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_vars_keeps_other_lines() {
+        let t = "# eth0\nDEVICE=eth0\nHWADDR=00:11\nBOOTPROTO=static\nIPADDR=1.2.3.4\n";
+        let o = set_vars(
+            t,
+            &[
+                ("BOOTPROTO", Some("dhcp".into())),
+                ("IPADDR", None),
+                ("ONBOOT", Some("yes".into())),
+            ],
+        );
+        assert_eq!(
+            o,
+            "# eth0\nDEVICE=eth0\nHWADDR=00:11\nBOOTPROTO=dhcp\nONBOOT=yes\n"
+        );
+    }
+
+    #[test]
+    fn networks_parse() {
+        let (i, c) = parse_network("eth1=static:10.1.2.3/24,gw=10.1.2.1,dns=8.8.8.8").unwrap();
+        assert_eq!(i, "eth1");
+        assert_eq!(
+            c,
+            NetConfig::Static {
+                addr: "10.1.2.3".parse().unwrap(),
+                prefix: 24,
+                gw: Some("10.1.2.1".parse().unwrap()),
+                dns: vec!["8.8.8.8".parse().unwrap()]
+            }
+        );
+        assert_eq!(netmask(24).to_string(), "255.255.255.0");
+        assert!(parse_network("eth0=static:10.0.0.1").is_err());
+        assert!(check_hostname("my host").is_err());
+        assert!(check_hostname("vm-1.example.org").is_ok());
+    }
+}
