@@ -33,9 +33,20 @@ fn installed(v: &dyn View, f: &mut Finding) -> Result<()> {
         if let Some(i) = v.meta(p, true)? {
             if i.is_reg() && i.perm & 0o111 != 0 {
                 f.saw(format!("{p} installed ({} bytes)", i.size));
-                return Ok(());
+            } else {
+                f.mark(
+                    Status::Fail,
+                    format!(
+                        "{p} is there but not an executable file ({} {:04o})",
+                        i.ftype.name(),
+                        i.perm
+                    ),
+                );
+                if i.is_reg() {
+                    f.fix_with(&["--chmod", &format!("0755:{p}")]);
+                }
             }
-            f.mark(Status::Fail, format!("{p} is not an executable file"));
+            return Ok(());
         }
     }
     f.mark(

@@ -1,0 +1,530 @@
+//! `check` and `customize` on the sample image and on variants that fail
+//! each requirement in turn: golden output (text and JSON; refresh with
+//! UPDATE_GOLDEN=1), e2fsck after every customize, files read back with
+//! debugfs, root's hash verified by openssl (another crypt), bad input
+//! leaving the image byte for byte as it was.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn sample_copy(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sample.ext3");
+    let dst = dir.join("img.ext3");
+    std::fs::copy(src, &dst).unwrap();
+    dst
+}
+
+/// Compare `got` with tests/golden/NAME, the image path replaced by IMAGE.
+fn golden(name: &str, got: &str, img: &Path) {
+    let got = got.replace(img.to_str().unwrap(), "IMAGE");
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&p, &got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&p)
+        .unwrap_or_else(|_| panic!("missing {}: run with UPDATE_GOLDEN=1", p.display()));
+    assert_eq!(
+        got,
+        want,
+        "output differs from {} (UPDATE_GOLDEN=1 refreshes it)",
+        p.display()
+    );
+}
+
+fn check(img: &Path, json: bool) -> (Option<i32>, String) {
+    let mut a = vec!["check", img.to_str().unwrap()];
+    if json {
+        a.push("--json");
+    }
+    let out = run(&a, None);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    (out.status.code(), String::from_utf8(out.stdout).unwrap())
+}
+
+fn cust(img: &Path, steps: &[&str]) -> std::process::Output {
+    let mut a = vec!["customize", img.to_str().unwrap()];
+    a.extend_from_slice(steps);
+    run(&a, None)
+}
+
+fn cust_ok(img: &Path, steps: &[&str]) -> String {
+    let out = cust(img, steps);
+    assert!(
+        out.status.success(),
+        "customize {steps:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fsck_clean(img);
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn status_of(json: &str, n: usize) -> String {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v["requirements"][n - 1]["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn check_the_sample_text_and_json() {
+    let d = tempfile::tempdir().unwrap();
+    let img = sample_copy(d.path());
+    let (code, text) = check(&img, false);
+    assert_eq!(code, Some(1), "the sample fails 4, 5 and 7");
+    golden("check-sample.txt", &text, &img);
+    let (code, js) = check(&img, true);
+    assert_eq!(code, Some(1));
+    golden("check-sample.json", &js, &img);
+    let v: serde_json::Value = serde_json::from_str(&js).unwrap();
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["passed"], false);
+    let st: Vec<&str> = v["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(st, ["pass", "pass", "pass", "fail", "fail", "pass", "fail"]);
+    assert_eq!(
+        v["requirements"][3]["fix"]["args"],
+        serde_json::json!(["--network", "eth1=dhcp"])
+    );
+}
+
+/// Break one requirement at a time on a fixed sample; check must fail that
+/// one (and name the evidence), and `customize --fix` must fix what it can.
+#[test]
+fn each_requirement_fails_in_turn() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let base = sample_copy(d.path());
+    cust_ok(&base, &["--fix"]);
+    let (code, _) = check(&base, false);
+    assert_eq!(code, Some(0), "the fixed sample passes");
+    let host = d.path().join("f");
+    let cases: Vec<(&str, usize, Vec<Vec<&str>>, bool)> = vec![
+        ("no-journal", 1, vec![], false),
+        ("no-sshd", 2, vec![vec!["rm", "/usr/sbin/sshd"]], false),
+        (
+            "sshd-not-started",
+            2,
+            vec![vec!["rm", "/etc/rc.d/rc3.d/S55sshd"]],
+            true,
+        ),
+        (
+            "sshd-config-missing",
+            2,
+            vec![vec!["rm", "/etc/ssh/sshd_config"]],
+            true,
+        ),
+        ("no-home", 3, vec![vec!["rmdir", "/home"]], true),
+        (
+            "no-eth1",
+            4,
+            vec![vec!["rm", "/etc/sysconfig/network-scripts/ifcfg-eth1"]],
+            true,
+        ),
+        ("no-hosts", 4, vec![vec!["rm", "/etc/hosts"]], true),
+        (
+            "no-xen-console",
+            5,
+            vec![vec!["rm", "/etc/securetty"]],
+            true,
+        ),
+        ("no-shadow", 6, vec![vec!["rm", "/etc/shadow"]], false),
+        (
+            "no-xen-ldconf",
+            7,
+            vec![vec!["rm", "/etc/ld.so.conf.d/libc6-xen.conf"]],
+            true,
+        ),
+    ];
+    for (name, req, cmds, fixable) in cases {
+        let img = d.path().join(format!("{name}.ext3"));
+        if name == "no-journal" {
+            // An ext2 image: the same tree without its journal.
+            std::fs::copy(&base, &img).unwrap();
+            let out = Command::new("tune2fs")
+                .args(["-O", "^has_journal"])
+                .arg(&img)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        } else {
+            std::fs::copy(&base, &img).unwrap();
+        }
+        for c in cmds {
+            let mut a = vec![c[0], img.to_str().unwrap()];
+            a.extend_from_slice(&c[1..]);
+            let out = run(&a, None);
+            assert!(
+                out.status.success(),
+                "{name}: {c:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let (code, text) = check(&img, false);
+        assert_eq!(code, Some(1), "{name}: check must fail:\n{text}");
+        golden(&format!("check-{name}.txt"), &text, &img);
+        let (_, js) = check(&img, true);
+        assert_eq!(
+            status_of(&js, req),
+            "fail",
+            "{name}: requirement {req}\n{js}"
+        );
+        let before = bytes(&img);
+        let out = cust(&img, &["--fix"]);
+        if fixable {
+            assert!(
+                out.status.success(),
+                "{name}: --fix: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            fsck_clean(&img);
+            let (code, text) = check(&img, false);
+            assert_eq!(code, Some(0), "{name}: after --fix:\n{text}");
+        } else {
+            assert_eq!(out.status.code(), Some(1), "{name}: --fix cannot fix it");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("but not:"), "{name}: {err}");
+            assert!(err.lines().count() == 1, "{name}: one line: {err}");
+            if before != bytes(&img) {
+                fsck_clean(&img);
+            }
+        }
+        let _ = std::fs::remove_file(&host);
+    }
+}
+
+#[test]
+fn customize_dry_run_is_golden_and_writes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let img = sample_copy(d.path());
+    let before = bytes(&img);
+    let out = cust(
+        &img,
+        &[
+            "--dry-run",
+            "--fix",
+            "--hostname",
+            "vm1.example.org",
+            "--network",
+            "eth0=static:10.0.0.5/24,gw=10.0.0.1,dns=10.0.0.1",
+            "--sshd-set",
+            "PermitRootLogin=without-password",
+            "--chmod",
+            "0644:/etc/ssh/sshd_config",
+            "--mkdir",
+            "/srv/data",
+            "--link",
+            "/srv/data:/data",
+            "--delete",
+            "/root/.bashrc",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    golden(
+        "customize-dry-run.txt",
+        &String::from_utf8(out.stdout).unwrap(),
+        &img,
+    );
+    assert_eq!(before, bytes(&img), "--dry-run wrote to the image");
+}
+
+#[test]
+fn customize_does_what_it_says() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let img = sample_copy(d.path());
+    let key = d.path().join("id.pub");
+    std::fs::write(
+        &key,
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample alice@laptop\n",
+    )
+    .unwrap();
+    let recipe = d.path().join("recipe.txt");
+    std::fs::write(
+        &recipe,
+        "# the cluster recipe\nadd-user alice:600\nssh-inject alice:id.pub\nssh-inject root:id.pub\nxen-ldconf\nappend-line /etc/motd:welcome\n",
+    )
+    .unwrap();
+    let out = cust_ok(
+        &img,
+        &[
+            "--root-password",
+            "s3cret pass",
+            "--commands-from-file",
+            recipe.to_str().unwrap(),
+            "--enable-sshd",
+            "--xen-console",
+            "hvc0",
+            "--network",
+            "eth1=static:192.168.7.9/25,gw=192.168.7.1",
+        ],
+    );
+    assert!(out.is_empty(), "no password printed unless random: {out}");
+    // Root's hash verifies with openssl's crypt, not ours.
+    let shadow = String::from_utf8(debugfs_cat(&img, "/etc/shadow")).unwrap();
+    let root = shadow.lines().find(|l| l.starts_with("root:")).unwrap();
+    let hash = root.split(':').nth(1).unwrap();
+    assert!(hash.starts_with("$6$"), "{root}");
+    let salt = hash.split('$').nth(2).unwrap();
+    if let Ok(o) = Command::new("openssl")
+        .args(["passwd", "-6", "-salt", salt, "s3cret pass"])
+        .output()
+    {
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            hash,
+            "openssl disagrees"
+        );
+    } else {
+        skip("openssl is not installed: the hash is not verified by a second crypt");
+    }
+    // Edited files keep mode and owner: shadow stays 0400.
+    let st = debugfs(&img, "stat /etc/shadow");
+    assert!(st.contains("Mode:  0400"), "{st}");
+    // The new user: passwd, group, home from the skeleton, keys with sshd's modes.
+    let passwd = String::from_utf8(debugfs_cat(&img, "/etc/passwd")).unwrap();
+    assert!(passwd.contains("alice:x:600:600::/home/alice:"), "{passwd}");
+    let st = debugfs(&img, "stat /home/alice/.ssh/authorized_keys");
+    assert!(
+        st.contains("Mode:  0600") && st.contains("User:   600"),
+        "{st}"
+    );
+    let st = debugfs(&img, "stat /home/alice/.ssh");
+    assert!(
+        st.contains("Mode:  0700") && st.contains("User:   600"),
+        "{st}"
+    );
+    assert_eq!(
+        debugfs_cat(&img, "/root/.ssh/authorized_keys"),
+        std::fs::read(&key).unwrap()
+    );
+    // Running the same key again adds nothing.
+    cust_ok(&img, &["--ssh-inject", &format!("root:{}", key.display())]);
+    assert_eq!(
+        debugfs_cat(&img, "/root/.ssh/authorized_keys"),
+        std::fs::read(&key).unwrap()
+    );
+    // sshd in runlevels 2-5, console, network.
+    // (The sample has only rc3.d: links go in the runlevels that exist.)
+    let ls = debugfs(&img, "stat /etc/rc.d/rc3.d/S55sshd");
+    assert!(ls.contains("Fast link dest: \"../init.d/sshd\""), "{ls}");
+    let inittab = String::from_utf8(debugfs_cat(&img, "/etc/inittab")).unwrap();
+    assert!(
+        inittab.contains(":2345:respawn:/sbin/mingetty hvc0"),
+        "{inittab}"
+    );
+    let ifcfg = String::from_utf8(debugfs_cat(
+        &img,
+        "/etc/sysconfig/network-scripts/ifcfg-eth1",
+    ))
+    .unwrap();
+    for l in [
+        "DEVICE=eth1",
+        "ONBOOT=yes",
+        "BOOTPROTO=none",
+        "IPADDR=192.168.7.9",
+        "NETMASK=255.255.255.128",
+        "PREFIX=25",
+        "GATEWAY=192.168.7.1",
+    ] {
+        assert!(ifcfg.lines().any(|x| x == l), "{l} in {ifcfg}");
+    }
+    assert_eq!(debugfs_cat(&img, "/etc/motd"), b"welcome\n");
+    // ext4-view reads the same tree.
+    let v = view(&img);
+    assert!(v.read("/etc/ld.so.conf.d/libc6-xen.conf").unwrap() == b"hwcap 0 nosegneg\n");
+    // And the image meets every requirement (hvc0 is a Xen console too).
+    let (code, text) = check(&img, false);
+    assert_eq!(code, Some(0), "{text}");
+}
+
+#[test]
+fn random_password_is_printed_once_and_sshd_set_keeps_comments() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let img = sample_copy(d.path());
+    let before = String::from_utf8(debugfs_cat(&img, "/etc/ssh/sshd_config")).unwrap();
+    let out = cust_ok(
+        &img,
+        &[
+            "--root-password",
+            "random",
+            "--sshd-set",
+            "PasswordAuthentication=no",
+            "--sshd-set",
+            "Port=2222",
+        ],
+    );
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("root password: "))
+        .expect(&out);
+    let pass = line.trim_start_matches("root password: ");
+    assert_eq!(pass.len(), 16);
+    let shadow = String::from_utf8(debugfs_cat(&img, "/etc/shadow")).unwrap();
+    let hash = shadow
+        .lines()
+        .next()
+        .unwrap()
+        .split(':')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let salt = hash.split('$').nth(2).unwrap();
+    if let Ok(o) = Command::new("openssl")
+        .args(["passwd", "-6", "-salt", salt, pass])
+        .output()
+    {
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), hash);
+    }
+    let after = String::from_utf8(debugfs_cat(&img, "/etc/ssh/sshd_config")).unwrap();
+    for l in before.lines().filter(|l| l.starts_with('#')) {
+        assert!(after.contains(l), "comment {l:?} kept");
+    }
+    assert!(
+        after.lines().any(|l| l == "PasswordAuthentication no"),
+        "{after}"
+    );
+    assert!(after.lines().any(|l| l == "Port 2222"), "{after}");
+}
+
+/// Bad input: one clear line naming the step (and recipe line), exit
+/// non-zero, the image byte for byte as before.
+#[test]
+fn bad_input_changes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let img = sample_copy(d.path());
+    let recipe = d.path().join("r.txt");
+    std::fs::write(&recipe, "fix\nxen-ldconf\nmake-it-work now\n").unwrap();
+    let nopw = d.path().join("nopasswd.ext3");
+    std::fs::copy(&img, &nopw).unwrap();
+    assert!(run(&["rm", nopw.to_str().unwrap(), "/etc/passwd"], None)
+        .status
+        .success());
+    let badshadow = d.path().join("badshadow.ext3");
+    std::fs::copy(&img, &badshadow).unwrap();
+    let out = run(
+        &["put", badshadow.to_str().unwrap(), "-", "/etc/shadow"],
+        Some(b"root\nbin:*:1:0:::::\n"),
+    );
+    assert!(out.status.success());
+    let key = d.path().join("k.pub");
+    std::fs::write(&key, "ssh-rsa AAAAB3Nza x@y\n").unwrap();
+    let kk = format!("nosuchuser:{}", key.display());
+    let cases: Vec<(&Path, Vec<&str>, &str)> = vec![
+        (&nopw, vec!["--fix", "--add-user", "bob"], "/etc/passwd"),
+        (
+            &badshadow,
+            vec!["--root-password", "x"],
+            "/etc/shadow:1: malformed root entry",
+        ),
+        (&img, vec!["--fix", "--ssh-inject", &kk], "user nosuchuser"),
+        (
+            &img,
+            vec!["--network", "eth0=static:10.0.0.300/24"],
+            "invalid address",
+        ),
+        (&img, vec!["--hostname", "my host"], "not a valid host name"),
+        (
+            &img,
+            vec!["--fix", "--write", "/etc/ssh:oops"],
+            "a step would replace it with a file",
+        ),
+        (
+            &img,
+            vec!["--fix", "--commands-from-file", recipe.to_str().unwrap()],
+            "r.txt:3",
+        ),
+        (
+            &img,
+            vec!["--xen-ldconf", "--bogus-step"],
+            "not a customize step",
+        ),
+        (
+            &img,
+            vec!["--upload", "/nonexistent/file:/etc/x"],
+            "/nonexistent/file",
+        ),
+    ];
+    for (im, steps, want) in cases {
+        let before = bytes(im);
+        let out = cust(im, &steps);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            matches!(out.status.code(), Some(1) | Some(2)),
+            "{steps:?}: {:?} {err}",
+            out.status.code()
+        );
+        assert_eq!(err.lines().count(), 1, "{steps:?}: one line: {err}");
+        assert!(err.contains(want), "{steps:?}: {err:?} should say {want:?}");
+        assert!(!err.contains("panicked"));
+        assert_eq!(before, bytes(im), "{steps:?} changed the image");
+    }
+}
+
+#[test]
+fn aucd_conf_decides_the_url() {
+    let d = tempfile::tempdir().unwrap();
+    let img = sample_copy(d.path());
+    cust_ok(&img, &["--fix"]);
+    let conf = d.path().join("tycoon_aucd.conf");
+    std::fs::write(
+        &conf,
+        "import os\nAllowedFileSystemImageRegexs = [\n  r'http://images\\.example\\.org/.*\\.ext3\\.bz2',\n]\n",
+    )
+    .unwrap();
+    let c = conf.to_str().unwrap();
+    let i = img.to_str().unwrap();
+    let ok = run(
+        &[
+            "check",
+            i,
+            "--aucd-conf",
+            c,
+            "--url",
+            "http://images.example.org/c5.ext3.bz2",
+        ],
+        None,
+    );
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("tycoon_aucd.conf:3"));
+    let no = run(
+        &[
+            "check",
+            i,
+            "--aucd-conf",
+            c,
+            "--url",
+            "http://evil.example.com/c5.ext3.bz2",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(no.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&no.stdout).unwrap();
+    assert_eq!(v["url"]["allowed"], false);
+    assert_eq!(v["passed"], true);
+}
