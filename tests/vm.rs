@@ -138,7 +138,7 @@ fn each_requirement_fails_in_turn() {
             vec![vec!["rm", "/etc/securetty"]],
             true,
         ),
-        ("no-shadow", 6, vec![vec!["rm", "/etc/shadow"]], false),
+        ("no-shadow", 6, vec![vec!["rm", "/etc/shadow"]], true),
         (
             "no-xen-ldconf",
             7,

@@ -12,7 +12,7 @@ pub fn check(v: &dyn View) -> Result<Finding> {
     let mut f = Finding::new(6, "shadow", "passwords in /etc/shadow, with a root entry");
     let Some(shadow) = text_or_note(v, &mut f, "/etc/shadow")? else {
         f.mark(Status::Fail, "/etc/shadow is missing");
-        f.fix_by_hand("convert the image to shadow passwords (pwconv in a chroot)");
+        f.fix_with(&["--fix"]);
         return Ok(f);
     };
     let mut root = None;

@@ -440,3 +440,34 @@ fn copy_skel(plan: &mut Plan, from: &str, to: &str, uid: u32, gid: u32, depth: u
     }
     Ok(())
 }
+
+/// What `pwconv` does: move the password fields of /etc/passwd into a new
+/// /etc/shadow (0400), leaving `x` in their place. Used by `--fix` when
+/// the image has no /etc/shadow.
+pub fn pwconv(plan: &mut Plan, ctx: &Context) -> Result<()> {
+    let mut pw = Table::need(plan, "/etc/passwd")?;
+    let mut sh = Table {
+        path: "/etc/shadow",
+        lines: Vec::new(),
+        trailing_newline: true,
+    };
+    for i in 0..pw.lines.len() {
+        let l = pw.lines[i].clone();
+        if l.trim().is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let mut f: Vec<String> = l.split(':').map(String::from).collect();
+        if f.len() < 7 {
+            return Err(Error::Invalid(format!("/etc/passwd:{}: malformed entry", i + 1)));
+        }
+        let hash = match f[1].as_str() {
+            "x" | "" => "!!".to_string(),
+            h => h.to_string(),
+        };
+        sh.push(&[f[0].clone(), hash, days(ctx), "0".into(), "99999".into(), "7".into(), String::new(), String::new(), String::new()]);
+        f[1] = "x".into();
+        pw.set(i, &f);
+    }
+    pw.save(plan, 0o644)?;
+    sh.save(plan, 0o400)
+}

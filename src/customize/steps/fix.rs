@@ -2,7 +2,7 @@
 //! failing requirements pass; what ext3edit cannot fix is collected and
 //! reported (the run then exits non-zero).
 
-use super::{apply_step, parse_args, Context};
+use super::{accounts, apply_step, parse_args, Context};
 use crate::customize::check::ssh::SSHD_CONFIG;
 use crate::customize::check::{self, Container, Fix, Status};
 use crate::customize::plan::{Attrs, Content, Plan};
@@ -42,8 +42,14 @@ pub fn fix(plan: &mut Plan, ctx: &mut Context) -> Result<()> {
                 Attrs::root(0o600),
             )?;
         }
+        if f.name == "shadow" && plan.meta("/etc/shadow", true)?.is_none() {
+            accounts::pwconv(plan, ctx)?;
+            continue;
+        }
         match &f.fix {
-            Some(Fix::Customize(args)) if !args.iter().any(|a| a == "--sshd-config") => {
+            Some(Fix::Customize(args))
+                if !args.iter().any(|a| a == "--sshd-config" || a == "--fix") =>
+            {
                 for s in parse_args(args)? {
                     apply_step(&s, plan, ctx)?;
                 }
