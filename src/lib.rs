@@ -25,7 +25,9 @@
 //! indirect blocks and extents), [`dir`] and [`htree`] (directory entries
 //! and the hash index), [`xattr`], [`file`](mod@file), [`path`] (resolution confined
 //! to the image), [`ops`] (operations by inode and name) and [`host`]
-//! (copying between the host and the image).
+//! (copying between the host and the image). On top of them,
+//! [`customize`] checks a VM image against a Xen cluster's requirements
+//! and plans and applies the changes that make it meet them.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
