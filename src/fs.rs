@@ -100,12 +100,11 @@ struct Staged {
 const SPILL_LIMIT: usize = 8 << 20;
 
 /// What a host write error leaves behind, for the error line.
-const STATE_UNCHANGED: &str =
-    "nothing of the file system changed: only free blocks were written";
+const STATE_UNCHANGED: &str = "nothing of the file system changed: only free blocks were written";
 const STATE_JOURNAL_MAYBE: &str = "the file system is unchanged unless the journal holds the transaction: `ext3edit journal replay IMAGE` (or mounting) completes it either way";
-const STATE_JOURNALED: &str = "the journal holds the transaction: `ext3edit journal replay IMAGE` (or mounting) completes it";
-const STATE_IN_PLACE: &str =
-    "the metadata is partly written in place: the image needs e2fsck";
+const STATE_JOURNALED: &str =
+    "the journal holds the transaction: `ext3edit journal replay IMAGE` (or mounting) completes it";
+const STATE_IN_PLACE: &str = "the metadata is partly written in place: the image needs e2fsck";
 const STATE_REPLAY: &str =
     "the journal replay is partly written: run `ext3edit journal replay IMAGE` again";
 
@@ -132,7 +131,10 @@ struct BlockSet {
 
 impl BlockSet {
     fn contains(&self, b: u64) -> bool {
-        self.runs.range(..=b).next_back().is_some_and(|(_, &e)| b < e)
+        self.runs
+            .range(..=b)
+            .next_back()
+            .is_some_and(|(_, &e)| b < e)
     }
     fn insert_range(&mut self, start: u64, end: u64) {
         let mut b = start;
@@ -142,7 +144,12 @@ impl BlockSet {
                 b = e;
                 continue;
             }
-            let next = self.runs.range(b..).next().map(|(&s, _)| s).unwrap_or(u64::MAX);
+            let next = self
+                .runs
+                .range(b..)
+                .next()
+                .map(|(&s, _)| s)
+                .unwrap_or(u64::MAX);
             let stop = end.min(next);
             self.count += stop - b;
             // Merge with the run ending at b and the one starting at stop.
@@ -714,7 +721,8 @@ impl Filesystem {
     pub(crate) fn read_data_blocks(&self, first: u64, buf: &mut [u8]) -> Result<()> {
         let bs = self.bs;
         let n = buf.len().div_ceil(bs) as u64;
-        let staged = !self.overlay.is_empty() && (first..first + n).any(|b| self.overlay.contains_key(&b));
+        let staged =
+            !self.overlay.is_empty() && (first..first + n).any(|b| self.overlay.contains_key(&b));
         if staged || first + n > self.sb.blocks_count || buf.len() % bs != 0 {
             for (i, chunk) in buf.chunks_mut(bs).enumerate() {
                 let b = first + i as u64;
