@@ -142,13 +142,14 @@ fn one_line(err: &str) {
 #[test]
 fn stdin_larger_than_free_space_changes_nothing() {
     require_e2fsprogs!();
-    let (_d, img) = ext3("16M", "1024");
+    // Bigger than what the engine stages in memory before writing early.
+    let (_d, img) = ext3("96M", "4096");
     let i = img.to_str().unwrap();
     let before = std::fs::read(&img).unwrap();
     let blocks = std::fs::metadata(&img).unwrap().blocks();
     let (code, err, _, _) = run_measured(
         &["put", i, "-", "/big"],
-        Some(Box::new(NonZero::new(24 << 20))),
+        Some(Box::new(NonZero::new(128 << 20))),
         None,
     );
     assert_eq!(code, 1, "{err}");
