@@ -723,7 +723,7 @@ impl Filesystem {
         let n = buf.len().div_ceil(bs) as u64;
         let staged =
             !self.overlay.is_empty() && (first..first + n).any(|b| self.overlay.contains_key(&b));
-        if staged || first + n > self.sb.blocks_count || buf.len() % bs != 0 {
+        if staged || first + n > self.sb.blocks_count || !buf.len().is_multiple_of(bs) {
             for (i, chunk) in buf.chunks_mut(bs).enumerate() {
                 let b = first + i as u64;
                 if chunk.len() == bs {
