@@ -31,6 +31,13 @@ pub trait BlockDevice {
     /// does not grow by accident.
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()>;
 
+    /// Read file content in bulk: like [`Self::read_at`], but an
+    /// implementation may bypass caches that would keep the bytes in this
+    /// process's memory (a memory map counts every page it touched).
+    fn read_data_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.read_at(offset, buf)
+    }
+
     /// Write the concatenation of `bufs` at `offset`. The default copies
     /// them into one buffer; files use one vectored write.
     fn write_vectored_at(&mut self, offset: u64, bufs: &[&[u8]]) -> io::Result<()> {
@@ -263,6 +270,14 @@ impl BlockDevice for FileDevice {
         }
         check_range(offset, data.len(), self.size)?;
         self.pwrite(offset, data)
+    }
+
+    fn read_data_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        // Positioned reads: pages read through the map would stay in this
+        // process's resident set, so copying a 10 GiB file out would
+        // count 10 GiB.
+        check_range(offset, buf.len(), self.size)?;
+        self.pread(offset, buf)
     }
 
     #[cfg(target_os = "linux")]

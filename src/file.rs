@@ -78,21 +78,8 @@ impl Filesystem {
                 let off = (r.lblk + done) * bs;
                 let len = (n * bs).min(size - off) as usize;
                 buf.resize(len, 0);
-                // Contiguous blocks: read them block by block through the
-                // overlay-aware reader.
-                for i in 0..n {
-                    let start = (i * bs) as usize;
-                    if start >= len {
-                        break;
-                    }
-                    let end = (start + bs as usize).min(len);
-                    if end - start == bs as usize {
-                        self.read_block_into(r.pblk + done + i, &mut buf[start..end])?;
-                    } else {
-                        let b = self.block(r.pblk + done + i)?;
-                        buf[start..end].copy_from_slice(&b[..end - start]);
-                    }
-                }
+                // Neighbouring blocks in one read (bounded: READ_CHUNK).
+                self.read_data_blocks(r.pblk + done, &mut buf)?;
                 f(off, &buf)?;
                 done += n;
             }

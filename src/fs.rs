@@ -95,8 +95,105 @@ struct Staged {
     kind: Kind,
 }
 
-/// Staged new-data bytes above which they are written out early.
-const SPILL_LIMIT: usize = 64 << 20;
+/// Staged new-data bytes above which they are written out early: this
+/// bounds the memory a large write needs, whatever the size of the data.
+const SPILL_LIMIT: usize = 8 << 20;
+
+/// What a host write error leaves behind, for the error line.
+const STATE_UNCHANGED: &str = "nothing of the file system changed: only free blocks were written";
+const STATE_JOURNAL_MAYBE: &str = "the file system is unchanged unless the journal holds the transaction: `ext3edit journal replay IMAGE` (or mounting) completes it either way";
+const STATE_JOURNALED: &str =
+    "the journal holds the transaction: `ext3edit journal replay IMAGE` (or mounting) completes it";
+const STATE_IN_PLACE: &str = "the metadata is partly written in place: the image needs e2fsck";
+const STATE_REPLAY: &str =
+    "the journal replay is partly written: run `ext3edit journal replay IMAGE` again";
+
+/// Say in an I/O error what state the image is left in.
+fn with_state(e: Error, state: &str) -> Error {
+    match e {
+        Error::Io { context, source } => Error::Io {
+            context: format!("{context} ({state})"),
+            source,
+        },
+        other => other,
+    }
+}
+
+/// A set of block numbers kept as runs: a write of many GiB allocates (or
+/// frees) millions of blocks, mostly in long runs, so this stays small
+/// where a hash set would grow with the data.
+#[derive(Default, Debug)]
+struct BlockSet {
+    /// First block of each run -> one past its last block.
+    runs: BTreeMap<u64, u64>,
+    count: u64,
+}
+
+impl BlockSet {
+    fn contains(&self, b: u64) -> bool {
+        self.runs
+            .range(..=b)
+            .next_back()
+            .is_some_and(|(_, &e)| b < e)
+    }
+    fn insert_range(&mut self, start: u64, end: u64) {
+        let mut b = start;
+        while b < end {
+            // Skip what is already in the set.
+            if let Some((_, &e)) = self.runs.range(..=b).next_back().filter(|(_, &e)| b < e) {
+                b = e;
+                continue;
+            }
+            let next = self
+                .runs
+                .range(b..)
+                .next()
+                .map(|(&s, _)| s)
+                .unwrap_or(u64::MAX);
+            let stop = end.min(next);
+            self.count += stop - b;
+            // Merge with the run ending at b and the one starting at stop.
+            let mut s = b;
+            if let Some((&ps, &pe)) = self.runs.range(..b).next_back() {
+                if pe == b {
+                    s = ps;
+                }
+            }
+            let mut e = stop;
+            if let Some(ne) = self.runs.remove(&stop) {
+                e = ne;
+            }
+            self.runs.insert(s, e);
+            b = stop;
+        }
+    }
+    fn insert(&mut self, b: u64) {
+        self.insert_range(b, b + 1);
+    }
+    fn remove(&mut self, b: u64) {
+        let Some((&s, &e)) = self.runs.range(..=b).next_back() else {
+            return;
+        };
+        if b >= e {
+            return;
+        }
+        self.count -= 1;
+        self.runs.remove(&s);
+        if s < b {
+            self.runs.insert(s, b);
+        }
+        if b + 1 < e {
+            self.runs.insert(b + 1, e);
+        }
+    }
+    fn len(&self) -> u64 {
+        self.count
+    }
+    fn clear(&mut self) {
+        self.runs.clear();
+        self.count = 0;
+    }
+}
 
 /// An open ext2/3/4 filesystem image.
 pub struct Filesystem {
@@ -110,7 +207,7 @@ pub struct Filesystem {
     sb_dirty: bool,
     write_refusal: Option<String>,
     writable: bool,
-    freed_blocks: HashSet<u64>,
+    freed_blocks: BlockSet,
     now: Timestamp,
     /// First directory block that may have room, per directory inode.
     pub(crate) dir_room_hint: HashMap<Ino, u64>,
@@ -124,7 +221,10 @@ pub struct Filesystem {
     pub(crate) io_buf: Vec<u8>,
     ialloc_hint: HashMap<u32, u32>,
     /// Blocks allocated in this transaction.
-    new_blocks: HashSet<u64>,
+    new_blocks: BlockSet,
+    /// The journal's block map was checked whole (see
+    /// [`Self::check_journal_map`]).
+    journal_map_ok: bool,
     journal: Option<Journal>,
     use_journal: bool,
     recovery: Option<Recovery>,
@@ -205,7 +305,7 @@ impl Filesystem {
             sb_dirty: false,
             write_refusal: None,
             writable: false,
-            freed_blocks: HashSet::new(),
+            freed_blocks: BlockSet::default(),
             now: Timestamp::from_secs(opts.now.unwrap_or_else(default_now)),
             dir_room_hint: HashMap::new(),
             fresh_dirs: HashMap::new(),
@@ -213,7 +313,8 @@ impl Filesystem {
             last_data: None,
             io_buf: Vec::new(),
             ialloc_hint: HashMap::new(),
-            new_blocks: HashSet::new(),
+            new_blocks: BlockSet::default(),
+            journal_map_ok: false,
             journal: None,
             use_journal: opts.journal,
             recovery: None,
@@ -614,6 +715,38 @@ impl Filesystem {
             })
     }
 
+    /// Read `buf.len() / block size` neighbouring blocks from `first`
+    /// (file content: staged blocks win, the rest is read past the
+    /// memory map so that the data does not stay resident).
+    pub(crate) fn read_data_blocks(&self, first: u64, buf: &mut [u8]) -> Result<()> {
+        let bs = self.bs;
+        let n = buf.len().div_ceil(bs) as u64;
+        let staged =
+            !self.overlay.is_empty() && (first..first + n).any(|b| self.overlay.contains_key(&b));
+        if staged || first + n > self.sb.blocks_count || !buf.len().is_multiple_of(bs) {
+            for (i, chunk) in buf.chunks_mut(bs).enumerate() {
+                let b = first + i as u64;
+                if chunk.len() == bs {
+                    self.read_block_into(b, chunk)?;
+                } else {
+                    let v = self.block(b)?;
+                    chunk.copy_from_slice(&v[..chunk.len()]);
+                }
+            }
+            return Ok(());
+        }
+        self.dev
+            .read_data_at(first * bs as u64, buf)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => Error::corrupt(format!(
+                    "blocks {first}..{} are past the end of the image file ({} bytes): the image is truncated",
+                    first + n,
+                    self.dev.len()
+                )),
+                _ => Error::io(format!("reading image blocks {first}..{}", first + n), e),
+            })
+    }
+
     /// Run `f` on the content of block `b` without copying it when it is
     /// staged.
     pub fn with_block<R>(&self, b: u64, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
@@ -643,7 +776,7 @@ impl Filesystem {
             // filesystem on disk: whatever it holds (data, or a new indirect
             // or directory block) is written before the commit, in place,
             // and never needs the journal.
-            let class = if kind == Kind::NewData || self.new_blocks.contains(&b) {
+            let class = if kind == Kind::NewData || self.new_blocks.contains(b) {
                 Kind::NewData
             } else {
                 Kind::Meta
@@ -742,11 +875,46 @@ impl Filesystem {
             .map(|(b, _)| *b)
             .collect();
         blocks.sort_unstable();
-        self.write_runs(&blocks)?;
+        // Everything the commit needs must be known good before the first
+        // byte reaches the image.
+        self.check_journal_map()?;
+        self.write_runs(&blocks)
+            .map_err(|e| with_state(e, STATE_UNCHANGED))?;
         for b in blocks {
             self.overlay.remove(&b);
         }
         self.staged_data = 0;
+        Ok(())
+    }
+
+    /// Check once that every block of the journal is mapped inside the
+    /// filesystem, so that a commit cannot fail half way on a damaged
+    /// journal block map after data or log blocks were written.
+    fn check_journal_map(&mut self) -> Result<()> {
+        if self.journal_map_ok || !(self.use_journal && self.writable) {
+            return Ok(());
+        }
+        let Some(j) = self.journal.as_ref() else {
+            return Ok(());
+        };
+        let maxlen = j.sb.maxlen as u64;
+        let runs = self.block_runs(&j.inode, maxlen)?;
+        let mut next = 0u64;
+        for r in &runs {
+            if r.lblk != next || r.uninit {
+                break;
+            }
+            self.check_block(r.pblk, &|| format!("journal inode {}", j.ino))?;
+            self.check_block(r.pblk + r.len - 1, &|| format!("journal inode {}", j.ino))?;
+            next = r.lblk + r.len;
+        }
+        if next < maxlen {
+            return Err(Error::corrupt(format!(
+                "journal inode {}: journal block {next} is not mapped",
+                j.ino
+            )));
+        }
+        self.journal_map_ok = true;
         Ok(())
     }
 
@@ -781,6 +949,7 @@ impl Filesystem {
         }
         let journaled = self.use_journal && self.journal.is_some() && self.writable;
         if journaled {
+            self.check_journal_map()?;
             // Check that the transaction fits before writing anything (an
             // upper bound: staged metadata, descriptor blocks, superblock).
             let j = self.journal.as_ref().unwrap();
@@ -794,7 +963,8 @@ impl Filesystem {
             }
         }
         if let Some(rec) = self.recovery.take() {
-            self.checkpoint_recovery(&rec)?;
+            self.checkpoint_recovery(&rec)
+                .map_err(|e| with_state(e, STATE_REPLAY))?;
             // Blocks the replay alone changed need not be written again.
             for (b, data) in &rec.blocks {
                 if self.overlay.get(b).is_some_and(|s| s.data[..] == data[..]) {
@@ -842,18 +1012,27 @@ impl Filesystem {
         }
         data.sort_unstable();
         meta.sort_unstable();
-        self.write_runs(&data)?;
+        // The journal transaction is built and placed before anything is
+        // written: an error there leaves the image as it was.
+        let log = if journaled {
+            Some(self.plan_transaction(&meta)?)
+        } else {
+            None
+        };
+        self.write_runs(&data)
+            .map_err(|e| with_state(e, STATE_UNCHANGED))?;
         // With the journal, the data shares the first flush with the log:
         // both are on disk before the journal superblock points at the
         // transaction, which is what makes it count.
         if !data.is_empty() && !journaled {
-            self.flush()?;
+            self.flush().map_err(|e| with_state(e, STATE_UNCHANGED))?;
         }
-        if journaled {
-            self.journaled_write(&meta)?;
+        if let Some(log) = log {
+            self.journaled_write(&meta, log)?;
         } else {
-            self.write_runs(&meta)?;
-            self.flush()?;
+            self.write_runs(&meta)
+                .map_err(|e| with_state(e, STATE_IN_PLACE))?;
+            self.flush().map_err(|e| with_state(e, STATE_IN_PLACE))?;
         }
         self.overlay.clear();
         self.staged_data = 0;
@@ -929,11 +1108,12 @@ impl Filesystem {
         self.flush()
     }
 
-    fn journaled_write(&mut self, meta: &[u64]) -> Result<()> {
+    /// Build the journal transaction for `meta` and find where each of its
+    /// blocks goes (and the block after it, and the journal superblock).
+    fn plan_transaction(&self, meta: &[u64]) -> Result<Planned> {
         let now = self.now.secs;
-        let j = self.journal.as_ref().unwrap().clone();
+        let j = self.journal.as_ref().unwrap();
         let tid = j.sb.sequence.wrapping_add(1);
-        let (sbb, off) = self.sb_location();
         let log = {
             let blocks: Vec<(u64, &[u8])> = meta
                 .iter()
@@ -941,12 +1121,46 @@ impl Filesystem {
                 .collect();
             j.build_transaction(tid, &blocks, now)?
         };
-        // 1. The log, and the on-disk superblock marked needs_recovery.
-        // Neighbouring log blocks go out in one write.
         let mut placed = Vec::with_capacity(log.len());
-        for (pos, data) in &log {
-            placed.push((j.phys(self, *pos)?, data));
+        for (pos, data) in log {
+            placed.push((j.phys(self, pos)?, data));
         }
+        let after = j.sb.first + placed.len() as u32;
+        let after = if after < j.sb.last() {
+            Some(j.phys(self, after)?)
+        } else {
+            None
+        };
+        Ok(Planned {
+            tid,
+            placed,
+            after,
+            jsb_block: j.phys(self, 0)?,
+        })
+    }
+
+    fn journaled_write(&mut self, meta: &[u64], plan: Planned) -> Result<()> {
+        // Until the journal superblock points at the transaction, the
+        // file system on disk is the old one.
+        self.log_transaction(&plan)
+            .map_err(|e| with_state(e, STATE_UNCHANGED))?;
+        // 2. The journal superblock points at the transaction.
+        let j = self.journal.as_ref().unwrap().clone();
+        let tid = plan.tid;
+        let jsb_block = plan.jsb_block;
+        let mut jsb = j.sb.clone();
+        jsb.set_start(jsb.first, tid);
+        self.write_raw(jsb_block, jsb.raw())
+            .and_then(|_| self.flush())
+            .map_err(|e| with_state(e, STATE_JOURNAL_MAYBE))?;
+        self.checkpoint_transaction(meta, jsb)
+            .map_err(|e| with_state(e, STATE_JOURNALED))
+    }
+
+    /// 1. The log, and the on-disk superblock marked needs_recovery.
+    fn log_transaction(&mut self, plan: &Planned) -> Result<()> {
+        let placed = &plan.placed;
+        // Neighbouring log blocks go out in one write.
         let mut i = 0;
         let mut buf = Vec::new();
         while i < placed.len() {
@@ -955,7 +1169,7 @@ impl Filesystem {
             let mut k = i;
             while k < placed.len() && placed[k].0 == start + (k - i) as u64 && buf.len() < (1 << 20)
             {
-                buf.extend_from_slice(placed[k].1);
+                buf.extend_from_slice(&placed[k].1);
                 k += 1;
             }
             self.write_raw(start, &buf)?;
@@ -963,21 +1177,25 @@ impl Filesystem {
         }
         // A zeroed block right after the commit block ends the log there:
         // older transactions further on can never be taken for ours.
-        let after = j.sb.first + log.len() as u32;
-        if after < j.sb.last() {
-            let pb = j.phys(self, after)?;
+        if let Some(pb) = plan.after {
             let zero = vec![0u8; self.bs];
             self.write_raw(pb, &zero)?;
         }
         let (b, old_sb) = self.disk_sb_block(true)?;
         self.write_raw(b, &old_sb)?;
-        self.flush()?;
-        // 2. The journal superblock points at the transaction.
-        let mut jsb = j.sb.clone();
-        jsb.set_start(jsb.first, tid);
-        let jsb_block = j.phys(self, 0)?;
-        self.write_raw(jsb_block, jsb.raw())?;
-        self.flush()?;
+        self.flush()
+    }
+
+    /// 3.-5. The metadata in place, the journal emptied, needs_recovery
+    /// cleared.
+    fn checkpoint_transaction(
+        &mut self,
+        meta: &[u64],
+        mut jsb: crate::journal::JournalSuperblock,
+    ) -> Result<()> {
+        let (sbb, off) = self.sb_location();
+        let tid = jsb.sequence;
+        let jsb_block = self.journal.as_ref().unwrap().phys(self, 0)?;
         // 3. Checkpoint: the metadata in place (superblock still marked).
         if let Some(s) = self.overlay.get_mut(&sbb) {
             patch_recover(&mut s.data[off..off + SUPERBLOCK_SIZE], true);
@@ -1212,7 +1430,7 @@ impl Filesystem {
                 continue;
             }
             let used = bitmap[(bit / 8) as usize] & (1 << (bit % 8)) != 0;
-            if used || self.freed_blocks.contains(&(first + bit as u64)) {
+            if used || self.freed_blocks.contains(first + bit as u64) {
                 bit += 1;
                 continue;
             }
@@ -1220,7 +1438,7 @@ impl Filesystem {
             while len < want
                 && bit + len < n
                 && bitmap[((bit + len) / 8) as usize] & (1 << ((bit + len) % 8)) == 0
-                && !self.freed_blocks.contains(&(first + (bit + len) as u64))
+                && !self.freed_blocks.contains(first + (bit + len) as u64)
             {
                 len += 1;
             }
@@ -1285,7 +1503,7 @@ impl Filesystem {
         match self.find_blocks(goal, want.max(1))? {
             Some((b, n)) => {
                 self.record_blocks(b, n, true)?;
-                self.new_blocks.extend(b..b + n as u64);
+                self.new_blocks.insert_range(b, b + n as u64);
                 Ok((b, n))
             }
             None => Err(Error::NoSpace("no free block left".into())),
@@ -1310,7 +1528,7 @@ impl Filesystem {
             self.record_blocks(b, n, false)?;
             for x in b..b + n as u64 {
                 self.freed_blocks.insert(x);
-                self.new_blocks.remove(&x);
+                self.new_blocks.remove(x);
                 if let Some(s) = self.overlay.remove(&x) {
                     if s.kind == Kind::NewData {
                         self.staged_data -= self.bs;
@@ -1332,7 +1550,7 @@ impl Filesystem {
     pub fn allocatable_blocks(&self) -> u64 {
         self.sb
             .free_blocks()
-            .saturating_sub(self.freed_blocks.len() as u64)
+            .saturating_sub(self.freed_blocks.len())
     }
 
     fn pick_inode_group(&self, parent: Ino, dir: bool) -> Option<u32> {
@@ -1402,6 +1620,12 @@ impl Filesystem {
                     self.ialloc_hint.insert(g, i + 1);
                     let gd = &mut self.groups[g as usize];
                     gd.set_free_inodes(gd.free_inodes() - 1);
+                    // e2fsck takes inodes past ipg - bg_itable_unused as
+                    // never used (even without uninit_bg): shrink the
+                    // unused tail so that it starts after this inode.
+                    if gd.itable_unused() > 0 && i >= ipg.saturating_sub(gd.itable_unused()) {
+                        gd.set_itable_unused(ipg - i - 1);
+                    }
                     if dir {
                         gd.set_used_dirs(gd.used_dirs() + 1);
                     }
@@ -1494,6 +1718,14 @@ impl Filesystem {
     pub fn inode_table_blocks(&self) -> u64 {
         self.itable_blocks
     }
+}
+
+/// A journal transaction ready to write: its blocks with their places.
+struct Planned {
+    tid: u32,
+    placed: Vec<(u64, Vec<u8>)>,
+    after: Option<u64>,
+    jsb_block: u64,
 }
 
 /// Set or clear needs_recovery in raw superblock bytes (and its checksum).

@@ -293,6 +293,11 @@ pub fn put_file(
 }
 
 /// Create or overwrite `name` in `parent` from a reader of unknown size.
+///
+/// The stream is first copied to an anonymous temporary file (in
+/// `$TMPDIR`): its size is then known, the room for it is checked before
+/// the first byte reaches the image, and a stream too big for the image
+/// leaves the image untouched.
 pub fn put_reader(
     fs: &mut Filesystem,
     src: &mut dyn std::io::Read,
@@ -300,7 +305,55 @@ pub fn put_reader(
     name: &[u8],
     attrs: &NewFile,
 ) -> Result<Ino> {
-    put_reader_sized(fs, src, 0, None, parent, name, attrs)
+    use std::io::{Seek, SeekFrom};
+    let spool_err = |e| Error::io("spooling the input to a temporary file in $TMPDIR", e);
+    let mut spool = tempfile::tempfile().map_err(spool_err)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io("reading the input", e)),
+        };
+        spool.write_all(&buf[..n]).map_err(spool_err)?;
+        len += n as u64;
+    }
+    drop(buf);
+    spool.seek(SeekFrom::Start(0)).map_err(spool_err)?;
+    put_reader_sized(fs, &mut spool, len, Some(len), parent, name, attrs)
+}
+
+/// [`put_reader`] from this process's standard input. When stdin is a
+/// regular file (`< file`), its size is known and it is read in place;
+/// otherwise (a pipe, a terminal) it is spooled first.
+pub fn put_stdin(fs: &mut Filesystem, parent: Ino, name: &[u8], attrs: &NewFile) -> Result<Ino> {
+    #[cfg(unix)]
+    {
+        use std::io::{Seek, SeekFrom};
+        use std::os::fd::AsFd;
+        let fd = std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| Error::io("reading stdin", e))?;
+        let mut f = hfs::File::from(fd);
+        if let Ok(m) = f.metadata() {
+            if m.is_file() {
+                let pos = f
+                    .stream_position()
+                    .map_err(|e| Error::io("reading stdin", e))?;
+                let len = m.len().saturating_sub(pos);
+                let r = put_reader_sized(fs, &mut f, len, Some(len), parent, name, attrs);
+                // Leave stdin's offset where the data ended, as cat would.
+                let _ = f.seek(SeekFrom::Start(pos + len));
+                return r;
+            }
+        }
+    }
+    let stdin = std::io::stdin();
+    let mut lock = stdin.lock();
+    put_reader(fs, &mut lock, parent, name, attrs)
 }
 
 /// Create or overwrite `name` in `parent` from a reader; `data_len` is

@@ -381,7 +381,7 @@ pub struct Journal {
     pub ino: u32,
     /// The journal superblock.
     pub sb: JournalSuperblock,
-    inode: crate::inode::Inode,
+    pub(crate) inode: crate::inode::Inode,
     sb_block: u64,
 }
 

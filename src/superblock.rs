@@ -453,6 +453,14 @@ impl GroupDesc {
     pub fn flags(&self) -> u16 {
         le16(&self.raw, 0x12)
     }
+    /// Inodes at the end of the group's table that were never used
+    /// (bg_itable_unused): e2fsck reads it, feature or not.
+    pub fn itable_unused(&self) -> u32 {
+        self.get16(0x1C, 0x32)
+    }
+    pub fn set_itable_unused(&mut self, v: u32) {
+        self.set16(0x1C, 0x32, v)
+    }
 }
 
 #[cfg(test)]

@@ -132,3 +132,37 @@ fn write_commands_on_every_corpus_image() {
         "too few images: {images}, written {written}"
     );
 }
+
+/// f_uninit_disable: no uninit_bg, yet group 0 says most of its inode
+/// table is unused (bg_itable_unused), and e2fsck takes a directory entry
+/// pointing there for an error. New inodes must move that mark.
+#[test]
+fn itable_unused_is_respected_without_uninit_bg() {
+    let Some(dir) = common::corpus() else {
+        eprintln!("SKIP: ../shared/corpus/e2fsprogs is absent");
+        return;
+    };
+    if !common::have_e2fsprogs() {
+        eprintln!("SKIP: e2fsprogs not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("a.img");
+    std::fs::write(
+        &img,
+        common::decompress(&dir.join("f_uninit_disable/image.gz")),
+    )
+    .unwrap();
+    let small = tmp.path().join("small");
+    std::fs::write(&small, b"x\n").unwrap();
+    let (i, s) = (img.to_str().unwrap(), small.to_str().unwrap());
+    for args in [
+        vec!["put", i, s, "/x"],
+        vec!["mkdir", i, "/d"],
+        vec!["put", i, s, "/d/y"],
+    ] {
+        let (code, err) = run_limited(&args);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+    }
+    common::fsck_clean(&img);
+}

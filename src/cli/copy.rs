@@ -164,9 +164,7 @@ fn put(
     if src == "-" {
         let t = target_path(&fs, dest, None)?;
         let (parent, name) = fs.resolve_parent(&t)?;
-        let stdin = std::io::stdin();
-        let mut lock = stdin.lock();
-        host::put_reader(&mut fs, &mut lock, parent, &name, &a).map_err(|e| e.at(&t))?;
+        host::put_stdin(&mut fs, parent, &name, &a).map_err(|e| e.at(&t))?;
         return commit(fs);
     }
     let sp = Path::new(src);

@@ -1,0 +1,288 @@
+//! The commit path under failure, and the memory a data write needs: a
+//! failed command leaves the image byte for byte as it was (and its
+//! allocation on the host too); a host write error mid-commit says what
+//! state the image is in; data of any size goes through bounded memory.
+
+mod common;
+
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use ext3edit::{Filesystem, OpenOptions};
+
+fn ext3(size: &str, block: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("a.img");
+    let st = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext3", "-b", block])
+        .arg(&img)
+        .arg(size)
+        .env("E2FSPROGS_FAKE_TIME", "1700000000")
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    (dir, img)
+}
+
+/// Run ext3edit with stdin fed from `input` (written by a thread) and
+/// stdout read and counted; (exit code, stderr, stdout bytes, peak RSS in KiB).
+fn run_measured(
+    args: &[&str],
+    input: Option<Box<dyn Read + Send>>,
+    fsize: Option<u64>,
+) -> (i32, String, u64, i64) {
+    let mut c = Command::new(common::bin());
+    c.args(args)
+        .env("EXT3EDIT_NO_PROGRESS", "1")
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(limit) = fsize {
+        // SAFETY: the hook only makes async-signal-safe calls.
+        unsafe {
+            c.pre_exec(move || limit_fsize(limit));
+        }
+    }
+    let mut child = c.spawn().unwrap();
+    let feeder = input.map(|mut r| {
+        let mut si = child.stdin.take().unwrap();
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut r, &mut si);
+        })
+    });
+    let mut so = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut n = 0u64;
+        while let Ok(k) = so.read(&mut buf) {
+            if k == 0 {
+                break;
+            }
+            n += k as u64;
+        }
+        n
+    });
+    let mut se = child.stderr.take().unwrap();
+    let errt = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = se.read_to_string(&mut s);
+        s
+    });
+    // The child's own high-water mark (VmHWM: of its image after exec;
+    // getrusage would also count the test process it was forked from),
+    // polled until it exits (the mark only grows).
+    let pid = child.id();
+    let watcher = std::thread::spawn(move || {
+        let mut peak = 0i64;
+        while let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            let Some(l) = s.lines().find(|l| l.starts_with("VmHWM:")) else {
+                break;
+            };
+            let kib: i64 = l.split_whitespace().nth(1).unwrap().parse().unwrap();
+            peak = peak.max(kib);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        peak
+    });
+    let st = child.wait().unwrap();
+    let rss = watcher.join().unwrap();
+    if let Some(f) = feeder {
+        f.join().unwrap();
+    }
+    let out = reader.join().unwrap();
+    let err = errt.join().unwrap();
+    (st.code().unwrap_or(-1), err, out, rss)
+}
+
+/// `n` bytes, no block of them zero.
+struct NonZero {
+    left: u64,
+    pattern: Vec<u8>,
+    pos: usize,
+}
+
+impl NonZero {
+    fn new(n: u64) -> Self {
+        let mut pattern = common::pseudo_random(1 << 20, 7);
+        for b in pattern.iter_mut() {
+            *b |= 1;
+        }
+        NonZero {
+            left: n,
+            pattern,
+            pos: 0,
+        }
+    }
+}
+
+impl Read for NonZero {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (buf.len() as u64)
+            .min(self.left)
+            .min((self.pattern.len() - self.pos) as u64) as usize;
+        buf[..n].copy_from_slice(&self.pattern[self.pos..self.pos + n]);
+        self.pos = (self.pos + n) % self.pattern.len();
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+fn one_line(err: &str) {
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
+    assert!(err.starts_with("ext3edit: "), "{err:?}");
+}
+
+#[test]
+fn stdin_larger_than_free_space_changes_nothing() {
+    require_e2fsprogs!();
+    // Bigger than what the engine stages in memory before writing early.
+    let (_d, img) = ext3("96M", "4096");
+    let i = img.to_str().unwrap();
+    let before = std::fs::read(&img).unwrap();
+    let blocks = std::fs::metadata(&img).unwrap().blocks();
+    let (code, err, _, _) = run_measured(
+        &["put", i, "-", "/big"],
+        Some(Box::new(NonZero::new(128 << 20))),
+        None,
+    );
+    assert_eq!(code, 1, "{err}");
+    one_line(&err);
+    assert!(err.contains("no space left"), "{err}");
+    assert!(
+        std::fs::read(&img).unwrap() == before,
+        "image bytes changed"
+    );
+    assert_eq!(
+        std::fs::metadata(&img).unwrap().blocks(),
+        blocks,
+        "the image's allocation on the host changed"
+    );
+    // What fits still goes in.
+    let (code, err, _, _) = run_measured(
+        &["put", i, "-", "/fits"],
+        Some(Box::new(NonZero::new(4 << 20))),
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    common::fsck_clean(&img);
+}
+
+#[test]
+fn data_in_and_out_in_bounded_memory() {
+    require_e2fsprogs!();
+    let (_d, img) = ext3("400M", "4096");
+    let i = img.to_str().unwrap();
+    let size: u64 = 160 << 20;
+    let limit_kib = 64 * 1024;
+    let (code, err, _, rss) = run_measured(
+        &["put", i, "-", "/in", "--no-sync"],
+        Some(Box::new(NonZero::new(size))),
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(rss < limit_kib, "put from stdin: peak RSS {rss} KiB");
+    let (code, err, out, rss) = run_measured(&["get", i, "/in", "-"], None, None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, size);
+    assert!(rss < limit_kib, "get to stdout: peak RSS {rss} KiB");
+    common::fsck_clean(&img);
+}
+
+/// Where inode 8 (the journal) keeps i_block[3] in the image file.
+fn journal_iblock3(img: &Path) -> u64 {
+    let fs = Filesystem::open(img, &OpenOptions::read_only()).unwrap();
+    let sb = fs.superblock();
+    let table = fs.groups()[0].inode_table();
+    table * fs.block_size() as u64 + 7 * sb.inode_size as u64 + 0x28 + 3 * 4
+}
+
+#[test]
+fn damaged_journal_map_fails_before_any_write() {
+    require_e2fsprogs!();
+    let (_d, img) = ext3("16M", "1024");
+    let i = img.to_str().unwrap();
+    let src = img.with_file_name("src");
+    std::fs::write(&src, b"some content\n".repeat(3000)).unwrap();
+    let at = journal_iblock3(&img);
+    let mut bytes = std::fs::read(&img).unwrap();
+    bytes[at as usize..at as usize + 4].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());
+    std::fs::write(&img, &bytes).unwrap();
+    for args in [
+        vec!["mkdir", i, "/newdir"],
+        vec!["put", i, src.to_str().unwrap(), "/f"],
+    ] {
+        let (code, err, _, _) = run_measured(&args, None, None);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        one_line(&err);
+        assert!(err.contains("inode 8"), "{err}");
+        assert!(
+            std::fs::read(&img).unwrap() == bytes,
+            "{args:?} failed but changed the image"
+        );
+    }
+}
+
+fn limit_fsize(limit: u64) -> std::io::Result<()> {
+    // SAFETY: async-signal-safe calls only.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        let r = libc::rlimit {
+            rlim_cur: limit,
+            rlim_max: limit,
+        };
+        if libc::setrlimit(libc::RLIMIT_FSIZE, &r) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn host_write_error_says_the_state() {
+    require_e2fsprogs!();
+    // 1. The data write fails (past 1 MiB): nothing of the file system
+    // changed.
+    let (_d, img) = ext3("64M", "1024");
+    let i = img.to_str().unwrap();
+    let src = img.with_file_name("src");
+    std::fs::write(&src, common::pseudo_random(2 << 20, 3)).unwrap();
+    let (code, err, _, _) = run_measured(
+        &["put", i, src.to_str().unwrap(), "/f"],
+        None,
+        Some(1 << 20),
+    );
+    assert_eq!(code, 1, "{err}");
+    one_line(&err);
+    assert!(err.contains("nothing of the file system changed"), "{err}");
+    common::fsck_clean(&img);
+    assert_eq!(run_measured(&["ls", i, "/f"], None, None).0, 1);
+
+    // 2. The log (in group 0) is written, the checkpoint into group 1
+    // fails: the journal holds the transaction and a replay completes it.
+    common::ok(&img, "mkdir", &["/d"]);
+    let fs = Filesystem::open(&img, &OpenOptions::read_only()).unwrap();
+    let d = fs.resolve("/d", true).unwrap();
+    let g = fs.inode_group(d);
+    assert!(g > 0, "the test needs /d outside group 0");
+    let limit = fs.superblock().group_first_block(g) * fs.block_size() as u64;
+    drop(fs);
+    let (code, err, _, _) = run_measured(
+        &["put", i, "-", "/d/z"],
+        Some(Box::new(std::io::repeat(0).take(4096))),
+        Some(limit),
+    );
+    assert_eq!(code, 1, "{err}");
+    one_line(&err);
+    assert!(err.contains("the journal holds the transaction"), "{err}");
+    let (code, err, _, _) = run_measured(&["journal", "replay", i], None, None);
+    assert_eq!(code, 0, "{err}");
+    common::fsck_clean(&img);
+    common::ok(&img, "ls", &["/d/z"]);
+}
