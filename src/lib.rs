@@ -25,11 +25,13 @@
 //! indirect blocks and extents), [`dir`] and [`htree`] (directory entries
 //! and the hash index), [`xattr`], [`file`](mod@file), [`path`] (resolution confined
 //! to the image), [`ops`] (operations by inode and name) and [`host`]
-//! (copying between the host and the image).
+//! (copying between the host and the image); [`accounts`] reads the
+//! image's own /etc/passwd and /etc/group.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod accounts;
 pub mod bmap;
 pub mod device;
 pub mod dir;
