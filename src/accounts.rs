@@ -106,8 +106,7 @@ fn entries<'a>(
     text.lines().enumerate().filter_map(move |(i, l)| {
         let n = i + 1;
         let t = l.trim_end_matches('\r');
-        if t.trim().is_empty() || t.starts_with('#') || t.starts_with('+') || t.starts_with('-')
-        {
+        if t.trim().is_empty() || t.starts_with('#') || t.starts_with('+') || t.starts_with('-') {
             return None;
         }
         let f: Vec<&str> = t.split(':').collect();
@@ -115,7 +114,10 @@ fn entries<'a>(
             return Some(Err(malformed(
                 file,
                 n,
-                &format!("expected {nfields} fields separated by ':', found {}", f.len()),
+                &format!(
+                    "expected {nfields} fields separated by ':', found {}",
+                    f.len()
+                ),
             )));
         }
         if f[0].is_empty() {

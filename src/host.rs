@@ -557,33 +557,45 @@ fn slot(fs: &Filesystem, chain: &[Ino], name: &[u8], follow: bool) -> Result<Slo
     Ok(Slot::Other(e))
 }
 
+/// The image path of the last directory of `chain` (for messages).
+fn chain_path(fs: &Filesystem, chain: &[Ino]) -> Result<String> {
+    let mut p = String::new();
+    for w in chain.windows(2) {
+        let dir = fs.read_inode(w[0])?;
+        let name = fs
+            .read_dir(&dir)?
+            .into_iter()
+            .find(|e| e.ino == w[1] && e.name != b"." && e.name != b"..")
+            .map(|e| String::from_utf8_lossy(&e.name).into_owned())
+            .unwrap_or_else(|| format!("<inode {}>", w[1]));
+        p.push('/');
+        p.push_str(&name);
+    }
+    if p.is_empty() {
+        p.push('/');
+    }
+    Ok(p)
+}
+
 /// Before writing: a directory of the tree must meet a directory (or
 /// nothing) in the image, and a non-directory must not meet a directory.
 /// Errors name the host path and the image path below the target.
 fn check_node(fs: &Filesystem, node: &HostNode, chain: &[Ino], name: &[u8]) -> Result<()> {
-    check_inner(fs, node, chain, name, &mut Vec::new())
-}
-
-fn check_inner(
-    fs: &Filesystem,
-    node: &HostNode,
-    chain: &[Ino],
-    name: &[u8],
-    rel: &mut Vec<u8>,
-) -> Result<()> {
-    let len = rel.len();
-    if !rel.is_empty() {
-        rel.push(b'/');
-    }
-    rel.extend_from_slice(name);
-    let shown = |rel: &[u8]| String::from_utf8_lossy(rel).into_owned();
-    let r = if node.meta.is_dir() {
+    let shown = || -> Result<String> {
+        let mut p = chain_path(fs, chain)?;
+        if !p.ends_with('/') {
+            p.push('/');
+        }
+        p.push_str(&String::from_utf8_lossy(name));
+        Ok(p)
+    };
+    if node.meta.is_dir() {
         match slot(fs, chain, name, true)? {
             Slot::Absent => Ok(()),
             Slot::Dir(c) => node
                 .children
                 .iter()
-                .try_for_each(|ch| check_inner(fs, ch, &c, &ch.name, rel)),
+                .try_for_each(|ch| check_node(fs, ch, &c, &ch.name)),
             Slot::Other(e) => {
                 let inode = fs.read_inode(e.ino)?;
                 let what = if inode.is_symlink() {
@@ -596,7 +608,7 @@ fn check_inner(
                 };
                 Err(Error::Invalid(format!(
                     "{}: the image has {what} where {} is a directory; nothing was copied",
-                    shown(rel),
+                    shown()?,
                     node.path.display()
                 )))
             }
@@ -605,14 +617,12 @@ fn check_inner(
         match slot(fs, chain, name, false)? {
             Slot::Dir(_) => Err(Error::Invalid(format!(
                 "{}: the image has a directory where {} is not one; nothing was copied",
-                shown(rel),
+                shown()?,
                 node.path.display(),
             ))),
             _ => Ok(()),
         }
-    };
-    rel.truncate(len);
-    r
+    }
 }
 
 /// Files up to this size are read ahead by helper threads.

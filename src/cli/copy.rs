@@ -135,11 +135,7 @@ fn get(image: &Path, path: &str, dest: Option<PathBuf>, recursive: bool) -> R<()
 /// Whether a put -r SRC names the contents of a directory (`SRC/`,
 /// `SRC/.`, `.`), to be merged into DEST rather than copied as an entry.
 fn names_contents(src: &str) -> bool {
-    src.ends_with('/')
-        || src == "."
-        || src == ".."
-        || src.ends_with("/.")
-        || src.ends_with("/..")
+    src.ends_with('/') || src == "." || src == ".." || src.ends_with("/.") || src.ends_with("/..")
 }
 
 fn put(
@@ -194,13 +190,11 @@ fn put(
             return Err(Error::NotADirectory(src.to_string()).into());
         }
         match fs.try_resolve(dest, true)? {
-            Some(d) if fs.read_inode(d)?.is_dir() => {
-                host::put_tree_into(&mut fs, sp, d, &opts).map_err(|e| e.at(dest))?
-            }
+            Some(d) if fs.read_inode(d)?.is_dir() => host::put_tree_into(&mut fs, sp, d, &opts)?,
             Some(_) => return Err(Error::NotADirectory(dest.to_string()).into()),
             None => {
                 let (parent, name) = fs.resolve_parent(dest)?;
-                host::put_tree(&mut fs, sp, parent, &name, &opts).map_err(|e| e.at(dest))?
+                host::put_tree(&mut fs, sp, parent, &name, &opts)?
             }
         }
         return commit(fs);
@@ -212,7 +206,7 @@ fn put(
     let t = target_path(&fs, dest, Some(&src_name))?;
     let (parent, name) = fs.resolve_parent(&t)?;
     if recursive {
-        host::put_tree(&mut fs, sp, parent, &name, &opts).map_err(|e| e.at(&t))?;
+        host::put_tree(&mut fs, sp, parent, &name, &opts)?;
     } else {
         if meta.is_dir() || (meta.file_type().is_symlink() && sp.is_dir()) {
             return Err(Error::IsADirectory(format!("{src} (use -r to copy a directory)")).into());
