@@ -19,13 +19,23 @@ use crate::layout::FileType;
 use crate::ops::NewFile;
 
 /// Options for copying host files into the image.
+///
+/// What is created gets the source's permission bits (or `mode` for
+/// regular files), owner `uid` and group `gid` (0 when not given). A
+/// regular file that is overwritten keeps its own mode, owner, group and
+/// extended attributes, except for what is given here (so `uid` alone
+/// keeps the group), as `cp` onto an existing file does. Existing
+/// directories are merged into and keep their mode and owner.
 #[derive(Clone, Debug, Default)]
 pub struct PutOptions {
-    /// Permission bits for regular files (default: the source's).
+    /// Permission bits for regular files (default: the source's for a new
+    /// file, the old one's for an overwritten file).
     pub mode: Option<u16>,
-    /// Owner for everything created (default 0:0).
-    pub owner: Option<(u32, u32)>,
-    /// Modification time for everything created (default: now).
+    /// Owner (default: 0 for a new entry, kept for an overwritten file).
+    pub uid: Option<u32>,
+    /// Group (default: 0 for a new entry, kept for an overwritten file).
+    pub gid: Option<u32>,
+    /// Modification time for everything written (default: now).
     pub mtime: Option<Timestamp>,
 }
 
@@ -280,7 +290,7 @@ pub fn put_file(
         )));
     }
     let mut f = hfs::File::open(src).map_err(|e| hio("opening", src, e))?;
-    let attrs = attrs_for(opts, opts.mode.unwrap_or(host_perm(&m)));
+    let attrs = attrs_at(fs, parent, name, opts, host_perm(&m))?;
     put_reader_sized(
         fs,
         &mut f,
@@ -397,14 +407,46 @@ pub fn put_reader_sized(
     }
 }
 
+/// Attributes of a new entry: `perm`, and the owner given (default 0:0).
 fn attrs_for(opts: &PutOptions, perm: u16) -> NewFile {
-    let (uid, gid) = opts.owner.unwrap_or((0, 0));
     NewFile {
         perm,
-        uid,
-        gid,
+        uid: opts.uid.unwrap_or(0),
+        gid: opts.gid.unwrap_or(0),
         mtime: opts.mtime,
     }
+}
+
+/// Attributes for an overwritten regular file: its own mode, owner and
+/// group, except for what `opts` gives.
+fn kept_attrs(old: &crate::Inode, opts: &PutOptions) -> NewFile {
+    NewFile {
+        perm: opts.mode.unwrap_or(old.perm()),
+        uid: opts.uid.unwrap_or(old.uid()),
+        gid: opts.gid.unwrap_or(old.gid()),
+        mtime: opts.mtime,
+    }
+}
+
+/// The attributes a file written as `name` in `parent` should get: an
+/// existing regular file keeps its mode, owner and group (see
+/// [`PutOptions`]); otherwise a new file gets `opts.mode` or `src_perm`
+/// and the owner given. Pass the result to [`put_reader`].
+pub fn attrs_at(
+    fs: &Filesystem,
+    parent: Ino,
+    name: &[u8],
+    opts: &PutOptions,
+    src_perm: u16,
+) -> Result<NewFile> {
+    let dir = fs.read_inode(parent)?;
+    if let Some(e) = fs.lookup(&dir, name)? {
+        let old = fs.read_inode(e.ino)?;
+        if old.is_reg() {
+            return Ok(kept_attrs(&old, opts));
+        }
+    }
+    Ok(attrs_for(opts, opts.mode.unwrap_or(src_perm)))
 }
 
 #[cfg(unix)]
@@ -448,6 +490,15 @@ fn host_special(_m: &hfs::Metadata) -> Option<(FileType, (u32, u32))> {
 /// Copy a host tree (directory, file, symlink or node; links not followed)
 /// to `name` in `parent`, merging into an existing directory of that name.
 /// Keeps modes, symlinks and hard links (within the tree).
+///
+/// Merging: an existing directory is kept as it is (mode and owner too)
+/// and receives the entries; a symlink of the image where the tree has a
+/// directory is followed (inside the image) when it leads to a directory,
+/// and stays a link; an existing regular file is overwritten keeping its
+/// mode, owner and attributes (see [`PutOptions`]); an existing symlink or
+/// node is replaced by what the tree has. A directory of the tree where
+/// the image has something else (or the reverse) is found before anything
+/// is written, and nothing is copied.
 pub fn put_tree(
     fs: &mut Filesystem,
     src: &Path,
@@ -456,6 +507,48 @@ pub fn put_tree(
     opts: &PutOptions,
 ) -> Result<()> {
     let tree = HostNode::scan(src)?;
+    let chain = fs.dir_chain(parent)?;
+    check_node(fs, &tree, &chain, name)?;
+    copy_tree(fs, &tree, src, |fs, tree, links, progress, pre| {
+        put_node(fs, tree, &chain, name, opts, links, progress, pre)
+    })
+}
+
+/// Copy the contents of host directory `src` into image directory `dir`
+/// (as `cp -r SRC/. DEST` does), merging as [`put_tree`] does.
+pub fn put_tree_into(fs: &mut Filesystem, src: &Path, dir: Ino, opts: &PutOptions) -> Result<()> {
+    let tree = HostNode::scan(src)?;
+    if !tree.meta.is_dir() {
+        return Err(Error::NotADirectory(src.display().to_string()));
+    }
+    if !fs.read_inode(dir)?.is_dir() {
+        return Err(Error::NotADirectory(format!("inode {dir}")));
+    }
+    let chain = fs.dir_chain(dir)?;
+    for c in &tree.children {
+        check_node(fs, c, &chain, &c.name)?;
+    }
+    copy_tree(fs, &tree, src, |fs, tree, links, progress, pre| {
+        for c in &tree.children {
+            put_node(fs, c, &chain, &c.name, opts, links, progress, pre)?;
+        }
+        Ok(())
+    })
+}
+
+/// Room check, read-ahead and progress around one tree copy.
+fn copy_tree(
+    fs: &mut Filesystem,
+    tree: &HostNode,
+    src: &Path,
+    put: impl FnOnce(
+        &mut Filesystem,
+        &HostNode,
+        &mut HashMap<(u64, u64), Ino>,
+        &mut Progress,
+        &mut Prefetch,
+    ) -> Result<()>,
+) -> Result<()> {
     let (inodes, blocks) = tree.needs(fs);
     check_room(fs, inodes, blocks, &format!("copying {}", src.display()))?;
     let mut links = HashMap::new();
@@ -464,19 +557,125 @@ pub fn put_tree(
     tree.collect_files(&mut files);
     let r = std::thread::scope(|scope| {
         let mut pre = Prefetch::start(scope, &files);
-        put_node(
-            fs,
-            &tree,
-            parent,
-            name,
-            opts,
-            &mut links,
-            &mut progress,
-            &mut pre,
-        )
+        put(fs, tree, &mut links, &mut progress, &mut pre)
     });
     progress.finish();
     r
+}
+
+/// What the image has where a host node goes.
+enum Slot {
+    /// Nothing of that name.
+    Absent,
+    /// A directory (possibly reached through a symlink): the chain of
+    /// directories from the root down to it.
+    Dir(Vec<Ino>),
+    /// Something else (not followed).
+    Other(crate::dir::DirEntry),
+}
+
+/// Look `name` up in the last directory of `chain`; with `follow`, a
+/// symlink that leads (inside the image) to a directory is a [`Slot::Dir`].
+fn slot(fs: &Filesystem, chain: &[Ino], name: &[u8], follow: bool) -> Result<Slot> {
+    let parent = *chain.last().unwrap();
+    // A directory we created in this run: its name set answers at once.
+    if let Some(names) = fs.fresh_dirs.get(&parent) {
+        if !names.contains(name) {
+            return Ok(Slot::Absent);
+        }
+    }
+    let dir = fs.read_inode(parent)?;
+    let Some(e) = fs.lookup(&dir, name)? else {
+        return Ok(Slot::Absent);
+    };
+    let inode = fs.read_inode(e.ino)?;
+    if inode.is_dir() {
+        let mut c = chain.to_vec();
+        c.push(e.ino);
+        return Ok(Slot::Dir(c));
+    }
+    if follow && inode.is_symlink() {
+        match fs.resolve_chain(chain.to_vec(), name, true) {
+            Ok(c) if fs.read_inode(*c.last().unwrap())?.is_dir() => return Ok(Slot::Dir(c)),
+            Ok(_) | Err(Error::NotFound(_)) | Err(Error::NotADirectory(_)) => {}
+            Err(Error::Invalid(m)) => {
+                return Err(Error::Invalid(format!(
+                    "{}: {m}",
+                    String::from_utf8_lossy(name)
+                )))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Slot::Other(e))
+}
+
+/// The image path of the last directory of `chain` (for messages).
+fn chain_path(fs: &Filesystem, chain: &[Ino]) -> Result<String> {
+    let mut p = String::new();
+    for w in chain.windows(2) {
+        let dir = fs.read_inode(w[0])?;
+        let name = fs
+            .read_dir(&dir)?
+            .into_iter()
+            .find(|e| e.ino == w[1] && e.name != b"." && e.name != b"..")
+            .map(|e| String::from_utf8_lossy(&e.name).into_owned())
+            .unwrap_or_else(|| format!("<inode {}>", w[1]));
+        p.push('/');
+        p.push_str(&name);
+    }
+    if p.is_empty() {
+        p.push('/');
+    }
+    Ok(p)
+}
+
+/// Before writing: a directory of the tree must meet a directory (or
+/// nothing) in the image, and a non-directory must not meet a directory.
+/// Errors name the host path and the image path below the target.
+fn check_node(fs: &Filesystem, node: &HostNode, chain: &[Ino], name: &[u8]) -> Result<()> {
+    let shown = || -> Result<String> {
+        let mut p = chain_path(fs, chain)?;
+        if !p.ends_with('/') {
+            p.push('/');
+        }
+        p.push_str(&String::from_utf8_lossy(name));
+        Ok(p)
+    };
+    if node.meta.is_dir() {
+        match slot(fs, chain, name, true)? {
+            Slot::Absent => Ok(()),
+            Slot::Dir(c) => node
+                .children
+                .iter()
+                .try_for_each(|ch| check_node(fs, ch, &c, &ch.name)),
+            Slot::Other(e) => {
+                let inode = fs.read_inode(e.ino)?;
+                let what = if inode.is_symlink() {
+                    format!(
+                        "a symlink to {:?} that leads to no directory",
+                        String::from_utf8_lossy(&fs.read_link(&inode)?)
+                    )
+                } else {
+                    format!("a {}", inode.file_type().name())
+                };
+                Err(Error::Invalid(format!(
+                    "{}: the image has {what} where {} is a directory; nothing was copied",
+                    shown()?,
+                    node.path.display()
+                )))
+            }
+        }
+    } else {
+        match slot(fs, chain, name, false)? {
+            Slot::Dir(_) => Err(Error::Invalid(format!(
+                "{}: the image has a directory where {} is not one; nothing was copied",
+                shown()?,
+                node.path.display(),
+            ))),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Files up to this size are read ahead by helper threads.
@@ -572,7 +771,7 @@ impl Prefetch {
 fn put_node(
     fs: &mut Filesystem,
     node: &HostNode,
-    parent: Ino,
+    chain: &[Ino],
     name: &[u8],
     opts: &PutOptions,
     links: &mut HashMap<(u64, u64), Ino>,
@@ -582,41 +781,43 @@ fn put_node(
     let src = &node.path;
     let m = &node.meta;
     let perm = host_perm(m);
-    // A directory we created in this run: its name set answers at once.
-    let existing = match fs.fresh_dirs.get(&parent) {
-        Some(names) if !names.contains(name) => None,
-        _ => {
-            let dir = fs.read_inode(parent)?;
-            fs.lookup(&dir, name)?
-        }
-    };
+    let parent = *chain.last().unwrap();
     let at = |e: Error| e.at(&src.display().to_string());
     if m.is_dir() {
-        let me = match existing {
-            Some(e) if fs.read_inode(e.ino)?.is_dir() => e.ino,
-            Some(_) => {
+        // An existing directory (or a symlink leading to one) is merged
+        // into and keeps its mode and owner.
+        let here = match slot(fs, chain, name, true)? {
+            Slot::Dir(c) => c,
+            Slot::Other(_) => {
                 return Err(Error::Exists(format!(
                     "{} (not a directory in the image)",
                     String::from_utf8_lossy(name)
                 )))
             }
-            None => fs.mkdir(parent, name, &attrs_for(opts, perm)).map_err(at)?,
+            Slot::Absent => {
+                let me = fs.mkdir(parent, name, &attrs_for(opts, perm)).map_err(at)?;
+                let mut c = chain.to_vec();
+                c.push(me);
+                c
+            }
         };
         progress.tick(0);
         fs.commit_if_large()?;
         for c in &node.children {
-            put_node(fs, c, me, &c.name, opts, links, progress, pre)?;
+            put_node(fs, c, &here, &c.name, opts, links, progress, pre)?;
         }
         return Ok(());
     }
-    if let Some(e) = &existing {
-        if fs.read_inode(e.ino)?.is_dir() {
+    let existing = match slot(fs, chain, name, false)? {
+        Slot::Absent => None,
+        Slot::Other(e) => Some(e),
+        Slot::Dir(_) => {
             return Err(Error::IsADirectory(format!(
                 "{} exists in the image as a directory",
                 String::from_utf8_lossy(name)
-            )));
+            )))
         }
-    }
+    };
     if m.is_file() {
         let ahead = pre.take();
         if let Some(id) = host_id(m) {
@@ -650,21 +851,39 @@ fn put_node(
             Some(Err(e)) => return Err(hio("reading", src, e)),
             None => Box::new(hfs::File::open(src).map_err(|e| hio("opening", src, e))?),
         };
-        let attrs = attrs_for(opts, opts.mode.unwrap_or(perm));
         let size = Some(m.len());
-        let ino = match existing {
-            Some(e) if fs.read_inode(e.ino)?.is_reg() && fs.read_inode(e.ino)?.links() == 1 => {
-                fs.overwrite_file_sized(e.ino, &attrs, &mut f, size)
+        let old = match &existing {
+            Some(e) => Some(fs.read_inode(e.ino)?),
+            None => None,
+        };
+        let ino = match (existing, old) {
+            (Some(e), Some(old)) if old.is_reg() && old.links() == 1 => {
+                // Overwritten in place: mode, owner and attributes stay.
+                fs.overwrite_file_sized(e.ino, &kept_attrs(&old, opts), &mut f, size)
                     .map_err(at)?;
                 e.ino
             }
-            Some(_) => {
+            (Some(_), Some(old)) => {
+                // A file with other hard links is replaced (the other
+                // names keep the old content), with the old mode and owner;
+                // a symlink or node is replaced by a new file.
+                let attrs = if old.is_reg() {
+                    kept_attrs(&old, opts)
+                } else {
+                    attrs_for(opts, opts.mode.unwrap_or(perm))
+                };
                 fs.unlink(parent, name)?;
                 fs.create_file_sized(parent, name, &attrs, &mut f, size)
                     .map_err(at)?
             }
-            None => fs
-                .create_file_sized(parent, name, &attrs, &mut f, size)
+            _ => fs
+                .create_file_sized(
+                    parent,
+                    name,
+                    &attrs_for(opts, opts.mode.unwrap_or(perm)),
+                    &mut f,
+                    size,
+                )
                 .map_err(at)?,
         };
         if let Some(id) = host_id(m) {

@@ -25,13 +25,15 @@
 //! indirect blocks and extents), [`dir`] and [`htree`] (directory entries
 //! and the hash index), [`xattr`], [`file`](mod@file), [`path`] (resolution confined
 //! to the image), [`ops`] (operations by inode and name) and [`host`]
-//! (copying between the host and the image). On top of them,
-//! [`customize`] checks a VM image against a Xen cluster's requirements
-//! and plans and applies the changes that make it meet them.
+//! (copying between the host and the image); [`accounts`] reads the
+//! image's own /etc/passwd and /etc/group. On top of them, [`customize`]
+//! checks a VM image against a Xen cluster's requirements and plans and
+//! applies the changes that make it meet them.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod accounts;
 pub mod bmap;
 pub mod customize;
 pub mod device;

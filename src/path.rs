@@ -48,7 +48,27 @@ impl Filesystem {
     }
 
     fn resolve_bytes(&self, path: &[u8], follow_final: bool) -> Result<Ino> {
-        let mut stack: Vec<Ino> = vec![ROOT_INO];
+        let stack = self.resolve_chain(vec![ROOT_INO], path, follow_final)?;
+        Ok(*stack.last().unwrap())
+    }
+
+    /// Resolve `path` starting in the last directory of `dirs`, the chain
+    /// of directories from the root down (`dirs[0]` is taken to be the
+    /// root, whatever it holds); returns the chain down to what `path`
+    /// names. `..` pops the chain, never past the root, and absolute
+    /// link targets restart at the root: the result stays inside the
+    /// image. Get a starting chain with [`Self::dir_chain`].
+    pub fn resolve_chain(
+        &self,
+        mut dirs: Vec<Ino>,
+        path: &[u8],
+        follow_final: bool,
+    ) -> Result<Vec<Ino>> {
+        if dirs.is_empty() {
+            dirs.push(ROOT_INO);
+        }
+        dirs[0] = ROOT_INO;
+        let mut stack = dirs;
         let mut todo = components(path);
         let mut links = 0;
         while let Some(c) = todo.pop_front() {
@@ -84,7 +104,32 @@ impl Filesystem {
             }
             stack.push(e.ino);
         }
-        Ok(*stack.last().unwrap())
+        Ok(stack)
+    }
+
+    /// The chain of directories from the root down to directory `dir`,
+    /// found by following the `..` entries up (at most 4096 levels).
+    pub fn dir_chain(&self, dir: Ino) -> Result<Vec<Ino>> {
+        let mut chain = vec![dir];
+        let mut cur = dir;
+        while cur != ROOT_INO {
+            let d = self.read_inode(cur)?;
+            if !d.is_dir() {
+                return Err(Error::NotADirectory(format!("inode {cur}")));
+            }
+            let up = self
+                .lookup(&d, b"..")?
+                .ok_or_else(|| Error::corrupt(format!("directory inode {cur} has no .. entry")))?;
+            if chain.len() > 4096 || chain.contains(&up.ino) {
+                return Err(Error::corrupt(format!(
+                    "directory inode {dir}: its .. entries do not lead to the root"
+                )));
+            }
+            chain.push(up.ino);
+            cur = up.ino;
+        }
+        chain.reverse();
+        Ok(chain)
     }
 
     /// Resolve the parent directory of `path` (following links) and return

@@ -522,16 +522,26 @@ fn bad_usage_exits_2() {
     fails_with(p, "chmod", &["8", "/top"], None, 2, &["invalid mode"]);
     fails_with(p, "chmod", &["77777", "/top"], None, 2, &["invalid mode"]);
     fails_with(p, "chmod", &["", "/top"], None, 2, &["invalid mode"]);
+    // Names are looked up in the image (which has no /etc/passwd here):
+    // exit 1 naming the name and the file.
     fails_with(
         p,
         "chown",
         &["abc", "/top"],
         None,
-        2,
-        &["invalid owner", "abc"],
+        1,
+        &["unknown user \"abc\"", "/etc/passwd"],
     );
-    fails_with(p, "chown", &["1:x", "/top"], None, 2, &["invalid owner"]);
+    fails_with(
+        p,
+        "chown",
+        &["1:x", "/top"],
+        None,
+        1,
+        &["unknown group \"x\"", "/etc/group"],
+    );
     fails_with(p, "chown", &[":", "/top"], None, 2, &["invalid owner"]);
+    fails_with(p, "chown", &["1:2:3", "/top"], None, 2, &["invalid owner"]);
     fails_with(
         p,
         "mkdir",
@@ -543,7 +553,7 @@ fn bad_usage_exits_2() {
     fails_with(
         p,
         "put",
-        &[s(&src), "/new", "--owner", "root"],
+        &[s(&src), "/new", "--owner", ":"],
         None,
         2,
         &["invalid owner"],

@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use ext3edit::Timestamp;
+use ext3edit::accounts::{self, Accounts};
+use ext3edit::{Filesystem, NewFile, Timestamp};
 
-use super::{usage, R};
+use super::{failure, usage, R};
 
 /// Options of every command that changes the image.
 #[derive(Args, Clone, Default, Debug)]
@@ -49,7 +50,8 @@ pub struct Attrs {
 #[derive(Args, Clone, Debug)]
 pub struct OwnerTime {
     /// Owner as UID:GID or USER:GROUP, names looked up in the image's own
-    /// /etc/passwd and /etc/group (default 0:0, the image's root).
+    /// /etc/passwd and /etc/group (default 0:0, the image's root); USER:
+    /// means the user's login group, USER alone keeps the group (0 if new).
     #[arg(long, value_name = "UID:GID")]
     pub owner: Option<String>,
     /// Modification time: seconds since 1970, @SECONDS, or YYYY-MM-DD[THH:MM:SS] (UTC).
@@ -68,31 +70,122 @@ pub fn parse_mode(s: &str) -> R<u16> {
     }
 }
 
-/// Parse `UID:GID`, `UID`, `:GID` with numbers.
-pub fn parse_owner(s: &str) -> R<(Option<u32>, Option<u32>)> {
+/// An owner as the user wrote it (`--owner` or chown's OWNER), before any
+/// name is looked up. As in chown(1): `USER` alone leaves the group alone
+/// (keeps it, or 0 for a new entry), `USER:` means the user's login group,
+/// `:GROUP` only the group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnerSpec {
+    /// User name or UID.
+    pub user: Option<String>,
+    /// Group name or GID.
+    pub group: Option<String>,
+    /// `USER:`: the user's login group from the image's /etc/passwd.
+    pub login_group: bool,
+}
+
+/// Parse `USER[:GROUP]`, `USER:`, `:GROUP` (names or numbers); syntax only.
+pub fn parse_owner(s: &str) -> R<OwnerSpec> {
     let bad = || {
         usage(format!(
-            "invalid owner {s:?}: expected UID:GID with numbers, e.g. 0:0"
+            "invalid owner {s:?}: expected USER:GROUP, USER, USER: or :GROUP (names or numbers), e.g. 0:0"
         ))
     };
     let (u, g) = match s.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (s, None),
     };
-    let uid = if u.is_empty() {
-        None
-    } else {
-        Some(u.parse::<u32>().map_err(|_| bad())?)
-    };
-    let gid = match g {
-        Some(g) if !g.is_empty() => Some(g.parse::<u32>().map_err(|_| bad())?),
-        Some(_) => return Err(bad()),
-        None => None,
-    };
-    if uid.is_none() && gid.is_none() {
+    if u.contains(':') || g.is_some_and(|g| g.contains(':')) {
         return Err(bad());
     }
-    Ok((uid, gid))
+    let user = (!u.is_empty()).then(|| u.to_string());
+    let group = g.filter(|g| !g.is_empty()).map(str::to_string);
+    let login_group = g == Some("");
+    if user.is_none() && (group.is_none() || login_group) {
+        return Err(bad());
+    }
+    Ok(OwnerSpec {
+        user,
+        group,
+        login_group,
+    })
+}
+
+impl OwnerSpec {
+    /// UID and GID (each `None` when not given), names looked up in the
+    /// image's /etc/passwd and /etc/group. Numbers need no lookup, so they
+    /// work on images without those files.
+    pub fn resolve(&self, fs: &Filesystem) -> R<(Option<u32>, Option<u32>)> {
+        // Read the image's account files only when a name needs them.
+        let mut acc: Option<Accounts> = None;
+        fn loaded<'a>(acc: &'a mut Option<Accounts>, fs: &Filesystem) -> R<&'a Accounts> {
+            if acc.is_none() {
+                *acc = Some(Accounts::load(fs)?);
+            }
+            Ok(acc.as_ref().unwrap())
+        }
+        let uid = match &self.user {
+            Some(u) => Some(match u.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => loaded(&mut acc, fs)?.uid_of(u)?,
+            }),
+            None => None,
+        };
+        let gid = match (&self.group, &self.user, uid) {
+            (Some(g), _, _) => Some(match g.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => loaded(&mut acc, fs)?.gid_of(g)?,
+            }),
+            (None, Some(u), Some(n)) if self.login_group => {
+                let a = loaded(&mut acc, fs)?;
+                Some(if u.parse::<u32>().is_ok() {
+                    a.user_by_uid(n).map(|e| e.gid).ok_or_else(|| {
+                        failure(format!(
+                            "{u}: no user with UID {n} in the image's {} to take a login group from",
+                            accounts::PASSWD
+                        ))
+                    })?
+                } else {
+                    a.login_gid_of(u)?
+                })
+            }
+            _ => None,
+        };
+        Ok((uid, gid))
+    }
+}
+
+/// Mode, owner and time of new entries, parsed; the owner's names are
+/// looked up once the image is open.
+#[derive(Clone, Debug)]
+pub struct AttrSpec {
+    /// Permission bits (the --mode given, or the command's default).
+    pub perm: u16,
+    /// --owner, if given.
+    pub owner: Option<OwnerSpec>,
+    /// --mtime, if given.
+    pub mtime: Option<Timestamp>,
+}
+
+impl AttrSpec {
+    /// The owner's UID and GID, each `None` when not given.
+    pub fn ids(&self, fs: &Filesystem) -> R<(Option<u32>, Option<u32>)> {
+        match &self.owner {
+            Some(o) => o.resolve(fs),
+            None => Ok((None, None)),
+        }
+    }
+
+    /// The attributes of a new entry (owner and group default to 0).
+    pub fn resolve(&self, fs: &Filesystem) -> R<NewFile> {
+        let (uid, gid) = self.ids(fs)?;
+        Ok(NewFile {
+            perm: self.perm,
+            uid: uid.unwrap_or(0),
+            gid: gid.unwrap_or(0),
+            mtime: self.mtime,
+        })
+    }
 }
 
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {

@@ -32,7 +32,7 @@ pub enum CopyCmd {
     },
     /// Copy a host file (or with -r a tree, or "-" for stdin) into the image.
     #[command(
-        after_help = "Examples:\n  ext3edit put disk.ext3 resolv.conf /etc/           # becomes /etc/resolv.conf\n  ext3edit put disk.ext3 key.pub /root/.ssh/authorized_keys -p --mode 600\n  cat motd | ext3edit put disk.ext3 - /etc/motd\n  ext3edit put disk.ext3 ./rootfs-overlay / -r --owner 0:0\n\nAn existing file is overwritten (its inode is kept, so hard links see the\nnew content). Blocks of zeros become holes. put -r keeps modes, symlinks,\nhard links, fifos and device nodes; --mode applies to regular files."
+        after_help = "Examples:\n  ext3edit put disk.ext3 resolv.conf /etc/           # becomes /etc/resolv.conf\n  ext3edit put disk.ext3 key.pub /root/.ssh/authorized_keys -p --mode 600\n  cat motd | ext3edit put disk.ext3 - /etc/motd\n  ext3edit put disk.ext3 ./rootfs-overlay/ / -r --owner 0:0   # merge into /\n  ext3edit put disk.ext3 ./home-alice/ /home/alice -r --owner alice:alice\n\nAn existing file is overwritten (its inode is kept, so hard links see the\nnew content) and keeps its mode, owner, group and extended attributes,\nexcept for what --mode or --owner gives (--owner USER alone keeps the\ngroup); a new file gets the source's mode and owner 0:0 unless given.\nBlocks of zeros become holes. put -r keeps modes, symlinks, hard links,\nfifos and device nodes; --mode applies to regular files.\n\nput -r SRC/ DEST (or SRC/.) merges the contents of SRC into DEST, as\ncp -r SRC/. DEST and rsync SRC/ DEST do; without the slash SRC is copied\nas DEST/SRC (or as DEST when DEST does not exist), merged into a\ndirectory of that name if there is one. Existing directories keep their\nmode and owner; a symlink of the image to a directory (/sbin -> usr/sbin)\nis followed inside the image and stays a link; existing symlinks and\nnodes are replaced by what SRC has. A directory in SRC where the image\nhas a non-directory is an error found before anything is written.\n\n--owner takes names too, looked up in the image's own /etc/passwd and\n/etc/group (never the host's): alice:wheel, alice: (her login group)."
     )]
     Put {
         /// The image file.
@@ -132,6 +132,12 @@ fn get(image: &Path, path: &str, dest: Option<PathBuf>, recursive: bool) -> R<()
     Ok(())
 }
 
+/// Whether a put -r SRC names the contents of a directory (`SRC/`,
+/// `SRC/.`, `.`), to be merged into DEST rather than copied as an entry.
+fn names_contents(src: &str) -> bool {
+    src.ends_with('/') || src == "." || src == ".." || src.ends_with("/.") || src.ends_with("/..")
+}
+
 fn put(
     image: &Path,
     src: &str,
@@ -141,16 +147,21 @@ fn put(
     attrs: &Attrs,
     w: &WriteOpts,
 ) -> R<()> {
-    let a = new_attrs(attrs, 0o644)?;
-    let opts = PutOptions {
-        mode: attrs.mode.as_deref().map(parse_mode).transpose()?,
-        owner: Some((a.uid, a.gid)),
-        mtime: a.mtime,
-    };
+    let spec = new_attrs(attrs, 0o644)?;
+    let mode = attrs.mode.as_deref().map(parse_mode).transpose()?;
     let mut fs = open_write(image, w)?;
+    let (uid, gid) = spec.ids(&fs)?;
+    let opts = PutOptions {
+        mode,
+        uid,
+        gid,
+        mtime: spec.mtime,
+    };
     let dir_attrs = NewFile {
         perm: 0o755,
-        ..a.clone()
+        uid: uid.unwrap_or(0),
+        gid: gid.unwrap_or(0),
+        mtime: spec.mtime,
     };
     if parents {
         if let Some((p, _)) = split_last(dest) {
@@ -164,11 +175,28 @@ fn put(
     if src == "-" {
         let t = target_path(&fs, dest, None)?;
         let (parent, name) = fs.resolve_parent(&t)?;
+        // An existing file keeps its mode, owner and group.
+        let a = host::attrs_at(&fs, parent, &name, &opts, 0o644).map_err(|e| e.at(&t))?;
         host::put_stdin(&mut fs, parent, &name, &a).map_err(|e| e.at(&t))?;
         return commit(fs);
     }
     let sp = Path::new(src);
     let meta = std::fs::symlink_metadata(sp).map_err(|e| Error::io(format!("reading {src}"), e))?;
+    if recursive && names_contents(src) {
+        // SRC/ or SRC/.: its contents go into DEST (made if missing).
+        if !sp.is_dir() {
+            return Err(Error::NotADirectory(src.to_string()).into());
+        }
+        match fs.try_resolve(dest, true)? {
+            Some(d) if fs.read_inode(d)?.is_dir() => host::put_tree_into(&mut fs, sp, d, &opts)?,
+            Some(_) => return Err(Error::NotADirectory(dest.to_string()).into()),
+            None => {
+                let (parent, name) = fs.resolve_parent(dest)?;
+                host::put_tree(&mut fs, sp, parent, &name, &opts)?
+            }
+        }
+        return commit(fs);
+    }
     let src_name = sp
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -176,7 +204,7 @@ fn put(
     let t = target_path(&fs, dest, Some(&src_name))?;
     let (parent, name) = fs.resolve_parent(&t)?;
     if recursive {
-        host::put_tree(&mut fs, sp, parent, &name, &opts).map_err(|e| e.at(&t))?;
+        host::put_tree(&mut fs, sp, parent, &name, &opts)?;
     } else {
         if meta.is_dir() || (meta.file_type().is_symlink() && sp.is_dir()) {
             return Err(Error::IsADirectory(format!("{src} (use -r to copy a directory)")).into());

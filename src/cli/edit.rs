@@ -7,7 +7,7 @@ use clap::Subcommand;
 use ext3edit::layout::FileType;
 use ext3edit::{Error, Filesystem, Ino, NewFile};
 
-use super::args::{parse_mode, parse_owner, parse_time, Attrs, OwnerTime, WriteOpts};
+use super::args::{parse_mode, parse_owner, parse_time, AttrSpec, Attrs, OwnerTime, WriteOpts};
 use super::image::{commit, open_write};
 use super::{join, usage, R};
 
@@ -105,7 +105,7 @@ pub enum EditCmd {
     },
     /// Change owner and group.
     #[command(
-        after_help = "Examples:\n  ext3edit chown disk.ext3 500:500 /home/alice\n  ext3edit chown disk.ext3 0:0 /etc/rc.d/rc3.d/S55sshd -h   # the link itself\n\nAs in chown(1), -h means --no-dereference; --help prints this help.",
+        after_help = "Examples:\n  ext3edit chown disk.ext3 500:500 /home/alice\n  ext3edit chown disk.ext3 alice: /home/alice     # alice and her login group\n  ext3edit chown disk.ext3 0:0 /etc/rc.d/rc3.d/S55sshd -h   # the link itself\n\nAs in chown(1), -h means --no-dereference; --help prints this help.",
         disable_help_flag = true
     )]
     Chown {
@@ -114,7 +114,9 @@ pub enum EditCmd {
         help: Option<bool>,
         /// The image file.
         image: PathBuf,
-        /// UID:GID (or UID alone to keep the group).
+        /// USER:GROUP, names or numbers, names looked up in the image's own
+        /// /etc/passwd and /etc/group; USER alone keeps the group, USER:
+        /// takes the user's login group, :GROUP changes only the group.
         owner: String,
         /// Path inside the image.
         path: String,
@@ -171,8 +173,10 @@ pub enum EditCmd {
     },
 }
 
-/// Attributes of a new entry from the command's options.
-pub fn new_attrs(a: &Attrs, default_perm: u16) -> R<NewFile> {
+/// Attributes of a new entry from the command's options (syntax checked
+/// here, before the image is opened; names are looked up with
+/// [`AttrSpec::resolve`] once it is).
+pub fn new_attrs(a: &Attrs, default_perm: u16) -> R<AttrSpec> {
     let perm = match &a.mode {
         Some(m) => parse_mode(m)?,
         None => default_perm,
@@ -180,20 +184,11 @@ pub fn new_attrs(a: &Attrs, default_perm: u16) -> R<NewFile> {
     owner_time(&a.owned, perm)
 }
 
-fn owner_time(a: &OwnerTime, perm: u16) -> R<NewFile> {
-    let (uid, gid) = match &a.owner {
-        Some(o) => {
-            let (u, g) = parse_owner(o)?;
-            (u.unwrap_or(0), g.unwrap_or(0))
-        }
-        None => (0, 0),
-    };
-    let mtime = a.mtime.as_deref().map(parse_time).transpose()?;
-    Ok(NewFile {
+fn owner_time(a: &OwnerTime, perm: u16) -> R<AttrSpec> {
+    Ok(AttrSpec {
         perm,
-        uid,
-        gid,
-        mtime,
+        owner: a.owner.as_deref().map(parse_owner).transpose()?,
+        mtime: a.mtime.as_deref().map(parse_time).transpose()?,
     })
 }
 
@@ -261,6 +256,7 @@ pub fn run(cmd: EditCmd, g: &WriteOpts) -> R<()> {
         } => {
             let a = new_attrs(&attrs, 0o755)?;
             let mut fs = open_write(&image, &write.merged(g))?;
+            let a = a.resolve(&fs)?;
             if parents {
                 let ino = mkdir_p(
                     &mut fs,
@@ -344,6 +340,7 @@ pub fn run(cmd: EditCmd, g: &WriteOpts) -> R<()> {
         } => {
             let a = owner_time(&attrs, 0o777)?;
             let mut fs = open_write(&image, &write.merged(g))?;
+            let a = a.resolve(&fs)?;
             if symbolic {
                 let base = target
                     .trim_end_matches('/')
@@ -388,8 +385,9 @@ pub fn run(cmd: EditCmd, g: &WriteOpts) -> R<()> {
             write,
             ..
         } => {
-            let (u, gid) = parse_owner(&owner)?;
+            let spec = parse_owner(&owner)?;
             let mut fs = open_write(&image, &write.merged(g))?;
+            let (u, gid) = spec.resolve(&fs)?;
             let ino = fs.resolve(&path, !no_deref)?;
             let cur = fs.read_inode(ino)?;
             fs.set_owner(ino, u.unwrap_or(cur.uid()), gid.unwrap_or(cur.gid()))
@@ -468,6 +466,7 @@ pub fn run(cmd: EditCmd, g: &WriteOpts) -> R<()> {
             };
             let a = new_attrs(&attrs, 0o644)?;
             let mut fs = open_write(&image, &write.merged(g))?;
+            let a = a.resolve(&fs)?;
             let (parent, name) = fs.resolve_parent(&path)?;
             fs.mknod(parent, &name, ft, rdev, &a)
                 .map_err(|e| e.at(&path))?;
