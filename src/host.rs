@@ -690,13 +690,13 @@ pub fn get_file(fs: &Filesystem, ino: Ino, dest: &Path, opts: &GetOptions) -> Re
         Err(e) => return Err(hio("reading", dest, e)),
     };
     let Some(m) = meta else {
-        return replace_file(fs, &inode, dest, opts);
+        return replace_file(fs, &inode, dest, opts, false);
     };
     if m.is_dir() {
         return Err(Error::IsADirectory(dest.display().to_string()));
     }
     if m.is_file() {
-        return replace_file(fs, &inode, dest, opts);
+        return replace_file(fs, &inode, dest, opts, true);
     }
     if m.file_type().is_symlink() {
         match hfs::metadata(dest) {
@@ -796,23 +796,18 @@ fn temp_name(dir: &Path) -> PathBuf {
 /// (which must fail with `AlreadyExists` when the name is taken).
 fn make_temp<T>(
     dir: &Path,
-    dest: &Path,
     mut make: impl FnMut(&Path) -> std::io::Result<T>,
-) -> Result<(PathBuf, T)> {
+) -> std::io::Result<(PathBuf, T)> {
     let mut last = None;
     for _ in 0..64 {
         let p = temp_name(dir);
         match make(&p) {
             Ok(t) => return Ok((p, t)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
-            Err(e) => return Err(hio("creating", dest, e)),
+            Err(e) => return Err(e),
         }
     }
-    Err(hio(
-        "creating",
-        dest,
-        last.unwrap_or_else(|| std::io::Error::other("no free temporary name")),
-    ))
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free temporary name")))
 }
 
 /// DEST's directory ("." for a bare name).
@@ -831,12 +826,16 @@ fn parent_dir(dest: &Path) -> Result<PathBuf> {
 
 /// Write a new regular file beside DEST and rename it over DEST (which is
 /// missing, a regular file, or in a tree copy anything but a directory:
-/// the rename replaces the name, it never follows a symlink).
+/// the rename replaces the name, it never follows a symlink). With
+/// `in_place_ok` (DEST is an existing regular file named by the user), a
+/// directory where no temporary file may be created falls back to writing
+/// DEST in place.
 fn replace_file(
     fs: &Filesystem,
     inode: &crate::Inode,
     dest: &Path,
     opts: &GetOptions,
+    in_place_ok: bool,
 ) -> Result<()> {
     let dir = parent_dir(dest)?;
     // Without preserve, the kernel applies the umask to the mode given at
@@ -847,7 +846,7 @@ fn replace_file(
     } else {
         (inode.perm() & 0o777) as u32
     };
-    let (tmp, f) = make_temp(&dir, dest, |p| {
+    let made = make_temp(&dir, |p| {
         let mut oo = hfs::OpenOptions::new();
         oo.write(true).create_new(true);
         #[cfg(unix)]
@@ -858,7 +857,16 @@ fn replace_file(
         #[cfg(not(unix))]
         let _ = create_mode;
         oo.open(p)
-    })?;
+    });
+    let (tmp, f) = match made {
+        Ok(x) => x,
+        // A writable file in a directory we may not write: write the file
+        // in place, as cp does, rather than fail.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && in_place_ok => {
+            return write_in_place(fs, inode, dest, opts)
+        }
+        Err(e) => return Err(hio("creating", dest, e)),
+    };
     let done = write_sparse(fs, inode, &f, dest).and_then(|()| {
         set_host_meta(&f, inode, opts);
         drop(f);
@@ -1098,7 +1106,8 @@ fn get_tree_inner(
                         return Ok(());
                     }
                     let dir = parent_dir(dest)?;
-                    let (tmp, ()) = make_temp(&dir, dest, |p| hfs::hard_link(first, p))?;
+                    let (tmp, ()) = make_temp(&dir, |p| hfs::hard_link(first, p))
+                        .map_err(|e| hio("linking", dest, e))?;
                     return hfs::rename(&tmp, dest).map_err(|e| {
                         let _ = hfs::remove_file(&tmp);
                         hio("linking", dest, e)
@@ -1106,7 +1115,7 @@ fn get_tree_inner(
                 }
                 cx.links.insert(ino, dest.to_path_buf());
             }
-            replace_file(fs, &inode, dest, cx.opts)
+            replace_file(fs, &inode, dest, cx.opts, false)
         }
         FileType::Symlink => {
             let t = fs.read_link(&inode)?;
@@ -1114,8 +1123,8 @@ fn get_tree_inner(
             #[cfg(unix)]
             {
                 let dir = parent_dir(dest)?;
-                let (tmp, ()) =
-                    make_temp(&dir, dest, |p| std::os::unix::fs::symlink(os_name(&t), p))?;
+                let (tmp, ()) = make_temp(&dir, |p| std::os::unix::fs::symlink(os_name(&t), p))
+                    .map_err(|e| hio("creating symlink", dest, e))?;
                 if cx.opts.preserve {
                     let _ = std::os::unix::fs::lchown(&tmp, Some(inode.uid()), Some(inode.gid()));
                 }

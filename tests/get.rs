@@ -588,3 +588,59 @@ fn entry_type_disagreeing_with_inode_trusts_the_inode() {
     );
     assert_eq!(std::fs::read(h.join("out/hardlinkname")).unwrap(), DATA);
 }
+
+#[test]
+fn writable_file_in_a_read_only_directory_is_written_in_place() {
+    require_e2fsprogs!();
+    let img = image();
+    let h = host_dir(&img);
+    let ro = h.join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    let dest = ro.join("f");
+    std::fs::write(&dest, b"old content, longer than the new one..........").unwrap();
+    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let (uid, _) = my_ids(&h);
+    if uid == 0 {
+        // Root writes any directory: the command runs as nobody.
+        if Command::new("setpriv").arg("--help").output().is_err() {
+            eprintln!("SKIP: as root this case needs setpriv");
+            return;
+        }
+        for d in [img.dir.path(), h.as_path()] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::fs::set_permissions(&img.path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let get = |to: &Path| {
+        let mut c = if uid == 0 {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(common::bin());
+            c
+        } else {
+            Command::new(common::bin())
+        };
+        c.args(["get", s(&img.path), "/file", s(to)])
+            .env("EXT3EDIT_NO_PROGRESS", "1")
+            .output()
+            .unwrap()
+    };
+    let ok_in_place = get(&dest);
+    // A new file there cannot be made: one error line, nothing left.
+    let refused = get(&ro.join("new"));
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(
+        ok_in_place.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok_in_place.stderr)
+    );
+    assert_eq!(std::fs::read(&dest).unwrap(), DATA);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("Permission denied") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert_eq!(names(&ro), ["f"]);
+}
