@@ -1,10 +1,14 @@
 //! Copying between the host and the image: `put` (host to image) and
 //! `get` (image to host), for single files and whole trees.
 //!
-//! `get` never follows a symbolic link of the image on the host and never
-//! writes outside its destination: files are opened with `O_NOFOLLOW`, an
-//! existing host symlink in the way is replaced, not followed, and a
-//! directory path that turns out to be a symlink is refused.
+//! `get` writes to what DEST is, as `cp` does (see [`get_file`]): a regular
+//! file is replaced atomically through ext3edit's own temporary file, a
+//! device, fifo or symlink target is written in place, and nothing on the
+//! host is removed. `get -r` never follows a symbolic link of the image on
+//! the host and never writes outside its destination: inside DEST a file
+//! or symlink takes the place of what is there by a rename (never through
+//! a host symlink), and a directory path that turns out to be a symlink is
+//! refused.
 
 use std::collections::HashMap;
 use std::fs as hfs;

@@ -342,6 +342,18 @@ fn failures_leave_dest_as_it_was() {
         assert_eq!(std::fs::metadata(&dest).unwrap().ino(), ino, "{path}");
         assert_eq!(names(&h), ["dest"], "{path}: no temporary file left");
     }
+    // DEST that is the image itself, by name or through a symlink: refused.
+    let link = h.join("img-link");
+    std::os::unix::fs::symlink(&img.path, &link).unwrap();
+    for to in [&link, &img.path] {
+        let err = fails(&["get", s(&img.path), "/file", s(to)]);
+        assert!(err.contains("image itself"), "{err}");
+    }
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(bytes(&img.path), image_before);
     // A fifo DEST on a failing copy: still a fifo.
     let fifo = h.join("fifo");
     mkfifo(&fifo);
