@@ -1,10 +1,14 @@
 //! Copying between the host and the image: `put` (host to image) and
 //! `get` (image to host), for single files and whole trees.
 //!
-//! `get` never follows a symbolic link of the image on the host and never
-//! writes outside its destination: files are opened with `O_NOFOLLOW`, an
-//! existing host symlink in the way is replaced, not followed, and a
-//! directory path that turns out to be a symlink is refused.
+//! `get` writes to what DEST is, as `cp` does (see [`get_file`]): a regular
+//! file is replaced atomically through ext3edit's own temporary file, a
+//! device, fifo or symlink target is written in place, and nothing on the
+//! host is removed. `get -r` never follows a symbolic link of the image on
+//! the host and never writes outside its destination: inside DEST a file
+//! or symlink takes the place of what is there by a rename (never through
+//! a host symlink), and a directory path that turns out to be a symlink is
+//! refused.
 
 use std::collections::HashMap;
 use std::fs as hfs;
@@ -920,8 +924,30 @@ fn put_node(
     Ok(())
 }
 
-/// Write one image file to a host path (regular files keep their holes).
-pub fn get_file(fs: &Filesystem, ino: Ino, dest: &Path) -> Result<()> {
+/// Options for copying image files to the host.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GetOptions {
+    /// Keep the whole mode (setuid, setgid, sticky; the umask is not
+    /// applied) and the image's owner and group where the host allows it
+    /// (as root), as `cp -p` and `tar -p` do. Without it, new files and
+    /// directories get the image's permission bits without setuid, setgid
+    /// and sticky, less the process umask, and keep the user's ownership.
+    pub preserve: bool,
+}
+
+/// Write one image file to a host path, to what DEST is, as `cp` does:
+///
+/// - a missing DEST or a regular file is replaced atomically: the content
+///   goes to a new temporary file in DEST's directory (created exclusively,
+///   random name, not following symlinks), which is then renamed over DEST;
+///   holes stay holes;
+/// - a character or block device, a fifo, or the target of a symlink is
+///   opened and written in place (a regular target is truncated first, as
+///   `cp` does; a device or fifo is written plainly, holes as zeros);
+/// - a dangling symlink is refused, as GNU cp does.
+///
+/// Nothing on the host is removed but ext3edit's own temporary file.
+pub fn get_file(fs: &Filesystem, ino: Ino, dest: &Path, opts: &GetOptions) -> Result<()> {
     let inode = fs.read_inode(ino)?;
     if inode.is_dir() {
         return Err(Error::IsADirectory(format!(
@@ -934,29 +960,198 @@ pub fn get_file(fs: &Filesystem, ino: Ino, dest: &Path) -> Result<()> {
             inode.file_type().name()
         )));
     }
-    if let Ok(m) = hfs::symlink_metadata(dest) {
-        if m.file_type().is_symlink() {
-            hfs::remove_file(dest).map_err(|e| hio("removing", dest, e))?;
-        } else if m.is_dir() {
-            return Err(Error::IsADirectory(dest.display().to_string()));
+    let meta = match hfs::symlink_metadata(dest) {
+        Ok(m) => Some(m),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(hio("reading", dest, e)),
+    };
+    let Some(m) = meta else {
+        return replace_file(fs, &inode, dest, opts, false);
+    };
+    if m.is_dir() {
+        return Err(Error::IsADirectory(dest.display().to_string()));
+    }
+    if m.is_file() {
+        return replace_file(fs, &inode, dest, opts, true);
+    }
+    if m.file_type().is_symlink() {
+        match hfs::metadata(dest) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Invalid(format!(
+                    "{}: not writing through a dangling symlink",
+                    dest.display()
+                )))
+            }
+            Err(e) => return Err(hio("reading", dest, e)),
+            Ok(t) if t.is_dir() => return Err(Error::IsADirectory(dest.display().to_string())),
+            Ok(_) => {}
+        }
+    } else if is_socket(&m) {
+        return Err(Error::Invalid(format!(
+            "{}: is a socket; not writing to it",
+            dest.display()
+        )));
+    }
+    write_in_place(fs, &inode, dest, opts)
+}
+
+#[cfg(unix)]
+fn is_socket(m: &hfs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    m.file_type().is_socket()
+}
+#[cfg(not(unix))]
+fn is_socket(_m: &hfs::Metadata) -> bool {
+    false
+}
+
+/// Open DEST (following a symlink) without creating it and write the
+/// content there: a regular file is truncated and written with its holes,
+/// anything else (device, fifo, pipe) gets the bytes in order. Its mode,
+/// owner and times change only with `preserve`, and only on a regular file.
+fn write_in_place(
+    fs: &Filesystem,
+    inode: &crate::Inode,
+    dest: &Path,
+    opts: &GetOptions,
+) -> Result<()> {
+    let f = hfs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(dest)
+        .map_err(|e| hio("opening", dest, e))?;
+    let m = f.metadata().map_err(|e| hio("reading", dest, e))?;
+    if !m.is_file() {
+        return write_plain(fs, inode, &f, dest);
+    }
+    write_sparse(fs, inode, &f, dest)?;
+    if opts.preserve {
+        set_host_meta(&f, inode, opts);
+    }
+    Ok(())
+}
+
+/// The content in order, holes as zeros, for a destination that cannot
+/// seek (fifo, pipe, character device).
+fn write_plain(fs: &Filesystem, inode: &crate::Inode, f: &hfs::File, dest: &Path) -> Result<()> {
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+    let zeros = vec![0u8; 64 * 1024];
+    let mut pos = 0u64;
+    let fill = |w: &mut std::io::BufWriter<&hfs::File>, upto: u64, pos: &mut u64| {
+        while *pos < upto {
+            let n = ((upto - *pos) as usize).min(zeros.len());
+            w.write_all(&zeros[..n])
+                .map_err(|e| hio("writing", dest, e))?;
+            *pos += n as u64;
+        }
+        Ok::<(), Error>(())
+    };
+    let size = fs.for_each_data(inode, |off, data| {
+        fill(&mut w, off, &mut pos)?;
+        w.write_all(data).map_err(|e| hio("writing", dest, e))?;
+        pos = off + data.len() as u64;
+        Ok(())
+    })?;
+    fill(&mut w, size, &mut pos)?;
+    w.flush().map_err(|e| hio("writing", dest, e))
+}
+
+/// A fresh name in `dir` for ext3edit's temporary file: random, so that no
+/// one can prepare it in advance.
+fn temp_name(dir: &Path) -> PathBuf {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(t.as_nanos());
+    }
+    dir.join(format!(".ext3edit-{:016x}.tmp", h.finish()))
+}
+
+/// Make something new under a fresh temporary name in `dir` with `make`
+/// (which must fail with `AlreadyExists` when the name is taken).
+fn make_temp<T>(
+    dir: &Path,
+    mut make: impl FnMut(&Path) -> std::io::Result<T>,
+) -> std::io::Result<(PathBuf, T)> {
+    let mut last = None;
+    for _ in 0..64 {
+        let p = temp_name(dir);
+        match make(&p) {
+            Ok(t) => return Ok((p, t)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
         }
     }
-    let mut oo = hfs::OpenOptions::new();
-    oo.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        oo.custom_flags(libc::O_NOFOLLOW);
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free temporary name")))
+}
+
+/// DEST's directory ("." for a bare name).
+fn parent_dir(dest: &Path) -> Result<PathBuf> {
+    if dest.file_name().is_none() {
+        return Err(Error::Invalid(format!(
+            "{}: not a file name",
+            dest.display()
+        )));
     }
-    let f = oo.open(dest).map_err(|e| hio("creating", dest, e))?;
-    if let Err(e) = write_sparse(fs, &inode, &f, dest) {
-        // Leave no half-written file behind.
+    Ok(match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    })
+}
+
+/// Write a new regular file beside DEST and rename it over DEST (which is
+/// missing, a regular file, or in a tree copy anything but a directory:
+/// the rename replaces the name, it never follows a symlink). With
+/// `in_place_ok` (DEST is an existing regular file named by the user), a
+/// directory where no temporary file may be created falls back to writing
+/// DEST in place.
+fn replace_file(
+    fs: &Filesystem,
+    inode: &crate::Inode,
+    dest: &Path,
+    opts: &GetOptions,
+    in_place_ok: bool,
+) -> Result<()> {
+    let dir = parent_dir(dest)?;
+    // Without preserve, the kernel applies the umask to the mode given at
+    // creation; with it, the file starts private and gets its whole mode
+    // (after the owner) at the end.
+    let create_mode = if opts.preserve {
+        0o600
+    } else {
+        (inode.perm() & 0o777) as u32
+    };
+    let made = make_temp(&dir, |p| {
+        let mut oo = hfs::OpenOptions::new();
+        oo.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            oo.mode(create_mode).custom_flags(libc::O_NOFOLLOW);
+        }
+        #[cfg(not(unix))]
+        let _ = create_mode;
+        oo.open(p)
+    });
+    let (tmp, f) = match made {
+        Ok(x) => x,
+        // A writable file in a directory we may not write: write the file
+        // in place, as cp does, rather than fail.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && in_place_ok => {
+            return write_in_place(fs, inode, dest, opts)
+        }
+        Err(e) => return Err(hio("creating", dest, e)),
+    };
+    let done = write_sparse(fs, inode, &f, dest).and_then(|()| {
+        set_host_meta(&f, inode, opts);
         drop(f);
-        let _ = hfs::remove_file(dest);
-        return Err(e);
+        hfs::rename(&tmp, dest).map_err(|e| hio("replacing", dest, e))
+    });
+    if done.is_err() {
+        let _ = hfs::remove_file(&tmp);
     }
-    set_host_meta(&f, &inode);
-    Ok(())
+    done
 }
 
 fn write_sparse(fs: &Filesystem, inode: &crate::Inode, f: &hfs::File, dest: &Path) -> Result<()> {
@@ -979,56 +1174,146 @@ fn write_sparse(fs: &Filesystem, inode: &crate::Inode, f: &hfs::File, dest: &Pat
     f.set_len(size).map_err(|e| hio("writing", dest, e))
 }
 
-fn set_host_meta(f: &hfs::File, inode: &crate::Inode) {
+fn system_time(t: Timestamp) -> Option<std::time::SystemTime> {
+    if t.secs >= 0 {
+        std::time::UNIX_EPOCH.checked_add(Duration::new(t.secs as u64, t.nanos.min(999_999_999)))
+    } else {
+        std::time::UNIX_EPOCH
+            .checked_sub(Duration::from_secs(t.secs.unsigned_abs()))?
+            .checked_add(Duration::from_nanos(t.nanos.min(999_999_999) as u64))
+    }
+}
+
+/// The image's access and modification times.
+fn file_times(inode: &crate::Inode) -> hfs::FileTimes {
+    let mut ft = hfs::FileTimes::new();
+    if let Some(t) = system_time(inode.atime()) {
+        ft = ft.set_accessed(t);
+    }
+    if let Some(t) = system_time(inode.mtime()) {
+        ft = ft.set_modified(t);
+    }
+    ft
+}
+
+/// Times, and with `preserve` owner and whole mode, of an open file or
+/// directory. Without `preserve` the mode stays as created (the kernel
+/// applied the umask then). Best effort, as `cp -p`: where the owner
+/// cannot be set, setuid and setgid are dropped.
+fn set_host_meta(f: &hfs::File, inode: &crate::Inode, opts: &GetOptions) {
+    let _ = f.set_times(file_times(inode));
+    if !opts.preserve {
+        return;
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let _ = f.set_permissions(hfs::Permissions::from_mode(inode.perm() as u32));
-    }
-    let mt = inode.mtime();
-    if mt.secs >= 0 {
-        let t = std::time::UNIX_EPOCH + Duration::new(mt.secs as u64, mt.nanos);
-        let _ = f.set_modified(t);
+        let mut perm = inode.perm() as u32;
+        if std::os::unix::fs::fchown(f, Some(inode.uid()), Some(inode.gid())).is_err() {
+            perm &= !0o6000;
+        }
+        let _ = f.set_permissions(hfs::Permissions::from_mode(perm));
     }
 }
 
 /// Copy an image tree to `dest` on the host. Returns warnings for things
-/// that cannot be made without privileges (device nodes).
-pub fn get_tree(fs: &Filesystem, ino: Ino, dest: &Path) -> Result<Vec<String>> {
+/// that cannot be made without privileges (device nodes) and for directory
+/// entries whose file type disagrees with their inode's.
+///
+/// Inside DEST nothing on the host is followed: a file or symlink takes the
+/// place of what is there by a rename (never through a host symlink), and a
+/// directory path that is a symlink on the host is refused. A top-level
+/// regular file is written to what DEST is, as [`get_file`] does. Each
+/// directory gets the image's access and modification times once its
+/// contents are written.
+pub fn get_tree(fs: &Filesystem, ino: Ino, dest: &Path, opts: &GetOptions) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
     let mut links: HashMap<Ino, PathBuf> = HashMap::new();
     let mut progress = Progress::new("get", 0);
     let mut seen = std::collections::HashSet::new();
-    get_tree_inner(
+    let mut cx = GetCx {
         fs,
-        ino,
-        dest,
-        &mut links,
-        &mut warnings,
-        &mut progress,
-        &mut seen,
-        0,
-    )?;
+        opts,
+        links: &mut links,
+        warnings: &mut warnings,
+        progress: &mut progress,
+        seen: &mut seen,
+    };
+    get_tree_inner(&mut cx, ino, None, dest, 0)?;
     progress.finish();
     Ok(warnings)
 }
 
-#[allow(clippy::too_many_arguments)]
+struct GetCx<'a> {
+    fs: &'a Filesystem,
+    opts: &'a GetOptions,
+    links: &'a mut HashMap<Ino, PathBuf>,
+    warnings: &'a mut Vec<String>,
+    progress: &'a mut Progress,
+    seen: &'a mut std::collections::HashSet<Ino>,
+}
+
+/// (device, inode) of a host path, links not followed.
+#[cfg(unix)]
+fn host_file_id(p: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    hfs::symlink_metadata(p).ok().map(|m| (m.dev(), m.ino()))
+}
+#[cfg(not(unix))]
+fn host_file_id(_p: &Path) -> Option<(u64, u64)> {
+    None
+}
+
+/// Refuse a directory in the way of a non-directory inside the tree.
+fn not_a_dir_in_the_way(dest: &Path) -> Result<()> {
+    match hfs::symlink_metadata(dest) {
+        Ok(m) if m.is_dir() => Err(Error::Exists(format!(
+            "{} (a directory is in the way)",
+            dest.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A file type in words, for messages.
+fn type_words(ft: FileType) -> &'static str {
+    match ft {
+        FileType::Regular => "regular file",
+        FileType::Directory => "directory",
+        FileType::CharDevice => "character device",
+        FileType::BlockDevice => "block device",
+        other => other.name(),
+    }
+}
+
 fn get_tree_inner(
-    fs: &Filesystem,
+    cx: &mut GetCx,
     ino: Ino,
+    entry_type: Option<FileType>,
     dest: &Path,
-    links: &mut HashMap<Ino, PathBuf>,
-    warnings: &mut Vec<String>,
-    progress: &mut Progress,
-    seen: &mut std::collections::HashSet<Ino>,
     depth: u32,
 ) -> Result<()> {
+    let fs = cx.fs;
     let inode = fs.read_inode(ino)?;
-    progress.tick(if inode.is_reg() { inode.size() } else { 0 });
-    match inode.file_type() {
+    cx.progress
+        .tick(if inode.is_reg() { inode.size() } else { 0 });
+    let ft = inode.file_type();
+    // The inode's mode says what the file is; a directory entry's type
+    // byte that disagrees (a corrupt image) is reported, not trusted.
+    if let Some(et) = entry_type {
+        if et != FileType::Unknown && et != ft {
+            cx.warnings.push(format!(
+                "{}: the directory entry says {} but inode {ino} is a {}; copied as a {}",
+                dest.display(),
+                type_words(et),
+                type_words(ft),
+                type_words(ft)
+            ));
+        }
+    }
+    match ft {
         FileType::Directory => {
-            if depth > 4096 || !seen.insert(ino) {
+            if depth > 4096 || !cx.seen.insert(ino) {
                 return Err(Error::corrupt(format!("directory loop at inode {ino}")));
             }
             match hfs::symlink_metadata(dest) {
@@ -1045,14 +1330,24 @@ fn get_tree_inner(
                         dest.display()
                     )))
                 }
-                Err(_) => hfs::create_dir(dest).map_err(|e| hio("creating", dest, e))?,
+                Err(_) => {
+                    let mut b = hfs::DirBuilder::new();
+                    #[cfg(unix)]
+                    {
+                        // The umask applies; the owner keeps rwx so that the
+                        // contents can be written (and the copy removed).
+                        use std::os::unix::fs::DirBuilderExt;
+                        b.mode((inode.perm() & 0o777) as u32 | 0o700);
+                    }
+                    b.create(dest).map_err(|e| hio("creating", dest, e))?
+                }
             }
             for e in fs.read_dir(&inode)? {
                 if e.name == b"." || e.name == b".." {
                     continue;
                 }
                 if e.name.contains(&b'/') || e.name.is_empty() || e.name.contains(&0) {
-                    warnings.push(format!(
+                    cx.warnings.push(format!(
                         "{}: skipped an entry with an invalid name {:?} (inode {})",
                         dest.display(),
                         String::from_utf8_lossy(&e.name),
@@ -1061,47 +1356,62 @@ fn get_tree_inner(
                     continue;
                 }
                 let p = dest.join(os_name(&e.name));
-                get_tree_inner(fs, e.ino, &p, links, warnings, progress, seen, depth + 1)?;
+                get_tree_inner(cx, e.ino, Some(e.ftype), &p, depth + 1)?;
             }
+            // Times (and with preserve owner and mode) after the contents:
+            // writing them changed the directory's mtime.
+            let mut oo = hfs::OpenOptions::new();
+            oo.read(true);
             #[cfg(unix)]
             {
-                use std::os::unix::fs::PermissionsExt;
-                let _ = hfs::set_permissions(
-                    dest,
-                    hfs::Permissions::from_mode(inode.perm() as u32 | 0o700),
-                );
+                use std::os::unix::fs::OpenOptionsExt;
+                oo.custom_flags(libc::O_NOFOLLOW | libc::O_DIRECTORY);
             }
+            let d = oo.open(dest).map_err(|e| hio("opening", dest, e))?;
+            set_host_meta(&d, &inode, cx.opts);
             Ok(())
         }
         FileType::Regular => {
-            if inode.links() > 1 {
-                if let Some(first) = links.get(&ino) {
-                    let _ = hfs::remove_file(dest);
-                    return hfs::hard_link(first, dest).map_err(|e| hio("linking", dest, e));
-                }
-                links.insert(ino, dest.to_path_buf());
+            if depth == 0 {
+                return get_file(fs, ino, dest, cx.opts);
             }
-            get_file(fs, ino, dest)
+            not_a_dir_in_the_way(dest)?;
+            if inode.links() > 1 {
+                if let Some(first) = cx.links.get(&ino) {
+                    if host_file_id(first).is_some() && host_file_id(first) == host_file_id(dest) {
+                        return Ok(());
+                    }
+                    let dir = parent_dir(dest)?;
+                    let (tmp, ()) = make_temp(&dir, |p| hfs::hard_link(first, p))
+                        .map_err(|e| hio("linking", dest, e))?;
+                    return hfs::rename(&tmp, dest).map_err(|e| {
+                        let _ = hfs::remove_file(&tmp);
+                        hio("linking", dest, e)
+                    });
+                }
+                cx.links.insert(ino, dest.to_path_buf());
+            }
+            replace_file(fs, &inode, dest, cx.opts, false)
         }
         FileType::Symlink => {
             let t = fs.read_link(&inode)?;
-            if let Ok(m) = hfs::symlink_metadata(dest) {
-                if m.is_dir() {
-                    return Err(Error::Exists(format!(
-                        "{} (a directory is in the way)",
-                        dest.display()
-                    )));
-                }
-                hfs::remove_file(dest).map_err(|e| hio("removing", dest, e))?;
-            }
+            not_a_dir_in_the_way(dest)?;
             #[cfg(unix)]
             {
-                std::os::unix::fs::symlink(os_name(&t), dest)
-                    .map_err(|e| hio("creating symlink", dest, e))
+                let dir = parent_dir(dest)?;
+                let (tmp, ()) = make_temp(&dir, |p| std::os::unix::fs::symlink(os_name(&t), p))
+                    .map_err(|e| hio("creating symlink", dest, e))?;
+                if cx.opts.preserve {
+                    let _ = std::os::unix::fs::lchown(&tmp, Some(inode.uid()), Some(inode.gid()));
+                }
+                hfs::rename(&tmp, dest).map_err(|e| {
+                    let _ = hfs::remove_file(&tmp);
+                    hio("creating symlink", dest, e)
+                })
             }
             #[cfg(not(unix))]
             {
-                warnings.push(format!(
+                cx.warnings.push(format!(
                     "{}: symlinks are not copied on this platform",
                     dest.display()
                 ));
@@ -1110,7 +1420,7 @@ fn get_tree_inner(
             }
         }
         other => {
-            warnings.push(format!(
+            cx.warnings.push(format!(
                 "{}: {} not copied (needs privileges on the host)",
                 dest.display(),
                 other.name()

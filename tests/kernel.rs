@@ -72,7 +72,11 @@ fn kernel_reads_a_customized_image() {
         ],
         None,
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     fsck_clean(&img);
     let mnt = d.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
@@ -87,7 +91,10 @@ fn kernel_reads_a_customized_image() {
     assert_eq!(std::fs::read(&ak).unwrap(), std::fs::read(&key).unwrap());
     let uid = m.uid();
     assert!(uid >= 1000, "alice's uid {uid}");
-    assert_eq!(std::fs::metadata(mnt.join("home/alice")).unwrap().uid(), uid);
+    assert_eq!(
+        std::fs::metadata(mnt.join("home/alice")).unwrap().uid(),
+        uid
+    );
     let inittab = std::fs::read_to_string(mnt.join("etc/inittab")).unwrap();
     assert!(inittab.contains("respawn:/sbin/mingetty xvc0"));
     assert_eq!(

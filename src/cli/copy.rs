@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use ext3edit::host::{self, PutOptions};
+use ext3edit::host::{self, GetOptions, PutOptions};
 use ext3edit::path::split_last;
 use ext3edit::{Error, NewFile};
 
@@ -17,7 +17,7 @@ use super::{usage, R};
 pub enum CopyCmd {
     /// Copy a file (or with -r a tree) out of the image.
     #[command(
-        after_help = "Examples:\n  ext3edit get disk.ext3 /etc/passwd            # to stdout\n  ext3edit get disk.ext3 /etc/passwd passwd.txt\n  ext3edit get disk.ext3 /etc etc-copy -r\n\nDEST that is an existing directory receives the file under its own name.\nget -r never follows a symlink of the image on the host and never writes\noutside DEST; device nodes are skipped with a warning."
+        after_help = "Examples:\n  ext3edit get disk.ext3 /etc/passwd            # to stdout\n  ext3edit get disk.ext3 /etc/passwd passwd.txt\n  ext3edit get disk.ext3 /etc etc-copy -r\n  ext3edit get disk.ext3 / rootfs -r -p         # keep setuid bits and owners\n\nDEST that is an existing directory receives the file under its own name.\nget writes to what DEST is, as cp does: a regular file is replaced\natomically (a temporary file beside it, then a rename); a device, fifo or\nsymlink's target is written in place; a dangling symlink is refused.\nFiles and directories keep the image's times. Without -p, modes lose\nsetuid, setgid and sticky and the umask applies, and the files belong to\nyou; with -p the whole mode is kept and, as root, the image's owner and\ngroup (as cp -p and tar -p do).\nget -r never follows a symlink of the image on the host and never writes\noutside DEST; device nodes are skipped with a warning."
     )]
     Get {
         /// The image file.
@@ -29,6 +29,9 @@ pub enum CopyCmd {
         /// Copy a directory tree.
         #[arg(short = 'r', short_alias = 'R')]
         recursive: bool,
+        /// Keep setuid/setgid/sticky bits (no umask) and, as root, owners.
+        #[arg(short = 'p', long)]
+        preserve: bool,
     },
     /// Copy a host file (or with -r a tree, or "-" for stdin) into the image.
     #[command(
@@ -62,13 +65,14 @@ pub fn run(cmd: CopyCmd, global: &WriteOpts) -> R<()> {
             path,
             dest,
             recursive,
+            preserve,
         } => {
             if global.output.is_some() || global.no_journal || global.no_sync {
                 return Err(usage(
                     "get does not change the image: --output, --no-journal and --no-sync apply only to commands that do",
                 ));
             }
-            get(&image, &path, dest, recursive)
+            get(&image, &path, dest, recursive, &GetOptions { preserve })
         }
         CopyCmd::Put {
             image,
@@ -90,7 +94,13 @@ pub fn run(cmd: CopyCmd, global: &WriteOpts) -> R<()> {
     }
 }
 
-fn get(image: &Path, path: &str, dest: Option<PathBuf>, recursive: bool) -> R<()> {
+fn get(
+    image: &Path,
+    path: &str,
+    dest: Option<PathBuf>,
+    recursive: bool,
+    opts: &GetOptions,
+) -> R<()> {
     let fs = open_read(image)?;
     let ino = fs.resolve(path, true)?;
     let inode = fs.read_inode(ino)?;
@@ -106,7 +116,7 @@ fn get(image: &Path, path: &str, dest: Option<PathBuf>, recursive: bool) -> R<()
         if d.is_dir() && !path.trim_matches('/').is_empty() {
             d = d.join(basename(path)?);
         }
-        for w in host::get_tree(&fs, ino, &d).map_err(|e| e.at(path))? {
+        for w in host::get_tree(&fs, ino, &d, opts).map_err(|e| e.at(path))? {
             eprintln!("ext3edit: warning: {w}");
         }
         return Ok(());
@@ -122,13 +132,20 @@ fn get(image: &Path, path: &str, dest: Option<PathBuf>, recursive: bool) -> R<()
     if d.is_dir() {
         d = d.join(basename(path)?);
     }
+    if same_file(image, &d) {
+        return Err(Error::Invalid(format!(
+            "{}: is the image itself; not writing over it",
+            d.display()
+        ))
+        .into());
+    }
     if recursive {
-        for w in host::get_tree(&fs, ino, &d).map_err(|e| e.at(path))? {
+        for w in host::get_tree(&fs, ino, &d, opts).map_err(|e| e.at(path))? {
             eprintln!("ext3edit: warning: {w}");
         }
         return Ok(());
     }
-    host::get_file(&fs, ino, &d).map_err(|e| e.at(path))?;
+    host::get_file(&fs, ino, &d, opts).map_err(|e| e.at(path))?;
     Ok(())
 }
 
@@ -136,6 +153,20 @@ fn get(image: &Path, path: &str, dest: Option<PathBuf>, recursive: bool) -> R<()
 /// `SRC/.`, `.`), to be merged into DEST rather than copied as an entry.
 fn names_contents(src: &str) -> bool {
     src.ends_with('/') || src == "." || src == ".." || src.ends_with("/.") || src.ends_with("/..")
+}
+
+/// Whether two host paths (links followed) are one file.
+#[cfg(unix)]
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+#[cfg(not(unix))]
+fn same_file(_a: &Path, _b: &Path) -> bool {
+    false
 }
 
 fn put(

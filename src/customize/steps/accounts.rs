@@ -458,13 +458,26 @@ pub fn pwconv(plan: &mut Plan, ctx: &Context) -> Result<()> {
         }
         let mut f: Vec<String> = l.split(':').map(String::from).collect();
         if f.len() < 7 {
-            return Err(Error::Invalid(format!("/etc/passwd:{}: malformed entry", i + 1)));
+            return Err(Error::Invalid(format!(
+                "/etc/passwd:{}: malformed entry",
+                i + 1
+            )));
         }
         let hash = match f[1].as_str() {
             "x" | "" => "!!".to_string(),
             h => h.to_string(),
         };
-        sh.push(&[f[0].clone(), hash, days(ctx), "0".into(), "99999".into(), "7".into(), String::new(), String::new(), String::new()]);
+        sh.push(&[
+            f[0].clone(),
+            hash,
+            days(ctx),
+            "0".into(),
+            "99999".into(),
+            "7".into(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]);
         f[1] = "x".into();
         pw.set(i, &f);
     }
