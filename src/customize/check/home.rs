@@ -52,23 +52,23 @@ pub fn check(v: &dyn View) -> Result<Finding> {
     let min = uid_min(v)?;
     let mut users = Vec::new();
     let mut elsewhere = Vec::new();
-    for (n, l) in content_lines(&passwd) {
-        let p: Vec<&str> = l.split(':').collect();
-        if p.len() < 7 {
+    let entries = match crate::accounts::parse_passwd(&passwd, "/etc/passwd") {
+        Ok(e) => e,
+        Err(e) => {
+            f.mark(Status::Warn, e.to_string());
+            Vec::new()
+        }
+    };
+    for u in entries {
+        if u.uid < min || u.uid == 65534 {
             continue;
         }
-        let Ok(uid) = p[2].parse::<u32>() else {
-            continue;
-        };
-        if uid < min || uid == 65534 {
-            continue;
-        }
-        if p[5] == "/home" || p[5].starts_with("/home/") {
-            users.push(p[0].to_string());
+        if u.home == "/home" || u.home.starts_with("/home/") {
+            users.push(u.name.clone());
         } else {
             elsewhere.push(format!(
-                "{} (uid {uid}) has home {} (/etc/passwd:{n})",
-                p[0], p[5]
+                "{} (uid {}) has home {} (/etc/passwd:{})",
+                u.name, u.uid, u.home, u.line
             ));
         }
     }

@@ -223,19 +223,14 @@ pub fn lock_root(plan: &mut Plan) -> Result<()> {
 
 /// A user of the image's /etc/passwd: (uid, gid, home).
 pub fn user(plan: &Plan, name: &str) -> Result<(u32, u32, String)> {
-    let pw = Table::need(plan, "/etc/passwd")?;
-    let Some((i, f)) = pw.find(name) else {
-        return Err(Error::NotFound(format!(
-            "user {name} in the image's /etc/passwd"
-        )));
-    };
-    let bad = || Error::Invalid(format!("/etc/passwd:{}: malformed entry for {name}", i + 1));
-    if f.len() < 7 {
-        return Err(bad());
-    }
-    let uid = f[2].parse().map_err(|_| bad())?;
-    let gid = f[3].parse().map_err(|_| bad())?;
-    Ok((uid, gid, f[5].clone()))
+    let text = read_text(plan, "/etc/passwd")?
+        .ok_or_else(|| Error::NotFound("/etc/passwd (the image has none)".into()))?;
+    let users = crate::accounts::parse_passwd(&text, "/etc/passwd")?;
+    let u = users
+        .iter()
+        .find(|u| u.name == name)
+        .ok_or_else(|| Error::NotFound(format!("user {name} in the image's /etc/passwd")))?;
+    Ok((u.uid, u.gid, u.home.clone()))
 }
 
 /// `--ssh-inject USER:FILE`: append the keys to ~/.ssh/authorized_keys
