@@ -43,6 +43,7 @@ pub mod journal;
 pub mod layout;
 pub mod ops;
 pub mod path;
+pub mod selinux;
 pub mod superblock;
 pub mod xattr;
 
