@@ -23,9 +23,12 @@
 //! allocation, commit), [`journal`] (JBD2 replay and transactions: every
 //! commit on ext3 goes through the journal), [`bmap`] (one block map over
 //! indirect blocks and extents), [`dir`] and [`htree`] (directory entries
-//! and the hash index), [`xattr`], [`file`](mod@file), [`path`] (resolution confined
+//! and the hash index), [`xattr`] (read, set and remove extended
+//! attributes), [`file`](mod@file), [`path`] (resolution confined
 //! to the image), [`ops`] (operations by inode and name) and [`host`]
-//! (copying between the host and the image).
+//! (copying between the host and the image). Beside them, [`selinux`]
+//! computes the SELinux label a policy's `file_contexts` gives a path, as
+//! libselinux does.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
