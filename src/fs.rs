@@ -1687,6 +1687,14 @@ impl Filesystem {
         }
     }
 
+    /// Turn on `ext_attr` when an inode gets its first extended attribute.
+    pub(crate) fn note_ext_attr(&mut self) {
+        if !self.sb.has_compat(feature::COMPAT_EXT_ATTR) {
+            self.sb.set_compat(feature::COMPAT_EXT_ATTR);
+            self.sb_dirty = true;
+        }
+    }
+
     /// Make the superblock counts equal the sum of the group counts, as the
     /// kernel does at mount. Called once before the first change.
     pub(crate) fn sync_sb_counts(&mut self) {

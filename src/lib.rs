@@ -23,12 +23,15 @@
 //! allocation, commit), [`journal`] (JBD2 replay and transactions: every
 //! commit on ext3 goes through the journal), [`bmap`] (one block map over
 //! indirect blocks and extents), [`dir`] and [`htree`] (directory entries
-//! and the hash index), [`xattr`], [`file`](mod@file), [`path`] (resolution confined
+//! and the hash index), [`xattr`] (read, set and remove extended
+//! attributes), [`file`](mod@file), [`path`] (resolution confined
 //! to the image), [`ops`] (operations by inode and name) and [`host`]
 //! (copying between the host and the image); [`accounts`] reads the
-//! image's own /etc/passwd and /etc/group. On top of them, [`customize`]
-//! checks a VM image against a Xen cluster's requirements and plans and
-//! applies the changes that make it meet them.
+//! image's own /etc/passwd and /etc/group, and [`selinux`] computes the
+//! SELinux label a policy's `file_contexts` gives a path, as libselinux
+//! does. On top of them, [`customize`] checks a VM image against a Xen
+//! cluster's requirements and plans and applies the changes that make it
+//! meet them.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -48,6 +51,7 @@ pub mod journal;
 pub mod layout;
 pub mod ops;
 pub mod path;
+pub mod selinux;
 pub mod superblock;
 pub mod xattr;
 

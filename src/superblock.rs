@@ -229,6 +229,11 @@ impl Superblock {
         let st = le16(&self.raw, sb::STATE) | 2;
         put16(&mut self.raw, sb::STATE, st);
     }
+    /// Turn on a compat feature bit.
+    pub fn set_compat(&mut self, bit: u32) {
+        self.compat |= bit;
+        put32(&mut self.raw, sb::FEATURE_COMPAT, self.compat);
+    }
     /// Turn on a ro_compat feature bit.
     pub fn set_ro_compat(&mut self, bit: u32) {
         self.ro_compat |= bit;
