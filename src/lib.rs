@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 pub mod bmap;
+pub mod container;
 pub mod device;
 pub mod dir;
 pub mod error;

@@ -14,6 +14,7 @@ mod edit;
 mod image;
 mod inspect;
 mod journal;
+mod pack;
 mod report;
 
 use args::WriteOpts;
@@ -67,6 +68,8 @@ enum Cmd {
     Copy(copy::CopyCmd),
     #[command(flatten)]
     Edit(edit::EditCmd),
+    #[command(flatten)]
+    Pack(pack::PackCmd),
     /// Inspect or replay the ext3/ext4 journal.
     #[command(subcommand)]
     Journal(journal::JournalCmd),
@@ -131,6 +134,10 @@ fn run(cli: Cli) -> R<()> {
             inspect::run(c)
         }
         Cmd::Copy(c) => copy::run(c, g),
+        Cmd::Pack(c) => {
+            read_only("pack and unpack write OUT; they")?;
+            pack::run(c)
+        }
         Cmd::Edit(c) => edit::run(c, g),
         Cmd::Journal(c) => journal::run(c, g),
     }
