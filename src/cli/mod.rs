@@ -121,9 +121,9 @@ pub fn join(dir: &str, name: &str) -> String {
 fn run(cli: Cli) -> R<()> {
     let g = &cli.global;
     let read_only = |what: &str| -> R<()> {
-        if g.output.is_some() || g.no_journal || g.no_sync {
+        if g.output.is_some() || g.no_journal || g.no_sync || g.format.is_some() {
             return Err(usage(format!(
-                "{what} does not change the image: --output, --no-journal and --no-sync apply only to commands that do"
+                "{what} does not change the image: --output, --format, --no-journal and --no-sync apply only to commands that do"
             )));
         }
         Ok(())
