@@ -38,6 +38,7 @@
 
 pub mod accounts;
 pub mod bmap;
+pub mod container;
 pub mod customize;
 pub mod device;
 pub mod dir;

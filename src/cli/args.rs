@@ -23,6 +23,11 @@ pub struct WriteOpts {
     /// Do not fsync the image after writing (faster; unsafe if the machine crashes).
     #[arg(long)]
     pub no_sync: bool,
+    /// Write the result as raw, bz2, gz, xz or zip (default: the format
+    /// IMAGE is in; a compressed IMAGE is edited through a temporary raw
+    /// copy and compressed again).
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
 }
 
 impl WriteOpts {
@@ -32,6 +37,7 @@ impl WriteOpts {
             output: self.output.clone().or_else(|| global.output.clone()),
             no_journal: self.no_journal || global.no_journal,
             no_sync: self.no_sync || global.no_sync,
+            format: self.format.clone().or_else(|| global.format.clone()),
         }
     }
 }

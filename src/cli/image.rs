@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use ext3edit::container::{Container, Format, Options, Spool, TempFile};
 use ext3edit::{Error, Filesystem, OpenOptions};
 
 use super::args::WriteOpts;
@@ -12,9 +13,53 @@ use super::{Fail, R};
 /// `--output NEW`: the temporary copy being edited and its final name.
 static OUTPUT: Mutex<Option<(PathBuf, PathBuf)>> = Mutex::new(None);
 
+/// A compressed image being edited: its raw temporary copy, and where and
+/// how the result goes at commit.
+struct Packed {
+    raw: TempFile,
+    dest: PathBuf,
+    format: Format,
+    level: u32,
+}
+
+static PACKED: Mutex<Option<Packed>> = Mutex::new(None);
+/// The raw temporary copy of a compressed image opened for reading.
+static READ_SPOOL: Mutex<Vec<Spool>> = Mutex::new(Vec::new());
+
+/// How to decompress: `$EXT3EDIT_ZIP_ENTRY` picks the zip entry and
+/// `$EXT3EDIT_MAX_SIZE` the size limit (command options for these come
+/// with the image-opening rewrite).
+fn container_opts() -> R<Options> {
+    let max_size = match std::env::var("EXT3EDIT_MAX_SIZE") {
+        Ok(v) => Some(v.parse::<u64>().map_err(|_| {
+            super::usage(format!("EXT3EDIT_MAX_SIZE={v}: expected a number of bytes"))
+        })?),
+        Err(_) => None,
+    };
+    Ok(Options {
+        threads: 0,
+        max_size,
+        entry: std::env::var("EXT3EDIT_ZIP_ENTRY").ok(),
+    })
+}
+
+/// The raw image to open for IMAGE: IMAGE itself, or a temporary
+/// decompressed copy of it (removed when the command ends).
+fn raw_for_read(image: &Path) -> R<PathBuf> {
+    let c = Container::open(image).map_err(|e| at_image(image, e))?;
+    if !c.is_compressed() {
+        return Ok(image.to_path_buf());
+    }
+    let spool = Spool::open(image, None, &container_opts()?)?;
+    let p = spool.path().to_path_buf();
+    READ_SPOOL.lock().unwrap().push(spool);
+    Ok(p)
+}
+
 /// Open IMAGE for reading only.
 pub fn open_read(image: &Path) -> R<Filesystem> {
-    let fs = Filesystem::open(image, &OpenOptions::read_only()).map_err(|e| at_image(image, e))?;
+    let raw = raw_for_read(image)?;
+    let fs = Filesystem::open(&raw, &OpenOptions::read_only()).map_err(|e| at_image(image, e))?;
     note_recovery(&fs, image, false);
     Ok(fs)
 }
@@ -37,6 +82,50 @@ pub fn open_write(image: &Path, w: &WriteOpts) -> R<Filesystem> {
         replay_only: false,
     };
     let mut path = image.to_path_buf();
+    let c = Container::open(image).map_err(|e| at_image(image, e))?;
+    let format = match &w.format {
+        Some(f) => Format::parse(f).ok_or_else(|| {
+            super::usage(format!("--format {f}: expected raw, bz2, gz, xz or zip"))
+        })?,
+        None => c.format,
+    };
+    if c.is_compressed() || format != Format::Raw {
+        // Edit a raw temporary copy beside the destination; commit
+        // compresses it into another temporary file and renames that over
+        // the destination.
+        let dest = w.output.clone().unwrap_or_else(|| image.to_path_buf());
+        let raw = if c.is_compressed() {
+            let dir = match dest.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            Spool::open(image, Some(&dir), &container_opts()?)?.raw
+        } else {
+            let t = TempFile::beside(&dest)?;
+            ext3edit::device::copy_sparse(image, t.path()).map_err(|e| {
+                Error::io(
+                    format!("copying {} to {}", image.display(), t.path().display()),
+                    e,
+                )
+            })?;
+            t
+        };
+        let level = if format == c.format {
+            c.level
+        } else {
+            format.default_level()
+        };
+        let path = raw.path().to_path_buf();
+        *PACKED.lock().unwrap() = Some(Packed {
+            raw,
+            dest,
+            format,
+            level,
+        });
+        let fs = Filesystem::open(&path, &opts).map_err(|e| at_image(image, e))?;
+        note_recovery(&fs, image, true);
+        return Ok(fs);
+    }
     if let Some(out) = &w.output {
         // Check the source image before copying it.
         Filesystem::open(image, &OpenOptions::read_only())
@@ -112,6 +201,10 @@ pub fn replay_problems(r: &ext3edit::journal::Replay) -> String {
 pub fn commit(mut fs: Filesystem) -> R<()> {
     fs.commit()?;
     drop(fs);
+    if let Some(p) = PACKED.lock().unwrap().take() {
+        Spool::finish(p.raw.path(), &p.dest, p.format, p.level, 0)?;
+        return Ok(());
+    }
     if let Some((tmp, out)) = OUTPUT.lock().unwrap().take() {
         std::fs::rename(&tmp, &out).map_err(|e| {
             Error::io(
@@ -125,6 +218,9 @@ pub fn commit(mut fs: Filesystem) -> R<()> {
 
 /// Remove the `--output` copy of a command that did not succeed.
 pub fn discard_output() {
+    PACKED.lock().unwrap().take();
+    READ_SPOOL.lock().unwrap().clear();
+    ext3edit::container::remove_all_temps();
     if let Some((tmp, _)) = OUTPUT.lock().unwrap().take() {
         let _ = std::fs::remove_file(tmp);
     }

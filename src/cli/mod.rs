@@ -14,6 +14,7 @@ mod edit;
 mod image;
 mod inspect;
 mod journal;
+mod pack;
 mod report;
 mod vm;
 
@@ -70,6 +71,8 @@ enum Cmd {
     Edit(edit::EditCmd),
     #[command(flatten)]
     Vm(vm::VmCmd),
+    #[command(flatten)]
+    Pack(pack::PackCmd),
     /// Inspect or replay the ext3/ext4 journal.
     #[command(subcommand)]
     Journal(journal::JournalCmd),
@@ -121,9 +124,9 @@ pub fn join(dir: &str, name: &str) -> String {
 fn run(cli: Cli) -> R<()> {
     let g = &cli.global;
     let read_only = |what: &str| -> R<()> {
-        if g.output.is_some() || g.no_journal || g.no_sync {
+        if g.output.is_some() || g.no_journal || g.no_sync || g.format.is_some() {
             return Err(usage(format!(
-                "{what} does not change the image: --output, --no-journal and --no-sync apply only to commands that do"
+                "{what} does not change the image: --output, --format, --no-journal and --no-sync apply only to commands that do"
             )));
         }
         Ok(())
@@ -134,6 +137,10 @@ fn run(cli: Cli) -> R<()> {
             inspect::run(c)
         }
         Cmd::Copy(c) => copy::run(c, g),
+        Cmd::Pack(c) => {
+            read_only("pack and unpack write OUT; they")?;
+            pack::run(c)
+        }
         Cmd::Edit(c) => edit::run(c, g),
         Cmd::Vm(c) => vm::run(c, g),
         Cmd::Journal(c) => journal::run(c, g),

@@ -1,0 +1,535 @@
+//! bzip2: parallel compression into one stream per chunk, and parallel
+//! decompression of any bzip2 file (single or multi-stream) by cutting it
+//! into its blocks.
+//!
+//! # Layout (see also the module docs of [`container`](super))
+//!
+//! A bzip2 stream is `BZh` and a level digit (the block size in 100 kB),
+//! then blocks, each starting with the 48-bit magic `0x314159265359` and
+//! the block's CRC (32 bits), then the end-of-stream magic
+//! `0x177245385090` and the stream CRC (32 bits: for each block in order,
+//! `crc = crc.rotate_left(1) ^ block_crc`), then padding to a byte. Blocks
+//! are bit-aligned, not byte-aligned, but each block is independent: it
+//! carries its own Huffman tables and the run-length coding restarts.
+//!
+//! # Decompression in parallel (the lbzip2 way)
+//!
+//! The compressed file is scanned for the two 48-bit magics at every bit
+//! offset (eight byte patterns per magic, found with `memchr::memmem`
+//! and confirmed bit by bit). Each block, the bits from its magic to the
+//! next magic, is re-wrapped as a stream of its own (`BZh` + level, the
+//! block shifted to a byte boundary, the end magic, and the block's CRC as
+//! the stream CRC) and decoded by libbzip2 on a worker thread; the stream
+//! CRCs are checked by folding the block CRCs in order. This works for
+//! single-stream files (bzip2's own) as well as for multi-stream ones. A
+//! magic pattern can occur by chance inside compressed data; such a false
+//! cut makes a block fail to decode, and then the whole file is decoded
+//! again sequentially by libbzip2 (the only path for damaged files, so that
+//! their error is libbzip2's).
+
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
+use std::os::unix::fs::FileExt;
+
+use bzip2::{Action, Compress, Compression, Decompress, Status};
+use memchr::memmem;
+
+use super::parallel::ordered;
+use super::spool::{is_zero, ByteProgress, Pieces, SparseWriter};
+use crate::{Error, Result};
+
+/// The block magic (pi), at the start of every block.
+pub const BLOCK_MAGIC: [u8; 6] = [0x31, 0x41, 0x59, 0x26, 0x53, 0x59];
+/// The end-of-stream magic (sqrt(pi)).
+pub const END_MAGIC: [u8; 6] = [0x17, 0x72, 0x45, 0x38, 0x50, 0x90];
+const BLOCK: u64 = 0x3141_5926_5359;
+const END: u64 = 0x1772_4538_5090;
+const MASK48: u64 = (1 << 48) - 1;
+
+/// The uncompressed chunk that `pack` puts in each stream at `level`: the
+/// largest multiple of 4096 not above `level * 100_000`.
+pub fn chunk_size(level: u32) -> usize {
+    (level as usize * 100_000) / 4096 * 4096
+}
+
+fn bz_err(e: bzip2::Error) -> Error {
+    Error::corrupt(format!("bzip2 data is damaged ({e})"))
+}
+
+/// Compress one chunk into one complete stream.
+pub fn compress_chunk(data: &[u8], level: u32) -> Result<Vec<u8>> {
+    let mut c = Compress::new(Compression::new(level), 30);
+    let mut out = Vec::with_capacity(data.len() / 4 + 4096);
+    loop {
+        let done = c.total_in() as usize;
+        let st = c
+            .compress_vec(&data[done..], &mut out, Action::Finish)
+            .map_err(|e| Error::Invalid(format!("bzip2 compression failed: {e}")))?;
+        if st == Status::StreamEnd {
+            return Ok(out);
+        }
+        out.reserve(out.capacity().max(4096));
+    }
+}
+
+/// Compress `len` bytes of `raw` into `out`, one stream per chunk, on
+/// `threads` threads.
+pub fn compress(
+    raw: &File,
+    len: u64,
+    out: &File,
+    level: u32,
+    threads: usize,
+    progress: &mut ByteProgress,
+) -> Result<()> {
+    let chunk = chunk_size(level);
+    let zero = compress_chunk(&vec![0u8; chunk], level)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
+    let mut done = 0u64;
+    ordered(
+        threads,
+        |send| super::read_chunks(raw, len, chunk, send),
+        |data: Vec<u8>| {
+            if data.len() == chunk && is_zero(&data) {
+                Ok((zero.clone(), data.len()))
+            } else {
+                compress_chunk(&data, level).map(|c| (c, data.len()))
+            }
+        },
+        |(c, n)| {
+            done += n as u64;
+            progress.update(done);
+            w.write_all(&c)
+                .map_err(|e| Error::io("writing the compressed image", e))
+        },
+    )?;
+    w.flush()
+        .map_err(|e| Error::io("writing the compressed image", e))?;
+    // Nothing at all (an empty input) is still one valid stream.
+    if len == 0 {
+        (&*out)
+            .write_all(&compress_chunk(&[], level)?)
+            .map_err(|e| Error::io("writing the compressed image", e))?;
+    }
+    Ok(())
+}
+
+/// Decompress `input` into `w`, in parallel when `threads` > 1.
+pub fn decompress(input: &File, w: &mut SparseWriter, threads: usize) -> Result<()> {
+    if threads > 1 {
+        match decompress_parallel(input, w, threads) {
+            Ok(()) => return Ok(()),
+            // A damaged file, or a false cut: let libbzip2 decide.
+            Err(Error::Corrupt(_)) => w.restart()?,
+            Err(e) => return Err(e),
+        }
+    }
+    decompress_sequential(input, w)
+}
+
+/// libbzip2 over the whole file, stream after stream.
+pub fn decompress_sequential(input: &File, w: &mut SparseWriter) -> Result<()> {
+    let mut d = bzip2::read::MultiBzDecoder::new(BufReader::with_capacity(1 << 20, input));
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match d.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(Error::corrupt(
+                    "truncated bzip2 data (the file ends inside a stream)",
+                ))
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::InvalidInput
+                    || e.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                return Err(Error::corrupt(format!("bzip2 data is damaged ({e})")))
+            }
+            Err(e) => return Err(Error::io("reading the bzip2 data", e)),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        w.input_done = d.get_ref().get_ref().stream_position_hint();
+        w.write(&buf[..n])?;
+    }
+}
+
+trait PositionHint {
+    fn stream_position_hint(&self) -> u64;
+}
+
+impl PositionHint for &File {
+    fn stream_position_hint(&self) -> u64 {
+        use std::io::Seek;
+        let mut f: &File = self;
+        f.stream_position().unwrap_or(0)
+    }
+}
+
+/// The eight byte patterns of a 48-bit magic, one per bit shift: bytes 1
+/// to 5 of `magic << (16 - shift)` are fully determined.
+fn finders(magic: u64) -> Vec<(memmem::Finder<'static>, u32)> {
+    (0..8u32)
+        .map(|s| {
+            let v = (magic << (16 - s)).to_be_bytes();
+            (memmem::Finder::new(&v[1..6]).into_owned(), s)
+        })
+        .collect()
+}
+
+/// The 64 bits starting at byte `i` (zero-padded past the end).
+fn word_at(buf: &[u8], i: usize) -> u64 {
+    let mut b = [0u8; 8];
+    let end = (i + 8).min(buf.len());
+    b[..end - i].copy_from_slice(&buf[i..end]);
+    u64::from_be_bytes(b)
+}
+
+/// `n` bits (at most 57... here 32) at bit offset `bit` of `buf`.
+fn bits_at(buf: &[u8], bit: u64, n: u32) -> u64 {
+    let w = word_at(buf, (bit / 8) as usize);
+    let s = (bit % 8) as u32;
+    (w << s) >> (64 - n)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Kind {
+    Block,
+    End,
+}
+
+/// Magics in `buf` at byte positions `[lo, hi)`, as (bit offset, kind).
+fn scan(
+    buf: &[u8],
+    lo: usize,
+    hi: usize,
+    fb: &[(memmem::Finder<'static>, u32)],
+    fe: &[(memmem::Finder<'static>, u32)],
+    out: &mut Vec<(u64, Kind)>,
+) {
+    if hi <= lo {
+        return;
+    }
+    let hay_end = (hi + 5).min(buf.len());
+    let hay = &buf[lo + 1..hay_end];
+    for (finders, kind, magic) in [(fb, Kind::Block, BLOCK), (fe, Kind::End, END)] {
+        for (f, s) in finders {
+            for h in f.find_iter(hay) {
+                let i = lo + h;
+                if i >= hi {
+                    break;
+                }
+                if (word_at(buf, i) >> (16 - s)) & MASK48 == magic {
+                    out.push((i as u64 * 8 + *s as u64, kind));
+                }
+            }
+        }
+    }
+}
+
+/// One unit of work: a block's bits, or a stream's end.
+enum Job {
+    Block {
+        bytes: Vec<u8>,
+        shift: u32,
+        nbits: u64,
+        level: u8,
+    },
+    End(u32),
+}
+
+enum Done {
+    Block(Pieces, u32),
+    End(u32),
+}
+
+const READ: usize = 4 << 20;
+/// A block longer than this (compressed) is not a real one.
+const MAX_BLOCK: usize = 64 << 20;
+
+fn damaged(what: &str) -> Error {
+    Error::corrupt(format!("bzip2 data is damaged ({what})"))
+}
+
+fn decompress_parallel(input: &File, w: &mut SparseWriter, threads: usize) -> Result<()> {
+    let total = input
+        .metadata()
+        .map_err(|e| Error::io("reading the bzip2 data", e))?
+        .len();
+    let mut consumed = 0u64;
+    let mut crc = 0u32;
+    ordered(
+        threads,
+        |send| produce(input, total, send),
+        |j: Job| match j {
+            Job::End(c) => Ok(Done::End(c)),
+            Job::Block {
+                bytes,
+                shift,
+                nbits,
+                level,
+            } => decode_block(&bytes, shift, nbits, level).map(|(p, c)| Done::Block(p, c)),
+        },
+        |d| match d {
+            Done::Block(p, c) => {
+                crc = crc.rotate_left(1) ^ c;
+                consumed += p.len() / 4; // a rough guide for the bar only
+                w.input_done = consumed.min(total);
+                p.write_to(w)
+            }
+            Done::End(stored) => {
+                let c = std::mem::take(&mut crc);
+                if c != stored {
+                    return Err(damaged("stream CRC mismatch"));
+                }
+                Ok(())
+            }
+        },
+    )
+}
+
+/// Read the file, find the blocks and send them as jobs.
+fn produce(input: &File, total: u64, send: &mut dyn FnMut(Job) -> bool) -> Result<()> {
+    let fb = finders(BLOCK);
+    let fe = finders(END);
+    let mut buf: Vec<u8> = Vec::new();
+    // The file offset of buf[0].
+    let mut base = 0u64;
+    let mut eof = false;
+    // Bytes of buf scanned for candidate starts.
+    let mut scanned = 0usize;
+    let mut cands: Vec<(u64, Kind)> = Vec::new();
+    // Where the next stream header is expected (file byte), or the current
+    // block's start bit (file bit) with its level.
+    let mut header_at: Option<u64> = Some(0);
+    let mut block: Option<(u64, u8)> = None;
+    let mut next_cand = 0usize;
+    let fill = |buf: &mut Vec<u8>, base: u64, eof: &mut bool| -> Result<()> {
+        let at = base + buf.len() as u64;
+        if at >= total {
+            *eof = true;
+            return Ok(());
+        }
+        let n = ((total - at) as usize).min(READ);
+        let old = buf.len();
+        buf.resize(old + n, 0);
+        input
+            .read_exact_at(&mut buf[old..], at)
+            .map_err(|e| Error::io("reading the bzip2 data", e))?;
+        Ok(())
+    };
+    loop {
+        // A stream header to check?
+        if let Some(h) = header_at {
+            while !eof && base + buf.len() as u64 <= h + 10 {
+                fill(&mut buf, base, &mut eof)?;
+            }
+            let rel = (h - base) as usize;
+            let rest = &buf[rel.min(buf.len())..];
+            if rest.is_empty() && eof {
+                return Ok(());
+            }
+            if rest.len() >= 4 && rest.starts_with(b"BZh") && (b'1'..=b'9').contains(&rest[3]) {
+                let level = rest[3];
+                header_at = None;
+                // The first magic must follow at once.
+                let first = (h + 4) * 8;
+                cands.retain(|c| c.0 >= first);
+                next_cand = 0;
+                let m = bits_at(&buf, first - base * 8, 48);
+                if m == BLOCK {
+                    block = Some((first, level));
+                    cands.retain(|c| c.0 > first);
+                } else if m == END {
+                    // An empty stream.
+                    let crc = bits_at(&buf, first - base * 8 + 48, 32) as u32;
+                    if !send(Job::End(crc)) {
+                        return Ok(());
+                    }
+                    header_at = Some((first + 80).div_ceil(8));
+                    cands.retain(|c| c.0 >= (first + 80));
+                } else {
+                    return Err(damaged("no block after a stream header"));
+                }
+                continue;
+            }
+            // Trailing zeros (padding) are fine; anything else is not.
+            if is_zero(rest) {
+                let mut at = base + buf.len() as u64;
+                let mut tail = vec![0u8; 1 << 20];
+                while at < total {
+                    let n = ((total - at) as usize).min(tail.len());
+                    input
+                        .read_exact_at(&mut tail[..n], at)
+                        .map_err(|e| Error::io("reading the bzip2 data", e))?;
+                    if !is_zero(&tail[..n]) {
+                        return Err(damaged("trailing data after the last stream"));
+                    }
+                    at += n as u64;
+                }
+                return Ok(());
+            }
+            return Err(damaged("trailing data after the last stream"));
+        }
+        let (start, lvl) = block.expect("inside a block");
+        // Find the next magic after the block start.
+        while next_cand < cands.len() && cands[next_cand].0 <= start {
+            next_cand += 1;
+        }
+        if next_cand >= cands.len() {
+            if eof {
+                return Err(damaged("truncated: the file ends inside a block"));
+            }
+            if buf.len() > MAX_BLOCK + READ {
+                return Err(damaged("a block is implausibly long"));
+            }
+            // Drop what is before the block, read more, scan it.
+            let keep_from = ((start / 8) - base) as usize;
+            buf.drain(..keep_from);
+            base += keep_from as u64;
+            scanned = scanned.saturating_sub(keep_from);
+            fill(&mut buf, base, &mut eof)?;
+            let hi = if eof {
+                buf.len()
+            } else {
+                buf.len().saturating_sub(7)
+            };
+            let mut found = Vec::new();
+            scan(&buf, scanned, hi, &fb, &fe, &mut found);
+            scanned = hi.max(scanned);
+            for f in &mut found {
+                f.0 += base * 8;
+            }
+            found.sort();
+            cands.drain(..next_cand);
+            next_cand = 0;
+            cands.extend(found);
+            cands.sort();
+            cands.dedup();
+            continue;
+        }
+        let (end, kind) = cands[next_cand];
+        let b0 = (start / 8 - base) as usize;
+        let b1 = (end.div_ceil(8) - base) as usize;
+        let job = Job::Block {
+            bytes: buf[b0..b1.min(buf.len())].to_vec(),
+            shift: (start % 8) as u32,
+            nbits: end - start,
+            level: lvl,
+        };
+        if !send(job) {
+            return Ok(());
+        }
+        match kind {
+            Kind::Block => block = Some((end, lvl)),
+            Kind::End => {
+                // The stream CRC may not be read yet.
+                while !eof && (base + buf.len() as u64) * 8 < end + 80 {
+                    fill(&mut buf, base, &mut eof)?;
+                }
+                if (base + buf.len() as u64) * 8 < end + 80 {
+                    return Err(damaged("truncated: the file ends in a stream trailer"));
+                }
+                let crc = bits_at(&buf, end - base * 8 + 48, 32) as u32;
+                if !send(Job::End(crc)) {
+                    return Ok(());
+                }
+                block = None;
+                header_at = Some((end + 80).div_ceil(8));
+            }
+        }
+    }
+}
+
+/// Re-wrap one block as a stream and decode it; returns its output and its
+/// CRC.
+fn decode_block(bytes: &[u8], shift: u32, nbits: u64, level: u8) -> Result<(Pieces, u32)> {
+    let crc = bits_at(bytes, shift as u64 + 48, 32) as u32;
+    let mut s = Vec::with_capacity(bytes.len() + 16);
+    s.extend_from_slice(b"BZh");
+    s.push(level);
+    let full = (nbits / 8) as usize;
+    if shift == 0 {
+        s.extend_from_slice(&bytes[..full]);
+    } else {
+        for k in 0..full {
+            let hi = bytes[k] << shift;
+            let lo = bytes.get(k + 1).copied().unwrap_or(0) >> (8 - shift);
+            s.push(hi | lo);
+        }
+    }
+    // The remaining bits, then the end magic, the stream CRC, padding.
+    let rem = (nbits % 8) as u32;
+    let mut acc: u128 = 0;
+    let mut n: u32 = 0;
+    if rem > 0 {
+        let tail = bits_at(bytes, shift as u64 + full as u64 * 8, rem);
+        acc = tail as u128;
+        n = rem;
+    }
+    acc = (acc << 48) | END as u128;
+    n += 48;
+    acc = (acc << 32) | crc as u128;
+    n += 32;
+    let pad = (8 - n % 8) % 8;
+    acc <<= pad;
+    n += pad;
+    for i in (0..n / 8).rev() {
+        s.push((acc >> (i * 8)) as u8);
+    }
+    let mut d = Decompress::new(false);
+    let mut out = vec![0u8; 1 << 20];
+    let mut p = Pieces::default();
+    loop {
+        let (i0, o0) = (d.total_in() as usize, d.total_out());
+        let st = d
+            .decompress(&s[i0.min(s.len())..], &mut out)
+            .map_err(bz_err)?;
+        let made = (d.total_out() - o0) as usize;
+        p.push(&out[..made]);
+        if st == Status::StreamEnd {
+            return Ok((p, crc));
+        }
+        if made == 0 && d.total_in() as usize == i0 {
+            return Err(damaged("a block ends early"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_sizes() {
+        assert_eq!(chunk_size(9), 897_024);
+        assert_eq!(chunk_size(1), 98_304);
+    }
+
+    #[test]
+    fn finds_shifted_magics() {
+        let fb = finders(BLOCK);
+        let fe = finders(END);
+        for s in 0..8u32 {
+            let mut buf = vec![0xa5u8; 32];
+            let v = (BLOCK << (16 - s)).to_be_bytes();
+            for k in 0..8 {
+                let mask = if k == 0 {
+                    0xffu8 >> s
+                } else if k == 6 {
+                    !(0xffu8 >> s)
+                } else if k == 7 {
+                    0
+                } else {
+                    0xff
+                };
+                buf[10 + k] = (buf[10 + k] & !mask) | (v[k] & mask);
+            }
+            let mut out = Vec::new();
+            scan(&buf, 0, buf.len() - 7, &fb, &fe, &mut out);
+            assert_eq!(out, vec![(80 + s as u64, Kind::Block)], "shift {s}");
+        }
+    }
+}

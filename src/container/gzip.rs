@@ -1,0 +1,317 @@
+//! gzip: parallel compression into one member per 1 MiB chunk (each with
+//! its sizes in an `E3` header subfield), and decompression that runs in
+//! parallel over members that carry those sizes and falls back to zlib,
+//! member after member, for any other gzip file.
+//!
+//! # Member layout written by `pack`
+//!
+//! ```text
+//! 1f 8b 08 04            magic, deflate, FLG = FEXTRA
+//! 00 00 00 00            MTIME (none: reproducible)
+//! XFL 03                 XFL (2: level 9, 4: level 1, else 0), OS = Unix
+//! 0c 00                  XLEN = 12
+//! 45 33 08 00            subfield "E3", 8 bytes:
+//! SSSS SSSS              member size, header to trailer (u32 LE)
+//! UUUU UUUU              uncompressed size (u32 LE)
+//! ...                    raw deflate data (final block ends the member)
+//! CRC32 ISIZE            trailer (u32 LE each)
+//! ```
+//!
+//! A single-member gzip file from another tool has no independent pieces:
+//! it is decoded by one thread (zlib-rs, the fastest inflate we have);
+//! splitting a deflate stream at guessed block boundaries (as pugz does)
+//! is not done.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+
+use flate2::{Compress, Compression, Crc, Decompress, FlushCompress, FlushDecompress, Status};
+
+use super::parallel::ordered;
+use super::spool::{is_zero, ByteProgress, Pieces, SparseWriter};
+use crate::{Error, Result};
+
+/// The uncompressed size of each member `pack` writes.
+pub const CHUNK: usize = 1 << 20;
+/// The size of the member header `pack` writes.
+pub const HEADER: usize = 24;
+
+/// Raw deflate of `data` at `level`, ended with a final block (`finish`)
+/// or a full flush (byte-aligned, more data may follow).
+pub fn deflate(data: &[u8], level: u32, finish: bool) -> Result<Vec<u8>> {
+    let mut c = Compress::new(Compression::new(level), false);
+    let mut out = Vec::with_capacity(data.len() / 2 + 1024);
+    let flush = if finish {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::Full
+    };
+    loop {
+        let done = c.total_in() as usize;
+        let st = c
+            .compress_vec(&data[done..], &mut out, flush)
+            .map_err(|e| Error::Invalid(format!("deflate failed: {e}")))?;
+        if finish && st == Status::StreamEnd {
+            return Ok(out);
+        }
+        // A flush is complete when all input is in and output room is left.
+        if !finish && c.total_in() as usize == data.len() && out.len() < out.capacity() {
+            return Ok(out);
+        }
+        out.reserve(out.capacity().max(4096));
+    }
+}
+
+/// One complete member for `data`.
+pub fn compress_member(data: &[u8], level: u32) -> Result<Vec<u8>> {
+    let body = deflate(data, level, true)?;
+    let mut crc = Crc::new();
+    crc.update(data);
+    let total = HEADER + body.len() + 8;
+    let xfl = match level {
+        9 => 2,
+        1 => 4,
+        _ => 0,
+    };
+    let mut m = Vec::with_capacity(total);
+    m.extend_from_slice(&[
+        0x1f, 0x8b, 8, 4, 0, 0, 0, 0, xfl, 3, 12, 0, b'E', b'3', 8, 0,
+    ]);
+    m.extend_from_slice(&(total as u32).to_le_bytes());
+    m.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    m.extend_from_slice(&body);
+    m.extend_from_slice(&crc.sum().to_le_bytes());
+    m.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    Ok(m)
+}
+
+/// Compress `len` bytes of `raw` into `out`, one member per chunk.
+pub fn compress(
+    raw: &File,
+    len: u64,
+    out: &File,
+    level: u32,
+    threads: usize,
+    progress: &mut ByteProgress,
+) -> Result<()> {
+    let zero = compress_member(&vec![0u8; CHUNK], level)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
+    let mut done = 0u64;
+    ordered(
+        threads,
+        |send| super::read_chunks(raw, len, CHUNK, send),
+        |data: Vec<u8>| {
+            if data.len() == CHUNK && is_zero(&data) {
+                Ok((zero.clone(), data.len()))
+            } else {
+                compress_member(&data, level).map(|m| (m, data.len()))
+            }
+        },
+        |(m, n)| {
+            done += n as u64;
+            progress.update(done);
+            w.write_all(&m)
+                .map_err(|e| Error::io("writing the compressed image", e))
+        },
+    )?;
+    if len == 0 {
+        w.write_all(&compress_member(&[], level)?)
+            .map_err(|e| Error::io("writing the compressed image", e))?;
+    }
+    w.flush()
+        .map_err(|e| Error::io("writing the compressed image", e))
+}
+
+fn damaged(what: &str) -> Error {
+    Error::corrupt(format!("gzip data is damaged ({what})"))
+}
+
+/// A parsed member header: its length, and the `E3` member size if any.
+struct Header {
+    len: usize,
+    member: Option<u64>,
+}
+
+/// Parse a member header at the start of `b` (None: need more bytes).
+fn parse_header(b: &[u8]) -> Result<Option<Header>> {
+    if b.len() < 10 {
+        return Ok(None);
+    }
+    if b[0] != 0x1f || b[1] != 0x8b || b[2] != 8 {
+        return Err(damaged("bad member header"));
+    }
+    let flg = b[3];
+    let mut at = 10;
+    let mut member = None;
+    if flg & 4 != 0 {
+        if b.len() < at + 2 {
+            return Ok(None);
+        }
+        let xlen = u16::from_le_bytes([b[at], b[at + 1]]) as usize;
+        at += 2;
+        if b.len() < at + xlen {
+            return Ok(None);
+        }
+        let mut x = &b[at..at + xlen];
+        while x.len() >= 4 {
+            let sl = u16::from_le_bytes([x[2], x[3]]) as usize;
+            if x.len() < 4 + sl {
+                break;
+            }
+            if &x[..2] == b"E3" && sl == 8 {
+                member = Some(u32::from_le_bytes(x[4..8].try_into().unwrap()) as u64);
+            }
+            x = &x[4 + sl..];
+        }
+        at += xlen;
+    }
+    for bit in [8u8, 16] {
+        if flg & bit != 0 {
+            match b[at.min(b.len())..].iter().position(|&c| c == 0) {
+                Some(p) => at += p + 1,
+                None => return Ok(None),
+            }
+        }
+    }
+    if flg & 2 != 0 {
+        at += 2;
+    }
+    if b.len() < at {
+        return Ok(None);
+    }
+    Ok(Some(Header { len: at, member }))
+}
+
+/// Decompress `input` into `w`.
+pub fn decompress(input: &File, w: &mut SparseWriter, threads: usize) -> Result<()> {
+    let total = input
+        .metadata()
+        .map_err(|e| Error::io("reading the gzip data", e))?
+        .len();
+    let mut rest_at = None;
+    ordered(
+        threads,
+        |send| {
+            let mut pos = 0u64;
+            let mut head = vec![0u8; 4096];
+            while pos < total {
+                let n = ((total - pos) as usize).min(head.len());
+                input
+                    .read_exact_at(&mut head[..n], pos)
+                    .map_err(|e| Error::io("reading the gzip data", e))?;
+                let h = match parse_header(&head[..n]) {
+                    Ok(Some(h)) => h,
+                    _ => {
+                        send(Err(pos));
+                        return Ok(());
+                    }
+                };
+                match h.member {
+                    Some(size) if size as usize > h.len + 8 && pos + size <= total => {
+                        let mut m = vec![0u8; size as usize];
+                        input
+                            .read_exact_at(&mut m, pos)
+                            .map_err(|e| Error::io("reading the gzip data", e))?;
+                        if !send(Ok((m, h.len, pos + size))) {
+                            return Ok(());
+                        }
+                        pos += size;
+                    }
+                    _ => {
+                        send(Err(pos));
+                        return Ok(());
+                    }
+                }
+            }
+            Ok(())
+        },
+        |j: std::result::Result<(Vec<u8>, usize, u64), u64>| match j {
+            Ok((m, hlen, end)) => inflate_member(&m, hlen).map(|p| Ok((p, end))),
+            Err(pos) => Ok(Err(pos)),
+        },
+        |r| match r {
+            Ok((p, end)) => {
+                w.input_done = end;
+                p.write_to(w)
+            }
+            Err(pos) => {
+                rest_at = Some(pos);
+                Ok(())
+            }
+        },
+    )?;
+    match rest_at {
+        Some(pos) => decompress_sequential(input, pos, w),
+        None => Ok(()),
+    }
+}
+
+/// Inflate one whole member (header length `hlen`), checking its CRC and
+/// size.
+fn inflate_member(m: &[u8], hlen: usize) -> Result<Pieces> {
+    let body = &m[hlen..m.len() - 8];
+    let mut d = Decompress::new(false);
+    let mut out = vec![0u8; 1 << 20];
+    let mut p = Pieces::default();
+    let mut crc = Crc::new();
+    loop {
+        let (i0, o0) = (d.total_in() as usize, d.total_out());
+        let st = d
+            .decompress(&body[i0..], &mut out, FlushDecompress::None)
+            .map_err(|e| damaged(&e.to_string()))?;
+        let made = (d.total_out() - o0) as usize;
+        crc.update(&out[..made]);
+        p.push(&out[..made]);
+        if st == Status::StreamEnd {
+            break;
+        }
+        if made == 0 && d.total_in() as usize == i0 {
+            return Err(damaged("a member ends early"));
+        }
+    }
+    if d.total_in() as usize != body.len() {
+        return Err(damaged("a member's size does not match its header"));
+    }
+    let t = &m[m.len() - 8..];
+    if u32::from_le_bytes(t[..4].try_into().unwrap()) != crc.sum() {
+        return Err(damaged("CRC mismatch"));
+    }
+    if u32::from_le_bytes(t[4..].try_into().unwrap()) != p.len() as u32 {
+        return Err(damaged("length mismatch"));
+    }
+    Ok(p)
+}
+
+/// zlib over the file from `pos`, member after member.
+fn decompress_sequential(input: &File, pos: u64, w: &mut SparseWriter) -> Result<()> {
+    let mut f = input;
+    f.seek(SeekFrom::Start(pos))
+        .map_err(|e| Error::io("reading the gzip data", e))?;
+    let mut d = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, f));
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match d.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(Error::corrupt(
+                    "truncated gzip data (the file ends inside a member)",
+                ))
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::InvalidInput
+                    || e.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                return Err(damaged(&e.to_string()))
+            }
+            Err(e) => return Err(Error::io("reading the gzip data", e)),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        let mut f2: &File = input;
+        w.input_done = f2.stream_position().unwrap_or(0);
+        w.write(&buf[..n])?;
+    }
+}

@@ -1,0 +1,527 @@
+//! What the image file is: a raw ext2/3/4 image, or one travelling
+//! compressed (bzip2, gzip, xz, zip), recognised by its magic bytes.
+//!
+//! [`Container::open`] detects the format; [`Container::unpack_to`]
+//! decompresses into a file, sparsely (all-zero 4 KiB blocks become
+//! holes), with a size limit; [`pack`] compresses a raw image, in parallel.
+//! [`Spool`] ties them together for the commands: a compressed IMAGE is
+//! decompressed into a temporary raw file, read or edited there, and
+//! (after an edit) compressed again into a temporary file beside the
+//! destination that is renamed over it only when everything succeeded.
+//!
+//! # The chunked layout that `pack` writes
+//!
+//! Every format is cut into independent units of a fixed uncompressed
+//! size, each a complete unit of the format, so that the standard tools
+//! read the result as one ordinary file and a later reader can seek: find
+//! the unit that holds an offset, decompress only it, and rewrite only the
+//! changed units (copying the others as compressed bytes).
+//!
+//! - **bzip2** ([`bzip2`]): one bzip2 *stream* per chunk of
+//!   [`bzip2::chunk_size`]`(level)` = the largest multiple of 4096 not above
+//!   `level * 100_000` bytes (897,024 at level 9), so that each stream
+//!   normally holds exactly one bzip2 block. Streams are concatenated (a
+//!   multi-stream file, as pbzip2 and lbzip2 write; bunzip2 reads it). Each
+//!   stream starts on a byte boundary with `BZh<level>` followed by the
+//!   block magic `31 41 59 26 53 59`; chunk k covers raw bytes
+//!   `[k*C, (k+1)*C)`, the last one may be shorter. There is no index: a
+//!   reader finds stream starts by scanning for the 10-byte pattern and
+//!   confirms each by decoding it.
+//! - **gzip** ([`gzip`]): one gzip *member* per chunk of
+//!   [`gzip::CHUNK`] = 1 MiB. Each member header has FLG.FEXTRA set and
+//!   one extra subfield, ID `E3` (`0x45 0x33`), length 8: the member's
+//!   total size in bytes (header to trailer, little-endian u32) and its
+//!   uncompressed size (little-endian u32). This is BGZF's idea (its `BC`
+//!   subfield) with 32-bit sizes, since BGZF's 16-bit size limits a member
+//!   to 64 KiB. A reader walks the members by their sizes without
+//!   decompressing anything. gunzip reads the file as usual.
+//! - **xz** ([`xz`]): one xz stream written by liblzma's multithreaded
+//!   encoder with a block size of [`xz::CHUNK`] = 1 MiB, so each block holds
+//!   one chunk; xz's own index at the end of the stream lists every
+//!   block's compressed and uncompressed size (`xz --list -vv` shows them).
+//! - **zip** ([`zip`](mod@zip)): one entry (named after the output without
+//!   `.zip`), deflate, whose data is the raw deflate stream of each 1 MiB
+//!   chunk compressed independently and ended with a full flush (a
+//!   byte-aligned empty stored block, which resets nothing the decoder
+//!   needs and lets the next chunk start with an empty window), the last
+//!   chunk ended with a final block. Zip64 fields are used when the image
+//!   is 4 GiB or more.
+//!
+//! # Size limit
+//!
+//! A small archive can decompress to something huge (a "bomb"). Unless
+//! the caller sets a limit, decompression stops with an error past
+//! [`default_max_size`]: 1024 times the compressed size, and never less
+//! than 64 GiB (a mostly empty 2 GiB file system can compress 2000:1, and
+//! the decompressed image is sparse, so the floor costs no disk).
+
+pub mod bzip2;
+pub mod gzip;
+pub mod parallel;
+pub mod spool;
+pub mod xz;
+pub mod zip;
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+pub use spool::{remove_all_temps, SparseWriter, TempFile};
+
+/// The container formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// A plain ext2/3/4 image.
+    Raw,
+    /// bzip2, one or more streams.
+    Bzip2,
+    /// gzip, one or more members.
+    Gzip,
+    /// xz, one or more streams.
+    Xz,
+    /// A zip archive holding the image as one entry.
+    Zip,
+}
+
+impl Format {
+    /// The name used by `--format`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Raw => "raw",
+            Format::Bzip2 => "bz2",
+            Format::Gzip => "gz",
+            Format::Xz => "xz",
+            Format::Zip => "zip",
+        }
+    }
+
+    /// Parse a `--format` value.
+    pub fn parse(s: &str) -> Option<Format> {
+        Some(match s {
+            "raw" | "img" | "ext" => Format::Raw,
+            "bz2" | "bzip2" => Format::Bzip2,
+            "gz" | "gzip" => Format::Gzip,
+            "xz" => Format::Xz,
+            "zip" => Format::Zip,
+            _ => return None,
+        })
+    }
+
+    /// The format a file name's extension asks for, if any.
+    pub fn from_extension(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "bz2" | "tbz" => Some(Format::Bzip2),
+            "gz" => Some(Format::Gzip),
+            "xz" => Some(Format::Xz),
+            "zip" => Some(Format::Zip),
+            _ => None,
+        }
+    }
+
+    /// The compression level used when none is given or known.
+    pub fn default_level(self) -> u32 {
+        match self {
+            Format::Raw => 0,
+            Format::Bzip2 => 9,
+            Format::Gzip | Format::Xz | Format::Zip => 6,
+        }
+    }
+
+    /// The valid levels.
+    pub fn levels(self) -> std::ops::RangeInclusive<u32> {
+        match self {
+            Format::Raw => 0..=0,
+            Format::Bzip2 => 1..=9,
+            Format::Gzip | Format::Zip => 1..=9,
+            Format::Xz => 0..=9,
+        }
+    }
+}
+
+/// The byte offset of the ext2/3/4 superblock magic.
+const EXT_MAGIC_AT: u64 = 1080;
+
+/// The format that `head` (the first bytes of a file, 4 KiB or more when
+/// the file has them) starts with, if it is one we read.
+pub fn detect(head: &[u8]) -> Option<Format> {
+    if head.len() >= 10
+        && head.starts_with(b"BZh")
+        && (b'1'..=b'9').contains(&head[3])
+        && (head[4..10] == bzip2::BLOCK_MAGIC || head[4..10] == bzip2::END_MAGIC)
+    {
+        return Some(Format::Bzip2);
+    }
+    if head.starts_with(&[0x1f, 0x8b, 8]) {
+        return Some(Format::Gzip);
+    }
+    if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        return Some(Format::Xz);
+    }
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        return Some(Format::Zip);
+    }
+    if is_ext(head) {
+        return Some(Format::Raw);
+    }
+    None
+}
+
+/// True when `head` has the ext2/3/4 superblock magic.
+pub fn is_ext(head: &[u8]) -> bool {
+    head.len() >= 1082 && head[1080] == 0x53 && head[1081] == 0xef
+}
+
+/// A one-line description of a file we do not read: its first bytes and
+/// what it looks like.
+pub fn describe_unknown(head: &[u8]) -> String {
+    if head.is_empty() {
+        return "not an ext2/3/4 image or a bzip2/gzip/xz/zip archive: the file is empty".into();
+    }
+    let hex: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let at = |off: usize, m: &[u8]| head.len() >= off + m.len() && &head[off..off + m.len()] == m;
+    let guess = if head.starts_with(b"QFI\xfb") {
+        Some("a qcow2 image")
+    } else if at(257, b"ustar") {
+        Some("a tar archive")
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Some("zstd compressed data")
+    } else if head.starts_with(&[0x04, 0x22, 0x4d, 0x18]) {
+        Some("lz4 compressed data")
+    } else if head.starts_with(b"LZIP") {
+        Some("lzip compressed data")
+    } else if head.starts_with(&[0x5d, 0, 0]) {
+        Some("lzma (legacy .lzma) compressed data")
+    } else if head.starts_with(b"7z\xbc\xaf\x27\x1c") {
+        Some("a 7-zip archive")
+    } else if head.starts_with(b"Rar!") {
+        Some("a rar archive")
+    } else if head.starts_with(b"BZh") {
+        Some("a damaged bzip2 file")
+    } else if head.starts_with(&[0x1f, 0x8b]) {
+        Some("gzip data with an unknown method")
+    } else if head.starts_with(&[0x1f, 0x9d]) {
+        Some("compress (.Z) data")
+    } else if head.starts_with(b"KDMV") {
+        Some("a VMDK image")
+    } else if head.starts_with(b"conectix") {
+        Some("a VHD image")
+    } else if at(64, &[0x7f, 0x10, 0xda, 0xbe]) {
+        Some("a VirtualBox VDI image")
+    } else if head.starts_with(b"hsqs") {
+        Some("a squashfs image")
+    } else if head.starts_with(b"XFSB") {
+        Some("an XFS file system")
+    } else if head.starts_with(b"LUKS\xba\xbe") {
+        Some("a LUKS encrypted volume")
+    } else if head.starts_with(b"\x7fELF") {
+        Some("an ELF executable")
+    } else if at(512, b"EFI PART") {
+        Some("a disk image with a GPT partition table: partitioned disks are not supported yet")
+    } else if at(510, &[0x55, 0xaa]) {
+        Some("a disk image with an MBR partition table: partitioned disks are not supported yet")
+    } else if at(0x8001, b"CD001") {
+        Some("an ISO 9660 image")
+    } else if head.iter().all(|&b| b == 0) {
+        Some("all zeros at the start")
+    } else if head
+        .iter()
+        .take(512)
+        .all(|&b| b == b'\n' || b == b'\t' || b == b'\r' || (0x20..0x7f).contains(&b))
+    {
+        Some("text")
+    } else {
+        None
+    };
+    let mut s = format!(
+        "not an ext2/3/4 image or a bzip2/gzip/xz/zip archive: starts with {}",
+        hex.join(" ")
+    );
+    if let Some(g) = guess {
+        s.push_str(&format!(" (looks like {g})"));
+    }
+    s
+}
+
+/// The first bytes of a file (up to 64 KiB), for detection.
+pub fn read_head(file: &File) -> std::io::Result<Vec<u8>> {
+    let mut head = vec![0u8; 65536];
+    let mut n = 0;
+    while n < head.len() {
+        match file.read_at(&mut head[n..], n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    head.truncate(n);
+    Ok(head)
+}
+
+/// The default `--max-size`: 1024 times the compressed size, at least
+/// 64 GiB.
+pub fn default_max_size(compressed: u64) -> u64 {
+    compressed.saturating_mul(1024).max(64 << 30)
+}
+
+/// How to decompress or compress.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+    /// The decompressed size limit (None: [`default_max_size`]).
+    pub max_size: Option<u64>,
+    /// The zip entry to read (None: the only one).
+    pub entry: Option<String>,
+}
+
+impl Options {
+    fn threads(&self) -> usize {
+        if self.threads == 0 {
+            parallel::default_threads()
+        } else {
+            self.threads
+        }
+    }
+}
+
+/// An image file and the container it is in.
+#[derive(Debug)]
+pub struct Container {
+    /// The file.
+    pub path: PathBuf,
+    /// Its format.
+    pub format: Format,
+    /// The compression level it was made with, as far as the format
+    /// records it (bzip2: the block size digit; gzip: XFL (best, fast or
+    /// the default 6); zip: the deflate option bits; xz: not recorded, 6).
+    pub level: u32,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+impl Container {
+    /// Open `path` and recognise its format by its first bytes.
+    pub fn open(path: &Path) -> Result<Container> {
+        let file =
+            File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let size = file
+            .metadata()
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
+            .len();
+        let head =
+            read_head(&file).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let format = detect(&head).ok_or_else(|| Error::Invalid(describe_unknown(&head)))?;
+        let level = match format {
+            Format::Raw => 0,
+            Format::Bzip2 => (head[3] - b'0') as u32,
+            Format::Gzip => match head[8] {
+                2 => 9,
+                4 => 1,
+                _ => 6,
+            },
+            Format::Zip => match (head[6] >> 1) & 3 {
+                1 => 9,
+                2 | 3 => 1,
+                _ => 6,
+            },
+            Format::Xz => 6,
+        };
+        Ok(Container {
+            path: path.to_path_buf(),
+            format,
+            level,
+            size,
+        })
+    }
+
+    /// True for a compressed image.
+    pub fn is_compressed(&self) -> bool {
+        self.format != Format::Raw
+    }
+
+    /// Decompress into `out` (an empty file), sparsely; returns the size.
+    /// The result must be an ext2/3/4 image.
+    pub fn unpack_to(&self, out: &File, out_name: &str, opts: &Options) -> Result<u64> {
+        let max = opts.max_size.unwrap_or_else(|| default_max_size(self.size));
+        let mut w = SparseWriter::new(out, out_name, max, self.size);
+        let input = File::open(&self.path)
+            .map_err(|e| Error::io(format!("opening {}", self.path.display()), e))?;
+        let at = |e: Error| e.at(&self.path.display().to_string());
+        let mut what = String::from("the archive");
+        match self.format {
+            Format::Raw => raw_copy(&input, &mut w).map_err(at)?,
+            Format::Bzip2 => bzip2::decompress(&input, &mut w, opts.threads()).map_err(at)?,
+            Format::Gzip => gzip::decompress(&input, &mut w, opts.threads()).map_err(at)?,
+            Format::Xz => xz::decompress(&input, &mut w, opts.threads()).map_err(at)?,
+            Format::Zip => {
+                let name = zip::decompress(&input, &mut w, opts.entry.as_deref()).map_err(at)?;
+                what = format!("zip entry {name}");
+            }
+        }
+        let len = w.finish()?;
+        let mut head = vec![0u8; 1082];
+        let n = out.read_at(&mut head, 0).unwrap_or(0);
+        head.truncate(n);
+        if !is_ext(&head) || len < EXT_MAGIC_AT + 2 {
+            let mut head2 = vec![0u8; 65536];
+            let n = out.read_at(&mut head2, 0).unwrap_or(0);
+            head2.truncate(n);
+            let d = describe_unknown(&head2);
+            let d = d.split_once(": ").map(|x| x.1).unwrap_or(&d);
+            return Err(Error::Invalid(format!(
+                "{}: {what} is not an ext2/3/4 image: {d}",
+                self.path.display()
+            )));
+        }
+        Ok(len)
+    }
+}
+
+fn raw_copy(input: &File, w: &mut SparseWriter) -> Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut r = input;
+    loop {
+        let n = r
+            .read(&mut buf)
+            .map_err(|e| Error::io("reading the image", e))?;
+        if n == 0 {
+            return Ok(());
+        }
+        w.input_done += n as u64;
+        w.write(&buf[..n])?;
+    }
+}
+
+/// Compress the raw image `raw` (`len` bytes) into `out` (empty) as
+/// `format` at `level`. `entry` names the zip entry.
+pub fn pack(
+    raw: &File,
+    len: u64,
+    out: &File,
+    format: Format,
+    level: u32,
+    threads: usize,
+    entry: &str,
+) -> Result<()> {
+    let threads = if threads == 0 {
+        parallel::default_threads()
+    } else {
+        threads
+    };
+    if !format.levels().contains(&level) {
+        return Err(Error::Invalid(format!(
+            "level {level} is not valid for {} (valid: {}..={})",
+            format.name(),
+            format.levels().start(),
+            format.levels().end()
+        )));
+    }
+    let mut progress = spool::ByteProgress::new("pack", len);
+    let r = match format {
+        Format::Raw => {
+            let mut w = SparseWriter::new(out, "the output", u64::MAX, len);
+            raw_copy(raw, &mut w).and_then(|_| w.finish().map(|_| ()))
+        }
+        Format::Bzip2 => bzip2::compress(raw, len, out, level, threads, &mut progress),
+        Format::Gzip => gzip::compress(raw, len, out, level, threads, &mut progress),
+        Format::Xz => xz::compress(raw, len, out, level, threads, &mut progress),
+        Format::Zip => zip::compress(raw, len, out, level, threads, entry, &mut progress),
+    };
+    progress.finish();
+    r
+}
+
+/// Read `raw` in chunks of `chunk` bytes and hand each to `send` (for the
+/// parallel compressors); stops early when `send` returns false.
+pub(crate) fn read_chunks(
+    raw: &File,
+    len: u64,
+    chunk: usize,
+    send: &mut dyn FnMut(Vec<u8>) -> bool,
+) -> Result<()> {
+    let mut pos = 0u64;
+    while pos < len {
+        let n = ((len - pos) as usize).min(chunk);
+        let mut buf = vec![0u8; n];
+        raw.read_exact_at(&mut buf, pos)
+            .map_err(|e| Error::io(format!("reading the image at byte {pos}"), e))?;
+        if !send(buf) {
+            break;
+        }
+        pos += n as u64;
+    }
+    Ok(())
+}
+
+/// A compressed image decompressed into a temporary raw file.
+pub struct Spool {
+    /// The container it came from.
+    pub container: Container,
+    /// The raw temporary copy.
+    pub raw: TempFile,
+}
+
+impl Spool {
+    /// Decompress `image` into a temporary file in `dir` (None: $TMPDIR).
+    pub fn open(image: &Path, dir: Option<&Path>, opts: &Options) -> Result<Spool> {
+        let container = Container::open(image)?;
+        let base = image
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "image".into());
+        let raw = match dir {
+            Some(d) => TempFile::new_in(d, &base)?,
+            None => TempFile::in_tmpdir(&base)?,
+        };
+        let name = format!("the temporary copy {}", raw.path().display());
+        container.unpack_to(raw.file(), &name, opts)?;
+        Ok(Spool { container, raw })
+    }
+
+    /// The raw image path.
+    pub fn path(&self) -> &Path {
+        self.raw.path()
+    }
+
+    /// Compress the raw image at `raw` into `dest` as `format` at `level`:
+    /// into a temporary file beside `dest`, fsynced and renamed over it
+    /// only when everything succeeded.
+    pub fn finish(
+        raw: &Path,
+        dest: &Path,
+        format: Format,
+        level: u32,
+        threads: usize,
+    ) -> Result<()> {
+        let input =
+            File::open(raw).map_err(|e| Error::io(format!("opening {}", raw.display()), e))?;
+        let len = input
+            .metadata()
+            .map_err(|e| Error::io(format!("reading {}", raw.display()), e))?
+            .len();
+        let tmp = TempFile::beside(dest)?;
+        let entry = zip_entry_name(dest);
+        pack(&input, len, tmp.file(), format, level, threads, &entry)
+            .map_err(|e| e.at(&dest.display().to_string()))?;
+        tmp.persist(dest)
+    }
+}
+
+/// The zip entry name for an archive: its file name without `.zip`.
+pub fn zip_entry_name(dest: &Path) -> String {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".into());
+    match name
+        .strip_suffix(".zip")
+        .or_else(|| name.strip_suffix(".ZIP"))
+    {
+        Some(s) if !s.is_empty() => s.to_string(),
+        _ => format!("{name}.img"),
+    }
+}
