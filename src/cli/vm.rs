@@ -288,9 +288,18 @@ fn run_check(image: &Path, json: bool, conf: Option<&Path>, url: Option<&str>) -
         }
         _ => None,
     };
+    let format = ext3edit::container::Container::open(image)
+        .map(|c| match c.format {
+            ext3edit::container::Format::Raw => "raw",
+            ext3edit::container::Format::Bzip2 => "bzip2",
+            ext3edit::container::Format::Gzip => "gzip",
+            ext3edit::container::Format::Xz => "xz",
+            ext3edit::container::Format::Zip => "zip",
+        })
+        .unwrap_or("raw");
     let fs = open_read(image)?;
     let container = Container {
-        format: "raw".into(),
+        format: format.into(),
     };
     let rep = check::check(fs.superblock(), &fs, &container)
         .map_err(|e| failure(format!("{}: {e}", image.display())))?;

@@ -24,37 +24,50 @@ X11Forwarding yes
 Subsystem sftp /usr/libexec/openssh/sftp-server
 ";
 
-/// Apply the fixes for what fails now.
+/// Apply the fixes for what fails now. A requirement may need several
+/// fixes (ifcfg-eth1 and /etc/hosts), and each check names one, so this
+/// checks again after each round until nothing new can be done.
 pub fn fix(plan: &mut Plan, ctx: &mut Context) -> Result<()> {
-    let rep = check::check(ctx.sb, plan, &Container::default())?;
-    for f in rep.findings.iter().filter(|f| f.status != Status::Pass) {
-        // Missing sshd_config: write a stock one rather than ask for a file.
-        if f.name == "openssh"
-            && f.evidence
-                .iter()
-                .any(|e| e == &format!("{SSHD_CONFIG} is missing"))
-            && plan.meta("/usr/sbin/sshd", true)?.is_some()
-        {
-            plan.mkdir_p("/etc/ssh", Attrs::root(0o755))?;
-            plan.write(
-                SSHD_CONFIG,
-                Content::Bytes(DEFAULT_SSHD_CONFIG.as_bytes().to_vec()),
-                Attrs::root(0o600),
-            )?;
-        }
-        if f.name == "shadow" && plan.meta("/etc/shadow", true)?.is_none() {
-            accounts::pwconv(plan, ctx)?;
-            continue;
-        }
-        match &f.fix {
-            Some(Fix::Customize(args))
-                if !args.iter().any(|a| a == "--sshd-config" || a == "--fix") =>
+    let mut applied: Vec<Vec<String>> = Vec::new();
+    for _round in 0..8 {
+        let rep = check::check(ctx.sb, plan, &Container::default())?;
+        let mut progress = false;
+        for f in rep.findings.iter().filter(|f| f.status != Status::Pass) {
+            // Missing sshd_config: write a stock one rather than ask for a file.
+            if f.name == "openssh"
+                && f.evidence.iter().any(|e| e == &format!("{SSHD_CONFIG} is missing"))
+                && plan.meta("/usr/sbin/sshd", true)?.is_some()
+                && plan.meta(SSHD_CONFIG, true)?.is_none()
             {
-                for s in parse_args(args)? {
-                    apply_step(&s, plan, ctx)?;
-                }
+                plan.mkdir_p("/etc/ssh", Attrs::root(0o755))?;
+                plan.write(
+                    SSHD_CONFIG,
+                    Content::Bytes(DEFAULT_SSHD_CONFIG.as_bytes().to_vec()),
+                    Attrs::root(0o600),
+                )?;
+                progress = true;
             }
-            _ => {}
+            if f.name == "shadow" && plan.meta("/etc/shadow", true)?.is_none() {
+                accounts::pwconv(plan, ctx)?;
+                progress = true;
+                continue;
+            }
+            match &f.fix {
+                Some(Fix::Customize(args))
+                    if !args.iter().any(|a| a == "--sshd-config" || a == "--fix")
+                        && !applied.contains(args) =>
+                {
+                    for s in parse_args(args)? {
+                        apply_step(&s, plan, ctx)?;
+                    }
+                    applied.push(args.clone());
+                    progress = true;
+                }
+                _ => {}
+            }
+        }
+        if !progress {
+            break;
         }
     }
     // What still fails after the fixes is what ext3edit cannot fix.
