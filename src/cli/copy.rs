@@ -107,7 +107,7 @@ fn get(image: &Path, path: &str, dest: Option<PathBuf>, recursive: bool) -> R<()
             d = d.join(basename(path)?);
         }
         for w in host::get_tree(&fs, ino, &d).map_err(|e| e.at(path))? {
-            eprintln!("ext3edit: warning: {w}");
+            super::say(format_args!("ext3edit: warning: {w}"));
         }
         return Ok(());
     }
@@ -124,7 +124,7 @@ fn get(image: &Path, path: &str, dest: Option<PathBuf>, recursive: bool) -> R<()
     }
     if recursive {
         for w in host::get_tree(&fs, ino, &d).map_err(|e| e.at(path))? {
-            eprintln!("ext3edit: warning: {w}");
+            super::say(format_args!("ext3edit: warning: {w}"));
         }
         return Ok(());
     }

@@ -1,21 +1,42 @@
 //! Opening the image for a command, and committing the result (with
 //! `--output NEW`: the temporary copy being edited and its rename).
+//!
+//! `--output NEW` copies IMAGE, under the shared lock so that no writer
+//! changes it mid-copy, into a temporary file of NEW's directory, created
+//! exclusively under a random name (`.NEW.XXXXXX.ext3edit-partial`, never
+//! following a symlink), edits the copy (replaying its journal first if
+//! IMAGE's needs recovery: IMAGE itself is only read), and renames it to
+//! NEW when the command succeeds. Parallel commands with the same NEW each
+//! have their own copy; the last rename wins with a whole image. Like `mv`,
+//! the rename replaces NEW itself: a symlink named NEW is replaced by the
+//! image, never written through. The temporary file is removed on every
+//! failure, and by a signal handler on SIGINT, SIGTERM and SIGHUP.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use ext3edit::device::{self, FileDevice, Lock};
 use ext3edit::{Error, Filesystem, OpenOptions};
 
 use super::args::WriteOpts;
-use super::{Fail, R};
+use super::{failure, say, signal, Fail, R};
 
 /// `--output NEW`: the temporary copy being edited and its final name.
-static OUTPUT: Mutex<Option<(PathBuf, PathBuf)>> = Mutex::new(None);
+static OUTPUT: Mutex<Option<Output>> = Mutex::new(None);
+
+struct Output {
+    /// The copy; dropping it removes the file.
+    tmp: tempfile::TempPath,
+    /// NEW.
+    out: PathBuf,
+    /// Sync NEW's directory after the rename.
+    sync: bool,
+}
 
 /// Open IMAGE for reading only.
 pub fn open_read(image: &Path) -> R<Filesystem> {
     let fs = Filesystem::open(image, &OpenOptions::read_only()).map_err(|e| at_image(image, e))?;
-    note_recovery(&fs, image, false);
+    note_recovery(&fs, image, READ_THROUGH);
     Ok(fs)
 }
 
@@ -36,43 +57,100 @@ pub fn open_write(image: &Path, w: &WriteOpts) -> R<Filesystem> {
         journal: !w.no_journal,
         replay_only: false,
     };
-    let mut path = image.to_path_buf();
-    if let Some(out) = &w.output {
-        // Check the source image before copying it.
-        Filesystem::open(image, &OpenOptions::read_only())
-            .and_then(|fs| match fs.write_refusal() {
-                Some(w) => Err(Error::Unsupported(format!("cannot write this image: {w}"))),
-                None => Ok(()),
-            })
-            .map_err(|e| at_image(image, e))?;
-        let mut name = out.file_name().unwrap_or_default().to_os_string();
-        name.push(".ext3edit-partial");
-        let tmp = out.with_file_name(name);
-        ext3edit::device::copy_sparse(image, &tmp).map_err(|e| {
-            Error::io(
-                format!("copying {} to {}", image.display(), tmp.display()),
-                e,
-            )
-        })?;
-        *OUTPUT.lock().unwrap() = Some((tmp.clone(), out.clone()));
-        path = tmp;
-    }
-    let fs = Filesystem::open(&path, &opts).map_err(|e| at_image(image, e))?;
-    note_recovery(&fs, image, true);
+    let Some(out) = &w.output else {
+        let fs = Filesystem::open(image, &opts).map_err(|e| at_image(image, e))?;
+        note_recovery(&fs, image, REPLAY_IN_PLACE);
+        return Ok(fs);
+    };
+    let copy = copy_for_output(image, out, !w.no_sync)?;
+    let mut dev = FileDevice::from_file(copy, true)
+        .map_err(|e| at_image(image, Error::io("opening the copy", e)))?;
+    dev.set_sync(opts.sync);
+    let fs = Filesystem::open_device(Box::new(dev), &opts).map_err(|e| at_image(image, e))?;
+    note_recovery(&fs, image, REPLAY_COPY);
     Ok(fs)
 }
 
-fn note_recovery(fs: &Filesystem, image: &Path, write: bool) {
+/// Copy IMAGE to a new temporary file beside NEW (see the module text) and
+/// return it open for writing; the file is registered for removal on
+/// failure and on SIGINT/SIGTERM/SIGHUP.
+fn copy_for_output(image: &Path, out: &Path, sync: bool) -> R<std::fs::File> {
+    if std::fs::symlink_metadata(out).is_ok_and(|m| m.is_dir()) {
+        return Err(failure(format!(
+            "--output {}: is a directory (give the name of the new image file)",
+            out.display()
+        )));
+    }
+    let src = device::open_image_file(image, false)
+        .map_err(|e| at_image(image, Error::io(format!("opening {}", image.display()), e)))?;
+    // Under the shared lock from here to the end of the copy: a writer
+    // (which holds the exclusive lock while it works) is never copied
+    // halfway.
+    device::lock_image(&src, Lock::Shared)
+        .map_err(|e| at_image(image, Error::io(format!("opening {}", image.display()), e)))?;
+    // Check the source image before copying it.
+    Filesystem::open(image, &OpenOptions::read_only())
+        .and_then(|fs| match fs.write_refusal() {
+            Some(w) => Err(Error::Unsupported(format!("cannot write this image: {w}"))),
+            None => Ok(()),
+        })
+        .map_err(|e| at_image(image, e))?;
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = out.file_name().unwrap_or_default().to_string_lossy();
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".ext3edit-partial");
+    #[cfg(unix)]
+    builder.permissions(image_perm(&src));
+    let tmp = builder.tempfile_in(dir).map_err(|e| {
+        Fail::from(Error::io(
+            format!("creating a temporary file in {}", dir.display()),
+            e,
+        ))
+    })?;
+    let (file, path) = tmp.into_parts();
+    signal::remove_on_signal(&path);
+    let tmp_name = path.to_path_buf();
+    *OUTPUT.lock().unwrap_or_else(|p| p.into_inner()) = Some(Output {
+        tmp: path,
+        out: out.to_path_buf(),
+        sync,
+    });
+    let copied =
+        device::copy_sparse(&src, &file).and_then(|_| if sync { file.sync_all() } else { Ok(()) });
+    copied.map_err(|e| {
+        Error::io(
+            format!("copying {} to {}", image.display(), tmp_name.display()),
+            e,
+        )
+    })?;
+    drop(src); // releases the shared lock
+    Ok(file)
+}
+
+/// The permissions of the copy: IMAGE's read and write bits, and always
+/// the owner's (the copy is written); the umask applies at creation.
+#[cfg(unix)]
+fn image_perm(src: &std::fs::File) -> std::fs::Permissions {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mode = src.metadata().map(|m| m.mode()).unwrap_or(0o644);
+    std::fs::Permissions::from_mode((mode & 0o666) | 0o600)
+}
+
+/// What happens to a journal that needs recovery, for [`note_recovery`].
+const READ_THROUGH: &str = "reading through it without changing the file";
+const REPLAY_IN_PLACE: &str = "replaying it into the image first, as the kernel does at mount";
+const REPLAY_COPY: &str = "replaying it into the copy first (IMAGE itself is not changed)";
+
+fn note_recovery(fs: &Filesystem, image: &Path, how: &str) {
     if let Some(n) = fs.recovery_note() {
-        eprintln!("ext3edit: warning: {}: {n}", image.display());
+        say(format_args!("ext3edit: warning: {}: {n}", image.display()));
     }
     if let Some(r) = fs.recovery_report() {
-        let how = if write {
-            "replaying it into the image first, as the kernel does at mount"
-        } else {
-            "reading through it without changing the file"
-        };
-        eprintln!(
+        say(format_args!(
             "ext3edit: note: {}: the journal needs recovery; {how} ({} transaction{}, {} block{}{})",
             image.display(),
             r.transactions.len(),
@@ -80,7 +158,7 @@ fn note_recovery(fs: &Filesystem, image: &Path, write: bool) {
             r.blocks.len(),
             if r.blocks.len() == 1 { "" } else { "s" },
             replay_problems(r)
-        );
+        ));
     }
 }
 
@@ -112,20 +190,38 @@ pub fn replay_problems(r: &ext3edit::journal::Replay) -> String {
 pub fn commit(mut fs: Filesystem) -> R<()> {
     fs.commit()?;
     drop(fs);
-    if let Some((tmp, out)) = OUTPUT.lock().unwrap().take() {
-        std::fs::rename(&tmp, &out).map_err(|e| {
+    let taken = OUTPUT.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(Output { tmp, out, sync }) = taken {
+        let tmp_name = tmp.to_path_buf();
+        // rename(2): NEW is replaced as a name (a symlink is replaced, not
+        // followed); on failure `persist` hands the file back, and dropping
+        // it removes it.
+        tmp.persist(&out).map_err(|e| {
             Error::io(
-                format!("renaming {} to {}", tmp.display(), out.display()),
-                e,
+                format!("renaming {} to {}", tmp_name.display(), out.display()),
+                e.error,
             )
         })?;
+        signal::forget_temp();
+        // Make the new name durable too (best effort: NEW is in place).
+        #[cfg(unix)]
+        if let Some(dir) = out.parent().filter(|_| sync) {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
     }
     Ok(())
 }
 
 /// Remove the `--output` copy of a command that did not succeed.
 pub fn discard_output() {
-    if let Some((tmp, _)) = OUTPUT.lock().unwrap().take() {
-        let _ = std::fs::remove_file(tmp);
-    }
+    let taken = OUTPUT.lock().unwrap_or_else(|p| p.into_inner()).take();
+    drop(taken); // TempPath removes the file
+    signal::forget_temp();
 }
