@@ -273,23 +273,21 @@ impl FileDevice {
         })
     }
 
-    /// A read that came up short: the file is smaller than when it was
-    /// opened. Say so, since the engine can only see a missing block.
-    fn shrunk(&self, offset: u64, e: io::Error) -> io::Error {
-        match image_size(&self.file) {
-            Ok(now) if now < self.size => io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "the image changed size while being read (another program is writing it): {} bytes when opened, {now} now",
-                    self.size
-                ),
-            ),
-            _ if e.kind() == io::ErrorKind::UnexpectedEof => io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("short read at byte {offset} of the image"),
-            ),
-            _ => e,
+    /// A read inside the size the image had when it was opened came up
+    /// short: another program shrank the file since. Say so (not as
+    /// `UnexpectedEof`, which the engine reports as a truncated image).
+    fn changed(&self, e: io::Error) -> io::Error {
+        if e.kind() != io::ErrorKind::UnexpectedEof {
+            return e;
         }
+        let now = match image_size(&self.file) {
+            Ok(n) => format!("{n} bytes now"),
+            Err(_) => "smaller now".into(),
+        };
+        io::Error::other(format!(
+            "the image changed size while being read (another program is writing it): {} bytes when opened, {now}",
+            self.size
+        ))
     }
 
     /// Whether `flush` calls fsync (default true). Benchmarks and
@@ -345,7 +343,7 @@ impl BlockDevice for FileDevice {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         check_range(offset, buf.len(), self.size)?;
-        self.pread(offset, buf).map_err(|e| self.shrunk(offset, e))
+        self.pread(offset, buf).map_err(|e| self.changed(e))
     }
 
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
