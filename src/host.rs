@@ -78,19 +78,24 @@ impl Progress {
     fn draw(&self) {
         if self.total == 0 {
             // Unknown total: a counter without a bar.
-            eprint!(
+            // Never eprint!: it panics when stderr cannot be written.
+            let mut e = std::io::stderr().lock();
+            let _ = write!(
+                e,
                 "\r{}: {} files, {:.1} MiB",
                 self.label,
                 self.done,
                 self.bytes as f64 / 1048576.0
             );
-            let _ = std::io::stderr().flush();
+            let _ = e.flush();
             return;
         }
         let pct = (self.done * 100).checked_div(self.total).unwrap_or(100);
         let width = 30usize;
         let fill = (pct as usize * width / 100).min(width);
-        eprint!(
+        let mut e = std::io::stderr().lock();
+        let _ = write!(
+            e,
             "\r{} [{}{}] {}/{} files, {:.1} MiB",
             self.label,
             "#".repeat(fill),
@@ -99,13 +104,13 @@ impl Progress {
             self.total,
             self.bytes as f64 / 1048576.0
         );
-        let _ = std::io::stderr().flush();
+        let _ = e.flush();
     }
     /// Finish the line.
     pub fn finish(&self) {
         if self.on && self.done > 0 {
             self.draw();
-            eprintln!();
+            let _ = writeln!(std::io::stderr());
         }
     }
 }

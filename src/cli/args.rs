@@ -13,7 +13,8 @@ use super::{failure, usage, R};
 #[derive(Args, Clone, Default, Debug)]
 pub struct WriteOpts {
     /// Leave IMAGE untouched: write the edited image to NEW instead (a sparse
-    /// copy, renamed into place only when the command succeeds).
+    /// copy, renamed into place only when the command succeeds; like mv, a
+    /// symlink named NEW is replaced, not written through).
     #[arg(long, value_name = "NEW")]
     pub output: Option<PathBuf>,
     /// Write metadata in place instead of through the ext3 journal (faster,

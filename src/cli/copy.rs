@@ -117,7 +117,7 @@ fn get(
             d = d.join(basename(path)?);
         }
         for w in host::get_tree(&fs, ino, &d, opts).map_err(|e| e.at(path))? {
-            eprintln!("ext3edit: warning: {w}");
+            super::say(format_args!("ext3edit: warning: {w}"));
         }
         return Ok(());
     }
@@ -141,7 +141,7 @@ fn get(
     }
     if recursive {
         for w in host::get_tree(&fs, ino, &d, opts).map_err(|e| e.at(path))? {
-            eprintln!("ext3edit: warning: {w}");
+            super::say(format_args!("ext3edit: warning: {w}"));
         }
         return Ok(());
     }

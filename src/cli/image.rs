@@ -1,17 +1,45 @@
 //! Opening the image for a command, and committing the result (with
 //! `--output NEW`: the temporary copy being edited and its rename).
+//!
+//! `--output NEW` copies IMAGE, under the shared lock so that no writer
+//! changes it mid-copy, into a temporary file of NEW's directory, created
+//! exclusively under a random name (`.NEW.XXXXXX.ext3edit-partial`, never
+//! following a symlink), edits the copy (replaying its journal first if
+//! IMAGE's needs recovery: IMAGE itself is only read), and renames it to
+//! NEW when the command succeeds. Parallel commands with the same NEW each
+//! have their own copy; the last rename wins with a whole image. Like `mv`,
+//! the rename replaces NEW itself: a symlink named NEW is replaced by the
+//! image, never written through. The temporary file is removed on every
+//! failure, and by a signal handler on SIGINT, SIGTERM and SIGHUP.
+//!
+//! A compressed IMAGE (bzip2, gzip, xz, zip: recognised by content) is
+//! decompressed into a sparse temporary file: in `$TMPDIR` for reading,
+//! beside the destination for writing. A write edits that raw copy, and
+//! the commit compresses it in IMAGE's format and level (or `--format`'s)
+//! into another temporary file that is fsynced and renamed over the
+//! destination. Temporary files are removed on every exit path.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use ext3edit::container::{Container, Format, Options, Spool, TempFile};
+use ext3edit::device::{self, FileDevice, Lock};
 use ext3edit::{Error, Filesystem, OpenOptions};
 
 use super::args::WriteOpts;
-use super::{Fail, R};
+use super::{failure, say, signal, Fail, R};
 
 /// `--output NEW`: the temporary copy being edited and its final name.
-static OUTPUT: Mutex<Option<(PathBuf, PathBuf)>> = Mutex::new(None);
+static OUTPUT: Mutex<Option<Output>> = Mutex::new(None);
+
+struct Output {
+    /// The copy; dropping it removes the file.
+    tmp: tempfile::TempPath,
+    /// NEW.
+    out: PathBuf,
+    /// Sync NEW's directory after the rename.
+    sync: bool,
+}
 
 /// A compressed image being edited: its raw temporary copy, and where and
 /// how the result goes at commit.
@@ -23,12 +51,12 @@ struct Packed {
 }
 
 static PACKED: Mutex<Option<Packed>> = Mutex::new(None);
-/// The raw temporary copy of a compressed image opened for reading.
+/// The raw temporary copies of compressed images opened for reading.
 static READ_SPOOL: Mutex<Vec<Spool>> = Mutex::new(Vec::new());
 
 /// How to decompress: `$EXT3EDIT_ZIP_ENTRY` picks the zip entry and
-/// `$EXT3EDIT_MAX_SIZE` the size limit (command options for these come
-/// with the image-opening rewrite).
+/// `$EXT3EDIT_MAX_SIZE` the size limit (`pack`/`unpack` take them as
+/// options too).
 fn container_opts() -> R<Options> {
     let max_size = match std::env::var("EXT3EDIT_MAX_SIZE") {
         Ok(v) => Some(v.parse::<u64>().map_err(|_| {
@@ -52,7 +80,10 @@ fn raw_for_read(image: &Path) -> R<PathBuf> {
     }
     let spool = Spool::open(image, None, &container_opts()?)?;
     let p = spool.path().to_path_buf();
-    READ_SPOOL.lock().unwrap().push(spool);
+    READ_SPOOL
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(spool);
     Ok(p)
 }
 
@@ -60,7 +91,64 @@ fn raw_for_read(image: &Path) -> R<PathBuf> {
 pub fn open_read(image: &Path) -> R<Filesystem> {
     let raw = raw_for_read(image)?;
     let fs = Filesystem::open(&raw, &OpenOptions::read_only()).map_err(|e| at_image(image, e))?;
-    note_recovery(&fs, image, false);
+    note_recovery(&fs, image, READ_THROUGH);
+    Ok(fs)
+}
+
+/// Open a compressed IMAGE (or one being converted with `--format`) for
+/// writing: a raw temporary copy beside the destination.
+fn open_packed(
+    image: &Path,
+    c: &Container,
+    format: Format,
+    w: &WriteOpts,
+    opts: &OpenOptions,
+) -> R<Filesystem> {
+    let dest = w.output.clone().unwrap_or_else(|| image.to_path_buf());
+    if std::fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
+        return Err(failure(format!(
+            "--output {}: is a directory (give the name of the new image file)",
+            dest.display()
+        )));
+    }
+    let raw = if c.is_compressed() {
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Spool::open(image, Some(&dir), &container_opts()?)?.raw
+    } else {
+        let t = TempFile::beside(&dest)?;
+        let src = device::open_image_file(image, false)
+            .map_err(|e| at_image(image, Error::io(format!("opening {}", image.display()), e)))?;
+        device::lock_image(&src, Lock::Shared)
+            .map_err(|e| at_image(image, Error::io(format!("opening {}", image.display()), e)))?;
+        let out = std::fs::OpenOptions::new()
+            .write(true)
+            .open(t.path())
+            .map_err(|e| Error::io(format!("opening {}", t.path().display()), e))?;
+        device::copy_sparse(&src, &out).map_err(|e| {
+            Error::io(
+                format!("copying {} to {}", image.display(), t.path().display()),
+                e,
+            )
+        })?;
+        t
+    };
+    let level = if format == c.format {
+        c.level
+    } else {
+        format.default_level()
+    };
+    let path = raw.path().to_path_buf();
+    *PACKED.lock().unwrap_or_else(|p| p.into_inner()) = Some(Packed {
+        raw,
+        dest,
+        format,
+        level,
+    });
+    let fs = Filesystem::open(&path, opts).map_err(|e| at_image(image, e))?;
+    note_recovery(&fs, image, REPLAY_COPY);
     Ok(fs)
 }
 
@@ -81,7 +169,6 @@ pub fn open_write(image: &Path, w: &WriteOpts) -> R<Filesystem> {
         journal: !w.no_journal,
         replay_only: false,
     };
-    let mut path = image.to_path_buf();
     let c = Container::open(image).map_err(|e| at_image(image, e))?;
     let format = match &w.format {
         Some(f) => Format::parse(f).ok_or_else(|| {
@@ -90,78 +177,102 @@ pub fn open_write(image: &Path, w: &WriteOpts) -> R<Filesystem> {
         None => c.format,
     };
     if c.is_compressed() || format != Format::Raw {
-        // Edit a raw temporary copy beside the destination; commit
-        // compresses it into another temporary file and renames that over
-        // the destination.
-        let dest = w.output.clone().unwrap_or_else(|| image.to_path_buf());
-        let raw = if c.is_compressed() {
-            let dir = match dest.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            Spool::open(image, Some(&dir), &container_opts()?)?.raw
-        } else {
-            let t = TempFile::beside(&dest)?;
-            ext3edit::device::copy_sparse(image, t.path()).map_err(|e| {
-                Error::io(
-                    format!("copying {} to {}", image.display(), t.path().display()),
-                    e,
-                )
-            })?;
-            t
-        };
-        let level = if format == c.format {
-            c.level
-        } else {
-            format.default_level()
-        };
-        let path = raw.path().to_path_buf();
-        *PACKED.lock().unwrap() = Some(Packed {
-            raw,
-            dest,
-            format,
-            level,
-        });
-        let fs = Filesystem::open(&path, &opts).map_err(|e| at_image(image, e))?;
-        note_recovery(&fs, image, true);
+        return open_packed(image, &c, format, w, &opts);
+    }
+    let Some(out) = &w.output else {
+        let fs = Filesystem::open(image, &opts).map_err(|e| at_image(image, e))?;
+        note_recovery(&fs, image, REPLAY_IN_PLACE);
         return Ok(fs);
-    }
-    if let Some(out) = &w.output {
-        // Check the source image before copying it.
-        Filesystem::open(image, &OpenOptions::read_only())
-            .and_then(|fs| match fs.write_refusal() {
-                Some(w) => Err(Error::Unsupported(format!("cannot write this image: {w}"))),
-                None => Ok(()),
-            })
-            .map_err(|e| at_image(image, e))?;
-        let mut name = out.file_name().unwrap_or_default().to_os_string();
-        name.push(".ext3edit-partial");
-        let tmp = out.with_file_name(name);
-        ext3edit::device::copy_sparse(image, &tmp).map_err(|e| {
-            Error::io(
-                format!("copying {} to {}", image.display(), tmp.display()),
-                e,
-            )
-        })?;
-        *OUTPUT.lock().unwrap() = Some((tmp.clone(), out.clone()));
-        path = tmp;
-    }
-    let fs = Filesystem::open(&path, &opts).map_err(|e| at_image(image, e))?;
-    note_recovery(&fs, image, true);
+    };
+    let copy = copy_for_output(image, out, !w.no_sync)?;
+    let mut dev = FileDevice::from_file(copy, true)
+        .map_err(|e| at_image(image, Error::io("opening the copy", e)))?;
+    dev.set_sync(opts.sync);
+    let fs = Filesystem::open_device(Box::new(dev), &opts).map_err(|e| at_image(image, e))?;
+    note_recovery(&fs, image, REPLAY_COPY);
     Ok(fs)
 }
 
-fn note_recovery(fs: &Filesystem, image: &Path, write: bool) {
+/// Copy IMAGE to a new temporary file beside NEW (see the module text) and
+/// return it open for writing; the file is registered for removal on
+/// failure and on SIGINT/SIGTERM/SIGHUP.
+fn copy_for_output(image: &Path, out: &Path, sync: bool) -> R<std::fs::File> {
+    if std::fs::symlink_metadata(out).is_ok_and(|m| m.is_dir()) {
+        return Err(failure(format!(
+            "--output {}: is a directory (give the name of the new image file)",
+            out.display()
+        )));
+    }
+    let src = device::open_image_file(image, false)
+        .map_err(|e| at_image(image, Error::io(format!("opening {}", image.display()), e)))?;
+    // Under the shared lock from here to the end of the copy: a writer
+    // (which holds the exclusive lock while it works) is never copied
+    // halfway.
+    device::lock_image(&src, Lock::Shared)
+        .map_err(|e| at_image(image, Error::io(format!("opening {}", image.display()), e)))?;
+    // Check the source image before copying it.
+    Filesystem::open(image, &OpenOptions::read_only())
+        .and_then(|fs| match fs.write_refusal() {
+            Some(w) => Err(Error::Unsupported(format!("cannot write this image: {w}"))),
+            None => Ok(()),
+        })
+        .map_err(|e| at_image(image, e))?;
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = out.file_name().unwrap_or_default().to_string_lossy();
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".ext3edit-partial");
+    #[cfg(unix)]
+    builder.permissions(image_perm(&src));
+    let tmp = builder.tempfile_in(dir).map_err(|e| {
+        Fail::from(Error::io(
+            format!("creating a temporary file in {}", dir.display()),
+            e,
+        ))
+    })?;
+    let (file, path) = tmp.into_parts();
+    signal::remove_on_signal(&path);
+    let tmp_name = path.to_path_buf();
+    *OUTPUT.lock().unwrap_or_else(|p| p.into_inner()) = Some(Output {
+        tmp: path,
+        out: out.to_path_buf(),
+        sync,
+    });
+    let copied =
+        device::copy_sparse(&src, &file).and_then(|_| if sync { file.sync_all() } else { Ok(()) });
+    copied.map_err(|e| {
+        Error::io(
+            format!("copying {} to {}", image.display(), tmp_name.display()),
+            e,
+        )
+    })?;
+    drop(src); // releases the shared lock
+    Ok(file)
+}
+
+/// The permissions of the copy: IMAGE's read and write bits, and always
+/// the owner's (the copy is written); the umask applies at creation.
+#[cfg(unix)]
+fn image_perm(src: &std::fs::File) -> std::fs::Permissions {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mode = src.metadata().map(|m| m.mode()).unwrap_or(0o644);
+    std::fs::Permissions::from_mode((mode & 0o666) | 0o600)
+}
+
+/// What happens to a journal that needs recovery, for [`note_recovery`].
+const READ_THROUGH: &str = "reading through it without changing the file";
+const REPLAY_IN_PLACE: &str = "replaying it into the image first, as the kernel does at mount";
+const REPLAY_COPY: &str = "replaying it into the copy first (IMAGE itself is not changed)";
+
+fn note_recovery(fs: &Filesystem, image: &Path, how: &str) {
     if let Some(n) = fs.recovery_note() {
-        eprintln!("ext3edit: warning: {}: {n}", image.display());
+        say(format_args!("ext3edit: warning: {}: {n}", image.display()));
     }
     if let Some(r) = fs.recovery_report() {
-        let how = if write {
-            "replaying it into the image first, as the kernel does at mount"
-        } else {
-            "reading through it without changing the file"
-        };
-        eprintln!(
+        say(format_args!(
             "ext3edit: note: {}: the journal needs recovery; {how} ({} transaction{}, {} block{}{})",
             image.display(),
             r.transactions.len(),
@@ -169,7 +280,7 @@ fn note_recovery(fs: &Filesystem, image: &Path, write: bool) {
             r.blocks.len(),
             if r.blocks.len() == 1 { "" } else { "s" },
             replay_problems(r)
-        );
+        ));
     }
 }
 
@@ -201,27 +312,46 @@ pub fn replay_problems(r: &ext3edit::journal::Replay) -> String {
 pub fn commit(mut fs: Filesystem) -> R<()> {
     fs.commit()?;
     drop(fs);
-    if let Some(p) = PACKED.lock().unwrap().take() {
+    let packed = PACKED.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(p) = packed {
         Spool::finish(p.raw.path(), &p.dest, p.format, p.level, 0)?;
         return Ok(());
     }
-    if let Some((tmp, out)) = OUTPUT.lock().unwrap().take() {
-        std::fs::rename(&tmp, &out).map_err(|e| {
+    let taken = OUTPUT.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(Output { tmp, out, sync }) = taken {
+        let tmp_name = tmp.to_path_buf();
+        // rename(2): NEW is replaced as a name (a symlink is replaced, not
+        // followed); on failure `persist` hands the file back, and dropping
+        // it removes it.
+        tmp.persist(&out).map_err(|e| {
             Error::io(
-                format!("renaming {} to {}", tmp.display(), out.display()),
-                e,
+                format!("renaming {} to {}", tmp_name.display(), out.display()),
+                e.error,
             )
         })?;
+        signal::forget_temp();
+        // Make the new name durable too (best effort: NEW is in place).
+        #[cfg(unix)]
+        if let Some(dir) = out.parent().filter(|_| sync) {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
     }
     Ok(())
 }
 
 /// Remove the `--output` copy of a command that did not succeed.
 pub fn discard_output() {
-    PACKED.lock().unwrap().take();
-    READ_SPOOL.lock().unwrap().clear();
+    PACKED.lock().unwrap_or_else(|p| p.into_inner()).take();
+    READ_SPOOL.lock().unwrap_or_else(|p| p.into_inner()).clear();
     ext3edit::container::remove_all_temps();
-    if let Some((tmp, _)) = OUTPUT.lock().unwrap().take() {
-        let _ = std::fs::remove_file(tmp);
-    }
+    let taken = OUTPUT.lock().unwrap_or_else(|p| p.into_inner()).take();
+    drop(taken); // TempPath removes the file
+    signal::forget_temp();
 }

@@ -64,14 +64,14 @@ pub fn run(cmd: JournalCmd, g: &WriteOpts) -> R<()> {
                 return Err(failure(format!("{}: {n}", image.display())));
             }
             let Some(r) = fs.recovery_report().cloned() else {
-                eprintln!(
+                super::say(format_args!(
                     "ext3edit: {}: the journal does not need recovery; nothing to do",
                     image.display()
-                );
+                ));
                 return Ok(());
             };
             fs.commit()?;
-            eprintln!(
+            super::say(format_args!(
                 "ext3edit: {}: replayed {} transaction{} ({} block{}){}",
                 image.display(),
                 r.transactions.len(),
@@ -79,7 +79,7 @@ pub fn run(cmd: JournalCmd, g: &WriteOpts) -> R<()> {
                 r.blocks.len(),
                 if r.blocks.len() == 1 { "" } else { "s" },
                 replay_problems(&r)
-            );
+            ));
             Ok(())
         }
     }

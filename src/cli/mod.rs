@@ -16,6 +16,7 @@ mod inspect;
 mod journal;
 mod pack;
 mod report;
+mod signal;
 mod vm;
 
 use args::WriteOpts;
@@ -109,6 +110,17 @@ pub fn failure(msg: impl Into<String>) -> Fail {
     }
 }
 
+/// Print one line on stderr: every error, warning and note of the binary
+/// goes through here, never through
+/// `eprintln!`, which panics when stderr cannot be written (`2>/dev/full`,
+/// a closed pipe). A line that cannot be written is lost; the exit status
+/// still says what happened. (`clippy::print_stderr` and `print_stdout`
+/// are denied in src/main.rs, so clippy flags any new `eprintln!`.)
+pub fn say(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// What every command returns.
 pub type R<T> = std::result::Result<T, Fail>;
 
@@ -149,6 +161,43 @@ fn run(cli: Cli) -> R<()> {
 
 /// Parse the command line, run the command, print the one-line error.
 pub fn main() -> ExitCode {
+    // The safety net for a message written with a panicking macro
+    // (`eprintln!`, `println!`) to a stream that cannot be written: no
+    // panic message (it would go to the same stream), exit 1 below.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if panic_text(info.payload()).is_some_and(|m| m.starts_with("failed printing to std")) {
+            return;
+        }
+        default_hook(info);
+    }));
+    let r = std::panic::catch_unwind(main_inner);
+    // A failed command leaves no partial output behind.
+    image::discard_output();
+    match r {
+        Ok(code) => code,
+        Err(payload) => match panic_text(&*payload) {
+            Some(m) if m.starts_with("failed printing to stdout") => {
+                let why = m.split_once(": ").map_or("", |(_, w)| w);
+                say(format_args!("ext3edit: writing output: {why}"));
+                ExitCode::from(1)
+            }
+            Some(m) if m.starts_with("failed printing to stderr") => ExitCode::from(1),
+            _ => std::panic::resume_unwind(payload),
+        },
+    }
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+}
+
+fn main_inner() -> ExitCode {
+    // Temporary files of compressed images go when a signal stops us too.
+    ext3edit::container::on_new_temp(signal::remove_on_signal);
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {
@@ -172,11 +221,20 @@ pub fn main() -> ExitCode {
                 .collect();
             let msg = msg.join(" ");
             let msg = msg.trim_start_matches("error: ");
-            eprintln!("ext3edit: usage error: {msg} (see ext3edit --help)");
+            say(format_args!(
+                "ext3edit: usage error: {msg} (see ext3edit --help)"
+            ));
             return ExitCode::from(2);
         }
     };
-    let r = run(cli);
+    // Output still buffered in stdout is flushed here, so that a failure to
+    // write it is reported (after main returns it would be lost silently).
+    let r = run(cli).and_then(|()| {
+        use std::io::Write;
+        std::io::stdout()
+            .flush()
+            .map_err(|e| Error::io("writing output", e).into())
+    });
     // A failed command leaves no partial output behind.
     image::discard_output();
     match r {
@@ -191,7 +249,10 @@ pub fn main() -> ExitCode {
                 return ExitCode::from(f.code);
             }
             let prefix = if f.code == 2 { "usage error: " } else { "" };
-            eprintln!("ext3edit: {prefix}{}", f.msg.replace('\n', " "));
+            say(format_args!(
+                "ext3edit: {prefix}{}",
+                f.msg.replace('\n', " ")
+            ));
             ExitCode::from(f.code)
         }
     }

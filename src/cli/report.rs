@@ -418,7 +418,7 @@ pub fn ls(
     }
     out(&text)?;
     for e in &errors {
-        eprintln!("ext3edit: {e}");
+        super::say(format_args!("ext3edit: {e}"));
     }
     if !errors.is_empty() {
         return Err(super::Fail {

@@ -68,7 +68,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
-pub use spool::{remove_all_temps, SparseWriter, TempFile};
+pub use spool::{on_new_temp, remove_all_temps, SparseWriter, TempFile};
 
 /// The container formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -22,6 +22,13 @@ use std::time::{Duration, Instant};
 use crate::{Error, Result};
 
 static TEMPS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static TEMP_HOOK: std::sync::OnceLock<fn(&Path)> = std::sync::OnceLock::new();
+
+/// Call `hook` with the name of every temporary file made from now on (the
+/// command line registers them with its signal handler).
+pub fn on_new_temp(hook: fn(&Path)) {
+    let _ = TEMP_HOOK.set(hook);
+}
 
 /// Remove every temporary file this process still has (for a signal handler
 /// or the last line of `main`).
@@ -57,7 +64,13 @@ impl TempFile {
                 .open(&path)
             {
                 Ok(file) => {
-                    TEMPS.lock().unwrap().push(path.clone());
+                    if let Some(h) = TEMP_HOOK.get() {
+                        h(&path);
+                    }
+                    TEMPS
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(path.clone());
                     return Ok(TempFile {
                         path,
                         file: Some(file),
@@ -210,14 +223,14 @@ impl ByteProgress {
         } else {
             format!("\r{}: {:.0} MiB {:.0} MiB/s ", self.label, mib, rate)
         };
-        eprint!("{line}");
+        let _ = io::stderr().write_all(line.as_bytes());
         let _ = io::stderr().flush();
     }
 
     /// Clear the line.
     pub fn finish(&mut self) {
         if self.on && self.start.elapsed() >= Duration::from_millis(200) {
-            eprint!("\r\x1b[K");
+            let _ = io::stderr().write_all(b"\r\x1b[K");
             let _ = io::stderr().flush();
         }
     }

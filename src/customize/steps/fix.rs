@@ -35,7 +35,9 @@ pub fn fix(plan: &mut Plan, ctx: &mut Context) -> Result<()> {
         for f in rep.findings.iter().filter(|f| f.status != Status::Pass) {
             // Missing sshd_config: write a stock one rather than ask for a file.
             if f.name == "openssh"
-                && f.evidence.iter().any(|e| e == &format!("{SSHD_CONFIG} is missing"))
+                && f.evidence
+                    .iter()
+                    .any(|e| e == &format!("{SSHD_CONFIG} is missing"))
                 && plan.meta("/usr/sbin/sshd", true)?.is_some()
                 && plan.meta(SSHD_CONFIG, true)?.is_none()
             {

@@ -1,0 +1,101 @@
+//! Removing the `--output` temporary file when the process is stopped by
+//! SIGINT, SIGTERM or SIGHUP (a normal failure removes it in
+//! `image::discard_output`). The handler unlinks the file whose name was
+//! registered, restores the default action and raises the signal again, so
+//! the process still ends "killed by" that signal. A signal that was
+//! ignored when the handler would be installed (`nohup`, a background job)
+//! stays ignored.
+//!
+//! This is the binary's only `unsafe` code besides src/device.rs: a signal
+//! handler needs `sigaction`, and the handler itself may only call
+//! async-signal-safe functions (`unlink`, `signal`, `raise`), reading the
+//! name through an atomic pointer to a string that is never freed.
+
+use std::path::Path;
+
+#[cfg(unix)]
+mod imp {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+    use std::ptr::null_mut;
+    use std::sync::atomic::{AtomicPtr, Ordering};
+    use std::sync::Once;
+
+    /// The temporary files to remove, as C strings that are never freed
+    /// (the handler may be reading them at any moment); null when none.
+    static TEMP: [AtomicPtr<libc::c_char>; 8] = [const { AtomicPtr::new(null_mut()) }; 8];
+    static INSTALL: Once = Once::new();
+
+    extern "C" fn on_signal(sig: libc::c_int) {
+        // SAFETY: each `p` is null or a NUL-terminated string leaked by
+        // `remove_on_signal`, valid for the life of the process. unlink,
+        // signal and raise are async-signal-safe (POSIX.1-2008, 2.4.3).
+        unsafe {
+            for slot in &TEMP {
+                let p = slot.swap(null_mut(), Ordering::SeqCst);
+                if !p.is_null() {
+                    libc::unlink(p);
+                }
+            }
+            libc::signal(sig, libc::SIG_DFL);
+            libc::raise(sig);
+        }
+    }
+
+    pub fn remove_on_signal(path: &Path) {
+        let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+            return;
+        };
+        // Names are leaked on purpose: see TEMP. With every slot taken,
+        // the oldest name is replaced.
+        let raw = c.into_raw();
+        let slot = TEMP
+            .iter()
+            .find(|s| s.load(Ordering::SeqCst).is_null())
+            .unwrap_or(&TEMP[0]);
+        slot.store(raw, Ordering::SeqCst);
+        INSTALL.call_once(|| {
+            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                // SAFETY: a zeroed sigaction is a valid "no flags, empty
+                // mask" value; `on_signal` has the signature sa_handler
+                // expects and only calls async-signal-safe functions; `old`
+                // is a valid place for the previous action.
+                unsafe {
+                    let mut act: libc::sigaction = std::mem::zeroed();
+                    act.sa_sigaction =
+                        on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+                    libc::sigemptyset(&mut act.sa_mask);
+                    let mut old: libc::sigaction = std::mem::zeroed();
+                    if libc::sigaction(sig, &act, &mut old) == 0
+                        && old.sa_sigaction == libc::SIG_IGN
+                    {
+                        // Ignored before: keep it ignored.
+                        libc::sigaction(sig, &old, std::ptr::null_mut());
+                    }
+                }
+            }
+        });
+    }
+
+    pub fn forget_temp() {
+        for slot in &TEMP {
+            slot.store(null_mut(), Ordering::SeqCst);
+        }
+    }
+}
+
+/// From now on, remove `path` if SIGINT, SIGTERM or SIGHUP stops the
+/// process (replaces any name registered before).
+pub fn remove_on_signal(path: &Path) {
+    #[cfg(unix)]
+    imp::remove_on_signal(path);
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+/// The registered file is gone or renamed into place: leave it alone.
+pub fn forget_temp() {
+    #[cfg(unix)]
+    imp::forget_temp();
+}
