@@ -306,15 +306,23 @@ pub struct Container {
 impl Container {
     /// Open `path` and recognise its format by its first bytes.
     pub fn open(path: &Path) -> Result<Container> {
-        let file =
-            File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        // Opened without blocking on a FIFO, and refused unless a regular
+        // file or a block device.
+        let file = crate::device::open_image_file(path, false)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
         let size = file
             .metadata()
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
             .len();
         let head =
             read_head(&file).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        let format = detect(&head).ok_or_else(|| Error::Invalid(describe_unknown(&head)))?;
+        let format = match detect(&head) {
+            Some(f) => f,
+            // An ext image whose superblock is damaged still has its empty
+            // boot block: let the file system code say what is wrong.
+            None if head.len() >= 2048 && head[..1024].iter().all(|&b| b == 0) => Format::Raw,
+            None => return Err(Error::Invalid(describe_unknown(&head))),
+        };
         let level = match format {
             Format::Raw => 0,
             Format::Bzip2 => (head[3] - b'0') as u32,
