@@ -134,10 +134,15 @@ Files (paths in the image are absolute; TEXT takes \\n for a newline):
 Whole jobs:
   --fix                           apply what makes `ext3edit check` pass; say
                                   (exit 1) what it cannot fix
+  --selinux-relabel               label every file as the image's own SELinux
+                                  policy says (file_contexts, as setfiles)
   --commands-from-file FILE       the same steps, one per line (`network
                                   eth1=dhcp`), # comments; errors give the line
 
-Edited files keep their owner, mode and xattrs; new files are root's.
+Edited files keep their owner, mode and xattrs (security.selinux too); new
+files are root's, and where the image has an SELinux policy
+(/etc/selinux/config, SELINUXTYPE's contexts/files/file_contexts) they get
+the label that policy gives their path, as setfiles would.
 
 Examples:
   ext3edit customize centos.ext3 --fix
@@ -228,16 +233,48 @@ fn run_customize(image: &Path, dry_run: bool, w: &WriteOpts, words: Vec<String>)
         sb: &sb,
         notes: Vec::new(),
         unfixed: Vec::new(),
+        relabel: false,
     };
+    let policy = ext3edit::selinux::Policy::load_from_image(&fs).map_err(|e| {
+        failure(format!(
+            "{}: reading the image's SELinux policy: {e}",
+            image.display()
+        ))
+    })?;
     let mut plan = Plan::new(&fs);
     steps::apply(&steps, &mut plan, &mut ctx)
         .map_err(|e| failure(format!("{}: {e}; nothing was changed", image.display())))?;
+    if ctx.relabel && policy.is_none() {
+        return Err(failure(format!(
+            "{}: --selinux-relabel: the image has no SELinux policy (SELINUXTYPE in /etc/selinux/config and its contexts/files/file_contexts); nothing was changed",
+            image.display()
+        )));
+    }
     if dry {
-        report::out(&plan.describe()?)?;
+        let mut d = plan.describe()?;
+        if let Some(p) = &policy {
+            d += &format!(
+                "new files get the label the image's SELinux policy gives them ({} specifications)\n",
+                p.len()
+            );
+            if ctx.relabel {
+                d += "selinux-relabel: every inode would get its label from that policy\n";
+            }
+        }
+        report::out(&d)?;
     } else {
         let changes = plan.into_changes();
-        plan::apply(&mut fs, &changes)
+        plan::apply(&mut fs, &changes, policy.as_ref())
             .map_err(|e| failure(format!("{}: {e}; nothing was changed", image.display())))?;
+        if ctx.relabel {
+            let p = policy.as_ref().expect("checked above");
+            let st = ext3edit::customize::label::relabel(&mut fs, p)
+                .map_err(|e| failure(format!("{}: --selinux-relabel: {e}", image.display())))?;
+            ctx.notes.push(format!(
+                "selinux-relabel: {} inodes, {} labels changed, {} without a label in the policy",
+                st.inodes, st.changed, st.unlabelled
+            ));
+        }
         commit(fs)?;
         for n in &ctx.notes {
             report::out(&format!("{n}\n"))?;

@@ -122,6 +122,8 @@ pub enum StepKind {
     },
     /// `--fix`
     Fix,
+    /// `--selinux-relabel`
+    SelinuxRelabel,
 }
 
 /// A step and where it was given.
@@ -136,7 +138,13 @@ pub struct Step {
 }
 
 /// Steps that take no argument.
-const FLAGS: &[&str] = &["lock-root", "enable-sshd", "xen-ldconf", "fix"];
+const FLAGS: &[&str] = &[
+    "lock-root",
+    "enable-sshd",
+    "xen-ldconf",
+    "fix",
+    "selinux-relabel",
+];
 /// Steps whose argument may be left out.
 const OPTIONAL: &[&str] = &["xen-console"];
 /// Every step name, for the help and for "did you mean".
@@ -162,6 +170,7 @@ pub const NAMES: &[&str] = &[
     "link",
     "add-user",
     "fix",
+    "selinux-relabel",
     "commands-from-file",
 ];
 
@@ -352,6 +361,7 @@ fn parse_one(
             })
         }
         "fix" => Ok(StepKind::Fix),
+        "selinux-relabel" => Ok(StepKind::SelinuxRelabel),
         "commands-from-file" => {
             let p = host(a);
             let t = std::fs::read_to_string(&p)
@@ -479,6 +489,9 @@ pub struct Context<'s> {
     pub notes: Vec<String>,
     /// What `--fix` could not fix: (requirement, what to do by hand).
     pub unfixed: Vec<String>,
+    /// `--selinux-relabel` was asked: the caller relabels the whole image
+    /// once the planned changes are made.
+    pub relabel: bool,
 }
 
 /// Apply `steps` to the plan in order; an error names the step.
@@ -522,6 +535,10 @@ fn apply_step(s: &Step, plan: &mut Plan, ctx: &mut Context) -> Result<()> {
         StepKind::Chmod { mode, path } => plan.chmod(path, *mode),
         StepKind::Link { target, link } => plan.symlink(target, link, 0, 0),
         StepKind::Fix => fix::fix(plan, ctx),
+        StepKind::SelinuxRelabel => {
+            ctx.relabel = true;
+            Ok(())
+        }
     }
 }
 
