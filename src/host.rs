@@ -735,7 +735,6 @@ pub fn get_tree(fs: &Filesystem, ino: Ino, dest: &Path) -> Result<Vec<String>> {
         &mut warnings,
         &mut progress,
         &mut seen,
-        0,
     )?;
     progress.finish();
     Ok(warnings)
@@ -750,13 +749,12 @@ fn get_tree_inner(
     warnings: &mut Vec<String>,
     progress: &mut Progress,
     seen: &mut std::collections::HashSet<Ino>,
-    depth: u32,
 ) -> Result<()> {
     let inode = fs.read_inode(ino)?;
     progress.tick(if inode.is_reg() { inode.size() } else { 0 });
     match inode.file_type() {
         FileType::Directory => {
-            if depth > 4096 || !seen.insert(ino) {
+            if !seen.insert(ino) {
                 return Err(Error::corrupt(format!("directory loop at inode {ino}")));
             }
             match hfs::symlink_metadata(dest) {
@@ -789,7 +787,7 @@ fn get_tree_inner(
                     continue;
                 }
                 let p = dest.join(os_name(&e.name));
-                get_tree_inner(fs, e.ino, &p, links, warnings, progress, seen, depth + 1)?;
+                get_tree_inner(fs, e.ino, &p, links, warnings, progress, seen)?;
             }
             #[cfg(unix)]
             {

@@ -382,6 +382,13 @@ pub fn ls(
         );
     }
     out(&text)?;
+    if errors.len() == 1 {
+        // One directory failed: its error is the one line.
+        return Err(super::Fail {
+            code: 1,
+            msg: errors.remove(0),
+        });
+    }
     for e in &errors {
         eprintln!("ext3edit: {e}");
     }
