@@ -428,10 +428,12 @@ impl Filesystem {
             // subtree linked elsewhere too must not be removed from here.
             match fs.lookup(&d, b"..")? {
                 Some(up) if up.ino == parent => {}
-                Some(up) => return Err(Error::corrupt(format!(
+                Some(up) => {
+                    return Err(Error::corrupt(format!(
                     "directory inode {ino} is in directory inode {parent} but its .. is inode {}",
                     up.ino
-                ))),
+                )))
+                }
                 None => {
                     return Err(Error::corrupt(format!(
                         "directory inode {ino} has no .. entry"
