@@ -1244,7 +1244,7 @@ pub fn get_tree(fs: &Filesystem, ino: Ino, dest: &Path, opts: &GetOptions) -> Re
         progress: &mut progress,
         seen: &mut seen,
     };
-    get_tree_inner(&mut cx, ino, None, dest, 0)?;
+    get_tree_inner(&mut cx, ino, None, dest)?;
     progress.finish();
     Ok(warnings)
 }
@@ -1296,7 +1296,6 @@ fn get_tree_inner(
     ino: Ino,
     entry_type: Option<FileType>,
     dest: &Path,
-    depth: u32,
 ) -> Result<()> {
     let fs = cx.fs;
     let inode = fs.read_inode(ino)?;
@@ -1318,7 +1317,7 @@ fn get_tree_inner(
     }
     match ft {
         FileType::Directory => {
-            if depth > 4096 || !cx.seen.insert(ino) {
+            if !cx.seen.insert(ino) {
                 return Err(Error::corrupt(format!("directory loop at inode {ino}")));
             }
             match hfs::symlink_metadata(dest) {
@@ -1361,7 +1360,7 @@ fn get_tree_inner(
                     continue;
                 }
                 let p = dest.join(os_name(&e.name));
-                get_tree_inner(cx, e.ino, Some(e.ftype), &p, depth + 1)?;
+                get_tree_inner(cx, e.ino, Some(e.ftype), &p)?;
             }
             // Times (and with preserve owner and mode) after the contents:
             // writing them changed the directory's mtime.
@@ -1377,7 +1376,8 @@ fn get_tree_inner(
             Ok(())
         }
         FileType::Regular => {
-            if depth == 0 {
+            // The top of the walk (no directory entry above it).
+            if entry_type.is_none() {
                 return get_file(fs, ino, dest, cx.opts);
             }
             not_a_dir_in_the_way(dest)?;

@@ -417,6 +417,13 @@ pub fn ls(
         );
     }
     out(&text)?;
+    if errors.len() == 1 {
+        // One directory failed: its error is the one line.
+        return Err(super::Fail {
+            code: 1,
+            msg: errors.remove(0),
+        });
+    }
     for e in &errors {
         super::say(format_args!("ext3edit: {e}"));
     }
