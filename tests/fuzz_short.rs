@@ -36,6 +36,7 @@ fn short_fuzz_run_finds_nothing() {
     assert_eq!(sum.mutants, SHORT_RUN);
     assert_eq!(sum.runs, SHORT_RUN * 15, "every command on every mutant");
     assert!(sum.fsck_runs > 0, "no write succeeded on any mutant");
+    assert_eq!(sum.harness_errors, 0, "the harness failed");
     let list: Vec<String> = sum
         .findings
         .iter()

@@ -100,7 +100,7 @@ fn main() -> ExitCode {
         );
     }
     println!("{}", sum.line());
-    if sum.findings.is_empty() {
+    if sum.findings.is_empty() && sum.harness_errors == 0 {
         ExitCode::SUCCESS
     } else {
         println!("findings in {}", cfg.out.display());

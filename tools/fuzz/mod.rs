@@ -103,6 +103,8 @@ pub struct Summary {
     pub mutants: u64,
     pub runs: u64,
     pub fsck_runs: u64,
+    /// Iterations the harness itself failed on (should be 0).
+    pub harness_errors: u64,
     pub findings: Vec<Finding>,
     pub elapsed: Duration,
 }
@@ -127,7 +129,7 @@ impl Summary {
             })
             .collect();
         format!(
-            "fuzz: seed {}: {} seed images ({} generated, {} corpus), {} mutants, {} command runs, {} e2fsck runs, {:.0} s: {} findings [{}]",
+            "fuzz: seed {}: {} seed images ({} generated, {} corpus), {} mutants, {} command runs, {} e2fsck runs, {:.0} s: {} findings [{}]{}",
             self.seed,
             self.generated + self.corpus,
             self.generated,
@@ -137,7 +139,12 @@ impl Summary {
             self.fsck_runs,
             self.elapsed.as_secs_f64(),
             self.findings.len(),
-            kinds.join(", ")
+            kinds.join(", "),
+            if self.harness_errors > 0 {
+                format!(", {} HARNESS ERRORS", self.harness_errors)
+            } else {
+                String::new()
+            }
         )
     }
 }
@@ -193,6 +200,7 @@ struct Ctx<'a> {
     runs: AtomicU64,
     fsck_runs: AtomicU64,
     mutants: AtomicU64,
+    harness_errors: AtomicU64,
     findings: Mutex<BTreeMap<(Kind, &'static str, String), Finding>>,
 }
 
@@ -218,7 +226,14 @@ pub fn run(cfg: &Config) -> Summary {
                     if i >= limit {
                         break;
                     }
-                    iteration(ctx, &wd, i, false);
+                    // A bug of the harness costs one iteration, not the run.
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        iteration(ctx, &wd, i, false)
+                    }));
+                    if r.is_err() {
+                        eprintln!("fuzz: harness error in iteration {i} (see the panic above)");
+                        ctx.harness_errors.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             });
         }
@@ -263,6 +278,7 @@ fn summary(ctx: &Ctx, start: Instant) -> Summary {
         mutants: ctx.mutants.load(Ordering::Relaxed),
         runs: ctx.runs.load(Ordering::Relaxed),
         fsck_runs: ctx.fsck_runs.load(Ordering::Relaxed),
+        harness_errors: ctx.harness_errors.load(Ordering::Relaxed),
         findings: ctx.findings.lock().unwrap().values().cloned().collect(),
         elapsed: start.elapsed(),
     }
@@ -299,6 +315,7 @@ fn setup(cfg: &Config) -> (Ctx<'_>, tempfile::TempDir) {
         runs: AtomicU64::new(0),
         fsck_runs: AtomicU64::new(0),
         mutants: AtomicU64::new(0),
+        harness_errors: AtomicU64::new(0),
         findings: Mutex::new(BTreeMap::new()),
     };
     (ctx, tmp)

@@ -83,6 +83,10 @@ fn find_targets(bin: &Path, img: &Path, work: &Path) -> Targets {
         let (Some(ty), Some(path)) = (field(e, "type"), field(e, "path")) else {
             continue;
         };
+        // A name with a NUL cannot be an argument.
+        if path.contains('\0') {
+            continue;
+        }
         let nested = path.matches('/').count() == 2;
         if ty == "dir" && path != "/lost+found" && dir.is_none() {
             dir = Some(path);
