@@ -275,7 +275,9 @@ pub fn generate(bin: &Path, dir: &Path) -> Vec<Seed> {
             .args(["-fyD"])
             .arg(&img)
             .env("E2FSPROGS_FAKE_TIME", FAKE_TIME)
+            .env("E2FSCK_TIME", FAKE_TIME)
             .output();
+        fix_superblock_times(&img);
         v.push(Seed {
             name: name.to_string(),
             source: None,
@@ -335,6 +337,18 @@ fn fix_times(bin: &Path, img: &Path, work: &Path) {
         .arg(img)
         .env("E2FSPROGS_FAKE_TIME", FAKE_TIME)
         .output();
+}
+
+/// debugfs and e2fsck stamp the superblock's mount, write and check times
+/// with the clock: set them to the fixed time (no checksum to update: the
+/// generated images have none).
+fn fix_superblock_times(img: &Path) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(img).unwrap();
+    let t = FAKE_TIME.parse::<u32>().unwrap().to_le_bytes();
+    for field in [0x2c, 0x30, 0x40] {
+        f.write_all_at(&t, 1024 + field).unwrap();
+    }
 }
 
 /// The image after a crash between commit and checkpoint of a transaction
