@@ -82,7 +82,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     if cfg.corpus.is_none() {
-        eprintln!("fuzz: no corpus (../shared/corpus/e2fsprogs absent): generated images only");
+        eprintln!("fuzz: no corpus (--no-corpus, or ../shared/corpus/e2fsprogs absent): generated images only");
     }
     let sum = match replay {
         Some(i) => fuzz::replay(&cfg, i),

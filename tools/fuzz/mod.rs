@@ -286,9 +286,10 @@ fn summary(ctx: &Ctx, start: Instant) -> Summary {
 
 fn setup(cfg: &Config) -> (Ctx<'_>, tempfile::TempDir) {
     std::fs::create_dir_all(&cfg.out).expect("create the output directory");
-    // In memory when we can: the runs write images and trees all the time.
+    // In memory when there is room (a container's /dev/shm may have 64
+    // MiB): the runs write images and trees all the time.
     let shm = Path::new("/dev/shm");
-    let base = if shm.is_dir() {
+    let base = if free_bytes(shm) >= 4 << 30 {
         shm.to_path_buf()
     } else {
         std::env::temp_dir()
@@ -319,6 +320,24 @@ fn setup(cfg: &Config) -> (Ctx<'_>, tempfile::TempDir) {
         findings: Mutex::new(BTreeMap::new()),
     };
     (ctx, tmp)
+}
+
+/// Free bytes of the filesystem holding `p` (0 if unknown).
+fn free_bytes(p: &Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
+        return 0;
+    };
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: a NUL-terminated path and a buffer of the right type.
+    if unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return 0;
+    }
+    // SAFETY: statvfs succeeded and filled it.
+    let st = unsafe { st.assume_init() };
+    #[allow(clippy::unnecessary_cast)] // u32 on some targets
+    let free = st.f_bavail as u64 * st.f_frsize as u64;
+    free
 }
 
 fn worker_dir(work: &Path, w: usize) -> PathBuf {
