@@ -239,6 +239,12 @@ fn partial_listing(lines: &[&str]) -> bool {
     n > 0 && *last == want && each.iter().all(|l| l.starts_with("ext3edit: /"))
 }
 
+/// The error of a failed run: its last line (notes and warnings come
+/// before it).
+pub fn error_line(s: &str) -> &str {
+    s.trim().lines().last().unwrap_or("")
+}
+
 pub fn first_line(s: &str) -> &str {
     s.trim().lines().next().unwrap_or("")
 }

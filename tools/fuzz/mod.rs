@@ -444,7 +444,7 @@ fn iteration(ctx: &Ctx, wd: &Path, i: u64, verbose: bool) {
         } else if o.code == Some(1) && changed() {
             let msg = format!(
                 "failed ({}) but changed the image",
-                exec::first_line(&o.stderr)
+                exec::error_line(&o.stderr)
             );
             report(Kind::FailedWriteChanged, spec, msg, &o.stderr);
         } else if o.code == Some(0) && !o.timed_out {
