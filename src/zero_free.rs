@@ -38,8 +38,11 @@ pub fn zero_free(fs: &mut Filesystem) -> Result<ZeroReport> {
     if let Some(w) = fs.write_refusal() {
         return Err(Error::Unsupported(format!("cannot write this image: {w}")));
     }
-    // A staged journal replay (or anything else) goes to the image first.
-    fs.commit()?;
+    // A staged journal replay goes to the image first, so that the
+    // bitmaps read below are the current ones.
+    if fs.recovery_report().is_some() {
+        fs.commit()?;
+    }
     let bs = fs.block_size() as u64;
     let sb = fs.superblock().clone();
     let csum = sb.has_ro_compat(feature::RO_COMPAT_GDT_CSUM)
@@ -53,29 +56,24 @@ pub fn zero_free(fs: &mut Filesystem) -> Result<ZeroReport> {
         block_size: bs,
         ..Default::default()
     };
+    // Check every group before anything is written (a refusal leaves the
+    // image as it was), then write what is staged (the superblock's
+    // counts), then zero.
+    for g in 0..sb.group_count {
+        group_bitmap(fs, g, csum)?;
+    }
+    fs.commit()?;
     // Up to this many blocks are read at once.
     let batch = ((1u64 << 20) / bs).max(1) as usize;
     let mut buf = vec![0u8; batch * bs as usize];
     for g in 0..sb.group_count {
-        let gd = &fs.groups()[g as usize];
-        let flags = u16::from_le_bytes([gd.raw()[0x12], gd.raw()[0x13]]);
-        if csum && flags & BG_BLOCK_UNINIT != 0 {
+        let Some((bitmap, free)) = group_bitmap(fs, g, csum)? else {
             rep.skipped_groups += 1;
             continue;
-        }
-        let want_free = gd.free_blocks() as u64;
-        let bmb = gd.block_bitmap();
-        fs.check_block(bmb, &|| format!("block bitmap of group {g}"))?;
-        let bitmap = fs.block(bmb)?;
+        };
         let first = sb.group_first_block(g);
         let n = sb.group_blocks(g) as u64;
         let is_free = |i: u64| bitmap[(i / 8) as usize] & (1 << (i % 8)) == 0;
-        let free = (0..n).filter(|&i| is_free(i)).count() as u64;
-        if free != want_free {
-            return Err(Error::corrupt(format!(
-                "group {g}: the block bitmap (block {bmb}) marks {free} blocks free but the group descriptor says {want_free}; run e2fsck -f first"
-            )));
-        }
         rep.free_blocks += free;
         let mut i = 0u64;
         while i < n {
@@ -98,6 +96,31 @@ pub fn zero_free(fs: &mut Filesystem) -> Result<ZeroReport> {
     Ok(rep)
 }
 
+/// Group `g`'s block bitmap and its count of free blocks, checked against
+/// the group descriptor; None for a group whose bitmap is not initialised.
+fn group_bitmap(fs: &Filesystem, g: u32, csum: bool) -> Result<Option<(Vec<u8>, u64)>> {
+    let sb = fs.superblock();
+    let gd = &fs.groups()[g as usize];
+    let flags = u16::from_le_bytes([gd.raw()[0x12], gd.raw()[0x13]]);
+    if csum && flags & BG_BLOCK_UNINIT != 0 {
+        return Ok(None);
+    }
+    let want_free = gd.free_blocks() as u64;
+    let bmb = gd.block_bitmap();
+    fs.check_block(bmb, &|| format!("block bitmap of group {g}"))?;
+    let bitmap = fs.block(bmb)?;
+    let n = sb.group_blocks(g) as u64;
+    let free = (0..n)
+        .filter(|&i| bitmap[(i / 8) as usize] & (1 << (i % 8)) == 0)
+        .count() as u64;
+    if free != want_free {
+        return Err(Error::corrupt(format!(
+            "group {g}: the block bitmap (block {bmb}) marks {free} blocks free but the group descriptor says {want_free}; run e2fsck -f first"
+        )));
+    }
+    Ok(Some((bitmap, free)))
+}
+
 /// Zero the blocks of `first..first+count` that are not zero; returns how
 /// many.
 fn zero_run(fs: &mut Filesystem, first: u64, count: usize, buf: &mut [u8]) -> Result<u64> {
@@ -105,7 +128,12 @@ fn zero_run(fs: &mut Filesystem, first: u64, count: usize, buf: &mut [u8]) -> Re
     let data = &mut buf[..count * bs];
     fs.device_mut()
         .read_data_at(first * bs as u64, data)
-        .map_err(|e| Error::io(format!("reading free blocks {first}..{}", first + count as u64), e))?;
+        .map_err(|e| {
+            Error::io(
+                format!("reading free blocks {first}..{}", first + count as u64),
+                e,
+            )
+        })?;
     let nonzero: Vec<bool> = data
         .chunks_exact(bs)
         .map(|b| !crate::container::spool::is_zero(b))
@@ -124,7 +152,12 @@ fn zero_run(fs: &mut Filesystem, first: u64, count: usize, buf: &mut [u8]) -> Re
         let b = first + k as u64;
         fs.device_mut()
             .zero_range(b * bs as u64, ((e - k) * bs) as u64)
-            .map_err(|err| Error::io(format!("zeroing free blocks {b}..{}", first + e as u64), err))?;
+            .map_err(|err| {
+                Error::io(
+                    format!("zeroing free blocks {b}..{}", first + e as u64),
+                    err,
+                )
+            })?;
         zeroed += (e - k) as u64;
         k = e;
     }

@@ -36,7 +36,11 @@ fn ext(fstype: &str, kib: u64, label: &str) -> Vec<u8> {
         .env("E2FSPROGS_FAKE_TIME", "1700000000")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::read(&p).unwrap()
 }
 
@@ -160,14 +164,29 @@ fn gpt_edit_in_partition_2_leaves_the_rest_byte_for_byte() {
         let host = dir.path().join("hello");
         std::fs::write(&host, b"hello partition two\n").unwrap();
         let d = disk.to_str().unwrap();
-        run_ok(&["put", d, host.to_str().unwrap(), "/hello", "--partition", "2"]);
+        run_ok(&[
+            "put",
+            d,
+            host.to_str().unwrap(),
+            "/hello",
+            "--partition",
+            "2",
+        ]);
         // Given before the command name too.
         run_ok(&["--partition", "2", "mkdir", d, "/dir"]);
         let after = std::fs::read(&disk).unwrap();
         assert_eq!(before.len(), after.len());
         let (s, e) = (s2 as usize, (s2 + l2) as usize);
-        assert_eq!(before[..s], after[..s], "sector size {ss}: before partition 2");
-        assert_eq!(before[e..], after[e..], "sector size {ss}: after partition 2");
+        assert_eq!(
+            before[..s],
+            after[..s],
+            "sector size {ss}: before partition 2"
+        );
+        assert_eq!(
+            before[e..],
+            after[e..],
+            "sector size {ss}: after partition 2"
+        );
         assert_ne!(before[s..e], after[s..e]);
         let part = fsck_part(&disk, s2, l2);
         assert_eq!(debugfs_cat(&part, "/hello"), b"hello partition two\n");
@@ -193,14 +212,23 @@ fn several_ext_partitions_need_partition() {
         "{err}"
     );
     let err = run_fail(&["ls", d, "/", "--partition", "3"], 1);
-    assert!(err.contains("partition 3 (EFI System") && err.contains("no ext2/3/4"), "{err}");
+    assert!(
+        err.contains("partition 3 (EFI System") && err.contains("no ext2/3/4"),
+        "{err}"
+    );
     let err = run_fail(&["ls", d, "/", "--partition", "9"], 1);
     assert!(err.contains("has no partition 9"), "{err}");
     assert_eq!(std::fs::read(&disk).unwrap(), before);
     // info lists them without picking one.
     let out = run_ok(&["info", d]);
-    assert!(out.contains("Partition table:  GPT (512-byte sectors)"), "{out}");
-    assert!(out.contains("Linux filesystem") && out.contains("EFI System"), "{out}");
+    assert!(
+        out.contains("Partition table:  GPT (512-byte sectors)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Linux filesystem") && out.contains("EFI System"),
+        "{out}"
+    );
     assert!(out.contains("--partition N"), "{out}");
     let v: serde_json::Value = serde_json::from_str(&run_ok(&["info", d, "--json"])).unwrap();
     let parts = v["partition_table"]["partitions"].as_array().unwrap();
@@ -235,7 +263,10 @@ fn damaged_gpt_is_an_error_or_uses_the_backup() {
     b[2 * 512 + 40] ^= 1;
     std::fs::write(&disk, &b).unwrap();
     let err = run_fail(&["ls", d, "/"], 1);
-    assert!(err.contains("GPT entries array at byte 1024: CRC32"), "{err}");
+    assert!(
+        err.contains("GPT entries array at byte 1024: CRC32"),
+        "{err}"
+    );
 }
 
 fn mbr_entry(d: &mut [u8], at: usize, i: usize, ty: u8, lba: u32, count: u32) {
@@ -275,12 +306,18 @@ fn mbr_disk_with_one_ext_partition_is_picked_by_itself() {
     assert_eq!(v["label"], "mbrfs");
     assert_eq!(v["partition"], 2);
     let parts = v["partition_table"]["partitions"].as_array().unwrap();
-    let nums: Vec<u64> = parts.iter().map(|p| p["number"].as_u64().unwrap()).collect();
+    let nums: Vec<u64> = parts
+        .iter()
+        .map(|p| p["number"].as_u64().unwrap())
+        .collect();
     assert_eq!(nums, [1, 2, 5]);
     assert_eq!(parts[2]["type"], "0x82");
     assert_eq!(parts[2]["start"], (20480 + 2048) * 512);
     let out = run_ok(&["info", dd]);
-    assert!(out.contains("Partition table:  MBR") && out.contains("Linux swap"), "{out}");
+    assert!(
+        out.contains("Partition table:  MBR") && out.contains("Linux swap"),
+        "{out}"
+    );
     // --partition on an image that is not a disk.
     let err = run_fail(&["ls", part.to_str().unwrap(), "/", "--partition", "1"], 1);
     assert!(err.contains("not a partitioned disk"), "{err}");

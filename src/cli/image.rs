@@ -108,9 +108,8 @@ fn on_partition(dev: Box<dyn BlockDevice>, image: &Path) -> R<Box<dyn BlockDevic
 /// Open the raw image file `path` (IMAGE itself or a copy of it; `image`
 /// names it in errors), on its partition for a whole disk.
 pub fn open_fs(path: &Path, opts: &OpenOptions, image: &Path) -> R<Filesystem> {
-    let mut dev = FileDevice::open(path, opts.write || opts.replay_only).map_err(|e| {
-        at_image(image, Error::io(format!("opening {}", path.display()), e))
-    })?;
+    let mut dev = FileDevice::open(path, opts.write || opts.replay_only)
+        .map_err(|e| at_image(image, Error::io(format!("opening {}", path.display()), e)))?;
     dev.set_sync(opts.sync);
     open_dev(Box::new(dev), opts, image)
 }

@@ -143,7 +143,9 @@ fn read(dev: &dyn BlockDevice, off: u64, len: usize, what: &str) -> Result<Vec<u
 pub fn read_table(dev: &dyn BlockDevice) -> Result<Table> {
     let mbr = read(dev, 0, 512, "the MBR")?;
     if mbr[510..512] != [0x55, 0xaa] {
-        return Err(Error::corrupt("no partition table: sector 0 does not end with 55 aa"));
+        return Err(Error::corrupt(
+            "no partition table: sector 0 does not end with 55 aa",
+        ));
     }
     let protective = (0..4).any(|i| mbr[446 + 16 * i + 4] == 0xee);
     let mut t = if protective {
@@ -237,7 +239,11 @@ fn read_mbr(dev: &dyn BlockDevice, mbr: &[u8]) -> Result<Table> {
                     "extended boot record at sector {ebr_lba} does not end with 55 aa"
                 )));
             }
-            let (ty, rel, count) = (ebr[446 + 4], le32(&ebr, 446 + 8) as u64, le32(&ebr, 446 + 12) as u64);
+            let (ty, rel, count) = (
+                ebr[446 + 4],
+                le32(&ebr, 446 + 8) as u64,
+                le32(&ebr, 446 + 12) as u64,
+            );
             if ty != 0 && count != 0 {
                 parts.push(mbr_part(number, ty, (ebr_lba + rel) * 512, count * 512));
                 number += 1;
@@ -277,7 +283,10 @@ pub fn guid_text(g: &[u8]) -> String {
         u16::from_le_bytes([g[6], g[7]]),
         g[8],
         g[9],
-        g[10..16].iter().map(|b| format!("{b:02X}")).collect::<String>()
+        g[10..16]
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<String>()
     )
 }
 
@@ -452,12 +461,16 @@ impl Table {
         let kind = self.kind.name().to_uppercase();
         match wanted {
             Some(n) => {
-                let p = self.partitions.iter().find(|p| p.number == n).ok_or_else(|| {
-                    Error::NotFound(format!(
+                let p = self
+                    .partitions
+                    .iter()
+                    .find(|p| p.number == n)
+                    .ok_or_else(|| {
+                        Error::NotFound(format!(
                         "--partition {n}: the {kind} disk has no partition {n} (partitions: {})",
                         list()
                     ))
-                })?;
+                    })?;
                 if !p.is_ext {
                     return Err(Error::Invalid(format!(
                         "--partition {n}: partition {} holds no ext2/3/4 file system",
