@@ -96,7 +96,7 @@ fn on_partition(dev: Box<dyn BlockDevice>, image: &Path) -> R<Box<dyn BlockDevic
         };
     }
     let table = partition::read_table(&*dev).map_err(|e| at_image(image, e))?;
-    let picked = table.select(wanted).map(Clone::clone);
+    let picked = table.select(wanted).cloned();
     *DISK.lock().unwrap_or_else(|p| p.into_inner()) =
         Some((table, picked.as_ref().ok().map(|p| p.number)));
     let p = picked.map_err(|e| at_image(image, e))?;

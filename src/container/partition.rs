@@ -364,7 +364,7 @@ fn read_gpt(dev: &dyn BlockDevice) -> Result<Table> {
     let entries_lba = le64(&h, 72);
     let count = le32(&h, 80) as u64;
     let esize = le32(&h, 84) as u64;
-    if esize < 128 || esize % 128 != 0 {
+    if esize < 128 || !esize.is_multiple_of(128) {
         return Err(Error::corrupt(format!(
             "GPT entry size {esize} is not a multiple of 128"
         )));
