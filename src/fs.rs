@@ -641,6 +641,12 @@ impl Filesystem {
         }
     }
 
+    /// The device under the file system (for whole-range operations such
+    /// as [`crate::zero_free`], which write no metadata).
+    pub(crate) fn device_mut(&mut self) -> &mut dyn BlockDevice {
+        &mut *self.dev
+    }
+
     /// The superblock.
     pub fn superblock(&self) -> &Superblock {
         &self.sb

@@ -22,8 +22,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use ext3edit::container::partition::{self, PartitionDevice, Table};
 use ext3edit::container::{Container, Format, Options, Spool, TempFile};
-use ext3edit::device::{self, FileDevice, Lock};
+use ext3edit::device::{self, BlockDevice, FileDevice, Lock};
 use ext3edit::{Error, Filesystem, OpenOptions};
 
 use super::args::WriteOpts;
@@ -53,6 +54,71 @@ struct Packed {
 static PACKED: Mutex<Option<Packed>> = Mutex::new(None);
 /// The raw temporary copies of compressed images opened for reading.
 static READ_SPOOL: Mutex<Vec<Spool>> = Mutex::new(Vec::new());
+
+/// `--partition N`, set once by the command line before any image opens.
+static PARTITION: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+
+/// The partition table of the whole-disk image opened last, and the
+/// partition picked (None: none could be picked), for `info`.
+static DISK: Mutex<Option<(Table, Option<u32>)>> = Mutex::new(None);
+
+/// Record `--partition N` for every image this command opens.
+pub fn set_partition(p: Option<u32>) {
+    let _ = PARTITION.set(p);
+}
+
+/// True when `--partition` was given.
+pub fn partition_given() -> bool {
+    PARTITION.get().copied().flatten().is_some()
+}
+
+/// The partition table of the whole-disk image opened last, with the
+/// number of the partition picked (None when none could be picked).
+pub fn disk_table() -> Option<(Table, Option<u32>)> {
+    DISK.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// The file system's device: `dev` itself for an ext image, or for a
+/// whole-disk image (MBR or GPT) the partition `--partition` names, or
+/// the only ext partition. Reads and writes never leave that partition.
+fn on_partition(dev: Box<dyn BlockDevice>, image: &Path) -> R<Box<dyn BlockDevice>> {
+    let wanted = PARTITION.get().copied().flatten();
+    let mut head = vec![0u8; (dev.len().min(8192)) as usize];
+    dev.read_at(0, &mut head)
+        .map_err(|e| at_image(image, Error::io("reading the start of the image", e)))?;
+    if !partition::is_disk(&head) {
+        return match wanted {
+            Some(n) => Err(failure(format!(
+                "{}: --partition {n}: not a partitioned disk (the image holds the file system itself)",
+                image.display()
+            ))),
+            None => Ok(dev),
+        };
+    }
+    let table = partition::read_table(&*dev).map_err(|e| at_image(image, e))?;
+    let picked = table.select(wanted).cloned();
+    *DISK.lock().unwrap_or_else(|p| p.into_inner()) =
+        Some((table, picked.as_ref().ok().map(|p| p.number)));
+    let p = picked.map_err(|e| at_image(image, e))?;
+    Ok(Box::new(
+        PartitionDevice::new(dev, &p).map_err(|e| at_image(image, e))?,
+    ))
+}
+
+/// Open the raw image file `path` (IMAGE itself or a copy of it; `image`
+/// names it in errors), on its partition for a whole disk.
+pub fn open_fs(path: &Path, opts: &OpenOptions, image: &Path) -> R<Filesystem> {
+    let mut dev = FileDevice::open(path, opts.write || opts.replay_only)
+        .map_err(|e| at_image(image, Error::io(format!("opening {}", path.display()), e)))?;
+    dev.set_sync(opts.sync);
+    open_dev(Box::new(dev), opts, image)
+}
+
+/// Open the file system on `dev` (on its partition for a whole disk).
+fn open_dev(dev: Box<dyn BlockDevice>, opts: &OpenOptions, image: &Path) -> R<Filesystem> {
+    let dev = on_partition(dev, image)?;
+    Filesystem::open_device(dev, opts).map_err(|e| at_image(image, e))
+}
 
 /// How to decompress: `$EXT3EDIT_ZIP_ENTRY` picks the zip entry and
 /// `$EXT3EDIT_MAX_SIZE` the size limit (`pack`/`unpack` take them as
@@ -90,7 +156,7 @@ fn raw_for_read(image: &Path) -> R<PathBuf> {
 /// Open IMAGE for reading only.
 pub fn open_read(image: &Path) -> R<Filesystem> {
     let raw = raw_for_read(image)?;
-    let fs = Filesystem::open(&raw, &OpenOptions::read_only()).map_err(|e| at_image(image, e))?;
+    let fs = open_fs(&raw, &OpenOptions::read_only(), image)?;
     note_recovery(&fs, image, READ_THROUGH);
     Ok(fs)
 }
@@ -147,7 +213,7 @@ fn open_packed(
         format,
         level,
     });
-    let fs = Filesystem::open(&path, opts).map_err(|e| at_image(image, e))?;
+    let fs = open_fs(&path, opts, image)?;
     note_recovery(&fs, image, REPLAY_COPY);
     Ok(fs)
 }
@@ -180,7 +246,7 @@ pub fn open_write(image: &Path, w: &WriteOpts) -> R<Filesystem> {
         return open_packed(image, &c, format, w, &opts);
     }
     let Some(out) = &w.output else {
-        let fs = Filesystem::open(image, &opts).map_err(|e| at_image(image, e))?;
+        let fs = open_fs(image, &opts, image)?;
         note_recovery(&fs, image, REPLAY_IN_PLACE);
         return Ok(fs);
     };
@@ -188,7 +254,7 @@ pub fn open_write(image: &Path, w: &WriteOpts) -> R<Filesystem> {
     let mut dev = FileDevice::from_file(copy, true)
         .map_err(|e| at_image(image, Error::io("opening the copy", e)))?;
     dev.set_sync(opts.sync);
-    let fs = Filesystem::open_device(Box::new(dev), &opts).map_err(|e| at_image(image, e))?;
+    let fs = open_dev(Box::new(dev), &opts, image)?;
     note_recovery(&fs, image, REPLAY_COPY);
     Ok(fs)
 }
@@ -211,12 +277,14 @@ fn copy_for_output(image: &Path, out: &Path, sync: bool) -> R<std::fs::File> {
     device::lock_image(&src, Lock::Shared)
         .map_err(|e| at_image(image, Error::io(format!("opening {}", image.display()), e)))?;
     // Check the source image before copying it.
-    Filesystem::open(image, &OpenOptions::read_only())
-        .and_then(|fs| match fs.write_refusal() {
-            Some(w) => Err(Error::Unsupported(format!("cannot write this image: {w}"))),
-            None => Ok(()),
-        })
-        .map_err(|e| at_image(image, e))?;
+    let fs = open_fs(image, &OpenOptions::read_only(), image)?;
+    if let Some(w) = fs.write_refusal() {
+        return Err(at_image(
+            image,
+            Error::Unsupported(format!("cannot write this image: {w}")),
+        ));
+    }
+    drop(fs);
     let dir = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use ext3edit::container::{self, Container, Format, Options, TempFile};
-use ext3edit::Error;
+use ext3edit::device;
+use ext3edit::{Error, OpenOptions};
 
 use super::{failure, usage, R};
 
@@ -61,6 +62,10 @@ pub enum PackCmd {
         /// Refuse to decompress IMAGE past this many bytes.
         #[arg(long, value_name = "BYTES")]
         max_size: Option<u64>,
+        /// Zero the file system's free blocks in what is packed (as
+        /// `zero-free` does, on a temporary copy: IMAGE is not changed).
+        #[arg(long)]
+        zero_free: bool,
         /// Replace OUT if it exists.
         #[arg(short, long)]
         force: bool,
@@ -126,6 +131,7 @@ pub fn run(cmd: PackCmd) -> R<()> {
             threads,
             entry,
             max_size,
+            zero_free,
             force,
         } => {
             let format = match format {
@@ -150,18 +156,50 @@ pub fn run(cmd: PackCmd) -> R<()> {
                 max_size,
                 entry,
             };
-            // A compressed IMAGE is converted through a raw temporary copy.
+            // A compressed IMAGE is converted through a raw temporary copy;
+            // --zero-free works on a temporary copy too.
             let spool;
+            let copy;
             let raw_path: &Path = if c.is_compressed() {
                 spool = container::Spool::open(&image, None, &opts)?;
                 spool.path()
+            } else if zero_free {
+                copy = sparse_copy(&image, &out)?;
+                copy.path()
             } else {
                 &image
             };
+            if zero_free {
+                let opts = OpenOptions {
+                    sync: false,
+                    ..OpenOptions::read_write()
+                };
+                let mut fs = super::image::open_fs(raw_path, &opts, &image)?;
+                let r = ext3edit::zero_free::zero_free(&mut fs).map_err(|e| at(&image, e))?;
+                drop(fs);
+                super::zero::report(&r)?;
+            }
             container::Spool::finish(raw_path, &out, format, level, threads)?;
             Ok(())
         }
     }
+}
+
+/// A sparse copy of the raw IMAGE beside OUT (under IMAGE's shared lock,
+/// so that no writer changes it mid-copy); removed when dropped.
+fn sparse_copy(image: &Path, out: &Path) -> R<TempFile> {
+    let t = TempFile::beside(out)?;
+    let src = device::open_image_file(image, false)
+        .map_err(|e| at(image, Error::io(format!("opening {}", image.display()), e)))?;
+    device::lock_image(&src, device::Lock::Shared)
+        .map_err(|e| at(image, Error::io(format!("opening {}", image.display()), e)))?;
+    device::copy_sparse(&src, t.file()).map_err(|e| {
+        at(
+            image,
+            Error::io(format!("copying it to {}", t.path().display()), e),
+        )
+    })?;
+    Ok(t)
 }
 
 fn at(image: &Path, e: Error) -> super::Fail {

@@ -1,5 +1,6 @@
-//! What the image file is: a raw ext2/3/4 image, or one travelling
-//! compressed (bzip2, gzip, xz, zip), recognised by its magic bytes.
+//! What the image file is: a raw ext2/3/4 image, a whole disk with an MBR
+//! or GPT partition table ([`partition`]), or either travelling compressed
+//! (bzip2, gzip, xz, zip), recognised by its magic bytes.
 //!
 //! [`Container::open`] detects the format; [`Container::unpack_to`]
 //! decompresses into a file, sparsely (all-zero 4 KiB blocks become
@@ -58,6 +59,7 @@
 pub mod bzip2;
 pub mod gzip;
 pub mod parallel;
+pub mod partition;
 pub mod spool;
 pub mod xz;
 pub mod zip;
@@ -163,7 +165,7 @@ pub fn detect(head: &[u8]) -> Option<Format> {
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         return Some(Format::Zip);
     }
-    if is_ext(head) {
+    if is_ext(head) || partition::is_disk(head) {
         return Some(Format::Raw);
     }
     None
@@ -219,9 +221,9 @@ pub fn describe_unknown(head: &[u8]) -> String {
     } else if head.starts_with(b"\x7fELF") {
         Some("an ELF executable")
     } else if at(512, b"EFI PART") {
-        Some("a disk image with a GPT partition table: partitioned disks are not supported yet")
+        Some("a disk image with a GPT partition table whose MBR is damaged")
     } else if at(510, &[0x55, 0xaa]) {
-        Some("a disk image with an MBR partition table: partitioned disks are not supported yet")
+        Some("a boot sector or a damaged MBR partition table")
     } else if at(0x8001, b"CD001") {
         Some("an ISO 9660 image")
     } else if head.iter().all(|&b| b == 0) {
@@ -374,10 +376,13 @@ impl Container {
         let mut head = vec![0u8; 1082];
         let n = out.read_at(&mut head, 0).unwrap_or(0);
         head.truncate(n);
+        let mut head2 = vec![0u8; 65536];
+        let n = out.read_at(&mut head2, 0).unwrap_or(0);
+        head2.truncate(n);
+        if partition::is_disk(&head2) {
+            return Ok(len);
+        }
         if !is_ext(&head) || len < EXT_MAGIC_AT + 2 {
-            let mut head2 = vec![0u8; 65536];
-            let n = out.read_at(&mut head2, 0).unwrap_or(0);
-            head2.truncate(n);
             let d = describe_unknown(&head2);
             let d = d.split_once(": ").map(|x| x.1).unwrap_or(&d);
             return Err(Error::Invalid(format!(
