@@ -101,6 +101,22 @@ fn setup(dir: &Path) {
     w("overlay/etc/motd", "from the overlay\n");
     std::fs::create_dir_all(dir.join("dotfiles")).unwrap();
     w("dotfiles/.bashrc", "alias ll='ls -l'\n");
+    w("hosts", "127.0.0.1 localhost\n");
+    std::fs::copy(&sample, dir.join("root.ext3")).unwrap();
+    // A whole disk: an MBR with a small FAT partition 1 and the sample as
+    // partition 2 (sectors 4096 to 12287).
+    let mut disk = vec![0u8; 2 << 20];
+    let entry = |at: usize, ty: u8, start: u32, count: u32, d: &mut Vec<u8>| {
+        d[at + 4] = ty;
+        d[at + 8..at + 12].copy_from_slice(&start.to_le_bytes());
+        d[at + 12..at + 16].copy_from_slice(&count.to_le_bytes());
+    };
+    entry(446, 0x0c, 2048, 2048, &mut disk);
+    entry(462, 0x83, 4096, 8192, &mut disk);
+    disk[510] = 0x55;
+    disk[511] = 0xaa;
+    disk.extend(std::fs::read(&sample).unwrap());
+    std::fs::write(dir.join("disk.img"), &disk).unwrap();
     // The compressed examples: the sample packed by ext3edit itself.
     for (src, out, fmt) in [
         ("centos.ext3", "centos.5-0.ext3.bz2", "bz2"),

@@ -171,12 +171,7 @@ fn open_packed(
     opts: &OpenOptions,
 ) -> R<Filesystem> {
     let dest = w.output.clone().unwrap_or_else(|| image.to_path_buf());
-    if std::fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
-        return Err(failure(format!(
-            "--output {}: is a directory (give the name of the new image file)",
-            dest.display()
-        )));
-    }
+    refuse_special_output(&dest)?;
     let raw = if c.is_compressed() {
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -259,16 +254,46 @@ pub fn open_write(image: &Path, w: &WriteOpts) -> R<Filesystem> {
     Ok(fs)
 }
 
+/// `--output NEW` names a new image file: an existing directory, device,
+/// FIFO or socket there is refused (the rename would replace it); a
+/// symlink is replaced like `mv` replaces it, never written through.
+pub fn refuse_special_output(out: &Path) -> R<()> {
+    let Ok(m) = std::fs::symlink_metadata(out) else {
+        return Ok(());
+    };
+    let ft = m.file_type();
+    let what = if ft.is_dir() {
+        "a directory"
+    } else if ft.is_file() || ft.is_symlink() {
+        return Ok(());
+    } else {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            if ft.is_char_device() {
+                "a character device"
+            } else if ft.is_block_device() {
+                "a block device"
+            } else if ft.is_fifo() {
+                "a FIFO"
+            } else {
+                "a socket"
+            }
+        }
+        #[cfg(not(unix))]
+        "not a regular file"
+    };
+    Err(failure(format!(
+        "--output {}: is {what}; --output writes a new image file there (give a file name)",
+        out.display()
+    )))
+}
+
 /// Copy IMAGE to a new temporary file beside NEW (see the module text) and
 /// return it open for writing; the file is registered for removal on
 /// failure and on SIGINT/SIGTERM/SIGHUP.
 fn copy_for_output(image: &Path, out: &Path, sync: bool) -> R<std::fs::File> {
-    if std::fs::symlink_metadata(out).is_ok_and(|m| m.is_dir()) {
-        return Err(failure(format!(
-            "--output {}: is a directory (give the name of the new image file)",
-            out.display()
-        )));
-    }
+    refuse_special_output(out)?;
     let src = device::open_image_file(image, false)
         .map_err(|e| at_image(image, Error::io(format!("opening {}", image.display()), e)))?;
     // Under the shared lock from here to the end of the copy: a writer

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use ext3edit::customize::aucd;
 use ext3edit::customize::check::{self, Container, Fix, Report, Status};
-use ext3edit::Error;
 use serde_json::{json, Value};
 
 use super::args::WriteOpts;
@@ -210,6 +209,7 @@ fn take_options(words: Vec<String>, w: &mut WriteOpts, dry: &mut bool) -> R<Vec<
 }
 
 fn run_customize(image: &Path, dry_run: bool, w: &WriteOpts, words: Vec<String>) -> R<()> {
+    report::set_escape(false);
     let mut w = w.clone();
     let mut dry = dry_run;
     let words = take_options(words, &mut w, &mut dry)?;
@@ -261,7 +261,15 @@ fn run_customize(image: &Path, dry_run: bool, w: &WriteOpts, words: Vec<String>)
                 d += "selinux-relabel: every inode would get its label from that policy\n";
             }
         }
-        report::out(&d)?;
+        // Diffs show the image's text: escaped on a terminal, line by line.
+        let shown: String = d
+            .split_inclusive('\n')
+            .map(|l| match l.strip_suffix('\n') {
+                Some(body) => format!("{}\n", report::shown(body)),
+                None => report::shown(l).into_owned(),
+            })
+            .collect();
+        report::out(&shown)?;
     } else {
         let changes = plan.into_changes();
         plan::apply(&mut fs, &changes, policy.as_ref())
@@ -314,11 +322,12 @@ fn fix_command(image: &Path, args: &[String]) -> String {
 }
 
 fn run_check(image: &Path, json: bool, conf: Option<&Path>, url: Option<&str>) -> R<()> {
+    // Text from the image (names, release strings) is escaped on a terminal.
+    report::set_escape(false);
     // Read the configuration first: a bad one is a usage problem.
     let verdict = match (conf, url) {
         (Some(c), Some(u)) => {
-            let text = std::fs::read_to_string(c)
-                .map_err(|e| Error::io(format!("reading {}", c.display()), e))?;
+            let text = ext3edit::customize::steps::read_host_text(c)?;
             let v =
                 aucd::allowed(&text, u).map_err(|e| failure(format!("{}: {e}", c.display())))?;
             Some((c, u, v))
