@@ -43,10 +43,8 @@ fn readme_commands() -> Vec<(usize, String)> {
                 cur.push_str(l);
                 let c = std::mem::take(&mut cur);
                 let t = c.trim().trim_start_matches("$ ").to_string();
-                if t.contains("ext3edit ") || t.contains("cargo run") {
-                    if !t.starts_with('#') {
-                        out.push((start, t));
-                    }
+                if (t.contains("ext3edit ") || t.contains("cargo run")) && !t.starts_with('#') {
+                    out.push((start, t));
                 }
             }
         }
