@@ -246,7 +246,15 @@ pub struct SparseWriter<'a> {
     /// Compressed bytes consumed so far, for the progress bar (set by the
     /// decoder when it knows).
     pub input_done: u64,
+    /// The first bytes written, kept until [`SparseWriter::check_head`]'s
+    /// check has run on them.
+    head: Vec<u8>,
+    head_len: usize,
+    head_check: Option<HeadCheck<'a>>,
 }
+
+/// A check of the decompressed start (see [`SparseWriter::check_head`]).
+pub type HeadCheck<'a> = Box<dyn Fn(&[u8]) -> Result<()> + 'a>;
 
 /// The granularity of hole detection.
 const HOLE: usize = 4096;
@@ -263,7 +271,43 @@ impl<'a> SparseWriter<'a> {
             max,
             progress: ByteProgress::new("unpack", input_total),
             input_done: 0,
+            head: Vec::new(),
+            head_len: 0,
+            head_check: None,
         }
+    }
+
+    /// Run `check` on the first `len` bytes as soon as they are written;
+    /// an error stops the decompression there. (A shorter output is not
+    /// checked here: the caller checks the whole of it.)
+    pub fn check_head(&mut self, len: usize, check: HeadCheck<'a>) {
+        self.head = Vec::with_capacity(len);
+        self.head_len = len;
+        self.head_check = Some(check);
+    }
+
+    /// Keep `data` (or `n` zeros) for the head check; run it when full.
+    fn feed_head(&mut self, data: Option<&[u8]>, n: u64) -> Result<()> {
+        if self.head_check.is_none() || self.head.len() >= self.head_len {
+            return Ok(());
+        }
+        let take = (self.head_len - self.head.len()).min(n.min(usize::MAX as u64) as usize);
+        match data {
+            Some(d) => self.head.extend_from_slice(&d[..take]),
+            None => self.head.resize(self.head.len() + take, 0),
+        }
+        if self.head.len() >= self.head_len {
+            self.run_head_check()?;
+        }
+        Ok(())
+    }
+
+    fn run_head_check(&mut self) -> Result<()> {
+        if let Some(check) = self.head_check.take() {
+            let head = std::mem::take(&mut self.head);
+            check(&head)?;
+        }
+        Ok(())
     }
 
     /// Bytes written so far (the logical size).
@@ -289,6 +333,7 @@ impl<'a> SparseWriter<'a> {
     /// `n` zero bytes.
     pub fn zeros(&mut self, n: u64) -> Result<()> {
         self.check_max(n)?;
+        self.feed_head(None, n)?;
         self.pos += n;
         Ok(())
     }
@@ -296,6 +341,7 @@ impl<'a> SparseWriter<'a> {
     /// Append `data`; its all-zero 4 KiB pieces are skipped.
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
         self.check_max(data.len() as u64)?;
+        self.feed_head(Some(data), data.len() as u64)?;
         let mut i = 0;
         while i < data.len() {
             // Align pieces to the output offset so holes are whole blocks.
@@ -341,6 +387,7 @@ impl<'a> SparseWriter<'a> {
     /// Start over (a parallel decoder falling back to the sequential one).
     pub fn restart(&mut self) -> Result<()> {
         self.pos = 0;
+        self.head.clear();
         self.file
             .set_len(0)
             .map_err(|e| Error::io(format!("writing {}", self.what), e))
