@@ -70,7 +70,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
-pub use spool::{on_new_temp, remove_all_temps, SparseWriter, TempFile};
+pub use spool::{
+    check_dest, lock_for_rewrite, on_new_temp, remove_all_temps, SparseWriter, TempFile,
+};
 
 /// The container formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -524,6 +526,8 @@ pub struct Spool {
     pub container: Container,
     /// The raw temporary copy.
     pub raw: TempFile,
+    /// The zip entry it came from (None for the other formats).
+    pub entry: Option<String>,
 }
 
 impl Spool {
@@ -539,8 +543,12 @@ impl Spool {
             None => TempFile::in_tmpdir(&base)?,
         };
         let name = format!("the temporary copy {}", raw.path().display());
-        container.unpack_to(raw.file(), &name, opts)?;
-        Ok(Spool { container, raw })
+        let (_, entry) = container.unpack_entry_to(raw.file(), &name, opts)?;
+        Ok(Spool {
+            container,
+            raw,
+            entry,
+        })
     }
 
     /// The raw image path.
@@ -558,6 +566,20 @@ impl Spool {
         level: u32,
         threads: usize,
     ) -> Result<()> {
+        Spool::finish_entry(raw, dest, format, level, threads, &zip_entry_name(dest))
+    }
+
+    /// [`Spool::finish`] with the zip entry named `entry` (an edited zip
+    /// keeps its entry's name).
+    pub fn finish_entry(
+        raw: &Path,
+        dest: &Path,
+        format: Format,
+        level: u32,
+        threads: usize,
+        entry: &str,
+    ) -> Result<()> {
+        check_dest(dest)?;
         let input =
             File::open(raw).map_err(|e| Error::io(format!("opening {}", raw.display()), e))?;
         let len = input
@@ -565,8 +587,7 @@ impl Spool {
             .map_err(|e| Error::io(format!("reading {}", raw.display()), e))?
             .len();
         let tmp = TempFile::beside(dest)?;
-        let entry = zip_entry_name(dest);
-        pack(&input, len, tmp.file(), format, level, threads, &entry)
+        pack(&input, len, tmp.file(), format, level, threads, entry)
             .map_err(|e| e.at(&dest.display().to_string()))?;
         tmp.persist(dest)
     }

@@ -135,6 +135,7 @@ impl TempFile {
         f.sync_all()
             .map_err(|e| Error::io(format!("writing {}", self.path.display()), e))?;
         drop(f);
+        check_dest(dest)?;
         std::fs::rename(&self.path, dest).map_err(|e| {
             Error::io(
                 format!("renaming {} to {}", self.path.display(), dest.display()),
@@ -458,4 +459,84 @@ impl Pieces {
         }
         Ok(())
     }
+}
+
+/// Open `path` and take the exclusive image lock on it, for a writer that
+/// replaces the file by a rename (a compressed image being edited): held
+/// from before the file is read until after the rename, so that parallel
+/// writers take turns instead of each renaming its own edit over the
+/// others'. A writer that renamed a new file over `path` while we waited
+/// leaves us holding the lock of a file that no longer has the name: then
+/// the new file is opened and locked again. Waits up to `wait` in all
+/// (recompressing a big image takes minutes), then fails with "the image
+/// is locked by another process that is writing it".
+pub fn lock_for_rewrite(path: &Path, wait: Duration) -> Result<File> {
+    use std::os::unix::fs::MetadataExt;
+    let deadline = Instant::now() + wait;
+    let err = |e| Error::io(format!("opening {}", path.display()), e);
+    loop {
+        let file = crate::device::open_image_file(path, false).map_err(err)?;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(err(io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        "the image is locked by another process that is writing it",
+                    )))
+                }
+                Err(std::fs::TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => {
+                    return Ok(file)
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(err(e)),
+            }
+        }
+        let locked = file.metadata().map_err(err)?;
+        match std::fs::metadata(path) {
+            Ok(now) if now.dev() == locked.dev() && now.ino() == locked.ino() => return Ok(file),
+            // Replaced (or removed and made again) meanwhile: take the new one.
+            Ok(_) if Instant::now() < deadline => continue,
+            Ok(_) => {
+                return Err(err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "the image is locked by another process that is writing it",
+                )))
+            }
+            Err(e) => return Err(err(e)),
+        }
+    }
+}
+
+/// Refuse `dest` as the name of a file that a rename will replace unless
+/// it is absent, a regular file or a symlink (which the rename replaces
+/// as a name, like mv): a device node, FIFO, socket or directory there is
+/// never replaced by a regular file.
+pub fn check_dest(dest: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(m) = std::fs::symlink_metadata(dest) else {
+        return Ok(());
+    };
+    let t = m.file_type();
+    let kind = if t.is_file() || t.is_symlink() {
+        return Ok(());
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Err(Error::Invalid(format!(
+        "{} is {kind}: a new file is written there by a rename; give a file name",
+        dest.display()
+    )))
 }
