@@ -67,6 +67,23 @@ static READ_SPOOL: Mutex<Vec<Spool>> = Mutex::new(Vec::new());
 /// `--partition N`, set once by the command line before any image opens.
 static PARTITION: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
 
+/// `--entry NAME`, set once by the command line before any image opens.
+static ENTRY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Record `--entry NAME` (the zip entry) for every image this command opens.
+pub fn set_entry(e: Option<String>) {
+    let _ = ENTRY.set(e);
+}
+
+/// The zip entry to read: `--entry NAME`, else `$EXT3EDIT_ZIP_ENTRY`.
+pub fn zip_entry() -> Option<String> {
+    ENTRY
+        .get()
+        .cloned()
+        .flatten()
+        .or_else(|| std::env::var("EXT3EDIT_ZIP_ENTRY").ok())
+}
+
 /// The partition table of the whole-disk image opened last, and the
 /// partition picked (None: none could be picked), for `info`.
 static DISK: Mutex<Option<(Table, Option<u32>)>> = Mutex::new(None);
@@ -129,9 +146,9 @@ fn open_dev(dev: Box<dyn BlockDevice>, opts: &OpenOptions, image: &Path) -> R<Fi
     Filesystem::open_device(dev, opts).map_err(|e| at_image(image, e))
 }
 
-/// How to decompress: `$EXT3EDIT_ZIP_ENTRY` picks the zip entry and
-/// `$EXT3EDIT_MAX_SIZE` the size limit (`pack`/`unpack` take them as
-/// options too).
+/// How to decompress: `--entry NAME` (else `$EXT3EDIT_ZIP_ENTRY`) picks
+/// the zip entry and `$EXT3EDIT_MAX_SIZE` the size limit (`pack`/`unpack`
+/// take it as an option too).
 fn container_opts() -> R<Options> {
     let max_size = match std::env::var("EXT3EDIT_MAX_SIZE") {
         Ok(v) => Some(v.parse::<u64>().map_err(|_| {
@@ -142,7 +159,7 @@ fn container_opts() -> R<Options> {
     Ok(Options {
         threads: 0,
         max_size,
-        entry: std::env::var("EXT3EDIT_ZIP_ENTRY").ok(),
+        entry: zip_entry(),
     })
 }
 

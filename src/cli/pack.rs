@@ -22,9 +22,6 @@ pub enum PackCmd {
         image: PathBuf,
         /// The raw image to write (default: IMAGE without its .bz2/.gz/.xz/.zip).
         out: Option<PathBuf>,
-        /// The zip entry to read when the archive holds several.
-        #[arg(long, value_name = "NAME")]
-        entry: Option<String>,
         /// Refuse to decompress more than this many bytes (default: 1024
         /// times the compressed size, at least 64 GiB).
         #[arg(long, value_name = "BYTES")]
@@ -56,9 +53,6 @@ pub enum PackCmd {
         /// Worker threads (default: one per core).
         #[arg(long, value_name = "N", default_value_t = 0)]
         threads: usize,
-        /// The zip entry to read when IMAGE is a zip holding several.
-        #[arg(long, value_name = "NAME")]
-        entry: Option<String>,
         /// Refuse to decompress IMAGE past this many bytes.
         #[arg(long, value_name = "BYTES")]
         max_size: Option<u64>,
@@ -112,7 +106,6 @@ pub fn run(cmd: PackCmd) -> R<()> {
         PackCmd::Unpack {
             image,
             out,
-            entry,
             max_size,
             threads,
             force,
@@ -126,7 +119,7 @@ pub fn run(cmd: PackCmd) -> R<()> {
             let opts = Options {
                 threads,
                 max_size,
-                entry,
+                entry: super::image::zip_entry(),
             };
             if is_stdout(&out) {
                 // Through a sparse temporary file, then every byte to stdout.
@@ -145,7 +138,6 @@ pub fn run(cmd: PackCmd) -> R<()> {
             format,
             level,
             threads,
-            entry,
             max_size,
             zero_free,
             force,
@@ -170,7 +162,7 @@ pub fn run(cmd: PackCmd) -> R<()> {
             let opts = Options {
                 threads,
                 max_size,
-                entry,
+                entry: super::image::zip_entry(),
             };
             // A compressed IMAGE is converted through a raw temporary copy;
             // --zero-free works on a temporary copy too.
