@@ -169,10 +169,7 @@ fn pack_and_unpack_refuse_fifos_and_devices_as_out() {
         let e = fails(&t.dir, &["pack", s(&t.img), s(n), "-f"]);
         assert!(e.contains("give a file name"), "{e}");
         fails(&t.dir, &["unpack", "a.gz", s(n), "-f"]);
-        let e = fails(
-            &t.dir,
-            &["put", "a.gz", s(&t.file), "/x", "--output", s(n)],
-        );
+        let e = fails(&t.dir, &["put", "a.gz", s(&t.file), "/x", "--output", s(n)]);
         assert!(e.contains("--output"), "{e}");
         let ft = file_type(n);
         assert!(!ft.is_file(), "{} was replaced by a file", n.display());
@@ -247,7 +244,14 @@ fn zip_edits_keep_the_entry_and_the_other_members() {
     ok(
         &t.dir,
         &[
-            "put", "two.zip", s(&t.file), "/new", "--entry", "b.img", "--output", "b.zip",
+            "put",
+            "two.zip",
+            s(&t.file),
+            "/new",
+            "--entry",
+            "b.img",
+            "--output",
+            "b.zip",
         ],
     );
     assert_eq!(zip_names(&t.dir.join("b.zip")), ["b.img"]);

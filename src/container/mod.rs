@@ -378,7 +378,8 @@ impl Container {
     /// Decompress into `out` (an empty file), sparsely; returns the size.
     /// The result must be an ext2/3/4 image.
     pub fn unpack_to(&self, out: &File, out_name: &str, opts: &Options) -> Result<u64> {
-        self.unpack_entry_to(out, out_name, opts).map(|(len, _)| len)
+        self.unpack_entry_to(out, out_name, opts)
+            .map(|(len, _)| len)
     }
 
     /// [`Container::unpack_to`], also returning the name of the zip entry
