@@ -52,6 +52,10 @@ pub struct ImageOpts {
     /// system; `info` lists them). Nothing outside the partition changes.
     #[arg(long, value_name = "N", global = true)]
     pub partition: Option<u32>,
+    /// IMAGE is a zip archive holding several files: use the one named
+    /// NAME (default: the only file; else $EXT3EDIT_ZIP_ENTRY).
+    #[arg(long, value_name = "NAME", global = true)]
+    pub entry: Option<String>,
 }
 
 /// Mode, owner and time of new entries.

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use ext3edit::container::partition::{self, PartitionDevice, Table};
-use ext3edit::container::{Container, Format, Options, Spool, TempFile};
+use ext3edit::container::{self, Container, Format, Options, Spool, TempFile};
 use ext3edit::device::{self, BlockDevice, FileDevice, Lock};
 use ext3edit::{Error, Filesystem, OpenOptions};
 
@@ -49,7 +49,16 @@ struct Packed {
     dest: PathBuf,
     format: Format,
     level: u32,
+    /// The zip entry's name.
+    entry: String,
+    /// IMAGE under the exclusive lock, held until after the rename over it
+    /// (an edit in place; None with `--output`).
+    _lock: Option<std::fs::File>,
 }
+
+/// How long a writer of a compressed image waits for another one to
+/// finish: its recompression can take minutes.
+const PACKED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 static PACKED: Mutex<Option<Packed>> = Mutex::new(None);
 /// The raw temporary copies of compressed images opened for reading.
@@ -57,6 +66,23 @@ static READ_SPOOL: Mutex<Vec<Spool>> = Mutex::new(Vec::new());
 
 /// `--partition N`, set once by the command line before any image opens.
 static PARTITION: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+
+/// `--entry NAME`, set once by the command line before any image opens.
+static ENTRY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Record `--entry NAME` (the zip entry) for every image this command opens.
+pub fn set_entry(e: Option<String>) {
+    let _ = ENTRY.set(e);
+}
+
+/// The zip entry to read: `--entry NAME`, else `$EXT3EDIT_ZIP_ENTRY`.
+pub fn zip_entry() -> Option<String> {
+    ENTRY
+        .get()
+        .cloned()
+        .flatten()
+        .or_else(|| std::env::var("EXT3EDIT_ZIP_ENTRY").ok())
+}
 
 /// The partition table of the whole-disk image opened last, and the
 /// partition picked (None: none could be picked), for `info`.
@@ -120,9 +146,9 @@ fn open_dev(dev: Box<dyn BlockDevice>, opts: &OpenOptions, image: &Path) -> R<Fi
     Filesystem::open_device(dev, opts).map_err(|e| at_image(image, e))
 }
 
-/// How to decompress: `$EXT3EDIT_ZIP_ENTRY` picks the zip entry and
-/// `$EXT3EDIT_MAX_SIZE` the size limit (`pack`/`unpack` take them as
-/// options too).
+/// How to decompress: `--entry NAME` (else `$EXT3EDIT_ZIP_ENTRY`) picks
+/// the zip entry and `$EXT3EDIT_MAX_SIZE` the size limit (`pack`/`unpack`
+/// take it as an option too).
 fn container_opts() -> R<Options> {
     let max_size = match std::env::var("EXT3EDIT_MAX_SIZE") {
         Ok(v) => Some(v.parse::<u64>().map_err(|_| {
@@ -133,7 +159,7 @@ fn container_opts() -> R<Options> {
     Ok(Options {
         threads: 0,
         max_size,
-        entry: std::env::var("EXT3EDIT_ZIP_ENTRY").ok(),
+        entry: zip_entry(),
     })
 }
 
@@ -172,30 +198,72 @@ fn open_packed(
 ) -> R<Filesystem> {
     let dest = w.output.clone().unwrap_or_else(|| image.to_path_buf());
     refuse_special_output(&dest)?;
-    let raw = if c.is_compressed() {
+    container::check_dest(&dest).map_err(|e| failure(format!("--output {e}")))?;
+    // In place, IMAGE is replaced by a rename: hold its exclusive lock from
+    // before it is read until after the rename, and read what is locked.
+    let lock = match &w.output {
+        Some(_) => None,
+        None => Some(
+            container::lock_for_rewrite(image, PACKED_LOCK_WAIT).map_err(|e| at_image(image, e))?,
+        ),
+    };
+    let relocked;
+    let c = match &lock {
+        Some(_) => {
+            relocked = Container::open(image).map_err(|e| at_image(image, e))?;
+            &relocked
+        }
+        None => c,
+    };
+    let copts = container_opts()?;
+    if lock.is_some() && c.format == Format::Zip && format == Format::Zip {
+        let names = std::fs::File::open(image)
+            .map_err(|e| Error::io(format!("opening {}", image.display()), e))
+            .and_then(|f| container::zip::entries(&f))
+            .map_err(|e| at_image(image, e))?;
+        if names.len() > 1 {
+            return Err(failure(format!(
+                "{}: the zip archive holds {} files: editing it in place would drop the others; write the edited image to a new file with --output NEW.zip",
+                image.display(),
+                names.len()
+            )));
+        }
+    }
+    let (raw, entry) = if c.is_compressed() {
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        Spool::open(image, Some(&dir), &container_opts()?)?.raw
+        let spool = Spool::open(image, Some(&dir), &copts)?;
+        (spool.raw, spool.entry)
     } else {
         let t = TempFile::beside(&dest)?;
-        let src = device::open_image_file(image, false)
-            .map_err(|e| at_image(image, Error::io(format!("opening {}", image.display()), e)))?;
-        device::lock_image(&src, Lock::Shared)
-            .map_err(|e| at_image(image, Error::io(format!("opening {}", image.display()), e)))?;
+        let opened;
+        let src = match &lock {
+            Some(f) => f,
+            None => {
+                opened = device::open_image_file(image, false).map_err(|e| {
+                    at_image(image, Error::io(format!("opening {}", image.display()), e))
+                })?;
+                device::lock_image(&opened, Lock::Shared).map_err(|e| {
+                    at_image(image, Error::io(format!("opening {}", image.display()), e))
+                })?;
+                &opened
+            }
+        };
         let out = std::fs::OpenOptions::new()
             .write(true)
             .open(t.path())
             .map_err(|e| Error::io(format!("opening {}", t.path().display()), e))?;
-        device::copy_sparse(&src, &out).map_err(|e| {
+        device::copy_sparse(src, &out).map_err(|e| {
             Error::io(
                 format!("copying {} to {}", image.display(), t.path().display()),
                 e,
             )
         })?;
-        t
+        (t, None)
     };
+    let entry = entry.unwrap_or_else(|| container::zip_entry_name(&dest));
     let level = if format == c.format {
         c.level
     } else {
@@ -207,6 +275,8 @@ fn open_packed(
         dest,
         format,
         level,
+        entry,
+        _lock: lock,
     });
     let fs = open_fs(&path, opts, image)?;
     note_recovery(&fs, image, REPLAY_COPY);
@@ -407,7 +477,7 @@ pub fn commit(mut fs: Filesystem) -> R<()> {
     drop(fs);
     let packed = PACKED.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(p) = packed {
-        Spool::finish(p.raw.path(), &p.dest, p.format, p.level, 0)?;
+        Spool::finish_entry(p.raw.path(), &p.dest, p.format, p.level, 0, &p.entry)?;
         return Ok(());
     }
     let taken = OUTPUT.lock().unwrap_or_else(|p| p.into_inner()).take();

@@ -144,6 +144,7 @@ pub fn join(dir: &str, name: &str) -> String {
 
 fn run(cli: Cli) -> R<()> {
     image::set_partition(cli.image.partition);
+    image::set_entry(cli.image.entry.clone());
     let g = &cli.global;
     let read_only = |what: &str| -> R<()> {
         if g.output.is_some() || g.no_journal || g.no_sync || g.format.is_some() {
