@@ -34,6 +34,17 @@ pub struct Attrs {
     pub gid: u32,
 }
 
+impl From<Attrs> for NewFile {
+    fn from(a: Attrs) -> NewFile {
+        NewFile {
+            perm: a.perm,
+            uid: a.uid,
+            gid: a.gid,
+            mtime: None,
+        }
+    }
+}
+
 impl Attrs {
     /// root:root with `perm`.
     pub fn root(perm: u16) -> Self {
@@ -716,24 +727,18 @@ fn apply_one(fs: &mut Filesystem, ch: &Change) -> Result<Option<Ino>> {
             match fs.try_resolve(path, true)? {
                 Some(ino) => {
                     let i = fs.read_inode(ino)?;
-                    let keep = NewFile {
+                    let keep = NewFile::from(Attrs {
                         perm: i.perm(),
                         uid: i.uid(),
                         gid: i.gid(),
-                        mtime: None,
-                    };
+                    });
                     fs.overwrite_file_sized(ino, &keep, src, Some(size))
                         .map_err(|e| e.at(path))?;
                     return Ok(None);
                 }
                 None => {
                     let (parent, name) = fs.resolve_parent(path)?;
-                    let a = NewFile {
-                        perm: attrs.perm,
-                        uid: attrs.uid,
-                        gid: attrs.gid,
-                        mtime: None,
-                    };
+                    let a = NewFile::from(*attrs);
                     return fs
                         .create_file_sized(parent, &name, &a, src, Some(size))
                         .map(Some)
@@ -743,12 +748,7 @@ fn apply_one(fs: &mut Filesystem, ch: &Change) -> Result<Option<Ino>> {
         }
         Change::Mkdir { path, attrs } => {
             let (parent, name) = fs.resolve_parent(path)?;
-            let a = NewFile {
-                perm: attrs.perm,
-                uid: attrs.uid,
-                gid: attrs.gid,
-                mtime: None,
-            };
+            let a = NewFile::from(*attrs);
             return fs
                 .mkdir(parent, &name, &a)
                 .map(Some)
@@ -784,12 +784,11 @@ fn apply_one(fs: &mut Filesystem, ch: &Change) -> Result<Option<Ino>> {
             if fs.lookup(&dir, &name)?.is_some() {
                 fs.unlink(parent, &name).map_err(|e| e.at(path))?;
             }
-            let a = NewFile {
+            let a = NewFile::from(Attrs {
                 perm: 0o777,
                 uid: *uid,
                 gid: *gid,
-                mtime: None,
-            };
+            });
             return fs
                 .symlink(parent, &name, target.as_bytes(), &a)
                 .map(Some)
