@@ -18,11 +18,18 @@
 //! the commit compresses it in IMAGE's format and level (or `--format`'s)
 //! into another temporary file that is fsynced and renamed over the
 //! destination. Temporary files are removed on every exit path.
+//!
+//! An image in ext3edit's chunked layout (as `pack` writes it: see
+//! `container::seekable`) takes neither temporary copy: the engine reads
+//! and writes it through a [`Seekable`] device that decompresses only the
+//! chunks it touches, and the commit writes a new file (beside the
+//! destination, fsynced, renamed) where only the changed chunks are
+//! compressed again. `--format` to another format takes the full path.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use ext3edit::container::{Container, Format, Options, Spool, TempFile};
+use ext3edit::container::{Container, Format, Options, Seekable, Spool, TempFile};
 use ext3edit::device::{self, FileDevice, Lock};
 use ext3edit::{Error, Filesystem, OpenOptions};
 
@@ -51,6 +58,9 @@ struct Packed {
 }
 
 static PACKED: Mutex<Option<Packed>> = Mutex::new(None);
+/// A chunked compressed image being edited through its chunks, and
+/// `--output`'s NEW if given.
+static SEEKABLE: Mutex<Option<(Seekable, Option<PathBuf>)>> = Mutex::new(None);
 /// The raw temporary copies of compressed images opened for reading.
 static READ_SPOOL: Mutex<Vec<Spool>> = Mutex::new(Vec::new());
 
@@ -89,6 +99,17 @@ fn raw_for_read(image: &Path) -> R<PathBuf> {
 
 /// Open IMAGE for reading only.
 pub fn open_read(image: &Path) -> R<Filesystem> {
+    let c = Container::open(image).map_err(|e| at_image(image, e))?;
+    if c.is_compressed() {
+        let seek =
+            Seekable::open(&c, false, &std::env::temp_dir()).map_err(|e| at_image(image, e))?;
+        if let Some(s) = seek {
+            let fs = Filesystem::open_device(s.device(), &OpenOptions::read_only())
+                .map_err(|e| at_image(image, e))?;
+            note_recovery(&fs, image, READ_THROUGH);
+            return Ok(fs);
+        }
+    }
     let raw = raw_for_read(image)?;
     let fs = Filesystem::open(&raw, &OpenOptions::read_only()).map_err(|e| at_image(image, e))?;
     note_recovery(&fs, image, READ_THROUGH);
@@ -152,6 +173,35 @@ fn open_packed(
     Ok(fs)
 }
 
+/// Open a compressed IMAGE in the chunked layout for writing through its
+/// chunks (None: it is not in that layout).
+fn open_seekable(
+    image: &Path,
+    c: &Container,
+    w: &WriteOpts,
+    opts: &OpenOptions,
+) -> R<Option<Filesystem>> {
+    let dest = w.output.clone().unwrap_or_else(|| image.to_path_buf());
+    if std::fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
+        return Err(failure(format!(
+            "--output {}: is a directory (give the name of the new image file)",
+            dest.display()
+        )));
+    }
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let Some(seek) = Seekable::open(c, true, &dir).map_err(|e| at_image(image, e))? else {
+        return Ok(None);
+    };
+    let dev = seek.device();
+    *SEEKABLE.lock().unwrap_or_else(|p| p.into_inner()) = Some((seek, w.output.clone()));
+    let fs = Filesystem::open_device(dev, opts).map_err(|e| at_image(image, e))?;
+    note_recovery(&fs, image, REPLAY_COPY);
+    Ok(Some(fs))
+}
+
 fn at_image(image: &Path, e: Error) -> Fail {
     Fail {
         code: 1,
@@ -176,6 +226,11 @@ pub fn open_write(image: &Path, w: &WriteOpts) -> R<Filesystem> {
         })?,
         None => c.format,
     };
+    if c.is_compressed() && format == c.format {
+        if let Some(fs) = open_seekable(image, &c, w, &opts)? {
+            return Ok(fs);
+        }
+    }
     if c.is_compressed() || format != Format::Raw {
         return open_packed(image, &c, format, w, &opts);
     }
@@ -312,6 +367,11 @@ pub fn replay_problems(r: &ext3edit::journal::Replay) -> String {
 pub fn commit(mut fs: Filesystem) -> R<()> {
     fs.commit()?;
     drop(fs);
+    let seek = SEEKABLE.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some((s, out)) = seek {
+        s.finish(out.as_deref(), 0)?;
+        return Ok(());
+    }
     let packed = PACKED.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(p) = packed {
         Spool::finish(p.raw.path(), &p.dest, p.format, p.level, 0)?;
@@ -349,6 +409,7 @@ pub fn commit(mut fs: Filesystem) -> R<()> {
 /// Remove the `--output` copy of a command that did not succeed.
 pub fn discard_output() {
     PACKED.lock().unwrap_or_else(|p| p.into_inner()).take();
+    SEEKABLE.lock().unwrap_or_else(|p| p.into_inner()).take();
     READ_SPOOL.lock().unwrap_or_else(|p| p.into_inner()).clear();
     ext3edit::container::remove_all_temps();
     let taken = OUTPUT.lock().unwrap_or_else(|p| p.into_inner()).take();

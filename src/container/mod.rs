@@ -58,6 +58,7 @@
 pub mod bzip2;
 pub mod gzip;
 pub mod parallel;
+pub mod seekable;
 pub mod spool;
 pub mod xz;
 pub mod zip;
@@ -68,6 +69,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
+pub use seekable::Seekable;
 pub use spool::{on_new_temp, remove_all_temps, SparseWriter, TempFile};
 
 /// The container formats.
