@@ -14,7 +14,8 @@
 //!   uncompressed size); the index is a walk from header to header.
 //! - **xz**: one stream (no stream padding) with a valid footer and index;
 //!   the index lists every block's sizes. `xz` without `-T` writes a
-//!   single block holding the whole image: too big a chunk (see below).
+//!   single block holding the whole image: not taken unless the image is
+//!   no larger than one chunk (1 MiB).
 //! - **bzip2**: the file is scanned for stream starts (`BZh<level>` and the
 //!   block magic on a byte boundary, each confirmed by the trailer of the
 //!   stream before it). Every stream but the last must decode to
@@ -156,6 +157,13 @@ impl Index {
         };
         if chunks.is_empty() || chunks.iter().any(|k| k.len == 0 || k.len > MAX_CHUNK) {
             return Ok(None);
+        }
+        // One xz block holding a whole image of more than a chunk is what
+        // `xz` without `-T` writes: the full path cuts it into chunks.
+        if let (Codec::Xz(_), [k]) = (&codec, chunks.as_slice()) {
+            if k.len > xz::CHUNK {
+                return Ok(None);
+            }
         }
         let len = chunks.last().map(|k| k.raw + k.len).unwrap_or(0);
         Ok(Some((
