@@ -641,3 +641,36 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod seek_tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_streams_of_a_chunked_file() {
+        let c = chunk_size(1);
+        let data: Vec<u8> = (0..c * 3 + 5000).map(|i| (i * 31 / 7) as u8).collect();
+        let mut f = Vec::new();
+        let mut starts = Vec::new();
+        for part in data.chunks(c) {
+            starts.push(f.len() as u64);
+            f.extend_from_slice(&compress_chunk(part, 1).unwrap());
+        }
+        let t = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(t.path(), &f).unwrap();
+        let ch = chunk_index(t.as_file(), f.len() as u64, c as u64)
+            .unwrap()
+            .unwrap();
+        assert_eq!(ch.iter().map(|k| k.at).collect::<Vec<_>>(), starts);
+        let last = ch.last().unwrap();
+        let s = &f[last.at as usize..];
+        assert_eq!(decode_stream(s, c).unwrap(), data[c * 3..]);
+        // A file that does not end with a stream trailer is not one.
+        let mut g = f.clone();
+        g.push(1);
+        std::fs::write(t.path(), &g).unwrap();
+        assert!(chunk_index(t.as_file(), g.len() as u64, c as u64)
+            .unwrap()
+            .is_none());
+    }
+}

@@ -408,3 +408,65 @@ pub fn encode_block(s: &XzStream, data: &[u8], level: u32) -> Result<(Vec<u8>, u
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_round_trip() {
+        let recs = vec![(1036, 1 << 20), (300, 1 << 20), (200_000, 12_345)];
+        let v = index_and_footer([0, 4], &recs);
+        assert_eq!(v.len() % 4, 0);
+        let (back, start) = read_index(&v).unwrap();
+        assert_eq!((back, start), (recs, 0));
+        // One bit off anywhere in the index and it is refused.
+        let mut bad = v.clone();
+        bad[3] ^= 1;
+        assert!(read_index(&bad).is_none());
+    }
+
+    #[test]
+    fn block_round_trip_and_stream_of_blocks() {
+        let s = XzStream {
+            header: [
+                0xfd, b'7', b'z', b'X', b'Z', 0, 0, 4, 0xe6, 0xd6, 0xb4, 0x46,
+            ],
+            check: Check::Crc64,
+        };
+        assert_eq!(crc32(&s.header[6..8]).to_le_bytes(), s.header[8..12]);
+        let a: Vec<u8> = (0..300_000u32).map(|i| (i * 7 / 13) as u8).collect();
+        let b = vec![7u8; 5000];
+        let (ba, ua) = encode_block(&s, &a, 6).unwrap();
+        let (bb, ub) = encode_block(&s, &b, 6).unwrap();
+        assert_eq!(ba.len() % 4, 0);
+        let ka = Chunk {
+            raw: 0,
+            len: a.len() as u64,
+            at: 12,
+            size: ba.len() as u64,
+            unpadded: ua,
+        };
+        assert_eq!(decode_block(&s, &ba, &ka).unwrap(), a);
+        // Two blocks and a new index make a stream the standard decoder
+        // reads, and chunk_index finds both.
+        let mut f = s.header.to_vec();
+        f.extend_from_slice(&ba);
+        f.extend_from_slice(&bb);
+        f.extend_from_slice(&index_and_footer(
+            [0, 4],
+            &[(ua, a.len() as u64), (ub, 5000)],
+        ));
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut liblzma::read::XzDecoder::new(&f[..]), &mut out).unwrap();
+        assert_eq!(out, [a.clone(), b].concat());
+        let t = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(t.path(), &f).unwrap();
+        let (_, ch) = chunk_index(t.as_file(), f.len() as u64).unwrap().unwrap();
+        assert_eq!(ch.len(), 2);
+        assert_eq!(
+            (ch[1].raw, ch[1].len, ch[1].at),
+            (a.len() as u64, 5000, 12 + ba.len() as u64)
+        );
+    }
+}
