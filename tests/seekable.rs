@@ -390,3 +390,34 @@ fn foreign_files_come_out_seekable() {
         assert!(listing(&d.tmp).is_empty());
     }
 }
+
+/// A damaged chunk that a command reads: one line naming the chunk,
+/// exit 1, the file unchanged.
+#[test]
+fn damaged_chunk_that_is_read_is_an_error() {
+    let d = dirs();
+    let src = d.work.join("a.txt");
+    std::fs::write(&src, b"alpha\n").unwrap();
+    for fmt in FORMATS {
+        let packed = pack(&d, &sample(), "sample", fmt);
+        // Chunk 0 holds the superblock (bzip2 decodes it at open).
+        damage_chunk(&packed, 0);
+        let before = std::fs::read(&packed).unwrap();
+        let names = listing(&d.work);
+        for args in [
+            vec!["ls", s(&packed), "/"],
+            vec!["put", s(&packed), s(&src), "/a.txt"],
+        ] {
+            let o = x(&d.tmp, &args);
+            let err = String::from_utf8_lossy(&o.stderr).into_owned();
+            assert_eq!(o.status.code(), Some(1), "{fmt} {args:?}: {err}");
+            assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+            assert!(err.contains("damaged"), "{fmt}: {err}");
+            assert!(!err.contains("panicked"), "{err}");
+        }
+        assert!(std::fs::read(&packed).unwrap() == before, "{fmt}");
+        assert_eq!(listing(&d.work), names, "{fmt}");
+        assert!(listing(&d.tmp).is_empty(), "{fmt}");
+        std::fs::remove_file(&packed).unwrap();
+    }
+}

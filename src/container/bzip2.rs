@@ -584,7 +584,7 @@ pub fn chunk_index(input: &File, total: u64, chunk: u64) -> Result<Option<Vec<Ch
 }
 
 /// Decompress one whole stream, which must end exactly at the end of
-/// `bytes`.
+/// `bytes` and hold at most `expect` bytes.
 pub fn decode_stream(bytes: &[u8], expect: usize) -> Result<Vec<u8>> {
     let mut d = Decompress::new(false);
     let mut out: Vec<u8> = Vec::with_capacity(expect);
@@ -594,6 +594,9 @@ pub fn decode_stream(bytes: &[u8], expect: usize) -> Result<Vec<u8>> {
         }
         let (i0, o0) = (d.total_in() as usize, d.total_out());
         let st = d.decompress_vec(&bytes[i0..], &mut out).map_err(bz_err)?;
+        if out.len() > expect {
+            return Err(damaged("a stream holds more than its chunk"));
+        }
         if st == Status::StreamEnd {
             if d.total_in() as usize != bytes.len() {
                 return Err(damaged("a stream is followed by more data in its chunk"));

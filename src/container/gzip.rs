@@ -362,13 +362,44 @@ pub fn chunk_index(input: &File, total: u64) -> Result<Option<Vec<Chunk>>> {
 }
 
 /// Decompress one whole member (as [`chunk_index`] found it), checking
-/// its CRC and size.
-pub fn decode_member(m: &[u8]) -> Result<Vec<u8>> {
+/// its CRC and size; it must hold at most `max` bytes.
+pub fn decode_member(m: &[u8], max: usize) -> Result<Vec<u8>> {
     let h = match parse_header(m)? {
         Some(h) if m.len() >= h.len + 8 => h,
         _ => return Err(damaged("a member ends early")),
     };
-    let mut out = Vec::new();
-    inflate_member(m, h.len)?.append_to(&mut out);
+    let body = &m[h.len..m.len() - 8];
+    let mut d = Decompress::new(false);
+    let mut out: Vec<u8> = Vec::with_capacity(max);
+    loop {
+        if out.len() == out.capacity() {
+            out.reserve(max.max(1 << 16));
+        }
+        let (i0, o0) = (d.total_in() as usize, d.total_out());
+        let st = d
+            .decompress_vec(&body[i0..], &mut out, FlushDecompress::Finish)
+            .map_err(|e| damaged(&e.to_string()))?;
+        if out.len() > max {
+            return Err(damaged("a member holds more than its header says"));
+        }
+        if st == Status::StreamEnd {
+            break;
+        }
+        if d.total_in() as usize == i0 && d.total_out() == o0 && out.len() < out.capacity() {
+            return Err(damaged("a member ends early"));
+        }
+    }
+    if d.total_in() as usize != body.len() {
+        return Err(damaged("a member's size does not match its header"));
+    }
+    let mut crc = Crc::new();
+    crc.update(&out);
+    let t = &m[m.len() - 8..];
+    if u32::from_le_bytes(t[..4].try_into().unwrap()) != crc.sum() {
+        return Err(damaged("CRC mismatch"));
+    }
+    if u32::from_le_bytes(t[4..].try_into().unwrap()) != out.len() as u32 {
+        return Err(damaged("length mismatch"));
+    }
     Ok(out)
 }

@@ -55,7 +55,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -94,6 +94,9 @@ enum Codec {
     Xz(XzStream),
 }
 
+/// Chunks decoded while checking the layout: (chunk number, bytes).
+pub type Decoded = Vec<(usize, Vec<u8>)>;
+
 /// The chunks of a seekable file.
 pub struct Index {
     /// The format.
@@ -111,7 +114,7 @@ impl Index {
     /// The index of the container `c` (open as `file`), or None when it is
     /// not seekable (see the module docs). The chunk(s) decoded to check
     /// the layout are returned too.
-    pub fn read(c: &Container, file: &File) -> Result<Option<(Index, Vec<(usize, Vec<u8>)>)>> {
+    pub fn read(c: &Container, file: &File) -> Result<Option<(Index, Decoded)>> {
         let mut decoded = Vec::new();
         let (codec, chunks) = match c.format {
             Format::Gzip => match gzip::chunk_index(file, c.size)? {
@@ -189,7 +192,7 @@ impl Index {
         src.read_exact_at(&mut comp, k.at)
             .map_err(|e| Error::io(format!("reading compressed chunk {i} at byte {}", k.at), e))?;
         match &self.codec {
-            Codec::Gzip => gzip::decode_member(&comp),
+            Codec::Gzip => gzip::decode_member(&comp, k.len as usize),
             Codec::Bzip2 => bzip2::decode_stream(&comp, k.len as usize),
             Codec::Xz(s) => xz::decode_block(s, &comp, k),
         }
@@ -547,8 +550,6 @@ impl Seekable {
         Ok(st.dirty.len())
     }
 }
-
-use std::io::Read as _;
 
 /// The engine's view of a [`Seekable`] image.
 struct SeekableDevice {

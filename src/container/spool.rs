@@ -401,17 +401,6 @@ impl Pieces {
         self.len == 0
     }
 
-    /// Append them to `out`.
-    pub fn append_to(self, out: &mut Vec<u8>) {
-        out.reserve(self.len as usize);
-        for p in self.parts {
-            match p {
-                Piece::Data(v) => out.extend_from_slice(&v),
-                Piece::Zeros(n) => out.resize(out.len() + n as usize, 0),
-            }
-        }
-    }
-
     /// Write them out.
     pub fn write_to(self, w: &mut SparseWriter) -> Result<()> {
         for p in self.parts {

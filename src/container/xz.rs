@@ -353,6 +353,11 @@ pub fn decode_block(s: &XzStream, block: &[u8], c: &Chunk) -> Result<Vec<u8>> {
         let st = d
             .process_vec(&mini[i0..], &mut out, Action::Finish)
             .map_err(lz_err)?;
+        if out.len() as u64 > c.len {
+            return Err(Error::corrupt(
+                "xz data is damaged (a block holds more than its index says)",
+            ));
+        }
         if st == Status::StreamEnd {
             return Ok(out);
         }
