@@ -68,7 +68,7 @@ use crate::{Error, Result};
 /// The largest chunk (uncompressed) a seekable file may have.
 pub const MAX_CHUNK: u64 = 16 << 20;
 /// Decompressed chunks kept for reading.
-pub const CACHE: usize = 8;
+pub const CACHE: usize = 16;
 /// Written chunks kept in memory before they go to a temporary file.
 pub const DIRTY_MEM: u64 = 32 << 20;
 
