@@ -421,3 +421,34 @@ fn damaged_chunk_that_is_read_is_an_error() {
         std::fs::remove_file(&packed).unwrap();
     }
 }
+
+/// More written chunks than fit in memory (32 MiB) go to a temporary
+/// file beside the image, which is gone afterwards; the result is right.
+#[test]
+fn large_write_spills_to_a_temporary_file() {
+    require_e2fsprogs!();
+    if !have("gunzip") {
+        skip("gunzip is not installed");
+        return;
+    }
+    let d = dirs();
+    let raw = big_image(&d.work);
+    let data = pseudo_random(40 << 20, 11);
+    let src = d.work.join("large.bin");
+    std::fs::write(&src, &data).unwrap();
+    let packed = pack(&d, &raw, "big", "gz");
+    let orig = d.work.join("orig.gz");
+    std::fs::copy(&packed, &orig).unwrap();
+    let names = listing(&d.work);
+    x_ok(&d.tmp, &["put", s(&packed), s(&src), "/large.bin"]);
+    assert_eq!(listing(&d.work), names);
+    assert!(listing(&d.tmp).is_empty());
+    let changed = changed_chunks(&orig, &packed);
+    assert!((40..=60).contains(&changed), "{changed} chunks changed");
+    let back = d.work.join("back.img");
+    tool_unpack("gz", &packed, &back);
+    fsck_clean(&back);
+    assert!(debugfs_cat(&back, "/large.bin") == data);
+    let o = x_ok(&d.tmp, &["get", s(&packed), "/usr/lib/f3"]);
+    assert_eq!(o.stdout, pseudo_random(5000 + 3 * 37_000, 3));
+}

@@ -8,6 +8,10 @@
 //! decompressed into a temporary raw file, read or edited there, and
 //! (after an edit) compressed again into a temporary file beside the
 //! destination that is renamed over it only when everything succeeded.
+//! [`Seekable`] skips all of that for a file in the chunked layout below:
+//! a block device that decompresses only the chunks the engine reads, and
+//! a commit that recompresses only the chunks it wrote
+//! ([`seekable`] says which files qualify).
 //!
 //! # The chunked layout that `pack` writes
 //!
