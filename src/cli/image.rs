@@ -101,8 +101,9 @@ fn raw_for_read(image: &Path) -> R<PathBuf> {
 pub fn open_read(image: &Path) -> R<Filesystem> {
     let c = Container::open(image).map_err(|e| at_image(image, e))?;
     if c.is_compressed() {
-        let seek =
-            Seekable::open(&c, false, &std::env::temp_dir()).map_err(|e| at_image(image, e))?;
+        let max = container_opts()?.max_size;
+        let seek = Seekable::open(&c, false, &std::env::temp_dir(), max)
+            .map_err(|e| at_image(image, e))?;
         if let Some(s) = seek {
             let fs = Filesystem::open_device(s.device(), &OpenOptions::read_only())
                 .map_err(|e| at_image(image, e))?;
@@ -192,7 +193,8 @@ fn open_seekable(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let Some(seek) = Seekable::open(c, true, &dir).map_err(|e| at_image(image, e))? else {
+    let max = container_opts()?.max_size;
+    let Some(seek) = Seekable::open(c, true, &dir, max).map_err(|e| at_image(image, e))? else {
         return Ok(None);
     };
     let dev = seek.device();

@@ -61,7 +61,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::xz::XzStream;
-use super::{bzip2, gzip, parallel, xz, Container, Format, TempFile};
+use super::{bzip2, default_max_size, gzip, parallel, xz, Container, Format, TempFile};
 use crate::device::{self, BlockDevice, Lock};
 use crate::{Error, Result};
 
@@ -138,14 +138,20 @@ impl Index {
                     len: 0,
                 };
                 // The first stream must hold a whole chunk, the last one
-                // at most that.
+                // at most that. Anything else (bzip2's one stream, pbzip2's
+                // streams of 900,000 bytes, a damaged stream) takes the
+                // full path, which reports damage as such.
                 let n = ch.len();
-                let last = ix.decode_unchecked(file, n - 1)?;
+                let Ok(last) = ix.decode_unchecked(file, n - 1) else {
+                    return Ok(None);
+                };
                 if last.is_empty() || last.len() as u64 > size {
                     return Ok(None);
                 }
                 if n > 1 {
-                    let first = ix.decode_unchecked(file, 0)?;
+                    let Ok(first) = ix.decode_unchecked(file, 0) else {
+                        return Ok(None);
+                    };
                     if first.len() as u64 != size {
                         return Ok(None);
                     }
@@ -397,7 +403,15 @@ impl Seekable {
     /// Open the compressed image `c` for reading (and writing with
     /// `write`: temporary files go to `spill_dir`). None when the file is
     /// not seekable (the module docs say which are).
-    pub fn open(c: &Container, write: bool, spill_dir: &Path) -> Result<Option<Seekable>> {
+    ///
+    /// An image larger than `max_size` (None: [`default_max_size`]) is
+    /// refused as the full path refuses it.
+    pub fn open(
+        c: &Container,
+        write: bool,
+        spill_dir: &Path,
+        max_size: Option<u64>,
+    ) -> Result<Option<Seekable>> {
         let src = device::open_image_file(&c.path, false)
             .map_err(|e| Error::io(format!("opening {}", c.path.display()), e))?;
         // A writer keeps others from editing the same file meanwhile (the
@@ -409,6 +423,12 @@ impl Seekable {
             return Ok(None);
         };
         let len = index.len;
+        let max = max_size.unwrap_or_else(|| default_max_size(c.size));
+        if len > max {
+            return Err(Error::Invalid(format!(
+                "decompresses to more than {max} bytes, the limit for an archive of this size (pass --max-size BYTES to allow more)"
+            )));
+        }
         let mut cache = decoded;
         cache.truncate(CACHE);
         Ok(Some(Seekable {
