@@ -414,11 +414,13 @@ impl Seekable {
     ) -> Result<Option<Seekable>> {
         let src = device::open_image_file(&c.path, false)
             .map_err(|e| Error::io(format!("opening {}", c.path.display()), e))?;
-        // A writer keeps others from editing the same file meanwhile (the
-        // last rename would win); readers take the shared lock.
-        let lock = if write { Lock::Exclusive } else { Lock::Shared };
-        device::lock_image(&src, lock)
-            .map_err(|e| Error::io(format!("opening {}", c.path.display()), e))?;
+        // A writer keeps other writers from editing the same file meanwhile
+        // (the last rename would win). Readers need no lock: the file is
+        // never changed in place, only replaced.
+        if write {
+            device::lock_image(&src, Lock::Exclusive)
+                .map_err(|e| Error::io(format!("opening {}", c.path.display()), e))?;
+        }
         let Some((index, decoded)) = Index::read(c, &src)? else {
             return Ok(None);
         };
