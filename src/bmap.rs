@@ -17,6 +17,8 @@
 //! Reading works for both; changing the map works for indirect blocks (the
 //! extent writer plugs in here for ext4).
 
+use std::collections::BTreeMap;
+
 use crate::error::{Error, Result};
 use crate::fs::Filesystem;
 use crate::inode::Inode;
@@ -50,6 +52,65 @@ fn push_run(out: &mut Vec<Run>, lblk: u64, pblk: u64, len: u64, uninit: bool) {
         len,
         uninit,
     });
+}
+
+/// Where a walk of the block map puts what it finds. In checked mode it
+/// also records every physical block the map uses (data, indirect blocks,
+/// extent tree nodes) and refuses one used twice: a map that repeats a
+/// block is corrupt, and for a directory it would multiply its entries
+/// without bound. The walk then costs what the image really holds.
+pub(crate) struct RunSink {
+    ino: u32,
+    runs: Vec<Run>,
+    /// Physical ranges seen so far (start -> length), disjoint.
+    taken: Option<BTreeMap<u64, u64>>,
+    /// How the inode is named in errors ("inode", "directory inode").
+    what: &'static str,
+}
+
+impl RunSink {
+    fn new(ino: u32) -> Self {
+        RunSink {
+            ino,
+            runs: Vec::new(),
+            taken: None,
+            what: "inode",
+        }
+    }
+
+    fn checked(ino: u32, what: &'static str) -> Self {
+        RunSink {
+            ino,
+            runs: Vec::new(),
+            taken: Some(BTreeMap::new()),
+            what,
+        }
+    }
+
+    /// Record physical blocks `pblk..pblk + len` as used by the map.
+    fn take(&mut self, pblk: u64, len: u64) -> Result<()> {
+        let Some(t) = &mut self.taken else {
+            return Ok(());
+        };
+        if let Some((&s, &l)) = t.range(..pblk + len).next_back() {
+            if s + l > pblk {
+                return Err(Error::corrupt(format!(
+                    "{} {} maps block {} twice",
+                    self.what,
+                    self.ino,
+                    s.max(pblk)
+                )));
+            }
+        }
+        t.insert(pblk, len);
+        Ok(())
+    }
+
+    fn push(&mut self, lblk: u64, pblk: u64, len: u64, uninit: bool) -> Result<()> {
+        self.take(pblk, len)?;
+        push_run(&mut self.runs, lblk, pblk, len, uninit);
+        Ok(())
+    }
 }
 
 impl Filesystem {
@@ -130,21 +191,40 @@ impl Filesystem {
 
     /// All mapped runs of the file below logical block `limit`, in order.
     pub fn block_runs(&self, inode: &Inode, limit: u64) -> Result<Vec<Run>> {
+        let mut out = RunSink::new(inode.ino);
+        self.walk_map(inode, limit, &mut out)?;
+        Ok(out.runs)
+    }
+
+    /// [`Self::block_runs`], refusing a map that uses any physical block
+    /// twice ("`what` N maps block B twice"). The walk stops at the first
+    /// repeat, so its cost is bounded by the distinct blocks of the file.
+    pub(crate) fn block_runs_distinct(
+        &self,
+        inode: &Inode,
+        limit: u64,
+        what: &'static str,
+    ) -> Result<Vec<Run>> {
+        let mut out = RunSink::checked(inode.ino, what);
+        self.walk_map(inode, limit, &mut out)?;
+        Ok(out.runs)
+    }
+
+    fn walk_map(&self, inode: &Inode, limit: u64, out: &mut RunSink) -> Result<()> {
         if inode.has_flag(iflag::EXTENTS) {
-            return self.extent_runs(inode, 0, limit);
+            return self.walk_extents(inode, 0, limit, out);
         }
         if inode.has_flag(iflag::INLINE_DATA) || self.is_fast_symlink(inode) {
             // The content lives in the inode: i_block holds bytes, not blocks.
-            return Ok(Vec::new());
+            return Ok(());
         }
-        let mut out = Vec::new();
         let mut budget = self.superblock().blocks_count;
         let ino = inode.ino;
         for i in 0..12u64.min(limit) {
             let p = inode.block(i as usize);
             if p != 0 {
                 self.check_block(p as u64, &|| format!("inode {ino}, logical block {i}"))?;
-                push_run(&mut out, i, p as u64, 1, false);
+                out.push(i, p as u64, 1, false)?;
             }
         }
         let a = self.ptrs_per_block();
@@ -157,11 +237,11 @@ impl Filesystem {
             }
             let p = inode.block(11 + level as usize) as u64;
             if p != 0 {
-                self.walk_indirect(ino, p, level, base, limit, &mut out, &mut budget)?;
+                self.walk_indirect(ino, p, level, base, limit, out, &mut budget)?;
             }
             base += span;
         }
-        Ok(out)
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -172,7 +252,7 @@ impl Filesystem {
         level: u32,
         base: u64,
         limit: u64,
-        out: &mut Vec<Run>,
+        out: &mut RunSink,
         budget: &mut u64,
     ) -> Result<()> {
         // Every block visited is charged: a corrupt map that points at the
@@ -186,6 +266,7 @@ impl Filesystem {
         self.check_block(blk, &|| {
             format!("inode {ino}: indirect block (level {level})")
         })?;
+        out.take(blk, 1)?;
         let a = self.ptrs_per_block();
         let span = a.pow(level - 1);
         let data = self.block(blk)?;
@@ -206,7 +287,7 @@ impl Filesystem {
                     )));
                 }
                 *budget -= 1;
-                push_run(out, lb, p, 1, false);
+                out.push(lb, p, 1, false)?;
             } else {
                 self.walk_indirect(ino, p, level - 1, lb, limit, out, budget)?;
             }
@@ -215,20 +296,15 @@ impl Filesystem {
     }
 
     fn extent_runs(&self, inode: &Inode, from: u64, limit: u64) -> Result<Vec<Run>> {
-        let mut out = Vec::new();
+        let mut out = RunSink::new(inode.ino);
+        self.walk_extents(inode, from, limit, &mut out)?;
+        Ok(out.runs)
+    }
+
+    fn walk_extents(&self, inode: &Inode, from: u64, limit: u64, out: &mut RunSink) -> Result<()> {
         let root = inode.block_bytes().to_vec();
         let mut budget = self.superblock().blocks_count;
-        self.walk_extent_node(
-            inode.ino,
-            &root,
-            None,
-            from,
-            limit,
-            &mut out,
-            &mut budget,
-            0,
-        )?;
-        Ok(out)
+        self.walk_extent_node(inode.ino, &root, None, from, limit, out, &mut budget, 0)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -239,7 +315,7 @@ impl Filesystem {
         expect_depth: Option<u16>,
         from: u64,
         limit: u64,
-        out: &mut Vec<Run>,
+        out: &mut RunSink,
         budget: &mut u64,
         nodes_seen: u32,
     ) -> Result<()> {
@@ -295,7 +371,7 @@ impl Filesystem {
                     )));
                 }
                 *budget -= len;
-                if let Some(last) = out.last() {
+                if let Some(last) = out.runs.last() {
                     if lblk < last.lblk + last.len {
                         return Err(Error::corrupt(format!(
                             "{}: extents overlap or are out of order at logical block {lblk}",
@@ -303,7 +379,7 @@ impl Filesystem {
                         )));
                     }
                 }
-                push_run(out, lblk, pblk, len, uninit);
+                out.push(lblk, pblk, len, uninit)?;
             } else {
                 let next_lblk = if i + 1 < entries {
                     le32(node, 12 + (i + 1) * 12) as u64
@@ -315,6 +391,7 @@ impl Filesystem {
                 }
                 let child = (le16(e, 8) as u64) << 32 | le32(e, 4) as u64;
                 self.check_block(child, &|| format!("inode {ino}: extent index node"))?;
+                out.take(child, 1)?;
                 let data = self.block(child)?;
                 self.walk_extent_node(
                     ino,

@@ -8,7 +8,8 @@
 //! implements the same trait (`container::seekable`).
 //!
 //! This is the only file of the crate with `unsafe` code: `fcntl` to clear
-//! `O_NONBLOCK`, `pwritev`, and `lseek(SEEK_DATA)` for sparse copies.
+//! `O_NONBLOCK`, `pwritev`, `lseek(SEEK_DATA)` for sparse copies, and
+//! `fallocate(PUNCH_HOLE)` for zeroing free blocks.
 
 use std::fs::File;
 use std::io;
@@ -43,6 +44,22 @@ pub trait BlockDevice {
     fn write_vectored_at(&mut self, offset: u64, bufs: &[&[u8]]) -> io::Result<()> {
         let all: Vec<u8> = bufs.concat();
         self.write_at(offset, &all)
+    }
+
+    /// Make `len` bytes at `offset` read as zeros. The default writes
+    /// zeros; files punch a hole instead where the file system can.
+    fn zero_range(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        let zeros = vec![0u8; len.min(1 << 20) as usize];
+        let mut pos = offset;
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| io::Error::other("byte range overflows"))?;
+        while pos < end {
+            let n = ((end - pos) as usize).min(zeros.len());
+            self.write_at(pos, &zeros[..n])?;
+            pos += n as u64;
+        }
+        Ok(())
     }
 
     /// Make every write so far durable (fsync for files).
@@ -428,6 +445,49 @@ impl BlockDevice for FileDevice {
                     unsafe { (iov[first].iov_base as *mut u8).add(w) } as *mut libc::c_void;
                 iov[first].iov_len -= w;
             }
+        }
+        Ok(())
+    }
+
+    fn zero_range(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        if !self.writable {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "image opened read-only",
+            ));
+        }
+        check_range(offset, len as usize, self.size)?;
+        #[cfg(target_os = "linux")]
+        if self.file.metadata()?.is_file() {
+            use std::os::unix::io::AsRawFd;
+            // SAFETY: fallocate on a file descriptor we own; no memory is
+            // passed. KEEP_SIZE: the file never grows or shrinks.
+            let r = unsafe {
+                libc::fallocate(
+                    self.file.as_raw_fd(),
+                    libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                    offset as libc::off_t,
+                    len as libc::off_t,
+                )
+            };
+            if r == 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if !matches!(
+                e.raw_os_error(),
+                Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) | Some(libc::EINVAL)
+            ) {
+                return Err(e);
+            }
+            // No hole punching here: write the zeros.
+        }
+        let zeros = vec![0u8; len.min(1 << 20) as usize];
+        let mut pos = offset;
+        while pos < offset + len {
+            let n = ((offset + len - pos) as usize).min(zeros.len());
+            self.pwrite(pos, &zeros[..n])?;
+            pos += n as u64;
         }
         Ok(())
     }

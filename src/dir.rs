@@ -20,6 +20,8 @@
 //! so the kernel and e2fsck treat it as a linear directory, which it then
 //! is (all its blocks are valid linear blocks). `e2fsck -D` rebuilds it.
 
+use std::collections::HashSet;
+
 use crate::error::{Error, Result};
 use crate::fs::Filesystem;
 use crate::inode::{Ino, Inode};
@@ -175,12 +177,14 @@ impl Filesystem {
         Ok(())
     }
 
-    /// The mapped blocks of a directory as (logical, physical).
-    fn dir_blocks(&self, dir: &Inode) -> Result<Vec<(u64, u64)>> {
+    /// The mapped blocks of a directory as (logical, physical). A map that
+    /// uses a block twice is corrupt (it would repeat entries without
+    /// bound): "directory inode N maps block B twice".
+    pub(crate) fn dir_blocks(&self, dir: &Inode) -> Result<Vec<(u64, u64)>> {
         let n = dir
             .size_with(self.large_dir())
             .div_ceil(self.block_size() as u64);
-        let runs = self.block_runs(dir, n)?;
+        let runs = self.block_runs_distinct(dir, n, "directory inode")?;
         let mut v = Vec::new();
         for r in runs {
             if r.uninit {
@@ -510,11 +514,131 @@ impl Filesystem {
         })
     }
 
+    /// The entries of one directory block as (offset, rec_len, entry),
+    /// empty slots (inode 0) included with an empty name.
+    pub(crate) fn block_entries(
+        &self,
+        dir: Ino,
+        lblk: u64,
+        pblk: u64,
+    ) -> Result<Vec<(usize, usize, DirEntry)>> {
+        let mut out = Vec::new();
+        self.with_block(pblk, |data| {
+            self.parse_dir_block(dir, lblk, data, |e| {
+                out.push((
+                    e.off,
+                    e.rec_len,
+                    DirEntry {
+                        ino: e.ino,
+                        name: e.name.to_vec(),
+                        ftype: FileType::from_dirent_code(e.ftype),
+                    },
+                ));
+                false
+            })
+        })??;
+        Ok(out)
+    }
+
+    /// Remove the entry at `off` of directory block `pblk`, knowing where
+    /// the live entry before it is (`prev`, None when it is the first of
+    /// the block). O(1): no scan. Returns the offset of the entry that now
+    /// covers the removed one (the new `prev` for the entry after it).
+    pub(crate) fn remove_entry_at(
+        &mut self,
+        dir: &Inode,
+        lblk: u64,
+        pblk: u64,
+        off: usize,
+        prev: Option<usize>,
+        name: &[u8],
+    ) -> Result<usize> {
+        if dir.has_flag(iflag::INLINE_DATA) || dir.has_flag(iflag::EXTENTS) {
+            return Err(Error::Unsupported(format!(
+                "directory inode {}: removing entries from extent or inline directories",
+                dir.ino
+            )));
+        }
+        let bs = self.block_size();
+        let dec = |v: u16| self.decode_rec_len(v);
+        let (rec, prec) = self.with_block(pblk, |d| {
+            (dec(le16(d, off + 4)), prev.map(|p| dec(le16(d, p + 4))))
+        })?;
+        let keeper = match (prev, prec) {
+            (Some(p), Some(prec)) if p + prec == off => {
+                self.modify_block(pblk, |d| {
+                    put16(d, p + 4, (prec + rec) as u16);
+                    d[off..(off + rec).min(bs)].fill(0);
+                })?;
+                p
+            }
+            (None, _) => {
+                self.modify_block(pblk, |d| {
+                    put32(d, off, 0);
+                    let n = rec.saturating_sub(8);
+                    d[off + 6..off + 8].fill(0);
+                    d[off + 8..off + 8 + n].fill(0);
+                })?;
+                off
+            }
+            _ => {
+                return Err(Error::corrupt(format!(
+                    "directory inode {}, block {lblk}: entry at offset {off} changed while it was removed",
+                    dir.ino
+                )))
+            }
+        };
+        let h = self.dir_room_hint.entry(dir.ino).or_insert(lblk);
+        *h = (*h).min(lblk);
+        if let Some(names) = self.fresh_dirs.get_mut(&dir.ino) {
+            names.remove(name);
+        }
+        Ok(keeper)
+    }
+
     /// True if the directory holds nothing but `.` and `..`.
     pub fn dir_is_empty(&self, dir: &Inode) -> Result<bool> {
         Ok(self
             .read_dir(dir)?
             .iter()
             .all(|e| e.name == b"." || e.name == b".."))
+    }
+}
+
+/// Loop and repeat detection for a walk over a directory tree. A directory
+/// has one parent, so in a sound tree the walk meets each directory once.
+/// One met again while it is still on the path from the walk's start is a
+/// loop; one met again elsewhere is linked twice. Either is corruption.
+/// Depth alone is no sign of either: a valid tree can be thousands of
+/// levels deep.
+#[derive(Default)]
+pub struct TreeVisit {
+    on_path: HashSet<Ino>,
+    seen: HashSet<Ino>,
+}
+
+impl TreeVisit {
+    /// A walk that has met nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Step into directory `ino`.
+    pub fn enter(&mut self, ino: Ino) -> Result<()> {
+        if self.on_path.contains(&ino) {
+            return Err(Error::corrupt(format!("directory loop at inode {ino}")));
+        }
+        if !self.seen.insert(ino) {
+            return Err(Error::corrupt(format!(
+                "directory inode {ino} is linked from two directories"
+            )));
+        }
+        self.on_path.insert(ino);
+        Ok(())
+    }
+
+    /// Step out of directory `ino` (after its entries).
+    pub fn leave(&mut self, ino: Ino) {
+        self.on_path.remove(&ino);
     }
 }

@@ -108,6 +108,16 @@ const STATE_IN_PLACE: &str = "the metadata is partly written in place: the image
 const STATE_REPLAY: &str =
     "the journal replay is partly written: run `ext3edit journal replay IMAGE` again";
 
+/// The previous content of blocks written before the commit point: runs of
+/// (first block, count, where the old bytes are in the spool file, or
+/// `None` when they were all zeros).
+#[derive(Default)]
+struct Undo {
+    runs: Vec<(u64, u64, Option<u64>)>,
+    spool: Option<std::fs::File>,
+    spooled: u64,
+}
+
 /// Say in an I/O error what state the image is left in.
 fn with_state(e: Error, state: &str) -> Error {
     match e {
@@ -203,6 +213,11 @@ pub struct Filesystem {
     bs: usize,
     overlay: HashMap<u64, Staged>,
     staged_data: usize,
+    /// What blocks held before this handle wrote them ahead of its commit
+    /// (data spilled early, the journal log): put back when the change is
+    /// abandoned (rollback, or the handle dropped uncommitted), so that a
+    /// failed command leaves the image byte for byte as it was.
+    undo: Undo,
     dirty_groups: BTreeSet<u32>,
     sb_dirty: bool,
     write_refusal: Option<String>,
@@ -260,6 +275,14 @@ impl std::fmt::Debug for Filesystem {
     }
 }
 
+impl Drop for Filesystem {
+    /// A change abandoned without [`Filesystem::commit`]: put back what was
+    /// written ahead of the commit point (best effort; nothing to report to).
+    fn drop(&mut self) {
+        let _ = self.restore_undo();
+    }
+}
+
 impl Filesystem {
     /// Open an image file.
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<Self> {
@@ -301,6 +324,7 @@ impl Filesystem {
             bs,
             overlay: HashMap::new(),
             staged_data: 0,
+            undo: Undo::default(),
             dirty_groups: BTreeSet::new(),
             sb_dirty: false,
             write_refusal: None,
@@ -641,6 +665,12 @@ impl Filesystem {
         }
     }
 
+    /// The device under the file system (for whole-range operations such
+    /// as [`crate::zero_free`], which write no metadata).
+    pub(crate) fn device_mut(&mut self) -> &mut dyn BlockDevice {
+        &mut *self.dev
+    }
+
     /// The superblock.
     pub fn superblock(&self) -> &Superblock {
         &self.sb
@@ -867,6 +897,89 @@ impl Filesystem {
     /// Write staged new-data blocks to the image now. They are free on disk
     /// (we never reuse a block freed in the same transaction), so the image
     /// still describes the old filesystem.
+    /// Remember what `blocks` hold now, before they are written ahead of
+    /// the commit point. Zeros (free blocks of a fresh or sparse image) are
+    /// only noted; anything else goes to an anonymous file in `$TMPDIR`.
+    fn save_undo(&mut self, blocks: &[u64]) -> Result<()> {
+        use std::io::{Seek, SeekFrom, Write};
+        let bs = self.bs as u64;
+        let max_run = ((1 << 20) / bs).max(1);
+        let mut i = 0;
+        let mut buf = Vec::new();
+        while i < blocks.len() {
+            let first = blocks[i];
+            let mut n = 1u64;
+            while i + (n as usize) < blocks.len()
+                && blocks[i + n as usize] == first + n
+                && n < max_run
+            {
+                n += 1;
+            }
+            i += n as usize;
+            buf.resize((n * bs) as usize, 0);
+            self.dev
+                .read_at(first * bs, &mut buf)
+                .map_err(|e| Error::io(format!("reading image block {first}"), e))?;
+            if buf.iter().all(|&b| b == 0) {
+                self.undo.runs.push((first, n, None));
+                continue;
+            }
+            if self.undo.spool.is_none() {
+                self.undo.spool = Some(tempfile::tempfile().map_err(|e| {
+                    Error::io(
+                        "creating a file in $TMPDIR for the blocks' previous content",
+                        e,
+                    )
+                })?);
+            }
+            let at = self.undo.spooled;
+            let f = self.undo.spool.as_mut().unwrap();
+            f.seek(SeekFrom::Start(at))
+                .and_then(|_| f.write_all(&buf))
+                .map_err(|e| Error::io("saving the blocks' previous content in $TMPDIR", e))?;
+            self.undo.spooled += buf.len() as u64;
+            self.undo.runs.push((first, n, Some(at)));
+        }
+        Ok(())
+    }
+
+    /// Put back what [`Self::save_undo`] saved (newest first), and flush.
+    fn restore_undo(&mut self) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        if self.undo.runs.is_empty() {
+            return Ok(());
+        }
+        let bs = self.bs as u64;
+        let undo = std::mem::take(&mut self.undo);
+        let mut buf = Vec::new();
+        for &(first, n, at) in undo.runs.iter().rev() {
+            match at {
+                None => self
+                    .dev
+                    .zero_range(first * bs, n * bs)
+                    .map_err(|e| Error::io(format!("restoring image block {first}"), e))?,
+                Some(at) => {
+                    buf.resize((n * bs) as usize, 0);
+                    if let Some(f) = undo.spool.as_ref() {
+                        f.read_exact_at(&mut buf, at)
+                            .map_err(|e| Error::io("reading the blocks' previous content", e))?;
+                    }
+                    self.dev
+                        .write_at(first * bs, &buf)
+                        .map_err(|e| Error::io(format!("restoring image block {first}"), e))?;
+                }
+            }
+        }
+        self.dev
+            .flush()
+            .map_err(|e| Error::io("flushing the image", e))
+    }
+
+    /// From here on the written blocks belong to the change being committed.
+    fn forget_undo(&mut self) {
+        self.undo = Undo::default();
+    }
+
     fn spill_data(&mut self) -> Result<()> {
         let mut blocks: Vec<u64> = self
             .overlay
@@ -878,6 +991,7 @@ impl Filesystem {
         // Everything the commit needs must be known good before the first
         // byte reaches the image.
         self.check_journal_map()?;
+        self.save_undo(&blocks)?;
         self.write_runs(&blocks)
             .map_err(|e| with_state(e, STATE_UNCHANGED))?;
         for b in blocks {
@@ -1019,6 +1133,7 @@ impl Filesystem {
         } else {
             None
         };
+        self.save_undo(&data)?;
         self.write_runs(&data)
             .map_err(|e| with_state(e, STATE_UNCHANGED))?;
         // With the journal, the data shares the first flush with the log:
@@ -1030,10 +1145,13 @@ impl Filesystem {
         if let Some(log) = log {
             self.journaled_write(&meta, log)?;
         } else {
+            // In place, the first metadata write is the commit point.
+            self.forget_undo();
             self.write_runs(&meta)
                 .map_err(|e| with_state(e, STATE_IN_PLACE))?;
             self.flush().map_err(|e| with_state(e, STATE_IN_PLACE))?;
         }
+        self.forget_undo();
         self.overlay.clear();
         self.staged_data = 0;
         self.freed_blocks.clear();
@@ -1144,7 +1262,9 @@ impl Filesystem {
         // file system on disk is the old one.
         self.log_transaction(&plan)
             .map_err(|e| with_state(e, STATE_UNCHANGED))?;
-        // 2. The journal superblock points at the transaction.
+        // 2. The journal superblock points at the transaction: the commit
+        // point. From here on what was written belongs to the change.
+        self.forget_undo();
         let j = self.journal.as_ref().unwrap().clone();
         let tid = plan.tid;
         let jsb_block = plan.jsb_block;
@@ -1160,6 +1280,12 @@ impl Filesystem {
     /// 1. The log, and the on-disk superblock marked needs_recovery.
     fn log_transaction(&mut self, plan: &Planned) -> Result<()> {
         let placed = &plan.placed;
+        let mut touched: Vec<u64> = placed.iter().map(|p| p.0).collect();
+        touched.extend(plan.after);
+        touched.push(self.disk_sb_block(true)?.0);
+        touched.sort_unstable();
+        touched.dedup();
+        self.save_undo(&touched)?;
         // Neighbouring log blocks go out in one write.
         let mut i = 0;
         let mut buf = Vec::new();
@@ -1256,6 +1382,7 @@ impl Filesystem {
 
     /// Drop every staged change.
     pub fn rollback(&mut self) -> Result<()> {
+        self.restore_undo()?;
         self.overlay.clear();
         self.staged_data = 0;
         self.freed_blocks.clear();

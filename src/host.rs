@@ -1243,8 +1243,9 @@ pub fn get_tree(fs: &Filesystem, ino: Ino, dest: &Path, opts: &GetOptions) -> Re
         warnings: &mut warnings,
         progress: &mut progress,
         seen: &mut seen,
+        depth: 0,
     };
-    get_tree_inner(&mut cx, ino, None, dest, 0)?;
+    get_tree_inner(&mut cx, ino, None, dest)?;
     progress.finish();
     Ok(warnings)
 }
@@ -1256,7 +1257,14 @@ struct GetCx<'a> {
     warnings: &'a mut Vec<String>,
     progress: &'a mut Progress,
     seen: &'a mut std::collections::HashSet<Ino>,
+    /// Directories between the top and here (the walk recurses).
+    depth: usize,
 }
+
+/// How deep `get -r` goes. Host paths stop near 4096 bytes (2,048 levels
+/// of one-letter names), and the walk recurses: deeper trees are refused
+/// with one line instead of overflowing the stack.
+const GET_MAX_DEPTH: usize = 1024;
 
 /// (device, inode) of a host path, links not followed.
 #[cfg(unix)]
@@ -1296,7 +1304,6 @@ fn get_tree_inner(
     ino: Ino,
     entry_type: Option<FileType>,
     dest: &Path,
-    depth: u32,
 ) -> Result<()> {
     let fs = cx.fs;
     let inode = fs.read_inode(ino)?;
@@ -1318,7 +1325,7 @@ fn get_tree_inner(
     }
     match ft {
         FileType::Directory => {
-            if depth > 4096 || !cx.seen.insert(ino) {
+            if !cx.seen.insert(ino) {
                 return Err(Error::corrupt(format!("directory loop at inode {ino}")));
             }
             match hfs::symlink_metadata(dest) {
@@ -1361,7 +1368,16 @@ fn get_tree_inner(
                     continue;
                 }
                 let p = dest.join(os_name(&e.name));
-                get_tree_inner(cx, e.ino, Some(e.ftype), &p, depth + 1)?;
+                if cx.depth >= GET_MAX_DEPTH {
+                    return Err(Error::Invalid(format!(
+                        "{}: more than {GET_MAX_DEPTH} directory levels: too deep to copy to the host",
+                        p.display()
+                    )));
+                }
+                cx.depth += 1;
+                let r = get_tree_inner(cx, e.ino, Some(e.ftype), &p);
+                cx.depth -= 1;
+                r?;
             }
             // Times (and with preserve owner and mode) after the contents:
             // writing them changed the directory's mtime.
@@ -1377,7 +1393,8 @@ fn get_tree_inner(
             Ok(())
         }
         FileType::Regular => {
-            if depth == 0 {
+            // The top of the walk (no directory entry above it).
+            if entry_type.is_none() {
                 return get_file(fs, ino, dest, cx.opts);
             }
             not_a_dir_in_the_way(dest)?;

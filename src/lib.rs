@@ -55,6 +55,7 @@ pub mod path;
 pub mod selinux;
 pub mod superblock;
 pub mod xattr;
+pub mod zero_free;
 
 pub use error::{Error, Result};
 pub use fs::{Filesystem, OpenOptions};

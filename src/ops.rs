@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::io::Read;
 
-use crate::dir::check_name;
+use crate::dir::{check_name, DirEntry};
 use crate::error::{Error, Result};
 use crate::fs::Filesystem;
 use crate::inode::{Ino, Inode, Timestamp};
@@ -377,41 +377,140 @@ impl Filesystem {
 
     /// Remove `name` and, for a directory, everything below it. A tree
     /// whose removal does not fit in one journal transaction is committed
-    /// in steps.
+    /// in steps, each a consistent filesystem (a partly removed tree).
+    ///
+    /// The walk is iterative (no recursion, so any depth) and linear: each
+    /// directory block is read once, and each entry is removed at the
+    /// offset where it was read, without searching the directory again.
+    /// Loops are found by the directories on the current path
+    /// ([`crate::dir::TreeVisit`]), not by depth.
     pub fn remove_tree(&mut self, parent: Ino, name: &[u8]) -> Result<()> {
-        let mut seen = HashSet::new();
-        self.remove_tree_inner(parent, name, &mut seen, 0)
-    }
-
-    fn remove_tree_inner(
-        &mut self,
-        parent: Ino,
-        name: &[u8],
-        seen: &mut HashSet<Ino>,
-        depth: u32,
-    ) -> Result<()> {
+        self.ensure_writable()?;
         let d = self.dir_inode(parent)?;
         let e = self
             .lookup(&d, name)?
             .ok_or_else(|| Error::NotFound(Self::name_str(name)))?;
+        if name == b"." || name == b".." {
+            return Err(Error::Invalid("cannot remove . or ..".into()));
+        }
         let inode = self.read_inode(e.ino)?;
         if !inode.is_dir() {
             return self.unlink(parent, name);
         }
-        if depth > 4096 || !seen.insert(e.ino) {
-            return Err(Error::corrupt(format!("directory loop at inode {}", e.ino)));
+        if e.ino == ROOT_INO {
+            return Err(Error::Invalid("cannot remove the root directory".into()));
         }
-        let children = self.read_dir(&inode)?;
-        for c in children {
-            if c.name == b"." || c.name == b".." {
+        self.empty_tree(parent, e.ino)?;
+        self.rmdir(parent, name)
+    }
+
+    /// Remove everything below directory `top` (whose parent is `parent`),
+    /// leaving it empty.
+    fn empty_tree(&mut self, parent: Ino, top: Ino) -> Result<()> {
+        /// One directory being emptied.
+        struct Level {
+            ino: Ino,
+            blocks: Vec<(u64, u64)>,
+            next_block: usize,
+            /// Entries of the current block: (offset, entry).
+            ents: Vec<(usize, DirEntry)>,
+            next_ent: usize,
+            lblk: u64,
+            pblk: u64,
+            /// The live entry before the next one in the current block.
+            prev: Option<usize>,
+            /// A subdirectory being emptied below: (offset, entry).
+            waiting: Option<(usize, DirEntry)>,
+        }
+        let open = |fs: &Self, ino: Ino, parent: Ino| -> Result<Level> {
+            let d = fs.dir_inode(ino)?;
+            // A directory reached from `parent` must name it as `..`: a
+            // subtree linked elsewhere too must not be removed from here.
+            match fs.lookup(&d, b"..")? {
+                Some(up) if up.ino == parent => {}
+                Some(up) => {
+                    return Err(Error::corrupt(format!(
+                    "directory inode {ino} is in directory inode {parent} but its .. is inode {}",
+                    up.ino
+                )))
+                }
+                None => {
+                    return Err(Error::corrupt(format!(
+                        "directory inode {ino} has no .. entry"
+                    )))
+                }
+            }
+            Ok(Level {
+                ino,
+                blocks: fs.dir_blocks(&d)?,
+                next_block: 0,
+                ents: Vec::new(),
+                next_ent: 0,
+                lblk: 0,
+                pblk: 0,
+                prev: None,
+                waiting: None,
+            })
+        };
+        let mut visit = crate::dir::TreeVisit::new();
+        visit.enter(top)?;
+        let mut stack = vec![open(self, top, parent)?];
+        while let Some(lv) = stack.last_mut() {
+            if let Some((off, c)) = lv.waiting.take() {
+                // The subdirectory below is empty now: free it and its entry.
+                let (dino, lblk, pblk, prev) = (lv.ino, lv.lblk, lv.pblk, lv.prev);
+                let sub = self.read_inode(c.ino)?;
+                self.release_inode(sub)?;
+                let d = self.read_inode(dino)?;
+                let keeper = self.remove_entry_at(&d, lblk, pblk, off, prev, &c.name)?;
+                let mut d = self.read_inode(dino)?;
+                d.set_links(d.links().saturating_sub(1).max(2));
+                self.write_inode(&d)?;
+                stack.last_mut().expect("still there").prev = Some(keeper);
+                self.commit_if_large()?;
                 continue;
             }
-            self.remove_tree_inner(e.ino, &c.name, seen, depth + 1)?;
-            // A tree too big for one journal transaction goes in several,
-            // each a consistent filesystem (a partly removed tree).
-            self.commit_if_large()?;
+            if lv.next_ent < lv.ents.len() {
+                let (off, c) = lv.ents[lv.next_ent].clone();
+                lv.next_ent += 1;
+                let keep = c.ino == 0 || c.name == b"." || c.name == b"..";
+                if keep {
+                    lv.prev = Some(off);
+                    continue;
+                }
+                let (dino, lblk, pblk, prev) = (lv.ino, lv.lblk, lv.pblk, lv.prev);
+                let child = self.read_inode(c.ino)?;
+                if child.is_dir() {
+                    visit.enter(c.ino)?;
+                    let sub = open(self, c.ino, dino)?;
+                    stack.last_mut().expect("still there").waiting = Some((off, c));
+                    stack.push(sub);
+                    continue;
+                }
+                let d = self.read_inode(dino)?;
+                let keeper = self.remove_entry_at(&d, lblk, pblk, off, prev, &c.name)?;
+                self.drop_link(c.ino)?;
+                stack.last_mut().expect("still there").prev = Some(keeper);
+                self.commit_if_large()?;
+                continue;
+            }
+            if lv.next_block < lv.blocks.len() {
+                let (lblk, pblk) = lv.blocks[lv.next_block];
+                lv.next_block += 1;
+                let ents = self.block_entries(lv.ino, lblk, pblk)?;
+                let lv = stack.last_mut().expect("still there");
+                lv.ents = ents.into_iter().map(|(off, _, e)| (off, e)).collect();
+                lv.next_ent = 0;
+                lv.lblk = lblk;
+                lv.pblk = pblk;
+                lv.prev = None;
+                continue;
+            }
+            // Every block done: this directory is empty.
+            visit.leave(lv.ino);
+            stack.pop();
         }
-        self.rmdir(parent, name)
+        Ok(())
     }
 
     /// True if directory `anc` is `ino` or one of its ancestors.

@@ -432,6 +432,12 @@ impl Policy {
             if !inode.is_reg() {
                 return Ok(None);
             }
+            if inode.size() > 256 << 20 {
+                return Err(Error::corrupt(format!(
+                    "{path}: {} bytes is not a policy file",
+                    inode.size()
+                )));
+            }
             let mut v = Vec::new();
             fs.read_file(&inode, &mut v)?;
             Ok(Some(String::from_utf8_lossy(&v).into_owned()))

@@ -528,3 +528,108 @@ fn aucd_conf_decides_the_url() {
     assert_eq!(v["url"]["allowed"], false);
     assert_eq!(v["passed"], true);
 }
+
+/// With the image's own SELinux policy (../shared/corpus/selinux, put into
+/// the image), what customize creates gets the label libselinux would give
+/// it, and --selinux-relabel labels everything.
+#[test]
+fn selinux_labels_from_the_images_policy() {
+    require_e2fsprogs!();
+    let pol = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/selinux");
+    if !pol.join("expected.tsv").exists() {
+        skip("../shared/corpus/selinux is absent");
+        return;
+    }
+    let expected: std::collections::HashMap<String, String> =
+        std::fs::read_to_string(pol.join("expected.tsv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                (f.len() == 3).then(|| (f[0].to_string(), f[2].to_string()))
+            })
+            .collect();
+    let d = tempfile::tempdir().unwrap();
+    let img = d.path().join("big.ext3");
+    // The policy is a few MB: a bigger image than the sample.
+    let out = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext3", "-I", "256", "-d"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sample-root"))
+        .arg(&img)
+        .arg("64M")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let i = img.to_str().unwrap();
+    let dir = "/etc/selinux/default/contexts/files";
+    assert!(run(&["mkdir", i, dir, "-p"], None).status.success());
+    for f in [
+        "file_contexts",
+        "file_contexts.homedirs",
+        "file_contexts.subs_dist",
+    ] {
+        let src = pol.join(f);
+        assert!(run(
+            &["put", i, src.to_str().unwrap(), &format!("{dir}/{f}")],
+            None
+        )
+        .status
+        .success());
+    }
+    let out = run(
+        &["put", i, "-", "/etc/selinux/config"],
+        Some(b"SELINUX=enforcing\nSELINUXTYPE=default\n"),
+    );
+    assert!(out.status.success());
+    let key = d.path().join("k.pub");
+    std::fs::write(&key, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISelinux s@h\n").unwrap();
+    cust_ok(
+        &img,
+        &[
+            "--add-user",
+            "alice",
+            "--ssh-inject",
+            &format!("alice:{}", key.display()),
+            "--ssh-inject",
+            &format!("root:{}", key.display()),
+        ],
+    );
+    let label = |p: &str| -> String {
+        let out = run(&["stat", i, p, "--json"], None);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["xattrs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == "security.selinux")
+            .map(|x| x["value"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    for p in [
+        "/root/.ssh",
+        "/root/.ssh/authorized_keys",
+        "/home/alice/.ssh/authorized_keys",
+    ] {
+        assert_eq!(&label(p), &expected[p], "{p}");
+        // debugfs reads the same attribute.
+        let ea = debugfs(&img, &format!("ea_get {p} security.selinux"));
+        assert!(ea.contains(&expected[p]), "{p}: {ea}");
+    }
+    assert_eq!(label("/etc/shadow"), "", "not labelled before the relabel");
+    let out = cust_ok(&img, &["--selinux-relabel"]);
+    assert!(out.contains("selinux-relabel:"), "{out}");
+    for p in [
+        "/etc/shadow",
+        "/etc/ssh/sshd_config",
+        "/root/.ssh/authorized_keys",
+        "/etc/passwd",
+    ] {
+        if let Some(want) = expected.get(p) {
+            assert_eq!(&label(p), want, "{p}");
+        }
+    }
+    // A second relabel changes nothing.
+    let out = cust_ok(&img, &["--selinux-relabel"]);
+    assert!(out.contains(" 0 labels changed"), "{out}");
+}

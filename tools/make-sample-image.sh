@@ -21,7 +21,7 @@ chmod 0755 "$root" && find "$root" -type d -exec chmod 0755 {} + && find "$root"
 chmod 0400 "$root/etc/shadow"
 chmod 0700 "$root/root"
 chmod 1777 "$root/tmp"
-chmod 0755 "$root/etc/rc.d/init.d/sshd" "$root/usr/sbin/sshd"
+chmod 0755 "$root/etc/rc.d/init.d/sshd" "$root/usr/sbin/sshd" "$root/sbin/mingetty"
 chmod 0600 "$root/etc/ssh/sshd_config"
 find "$root" -exec touch -h -d "@$epoch" {} +
 

@@ -43,6 +43,21 @@ impl WriteOpts {
     }
 }
 
+/// Options of every command that takes IMAGE, read-only or not (given
+/// before or after the command name).
+#[derive(Args, Clone, Default, Debug)]
+pub struct ImageOpts {
+    /// IMAGE is a whole disk (MBR or GPT partition table): work on its
+    /// partition N (default: the only partition holding an ext2/3/4 file
+    /// system; `info` lists them). Nothing outside the partition changes.
+    #[arg(long, value_name = "N", global = true)]
+    pub partition: Option<u32>,
+    /// IMAGE is a zip archive holding several files: use the one named
+    /// NAME (default: the only file; else $EXT3EDIT_ZIP_ENTRY).
+    #[arg(long, value_name = "NAME", global = true)]
+    pub entry: Option<String>,
+}
+
 /// Mode, owner and time of new entries.
 #[derive(Args, Clone, Debug)]
 pub struct Attrs {

@@ -29,8 +29,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use ext3edit::container::{Container, Format, Options, Seekable, Spool, TempFile};
-use ext3edit::device::{self, FileDevice, Lock};
+use ext3edit::container::partition::{self, PartitionDevice, Table};
+use ext3edit::container::{self, Container, Format, Options, Seekable, Spool, TempFile};
+use ext3edit::device::{self, BlockDevice, FileDevice, Lock};
 use ext3edit::{Error, Filesystem, OpenOptions};
 
 use super::args::WriteOpts;
@@ -55,7 +56,16 @@ struct Packed {
     dest: PathBuf,
     format: Format,
     level: u32,
+    /// The zip entry's name.
+    entry: String,
+    /// IMAGE under the exclusive lock, held until after the rename over it
+    /// (an edit in place; None with `--output`).
+    _lock: Option<std::fs::File>,
 }
+
+/// How long a writer of a compressed image waits for another one to
+/// finish: its recompression can take minutes.
+const PACKED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 static PACKED: Mutex<Option<Packed>> = Mutex::new(None);
 /// A chunked compressed image being edited through its chunks, and
@@ -64,9 +74,91 @@ static SEEKABLE: Mutex<Option<(Seekable, Option<PathBuf>)>> = Mutex::new(None);
 /// The raw temporary copies of compressed images opened for reading.
 static READ_SPOOL: Mutex<Vec<Spool>> = Mutex::new(Vec::new());
 
-/// How to decompress: `$EXT3EDIT_ZIP_ENTRY` picks the zip entry and
-/// `$EXT3EDIT_MAX_SIZE` the size limit (`pack`/`unpack` take them as
-/// options too).
+/// `--partition N`, set once by the command line before any image opens.
+static PARTITION: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+
+/// `--entry NAME`, set once by the command line before any image opens.
+static ENTRY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Record `--entry NAME` (the zip entry) for every image this command opens.
+pub fn set_entry(e: Option<String>) {
+    let _ = ENTRY.set(e);
+}
+
+/// The zip entry to read: `--entry NAME`, else `$EXT3EDIT_ZIP_ENTRY`.
+pub fn zip_entry() -> Option<String> {
+    ENTRY
+        .get()
+        .cloned()
+        .flatten()
+        .or_else(|| std::env::var("EXT3EDIT_ZIP_ENTRY").ok())
+}
+
+/// The partition table of the whole-disk image opened last, and the
+/// partition picked (None: none could be picked), for `info`.
+static DISK: Mutex<Option<(Table, Option<u32>)>> = Mutex::new(None);
+
+/// Record `--partition N` for every image this command opens.
+pub fn set_partition(p: Option<u32>) {
+    let _ = PARTITION.set(p);
+}
+
+/// True when `--partition` was given.
+pub fn partition_given() -> bool {
+    PARTITION.get().copied().flatten().is_some()
+}
+
+/// The partition table of the whole-disk image opened last, with the
+/// number of the partition picked (None when none could be picked).
+pub fn disk_table() -> Option<(Table, Option<u32>)> {
+    DISK.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// The file system's device: `dev` itself for an ext image, or for a
+/// whole-disk image (MBR or GPT) the partition `--partition` names, or
+/// the only ext partition. Reads and writes never leave that partition.
+fn on_partition(dev: Box<dyn BlockDevice>, image: &Path) -> R<Box<dyn BlockDevice>> {
+    let wanted = PARTITION.get().copied().flatten();
+    let mut head = vec![0u8; (dev.len().min(8192)) as usize];
+    dev.read_at(0, &mut head)
+        .map_err(|e| at_image(image, Error::io("reading the start of the image", e)))?;
+    if !partition::is_disk(&head) {
+        return match wanted {
+            Some(n) => Err(failure(format!(
+                "{}: --partition {n}: not a partitioned disk (the image holds the file system itself)",
+                image.display()
+            ))),
+            None => Ok(dev),
+        };
+    }
+    let table = partition::read_table(&*dev).map_err(|e| at_image(image, e))?;
+    let picked = table.select(wanted).cloned();
+    *DISK.lock().unwrap_or_else(|p| p.into_inner()) =
+        Some((table, picked.as_ref().ok().map(|p| p.number)));
+    let p = picked.map_err(|e| at_image(image, e))?;
+    Ok(Box::new(
+        PartitionDevice::new(dev, &p).map_err(|e| at_image(image, e))?,
+    ))
+}
+
+/// Open the raw image file `path` (IMAGE itself or a copy of it; `image`
+/// names it in errors), on its partition for a whole disk.
+pub fn open_fs(path: &Path, opts: &OpenOptions, image: &Path) -> R<Filesystem> {
+    let mut dev = FileDevice::open(path, opts.write || opts.replay_only)
+        .map_err(|e| at_image(image, Error::io(format!("opening {}", path.display()), e)))?;
+    dev.set_sync(opts.sync);
+    open_dev(Box::new(dev), opts, image)
+}
+
+/// Open the file system on `dev` (on its partition for a whole disk).
+fn open_dev(dev: Box<dyn BlockDevice>, opts: &OpenOptions, image: &Path) -> R<Filesystem> {
+    let dev = on_partition(dev, image)?;
+    Filesystem::open_device(dev, opts).map_err(|e| at_image(image, e))
+}
+
+/// How to decompress: `--entry NAME` (else `$EXT3EDIT_ZIP_ENTRY`) picks
+/// the zip entry and `$EXT3EDIT_MAX_SIZE` the size limit (`pack`/`unpack`
+/// take it as an option too).
 fn container_opts() -> R<Options> {
     let max_size = match std::env::var("EXT3EDIT_MAX_SIZE") {
         Ok(v) => Some(v.parse::<u64>().map_err(|_| {
@@ -77,7 +169,7 @@ fn container_opts() -> R<Options> {
     Ok(Options {
         threads: 0,
         max_size,
-        entry: std::env::var("EXT3EDIT_ZIP_ENTRY").ok(),
+        entry: zip_entry(),
     })
 }
 
@@ -105,14 +197,13 @@ pub fn open_read(image: &Path) -> R<Filesystem> {
         let seek = Seekable::open(&c, false, &std::env::temp_dir(), max)
             .map_err(|e| at_image(image, e))?;
         if let Some(s) = seek {
-            let fs = Filesystem::open_device(s.device(), &OpenOptions::read_only())
-                .map_err(|e| at_image(image, e))?;
+            let fs = open_dev(s.device(), &OpenOptions::read_only(), image)?;
             note_recovery(&fs, image, READ_THROUGH);
             return Ok(fs);
         }
     }
     let raw = raw_for_read(image)?;
-    let fs = Filesystem::open(&raw, &OpenOptions::read_only()).map_err(|e| at_image(image, e))?;
+    let fs = open_fs(&raw, &OpenOptions::read_only(), image)?;
     note_recovery(&fs, image, READ_THROUGH);
     Ok(fs)
 }
@@ -127,36 +218,73 @@ fn open_packed(
     opts: &OpenOptions,
 ) -> R<Filesystem> {
     let dest = w.output.clone().unwrap_or_else(|| image.to_path_buf());
-    if std::fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
-        return Err(failure(format!(
-            "--output {}: is a directory (give the name of the new image file)",
-            dest.display()
-        )));
+    refuse_special_output(&dest)?;
+    container::check_dest(&dest).map_err(|e| failure(format!("--output {e}")))?;
+    // In place, IMAGE is replaced by a rename: hold its exclusive lock from
+    // before it is read until after the rename, and read what is locked.
+    let lock = match &w.output {
+        Some(_) => None,
+        None => Some(
+            container::lock_for_rewrite(image, PACKED_LOCK_WAIT).map_err(|e| at_image(image, e))?,
+        ),
+    };
+    let relocked;
+    let c = match &lock {
+        Some(_) => {
+            relocked = Container::open(image).map_err(|e| at_image(image, e))?;
+            &relocked
+        }
+        None => c,
+    };
+    let copts = container_opts()?;
+    if lock.is_some() && c.format == Format::Zip && format == Format::Zip {
+        let names = std::fs::File::open(image)
+            .map_err(|e| Error::io(format!("opening {}", image.display()), e))
+            .and_then(|f| container::zip::entries(&f))
+            .map_err(|e| at_image(image, e))?;
+        if names.len() > 1 {
+            return Err(failure(format!(
+                "{}: the zip archive holds {} files: editing it in place would drop the others; write the edited image to a new file with --output NEW.zip",
+                image.display(),
+                names.len()
+            )));
+        }
     }
-    let raw = if c.is_compressed() {
+    let (raw, entry) = if c.is_compressed() {
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        Spool::open(image, Some(&dir), &container_opts()?)?.raw
+        let spool = Spool::open(image, Some(&dir), &copts)?;
+        (spool.raw, spool.entry)
     } else {
         let t = TempFile::beside(&dest)?;
-        let src = device::open_image_file(image, false)
-            .map_err(|e| at_image(image, Error::io(format!("opening {}", image.display()), e)))?;
-        device::lock_image(&src, Lock::Shared)
-            .map_err(|e| at_image(image, Error::io(format!("opening {}", image.display()), e)))?;
+        let opened;
+        let src = match &lock {
+            Some(f) => f,
+            None => {
+                opened = device::open_image_file(image, false).map_err(|e| {
+                    at_image(image, Error::io(format!("opening {}", image.display()), e))
+                })?;
+                device::lock_image(&opened, Lock::Shared).map_err(|e| {
+                    at_image(image, Error::io(format!("opening {}", image.display()), e))
+                })?;
+                &opened
+            }
+        };
         let out = std::fs::OpenOptions::new()
             .write(true)
             .open(t.path())
             .map_err(|e| Error::io(format!("opening {}", t.path().display()), e))?;
-        device::copy_sparse(&src, &out).map_err(|e| {
+        device::copy_sparse(src, &out).map_err(|e| {
             Error::io(
                 format!("copying {} to {}", image.display(), t.path().display()),
                 e,
             )
         })?;
-        t
+        (t, None)
     };
+    let entry = entry.unwrap_or_else(|| container::zip_entry_name(&dest));
     let level = if format == c.format {
         c.level
     } else {
@@ -168,8 +296,10 @@ fn open_packed(
         dest,
         format,
         level,
+        entry,
+        _lock: lock,
     });
-    let fs = Filesystem::open(&path, opts).map_err(|e| at_image(image, e))?;
+    let fs = open_fs(&path, opts, image)?;
     note_recovery(&fs, image, REPLAY_COPY);
     Ok(fs)
 }
@@ -183,23 +313,31 @@ fn open_seekable(
     opts: &OpenOptions,
 ) -> R<Option<Filesystem>> {
     let dest = w.output.clone().unwrap_or_else(|| image.to_path_buf());
-    if std::fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
-        return Err(failure(format!(
-            "--output {}: is a directory (give the name of the new image file)",
-            dest.display()
-        )));
-    }
+    refuse_special_output(&dest)?;
+    container::check_dest(&dest).map_err(|e| failure(format!("--output {e}")))?;
     let dir = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let max = container_opts()?.max_size;
-    let Some(seek) = Seekable::open(c, true, &dir, max).map_err(|e| at_image(image, e))? else {
+    // In place, IMAGE is replaced by a rename: the seekable image reads the
+    // file under the exclusive lock and holds it until after the rename.
+    let seek = match &w.output {
+        Some(_) => Seekable::open(c, true, &dir, max),
+        None => {
+            let locked = container::lock_for_rewrite(image, PACKED_LOCK_WAIT)
+                .map_err(|e| at_image(image, e))?;
+            let c = Container::open(image).map_err(|e| at_image(image, e))?;
+            Seekable::open_file(&c, locked, true, &dir, max)
+        }
+    };
+    // Not seekable: the lock is released here; the full path takes it again.
+    let Some(seek) = seek.map_err(|e| at_image(image, e))? else {
         return Ok(None);
     };
     let dev = seek.device();
     *SEEKABLE.lock().unwrap_or_else(|p| p.into_inner()) = Some((seek, w.output.clone()));
-    let fs = Filesystem::open_device(dev, opts).map_err(|e| at_image(image, e))?;
+    let fs = open_dev(dev, opts, image)?;
     note_recovery(&fs, image, REPLAY_COPY);
     Ok(Some(fs))
 }
@@ -237,7 +375,7 @@ pub fn open_write(image: &Path, w: &WriteOpts) -> R<Filesystem> {
         return open_packed(image, &c, format, w, &opts);
     }
     let Some(out) = &w.output else {
-        let fs = Filesystem::open(image, &opts).map_err(|e| at_image(image, e))?;
+        let fs = open_fs(image, &opts, image)?;
         note_recovery(&fs, image, REPLAY_IN_PLACE);
         return Ok(fs);
     };
@@ -245,21 +383,51 @@ pub fn open_write(image: &Path, w: &WriteOpts) -> R<Filesystem> {
     let mut dev = FileDevice::from_file(copy, true)
         .map_err(|e| at_image(image, Error::io("opening the copy", e)))?;
     dev.set_sync(opts.sync);
-    let fs = Filesystem::open_device(Box::new(dev), &opts).map_err(|e| at_image(image, e))?;
+    let fs = open_dev(Box::new(dev), &opts, image)?;
     note_recovery(&fs, image, REPLAY_COPY);
     Ok(fs)
+}
+
+/// `--output NEW` names a new image file: an existing directory, device,
+/// FIFO or socket there is refused (the rename would replace it); a
+/// symlink is replaced like `mv` replaces it, never written through.
+pub fn refuse_special_output(out: &Path) -> R<()> {
+    let Ok(m) = std::fs::symlink_metadata(out) else {
+        return Ok(());
+    };
+    let ft = m.file_type();
+    let what = if ft.is_dir() {
+        "a directory"
+    } else if ft.is_file() || ft.is_symlink() {
+        return Ok(());
+    } else {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            if ft.is_char_device() {
+                "a character device"
+            } else if ft.is_block_device() {
+                "a block device"
+            } else if ft.is_fifo() {
+                "a FIFO"
+            } else {
+                "a socket"
+            }
+        }
+        #[cfg(not(unix))]
+        "not a regular file"
+    };
+    Err(failure(format!(
+        "--output {}: is {what}; --output writes a new image file there (give a file name)",
+        out.display()
+    )))
 }
 
 /// Copy IMAGE to a new temporary file beside NEW (see the module text) and
 /// return it open for writing; the file is registered for removal on
 /// failure and on SIGINT/SIGTERM/SIGHUP.
 fn copy_for_output(image: &Path, out: &Path, sync: bool) -> R<std::fs::File> {
-    if std::fs::symlink_metadata(out).is_ok_and(|m| m.is_dir()) {
-        return Err(failure(format!(
-            "--output {}: is a directory (give the name of the new image file)",
-            out.display()
-        )));
-    }
+    refuse_special_output(out)?;
     let src = device::open_image_file(image, false)
         .map_err(|e| at_image(image, Error::io(format!("opening {}", image.display()), e)))?;
     // Under the shared lock from here to the end of the copy: a writer
@@ -268,12 +436,14 @@ fn copy_for_output(image: &Path, out: &Path, sync: bool) -> R<std::fs::File> {
     device::lock_image(&src, Lock::Shared)
         .map_err(|e| at_image(image, Error::io(format!("opening {}", image.display()), e)))?;
     // Check the source image before copying it.
-    Filesystem::open(image, &OpenOptions::read_only())
-        .and_then(|fs| match fs.write_refusal() {
-            Some(w) => Err(Error::Unsupported(format!("cannot write this image: {w}"))),
-            None => Ok(()),
-        })
-        .map_err(|e| at_image(image, e))?;
+    let fs = open_fs(image, &OpenOptions::read_only(), image)?;
+    if let Some(w) = fs.write_refusal() {
+        return Err(at_image(
+            image,
+            Error::Unsupported(format!("cannot write this image: {w}")),
+        ));
+    }
+    drop(fs);
     let dir = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -376,7 +546,7 @@ pub fn commit(mut fs: Filesystem) -> R<()> {
     }
     let packed = PACKED.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(p) = packed {
-        Spool::finish(p.raw.path(), &p.dest, p.format, p.level, 0)?;
+        Spool::finish_entry(p.raw.path(), &p.dest, p.format, p.level, 0, &p.entry)?;
         return Ok(());
     }
     let taken = OUTPUT.lock().unwrap_or_else(|p| p.into_inner()).take();

@@ -76,10 +76,17 @@ pub enum InspectCmd {
 /// Run a read-only command.
 pub fn run(cmd: InspectCmd) -> R<()> {
     match cmd {
-        InspectCmd::Info { image, json } => {
-            let fs = open_read(&image)?;
-            report::info(&fs, &image, json)
-        }
+        InspectCmd::Info { image, json } => match open_read(&image) {
+            Ok(fs) => report::info(&fs, &image, json, super::image::disk_table().as_ref()),
+            // A whole disk where no partition could be picked by itself:
+            // list the partitions.
+            Err(e) => match super::image::disk_table() {
+                Some(d) if d.1.is_none() && !super::image::partition_given() => {
+                    report::disk_only(&image, &d, json)
+                }
+                _ => Err(e),
+            },
+        },
         InspectCmd::Ls {
             image,
             path,

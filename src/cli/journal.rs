@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use ext3edit::{Filesystem, OpenOptions};
+use ext3edit::OpenOptions;
 
 use super::args::WriteOpts;
 use super::image::{open_read, replay_problems};
@@ -58,8 +58,7 @@ pub fn run(cmd: JournalCmd, g: &WriteOpts) -> R<()> {
                 sync: !(no_sync || g.no_sync),
                 ..OpenOptions::default()
             };
-            let mut fs = Filesystem::open(&image, &opts)
-                .map_err(|e| failure(format!("{}: {e}", image.display())))?;
+            let mut fs = super::image::open_fs(&image, &opts, &image)?;
             if let Some(n) = fs.recovery_note() {
                 return Err(failure(format!("{}: {n}", image.display())));
             }

@@ -18,8 +18,9 @@ mod pack;
 mod report;
 mod signal;
 mod vm;
+mod zero;
 
-use args::WriteOpts;
+use args::{ImageOpts, WriteOpts};
 
 const AFTER_HELP: &str = "\
 Paths inside the image are absolute (/etc/hosts). Nothing needs root: the
@@ -31,7 +32,9 @@ replayed before any change (see `ext3edit journal --help`).
 
 Commands that change the image take --output NEW (keep IMAGE, write the
 result to NEW), --no-journal and --no-sync; read-only commands never
-change the file.
+change the file. IMAGE may be a whole disk with an MBR or GPT partition
+table: the only ext2/3/4 partition is used, or the one --partition N
+names (`ext3edit info DISK` lists them).
 
 Exit status: 0 success, 1 the operation failed (the message says why and
 where), 2 usage error.
@@ -46,6 +49,8 @@ Examples:
   ext3edit mkdir disk.ext3 /root/.ssh -p --mode 700
   ext3edit chown disk.ext3 500:500 /home/alice
   ext3edit rm disk.ext3 /tmp/cache -r
+  ext3edit put disk.img --partition 2 hosts /etc/hosts
+  ext3edit zero-free disk.ext3 && ext3edit pack disk.ext3 disk.ext3.bz2
 
 Timestamps default to now, or to $SOURCE_DATE_EPOCH when it is set
 (reproducible builds); --mtime overrides.";
@@ -58,6 +63,8 @@ struct Cli {
     /// only to commands that change the image).
     #[command(flatten)]
     global: WriteOpts,
+    #[command(flatten)]
+    image: ImageOpts,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -74,6 +81,8 @@ enum Cmd {
     Vm(vm::VmCmd),
     #[command(flatten)]
     Pack(pack::PackCmd),
+    #[command(flatten)]
+    Zero(zero::ZeroCmd),
     /// Inspect or replay the ext3/ext4 journal.
     #[command(subcommand)]
     Journal(journal::JournalCmd),
@@ -134,6 +143,8 @@ pub fn join(dir: &str, name: &str) -> String {
 }
 
 fn run(cli: Cli) -> R<()> {
+    image::set_partition(cli.image.partition);
+    image::set_entry(cli.image.entry.clone());
     let g = &cli.global;
     let read_only = |what: &str| -> R<()> {
         if g.output.is_some() || g.no_journal || g.no_sync || g.format.is_some() {
@@ -154,6 +165,7 @@ fn run(cli: Cli) -> R<()> {
             pack::run(c)
         }
         Cmd::Edit(c) => edit::run(c, g),
+        Cmd::Zero(c) => zero::run(c, g),
         Cmd::Vm(c) => vm::run(c, g),
         Cmd::Journal(c) => journal::run(c, g),
     }

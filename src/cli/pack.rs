@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use ext3edit::container::{self, Container, Format, Options, TempFile};
-use ext3edit::Error;
+use ext3edit::device;
+use ext3edit::{Error, OpenOptions};
 
 use super::{failure, usage, R};
 
@@ -21,9 +22,6 @@ pub enum PackCmd {
         image: PathBuf,
         /// The raw image to write (default: IMAGE without its .bz2/.gz/.xz/.zip).
         out: Option<PathBuf>,
-        /// The zip entry to read when the archive holds several.
-        #[arg(long, value_name = "NAME")]
-        entry: Option<String>,
         /// Refuse to decompress more than this many bytes (default: 1024
         /// times the compressed size, at least 64 GiB).
         #[arg(long, value_name = "BYTES")]
@@ -55,20 +53,31 @@ pub enum PackCmd {
         /// Worker threads (default: one per core).
         #[arg(long, value_name = "N", default_value_t = 0)]
         threads: usize,
-        /// The zip entry to read when IMAGE is a zip holding several.
-        #[arg(long, value_name = "NAME")]
-        entry: Option<String>,
         /// Refuse to decompress IMAGE past this many bytes.
         #[arg(long, value_name = "BYTES")]
         max_size: Option<u64>,
+        /// Zero the file system's free blocks in what is packed (as
+        /// `zero-free` does, on a temporary copy: IMAGE is not changed).
+        #[arg(long)]
+        zero_free: bool,
         /// Replace OUT if it exists.
         #[arg(short, long)]
         force: bool,
     },
 }
 
+/// OUT `-`: standard output.
+fn is_stdout(out: &Path) -> bool {
+    out.as_os_str() == "-"
+}
+
 fn check_out(out: &Path, force: bool) -> R<()> {
-    if out.exists() && !force {
+    if is_stdout(out) {
+        return Ok(());
+    }
+    // Never a device node, FIFO or directory replaced by a file, -f or not.
+    container::check_dest(out).map_err(|e| failure(e.to_string()))?;
+    if out.symlink_metadata().is_ok() && !force {
         return Err(failure(format!(
             "{}: already exists (use --force to replace it)",
             out.display()
@@ -97,7 +106,6 @@ pub fn run(cmd: PackCmd) -> R<()> {
         PackCmd::Unpack {
             image,
             out,
-            entry,
             max_size,
             threads,
             force,
@@ -108,12 +116,18 @@ pub fn run(cmd: PackCmd) -> R<()> {
             };
             check_out(&out, force)?;
             let c = Container::open(&image).map_err(|e| at(&image, e))?;
-            let tmp = TempFile::beside(&out)?;
             let opts = Options {
                 threads,
                 max_size,
-                entry,
+                entry: super::image::zip_entry(),
             };
+            if is_stdout(&out) {
+                // Through a sparse temporary file, then every byte to stdout.
+                let tmp = TempFile::in_tmpdir("unpack")?;
+                c.unpack_to(tmp.file(), "standard output", &opts)?;
+                return to_stdout(tmp.file());
+            }
+            let tmp = TempFile::beside(&out)?;
             c.unpack_to(tmp.file(), &out.display().to_string(), &opts)?;
             tmp.persist(&out)?;
             Ok(())
@@ -124,8 +138,8 @@ pub fn run(cmd: PackCmd) -> R<()> {
             format,
             level,
             threads,
-            entry,
             max_size,
+            zero_free,
             force,
         } => {
             let format = match format {
@@ -148,20 +162,83 @@ pub fn run(cmd: PackCmd) -> R<()> {
             let opts = Options {
                 threads,
                 max_size,
-                entry,
+                entry: super::image::zip_entry(),
             };
-            // A compressed IMAGE is converted through a raw temporary copy.
+            // A compressed IMAGE is converted through a raw temporary copy;
+            // --zero-free works on a temporary copy too.
             let spool;
+            let copy;
             let raw_path: &Path = if c.is_compressed() {
                 spool = container::Spool::open(&image, None, &opts)?;
                 spool.path()
+            } else if zero_free {
+                copy = sparse_copy(&image, &out)?;
+                copy.path()
             } else {
                 &image
             };
+            if zero_free {
+                let opts = OpenOptions {
+                    sync: false,
+                    ..OpenOptions::read_write()
+                };
+                let mut fs = super::image::open_fs(raw_path, &opts, &image)?;
+                let r = ext3edit::zero_free::zero_free(&mut fs).map_err(|e| at(&image, e))?;
+                drop(fs);
+                super::zero::report(&r)?;
+            }
+            if is_stdout(&out) {
+                let input = std::fs::File::open(raw_path)
+                    .map_err(|e| Error::io(format!("opening {}", raw_path.display()), e))?;
+                let len = input
+                    .metadata()
+                    .map_err(|e| Error::io(format!("reading {}", raw_path.display()), e))?
+                    .len();
+                let tmp = TempFile::in_tmpdir("pack")?;
+                // The zip entry: IMAGE's name without a compression extension.
+                let name = default_out(&image)
+                    .unwrap_or_else(|_| image.clone())
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "image".into());
+                container::pack(&input, len, tmp.file(), format, level, threads, &name)
+                    .map_err(|e| at(&image, e))?;
+                return to_stdout(tmp.file());
+            }
             container::Spool::finish(raw_path, &out, format, level, threads)?;
             Ok(())
         }
     }
+}
+
+/// Copy `file` from its start to standard output.
+fn to_stdout(file: &std::fs::File) -> R<()> {
+    use std::io::{Seek, Write};
+    let mut f = file;
+    f.seek(std::io::SeekFrom::Start(0))
+        .map_err(|e| Error::io("reading the temporary file", e))?;
+    let mut out = std::io::stdout().lock();
+    std::io::copy(&mut f, &mut out)
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::io("writing to standard output", e))?;
+    Ok(())
+}
+
+/// A sparse copy of the raw IMAGE beside OUT (under IMAGE's shared lock,
+/// so that no writer changes it mid-copy); removed when dropped.
+fn sparse_copy(image: &Path, out: &Path) -> R<TempFile> {
+    let t = TempFile::beside(out)?;
+    let src = device::open_image_file(image, false)
+        .map_err(|e| at(image, Error::io(format!("opening {}", image.display()), e)))?;
+    device::lock_image(&src, device::Lock::Shared)
+        .map_err(|e| at(image, Error::io(format!("opening {}", image.display()), e)))?;
+    device::copy_sparse(&src, t.file()).map_err(|e| {
+        at(
+            image,
+            Error::io(format!("copying it to {}", t.path().display()), e),
+        )
+    })?;
+    Ok(t)
 }
 
 fn at(image: &Path, e: Error) -> super::Fail {

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;
 
+use ext3edit::container::partition::Table;
 use ext3edit::dir::DirEntry;
 use ext3edit::layout::{feature, FileType};
 use ext3edit::{Error, Filesystem, Ino, Inode, Timestamp};
@@ -126,7 +127,70 @@ pub fn shown(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(o)
 }
 
-pub fn info(fs: &Filesystem, image: &Path, json: bool) -> R<()> {
+/// The partition table of a whole-disk image, and the partition picked.
+pub type Disk = (Table, Option<u32>);
+
+fn disk_json(d: &Disk) -> Value {
+    let (t, picked) = d;
+    json!({
+        "type": t.kind.name(),
+        "sector_size": t.sector_size,
+        "selected": picked,
+        "partitions": t.partitions.iter().map(|p| json!({
+            "number": p.number,
+            "type": p.type_id,
+            "type_name": p.type_name,
+            "name": p.name,
+            "start": p.start,
+            "size": p.size,
+            "ext": p.is_ext,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn disk_text(d: &Disk) -> String {
+    let (t, picked) = d;
+    let mut s = format!(
+        "Partition table:  {} ({}-byte sectors)\n",
+        t.kind.name().to_uppercase(),
+        t.sector_size
+    );
+    s += "  #  start (bytes)      size (bytes)  ext  type\n";
+    for p in &t.partitions {
+        let mark = if Some(p.number) == *picked { "*" } else { " " };
+        let ty = format!("{} ({})", p.type_name, p.type_id);
+        let name = if p.name.is_empty() {
+            String::new()
+        } else {
+            format!(" \"{}\"", p.name)
+        };
+        s += &format!(
+            "{mark}{:>2} {:>14} {:>17}  {}  {ty}{name}\n",
+            p.number,
+            p.start,
+            p.size,
+            if p.is_ext { "yes" } else { "no " }
+        );
+    }
+    s
+}
+
+/// `info` on a whole disk where no partition could be picked: the table
+/// alone.
+pub fn disk_only(image: &Path, d: &Disk, json: bool) -> R<()> {
+    if json {
+        return print_json(&json!({
+            "image": image.display().to_string(),
+            "partition_table": disk_json(d),
+        }));
+    }
+    let mut s = format!("Image:            {}\n", image.display());
+    s += &disk_text(d);
+    s += "Pick an ext partition with --partition N to see its file system.\n";
+    out(&s)
+}
+
+pub fn info(fs: &Filesystem, image: &Path, json: bool, disk: Option<&Disk>) -> R<()> {
     let sb = fs.superblock();
     let kind = if sb.has_incompat(feature::INCOMPAT_EXTENTS)
         || sb.has_incompat(feature::INCOMPAT_64BIT)
@@ -183,6 +247,11 @@ pub fn info(fs: &Filesystem, image: &Path, json: bool) -> R<()> {
         "writable": fs.write_refusal().is_none(),
         "write_refusal": fs.write_refusal(),
     });
+    let mut v = v;
+    if let Some(d) = disk {
+        v["partition"] = json!(d.1);
+        v["partition_table"] = disk_json(d);
+    }
     if json {
         return print_json(&v);
     }
@@ -190,6 +259,10 @@ pub fn info(fs: &Filesystem, image: &Path, json: bool) -> R<()> {
     let mib = |b: u64| (b * bs) as f64 / 1048576.0;
     let mut s = String::new();
     s += &format!("Image:            {}\n", image.display());
+    if let Some(d) = disk {
+        s += &disk_text(d);
+        s += &format!("Partition:        {}\n", d.1.unwrap_or(0));
+    }
     s += &format!("Filesystem:       {kind} (revision {})\n", sb.rev_level());
     s += &format!(
         "Label:            {}\n",
@@ -417,6 +490,13 @@ pub fn ls(
         );
     }
     out(&text)?;
+    if errors.len() == 1 {
+        // One directory failed: its error is the one line.
+        return Err(super::Fail {
+            code: 1,
+            msg: errors.remove(0),
+        });
+    }
     for e in &errors {
         super::say(format_args!("ext3edit: {e}"));
     }

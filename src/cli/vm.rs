@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use ext3edit::customize::aucd;
 use ext3edit::customize::check::{self, Container, Fix, Report, Status};
-use ext3edit::Error;
 use serde_json::{json, Value};
 
 use super::args::WriteOpts;
@@ -134,10 +133,15 @@ Files (paths in the image are absolute; TEXT takes \\n for a newline):
 Whole jobs:
   --fix                           apply what makes `ext3edit check` pass; say
                                   (exit 1) what it cannot fix
+  --selinux-relabel               label every file as the image's own SELinux
+                                  policy says (file_contexts, as setfiles)
   --commands-from-file FILE       the same steps, one per line (`network
                                   eth1=dhcp`), # comments; errors give the line
 
-Edited files keep their owner, mode and xattrs; new files are root's.
+Edited files keep their owner, mode and xattrs (security.selinux too); new
+files are root's, and where the image has an SELinux policy
+(/etc/selinux/config, SELINUXTYPE's contexts/files/file_contexts) they get
+the label that policy gives their path, as setfiles would.
 
 Examples:
   ext3edit customize centos.ext3 --fix
@@ -205,6 +209,7 @@ fn take_options(words: Vec<String>, w: &mut WriteOpts, dry: &mut bool) -> R<Vec<
 }
 
 fn run_customize(image: &Path, dry_run: bool, w: &WriteOpts, words: Vec<String>) -> R<()> {
+    report::set_escape(false);
     let mut w = w.clone();
     let mut dry = dry_run;
     let words = take_options(words, &mut w, &mut dry)?;
@@ -228,16 +233,56 @@ fn run_customize(image: &Path, dry_run: bool, w: &WriteOpts, words: Vec<String>)
         sb: &sb,
         notes: Vec::new(),
         unfixed: Vec::new(),
+        relabel: false,
     };
+    let policy = ext3edit::selinux::Policy::load_from_image(&fs).map_err(|e| {
+        failure(format!(
+            "{}: reading the image's SELinux policy: {e}",
+            image.display()
+        ))
+    })?;
     let mut plan = Plan::new(&fs);
     steps::apply(&steps, &mut plan, &mut ctx)
         .map_err(|e| failure(format!("{}: {e}; nothing was changed", image.display())))?;
+    if ctx.relabel && policy.is_none() {
+        return Err(failure(format!(
+            "{}: --selinux-relabel: the image has no SELinux policy (SELINUXTYPE in /etc/selinux/config and its contexts/files/file_contexts); nothing was changed",
+            image.display()
+        )));
+    }
     if dry {
-        report::out(&plan.describe()?)?;
+        let mut d = plan.describe()?;
+        if let Some(p) = &policy {
+            d += &format!(
+                "new files get the label the image's SELinux policy gives them ({} specifications)\n",
+                p.len()
+            );
+            if ctx.relabel {
+                d += "selinux-relabel: every inode would get its label from that policy\n";
+            }
+        }
+        // Diffs show the image's text: escaped on a terminal, line by line.
+        let shown: String = d
+            .split_inclusive('\n')
+            .map(|l| match l.strip_suffix('\n') {
+                Some(body) => format!("{}\n", report::shown(body)),
+                None => report::shown(l).into_owned(),
+            })
+            .collect();
+        report::out(&shown)?;
     } else {
         let changes = plan.into_changes();
-        plan::apply(&mut fs, &changes)
+        plan::apply(&mut fs, &changes, policy.as_ref())
             .map_err(|e| failure(format!("{}: {e}; nothing was changed", image.display())))?;
+        if ctx.relabel {
+            let p = policy.as_ref().expect("checked above");
+            let st = ext3edit::customize::label::relabel(&mut fs, p)
+                .map_err(|e| failure(format!("{}: --selinux-relabel: {e}", image.display())))?;
+            ctx.notes.push(format!(
+                "selinux-relabel: {} inodes, {} labels changed, {} without a label in the policy",
+                st.inodes, st.changed, st.unlabelled
+            ));
+        }
         commit(fs)?;
         for n in &ctx.notes {
             report::out(&format!("{n}\n"))?;
@@ -277,11 +322,12 @@ fn fix_command(image: &Path, args: &[String]) -> String {
 }
 
 fn run_check(image: &Path, json: bool, conf: Option<&Path>, url: Option<&str>) -> R<()> {
+    // Text from the image (names, release strings) is escaped on a terminal.
+    report::set_escape(false);
     // Read the configuration first: a bad one is a usage problem.
     let verdict = match (conf, url) {
         (Some(c), Some(u)) => {
-            let text = std::fs::read_to_string(c)
-                .map_err(|e| Error::io(format!("reading {}", c.display()), e))?;
+            let text = ext3edit::customize::steps::read_host_text(c)?;
             let v =
                 aucd::allowed(&text, u).map_err(|e| failure(format!("{}: {e}", c.display())))?;
             Some((c, u, v))

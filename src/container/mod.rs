@@ -1,5 +1,6 @@
-//! What the image file is: a raw ext2/3/4 image, or one travelling
-//! compressed (bzip2, gzip, xz, zip), recognised by its magic bytes.
+//! What the image file is: a raw ext2/3/4 image, a whole disk with an MBR
+//! or GPT partition table ([`partition`]), or either travelling compressed
+//! (bzip2, gzip, xz, zip), recognised by its magic bytes.
 //!
 //! [`Container::open`] detects the format; [`Container::unpack_to`]
 //! decompresses into a file, sparsely (all-zero 4 KiB blocks become
@@ -62,6 +63,7 @@
 pub mod bzip2;
 pub mod gzip;
 pub mod parallel;
+pub mod partition;
 pub mod seekable;
 pub mod spool;
 pub mod xz;
@@ -74,7 +76,9 @@ use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
 pub use seekable::Seekable;
-pub use spool::{on_new_temp, remove_all_temps, SparseWriter, TempFile};
+pub use spool::{
+    check_dest, lock_for_rewrite, on_new_temp, remove_all_temps, SparseWriter, TempFile,
+};
 
 /// The container formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,11 +173,31 @@ pub fn detect(head: &[u8]) -> Option<Format> {
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         return Some(Format::Zip);
     }
-    if is_ext(head) {
+    if is_ext(head) || partition::is_disk(head) {
         return Some(Format::Raw);
     }
     None
 }
+
+/// True when `head` (the first 64 KiB, or the whole file when shorter)
+/// can be an image we open: an ext2/3/4 superblock, an MBR or GPT
+/// partition table, or an ext image whose superblock is damaged (an empty
+/// boot block followed by a superblock area that is not all zeros: the
+/// file system code then says what is wrong). A file that starts with
+/// 2 KiB of zeros is none of these.
+pub fn looks_like_image(head: &[u8]) -> bool {
+    is_ext(head)
+        || partition::is_disk(head)
+        || (head.len() >= 2048 && is_zero_slice(&head[..1024]) && !is_zero_slice(&head[1024..2048]))
+}
+
+fn is_zero_slice(b: &[u8]) -> bool {
+    b.iter().all(|&x| x == 0)
+}
+
+/// The bytes of the decompressed start that [`Container::unpack_to`]
+/// checks before decompressing further.
+const HEAD_CHECK: usize = 65536;
 
 /// True when `head` has the ext2/3/4 superblock magic.
 pub fn is_ext(head: &[u8]) -> bool {
@@ -225,9 +249,9 @@ pub fn describe_unknown(head: &[u8]) -> String {
     } else if head.starts_with(b"\x7fELF") {
         Some("an ELF executable")
     } else if at(512, b"EFI PART") {
-        Some("a disk image with a GPT partition table: partitioned disks are not supported yet")
+        Some("a disk image with a GPT partition table whose MBR is damaged")
     } else if at(510, &[0x55, 0xaa]) {
-        Some("a disk image with an MBR partition table: partitioned disks are not supported yet")
+        Some("a boot sector or a damaged MBR partition table")
     } else if at(0x8001, b"CD001") {
         Some("an ISO 9660 image")
     } else if head.iter().all(|&b| b == 0) {
@@ -326,7 +350,7 @@ impl Container {
             Some(f) => f,
             // An ext image whose superblock is damaged still has its empty
             // boot block: let the file system code say what is wrong.
-            None if head.len() >= 2048 && head[..1024].iter().all(|&b| b == 0) => Format::Raw,
+            None if looks_like_image(&head) => Format::Raw,
             None => return Err(Error::Invalid(describe_unknown(&head))),
         };
         let level = match format {
@@ -360,38 +384,70 @@ impl Container {
     /// Decompress into `out` (an empty file), sparsely; returns the size.
     /// The result must be an ext2/3/4 image.
     pub fn unpack_to(&self, out: &File, out_name: &str, opts: &Options) -> Result<u64> {
+        self.unpack_entry_to(out, out_name, opts)
+            .map(|(len, _)| len)
+    }
+
+    /// [`Container::unpack_to`], also returning the name of the zip entry
+    /// read (None for the other formats). The decompressed start is checked
+    /// as soon as its first 64 KiB are out ([`looks_like_image`]): an
+    /// archive of something else stops there, not after decompressing all
+    /// of it.
+    pub fn unpack_entry_to(
+        &self,
+        out: &File,
+        out_name: &str,
+        opts: &Options,
+    ) -> Result<(u64, Option<String>)> {
         let max = opts.max_size.unwrap_or_else(|| default_max_size(self.size));
         let mut w = SparseWriter::new(out, out_name, max, self.size);
         let input = File::open(&self.path)
             .map_err(|e| Error::io(format!("opening {}", self.path.display()), e))?;
         let at = |e: Error| e.at(&self.path.display().to_string());
         let mut what = String::from("the archive");
+        let mut entry = None;
+        if self.format == Format::Zip {
+            let name = zip::choose_entry(&input, opts.entry.as_deref()).map_err(at)?;
+            what = format!("zip entry {name}");
+            entry = Some(name);
+        }
+        // Without the path: the decoders' errors get it from `at`.
+        let not_image = {
+            let what = what.clone();
+            move |head: &[u8]| {
+                let d = describe_unknown(head);
+                let d = d.split_once(": ").map(|x| x.1).unwrap_or(&d).to_string();
+                Error::Invalid(format!("{what} is not an ext2/3/4 image: {d}"))
+            }
+        };
+        let early = not_image.clone();
+        w.check_head(
+            HEAD_CHECK,
+            Box::new(move |head: &[u8]| {
+                if looks_like_image(head) {
+                    Ok(())
+                } else {
+                    Err(early(head))
+                }
+            }),
+        );
         match self.format {
             Format::Raw => raw_copy(&input, &mut w).map_err(at)?,
             Format::Bzip2 => bzip2::decompress(&input, &mut w, opts.threads()).map_err(at)?,
             Format::Gzip => gzip::decompress(&input, &mut w, opts.threads()).map_err(at)?,
             Format::Xz => xz::decompress(&input, &mut w, opts.threads()).map_err(at)?,
             Format::Zip => {
-                let name = zip::decompress(&input, &mut w, opts.entry.as_deref()).map_err(at)?;
-                what = format!("zip entry {name}");
+                zip::decompress(&input, &mut w, entry.as_deref()).map_err(at)?;
             }
         }
         let len = w.finish()?;
-        let mut head = vec![0u8; 1082];
+        let mut head = vec![0u8; HEAD_CHECK];
         let n = out.read_at(&mut head, 0).unwrap_or(0);
         head.truncate(n);
-        if !is_ext(&head) || len < EXT_MAGIC_AT + 2 {
-            let mut head2 = vec![0u8; 65536];
-            let n = out.read_at(&mut head2, 0).unwrap_or(0);
-            head2.truncate(n);
-            let d = describe_unknown(&head2);
-            let d = d.split_once(": ").map(|x| x.1).unwrap_or(&d);
-            return Err(Error::Invalid(format!(
-                "{}: {what} is not an ext2/3/4 image: {d}",
-                self.path.display()
-            )));
+        if !looks_like_image(&head) || len < EXT_MAGIC_AT + 2 {
+            return Err(at(not_image(&head)));
         }
-        Ok(len)
+        Ok((len, entry))
     }
 }
 
@@ -477,6 +533,8 @@ pub struct Spool {
     pub container: Container,
     /// The raw temporary copy.
     pub raw: TempFile,
+    /// The zip entry it came from (None for the other formats).
+    pub entry: Option<String>,
 }
 
 impl Spool {
@@ -492,8 +550,12 @@ impl Spool {
             None => TempFile::in_tmpdir(&base)?,
         };
         let name = format!("the temporary copy {}", raw.path().display());
-        container.unpack_to(raw.file(), &name, opts)?;
-        Ok(Spool { container, raw })
+        let (_, entry) = container.unpack_entry_to(raw.file(), &name, opts)?;
+        Ok(Spool {
+            container,
+            raw,
+            entry,
+        })
     }
 
     /// The raw image path.
@@ -511,6 +573,20 @@ impl Spool {
         level: u32,
         threads: usize,
     ) -> Result<()> {
+        Spool::finish_entry(raw, dest, format, level, threads, &zip_entry_name(dest))
+    }
+
+    /// [`Spool::finish`] with the zip entry named `entry` (an edited zip
+    /// keeps its entry's name).
+    pub fn finish_entry(
+        raw: &Path,
+        dest: &Path,
+        format: Format,
+        level: u32,
+        threads: usize,
+        entry: &str,
+    ) -> Result<()> {
+        check_dest(dest)?;
         let input =
             File::open(raw).map_err(|e| Error::io(format!("opening {}", raw.display()), e))?;
         let len = input
@@ -518,8 +594,7 @@ impl Spool {
             .map_err(|e| Error::io(format!("reading {}", raw.display()), e))?
             .len();
         let tmp = TempFile::beside(dest)?;
-        let entry = zip_entry_name(dest);
-        pack(&input, len, tmp.file(), format, level, threads, &entry)
+        pack(&input, len, tmp.file(), format, level, threads, entry)
             .map_err(|e| e.at(&dest.display().to_string()))?;
         tmp.persist(dest)
     }

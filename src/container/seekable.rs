@@ -62,7 +62,7 @@ use std::sync::{Arc, Mutex};
 
 use super::xz::XzStream;
 use super::{bzip2, default_max_size, gzip, parallel, xz, Container, Format, TempFile};
-use crate::device::{self, BlockDevice, Lock};
+use crate::device::{self, BlockDevice};
 use crate::{Error, Result};
 
 /// The largest chunk (uncompressed) a seekable file may have.
@@ -414,13 +414,19 @@ impl Seekable {
     ) -> Result<Option<Seekable>> {
         let src = device::open_image_file(&c.path, false)
             .map_err(|e| Error::io(format!("opening {}", c.path.display()), e))?;
-        // A writer keeps other writers from editing the same file meanwhile
-        // (the last rename would win). Readers need no lock: the file is
-        // never changed in place, only replaced.
-        if write {
-            device::lock_image(&src, Lock::Exclusive)
-                .map_err(|e| Error::io(format!("opening {}", c.path.display()), e))?;
-        }
+        Self::open_file(c, src, write, spill_dir, max_size)
+    }
+
+    /// [`Seekable::open`] on `src`, the container's file already open
+    /// (and locked by the caller when it is to be replaced: the lock is
+    /// held until [`Seekable::finish`] has renamed the new file over it).
+    pub fn open_file(
+        c: &Container,
+        src: File,
+        write: bool,
+        spill_dir: &Path,
+        max_size: Option<u64>,
+    ) -> Result<Option<Seekable>> {
         let Some((index, decoded)) = Index::read(c, &src)? else {
             return Ok(None);
         };

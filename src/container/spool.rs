@@ -135,6 +135,7 @@ impl TempFile {
         f.sync_all()
             .map_err(|e| Error::io(format!("writing {}", self.path.display()), e))?;
         drop(f);
+        check_dest(dest)?;
         std::fs::rename(&self.path, dest).map_err(|e| {
             Error::io(
                 format!("renaming {} to {}", self.path.display(), dest.display()),
@@ -246,7 +247,15 @@ pub struct SparseWriter<'a> {
     /// Compressed bytes consumed so far, for the progress bar (set by the
     /// decoder when it knows).
     pub input_done: u64,
+    /// The first bytes written, kept until [`SparseWriter::check_head`]'s
+    /// check has run on them.
+    head: Vec<u8>,
+    head_len: usize,
+    head_check: Option<HeadCheck<'a>>,
 }
+
+/// A check of the decompressed start (see [`SparseWriter::check_head`]).
+pub type HeadCheck<'a> = Box<dyn Fn(&[u8]) -> Result<()> + 'a>;
 
 /// The granularity of hole detection.
 const HOLE: usize = 4096;
@@ -263,7 +272,43 @@ impl<'a> SparseWriter<'a> {
             max,
             progress: ByteProgress::new("unpack", input_total),
             input_done: 0,
+            head: Vec::new(),
+            head_len: 0,
+            head_check: None,
         }
+    }
+
+    /// Run `check` on the first `len` bytes as soon as they are written;
+    /// an error stops the decompression there. (A shorter output is not
+    /// checked here: the caller checks the whole of it.)
+    pub fn check_head(&mut self, len: usize, check: HeadCheck<'a>) {
+        self.head = Vec::with_capacity(len);
+        self.head_len = len;
+        self.head_check = Some(check);
+    }
+
+    /// Keep `data` (or `n` zeros) for the head check; run it when full.
+    fn feed_head(&mut self, data: Option<&[u8]>, n: u64) -> Result<()> {
+        if self.head_check.is_none() || self.head.len() >= self.head_len {
+            return Ok(());
+        }
+        let take = (self.head_len - self.head.len()).min(n.min(usize::MAX as u64) as usize);
+        match data {
+            Some(d) => self.head.extend_from_slice(&d[..take]),
+            None => self.head.resize(self.head.len() + take, 0),
+        }
+        if self.head.len() >= self.head_len {
+            self.run_head_check()?;
+        }
+        Ok(())
+    }
+
+    fn run_head_check(&mut self) -> Result<()> {
+        if let Some(check) = self.head_check.take() {
+            let head = std::mem::take(&mut self.head);
+            check(&head)?;
+        }
+        Ok(())
     }
 
     /// Bytes written so far (the logical size).
@@ -289,6 +334,7 @@ impl<'a> SparseWriter<'a> {
     /// `n` zero bytes.
     pub fn zeros(&mut self, n: u64) -> Result<()> {
         self.check_max(n)?;
+        self.feed_head(None, n)?;
         self.pos += n;
         Ok(())
     }
@@ -296,6 +342,7 @@ impl<'a> SparseWriter<'a> {
     /// Append `data`; its all-zero 4 KiB pieces are skipped.
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
         self.check_max(data.len() as u64)?;
+        self.feed_head(Some(data), data.len() as u64)?;
         let mut i = 0;
         while i < data.len() {
             // Align pieces to the output offset so holes are whole blocks.
@@ -341,6 +388,7 @@ impl<'a> SparseWriter<'a> {
     /// Start over (a parallel decoder falling back to the sequential one).
     pub fn restart(&mut self) -> Result<()> {
         self.pos = 0;
+        self.head.clear();
         self.file
             .set_len(0)
             .map_err(|e| Error::io(format!("writing {}", self.what), e))
@@ -411,4 +459,84 @@ impl Pieces {
         }
         Ok(())
     }
+}
+
+/// Open `path` and take the exclusive image lock on it, for a writer that
+/// replaces the file by a rename (a compressed image being edited): held
+/// from before the file is read until after the rename, so that parallel
+/// writers take turns instead of each renaming its own edit over the
+/// others'. A writer that renamed a new file over `path` while we waited
+/// leaves us holding the lock of a file that no longer has the name: then
+/// the new file is opened and locked again. Waits up to `wait` in all
+/// (recompressing a big image takes minutes), then fails with "the image
+/// is locked by another process that is writing it".
+pub fn lock_for_rewrite(path: &Path, wait: Duration) -> Result<File> {
+    use std::os::unix::fs::MetadataExt;
+    let deadline = Instant::now() + wait;
+    let err = |e| Error::io(format!("opening {}", path.display()), e);
+    loop {
+        let file = crate::device::open_image_file(path, false).map_err(err)?;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(err(io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        "the image is locked by another process that is writing it",
+                    )))
+                }
+                Err(std::fs::TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => {
+                    return Ok(file)
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(err(e)),
+            }
+        }
+        let locked = file.metadata().map_err(err)?;
+        match std::fs::metadata(path) {
+            Ok(now) if now.dev() == locked.dev() && now.ino() == locked.ino() => return Ok(file),
+            // Replaced (or removed and made again) meanwhile: take the new one.
+            Ok(_) if Instant::now() < deadline => continue,
+            Ok(_) => {
+                return Err(err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "the image is locked by another process that is writing it",
+                )))
+            }
+            Err(e) => return Err(err(e)),
+        }
+    }
+}
+
+/// Refuse `dest` as the name of a file that a rename will replace unless
+/// it is absent, a regular file or a symlink (which the rename replaces
+/// as a name, like mv): a device node, FIFO, socket or directory there is
+/// never replaced by a regular file.
+pub fn check_dest(dest: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(m) = std::fs::symlink_metadata(dest) else {
+        return Ok(());
+    };
+    let t = m.file_type();
+    let kind = if t.is_file() || t.is_symlink() {
+        return Ok(());
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Err(Error::Invalid(format!(
+        "{} is {kind}: a new file is written there by a rename; give a file name",
+        dest.display()
+    )))
 }

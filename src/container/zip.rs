@@ -26,10 +26,9 @@ fn zip_err(e: ::zip::result::ZipError) -> Error {
     Error::corrupt(format!("zip archive is damaged ({e})"))
 }
 
-/// Decompress the chosen entry (`entry`, or the only one) into `w`;
-/// returns the entry's name.
-pub fn decompress(input: &File, w: &mut SparseWriter, entry: Option<&str>) -> Result<String> {
-    let mut a = ::zip::ZipArchive::new(input).map_err(zip_err)?;
+/// The names of the files in the archive (directories left out), sorted.
+pub fn entries(input: &File) -> Result<Vec<String>> {
+    let a = ::zip::ZipArchive::new(input).map_err(zip_err)?;
     let mut names = Vec::new();
     for n in a.file_names() {
         let n = n.map_err(zip_err)?;
@@ -38,7 +37,13 @@ pub fn decompress(input: &File, w: &mut SparseWriter, entry: Option<&str>) -> Re
         }
     }
     names.sort();
-    let name = match entry {
+    Ok(names)
+}
+
+/// The entry to read: `entry`, or the only file in the archive.
+pub fn choose_entry(input: &File, entry: Option<&str>) -> Result<String> {
+    let names = entries(input)?;
+    match entry {
         Some(e) => {
             if !names.iter().any(|n| n == e) {
                 return Err(Error::NotFound(format!(
@@ -46,20 +51,25 @@ pub fn decompress(input: &File, w: &mut SparseWriter, entry: Option<&str>) -> Re
                     list(&names)
                 )));
             }
-            e.to_string()
+            Ok(e.to_string())
         }
         None => match names.len() {
-            0 => return Err(Error::Invalid("the zip archive holds no file".into())),
-            1 => names[0].clone(),
-            _ => {
-                return Err(Error::Invalid(format!(
-                    "the zip archive holds {} files: choose one with --entry NAME ({})",
-                    names.len(),
-                    list(&names)
-                )))
-            }
+            0 => Err(Error::Invalid("the zip archive holds no file".into())),
+            1 => Ok(names[0].clone()),
+            _ => Err(Error::Invalid(format!(
+                "the zip archive holds {} files: choose one with --entry NAME ({})",
+                names.len(),
+                list(&names)
+            ))),
         },
-    };
+    }
+}
+
+/// Decompress the chosen entry (`entry`, or the only one) into `w`;
+/// returns the entry's name.
+pub fn decompress(input: &File, w: &mut SparseWriter, entry: Option<&str>) -> Result<String> {
+    let name = choose_entry(input, entry)?;
+    let mut a = ::zip::ZipArchive::new(input).map_err(zip_err)?;
     let mut f = a.by_name(&name).map_err(zip_err)?;
     let mut buf = vec![0u8; 1 << 20];
     loop {

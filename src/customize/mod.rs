@@ -9,6 +9,7 @@
 
 pub mod aucd;
 pub mod check;
+pub mod label;
 pub mod plan;
 pub mod steps;
 pub mod text;

@@ -18,8 +18,10 @@ use std::path::PathBuf;
 use super::text::{Entry, Meta, View, MAX_TEXT};
 use crate::error::{Error, Result};
 use crate::fs::Filesystem;
+use crate::inode::Ino;
 use crate::layout::FileType;
 use crate::ops::NewFile;
+use crate::selinux::Policy;
 
 /// Owner and mode of something new.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -666,15 +668,27 @@ impl View for Plan<'_> {
 }
 
 /// Make planned changes on `fs`, in order (nothing is committed: the
-/// caller commits, or drops `fs` to forget them).
-pub fn apply(fs: &mut Filesystem, changes: &[Change]) -> Result<()> {
+/// caller commits, or drops `fs` to forget them). With a policy, what the
+/// changes create gets the SELinux label the policy gives its path.
+pub fn apply(fs: &mut Filesystem, changes: &[Change], policy: Option<&Policy>) -> Result<()> {
     for ch in changes {
-        apply_one(fs, ch)?;
+        if let Some(ino) = apply_one(fs, ch)? {
+            if let Some(p) = policy {
+                let path = match ch {
+                    Change::Write { path, .. }
+                    | Change::Mkdir { path, .. }
+                    | Change::Symlink { path, .. } => path,
+                    _ => continue,
+                };
+                super::label::label_new(fs, p, path, ino)?;
+            }
+        }
     }
     Ok(())
 }
 
-fn apply_one(fs: &mut Filesystem, ch: &Change) -> Result<()> {
+/// Apply one change; the inode it created, if any.
+fn apply_one(fs: &mut Filesystem, ch: &Change) -> Result<Option<Ino>> {
     match ch {
         Change::Write {
             path,
@@ -710,6 +724,7 @@ fn apply_one(fs: &mut Filesystem, ch: &Change) -> Result<()> {
                     };
                     fs.overwrite_file_sized(ino, &keep, src, Some(size))
                         .map_err(|e| e.at(path))?;
+                    return Ok(None);
                 }
                 None => {
                     let (parent, name) = fs.resolve_parent(path)?;
@@ -719,8 +734,10 @@ fn apply_one(fs: &mut Filesystem, ch: &Change) -> Result<()> {
                         gid: attrs.gid,
                         mtime: None,
                     };
-                    fs.create_file_sized(parent, &name, &a, src, Some(size))
-                        .map_err(|e| e.at(path))?;
+                    return fs
+                        .create_file_sized(parent, &name, &a, src, Some(size))
+                        .map(Some)
+                        .map_err(|e| e.at(path));
                 }
             }
         }
@@ -732,7 +749,10 @@ fn apply_one(fs: &mut Filesystem, ch: &Change) -> Result<()> {
                 gid: attrs.gid,
                 mtime: None,
             };
-            fs.mkdir(parent, &name, &a).map_err(|e| e.at(path))?;
+            return fs
+                .mkdir(parent, &name, &a)
+                .map(Some)
+                .map_err(|e| e.at(path));
         }
         Change::Delete { path } => {
             let (parent, name) = fs.resolve_parent(path)?;
@@ -770,9 +790,11 @@ fn apply_one(fs: &mut Filesystem, ch: &Change) -> Result<()> {
                 gid: *gid,
                 mtime: None,
             };
-            fs.symlink(parent, &name, target.as_bytes(), &a)
-                .map_err(|e| e.at(path))?;
+            return fs
+                .symlink(parent, &name, target.as_bytes(), &a)
+                .map(Some)
+                .map_err(|e| e.at(path));
         }
     }
-    Ok(())
+    Ok(None)
 }

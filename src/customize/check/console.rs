@@ -42,7 +42,23 @@ pub fn check(v: &dyn View) -> Result<Finding> {
             }
         }
         Some(t) => match getty_line(&t) {
-            Some((n, l)) => f.saw(format!("/etc/inittab:{n}: {l}")),
+            Some((n, l)) => {
+                f.saw(format!("/etc/inittab:{n}: {l}"));
+                // The program that line runs must be in the image.
+                let prog = l
+                    .splitn(4, ':')
+                    .nth(3)
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("");
+                if prog.starts_with('/') && v.meta(prog, true)?.is_none() {
+                    f.mark(
+                        Status::Warn,
+                        format!("{prog} (run by /etc/inittab:{n}) is not in the image"),
+                    );
+                }
+            }
             None => {
                 f.mark(Status::Fail, "/etc/inittab runs no getty on xvc0 or hvc0");
                 f.fix_with(&["--xen-console", "xvc0"]);

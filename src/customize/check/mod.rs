@@ -101,9 +101,18 @@ impl Finding {
         self.evidence.push(s.into());
     }
 
+    /// Add a customize step to the fix (a requirement may need several:
+    /// ifcfg-eth1 and /etc/hosts); a step already there is not repeated.
     fn fix_with(&mut self, args: &[&str]) {
-        if self.fix.is_none() {
-            self.fix = Some(Fix::Customize(args.iter().map(|s| s.to_string()).collect()));
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        match &mut self.fix {
+            None => self.fix = Some(Fix::Customize(args)),
+            Some(Fix::Customize(v)) => {
+                if !v.windows(args.len()).any(|w| w == &args[..]) {
+                    v.extend(args);
+                }
+            }
+            Some(Fix::Manual(_)) => {}
         }
     }
 

@@ -14,6 +14,37 @@ use crate::error::Result;
 /// Where RHEL keeps the interface files.
 pub const SCRIPTS: &str = "/etc/sysconfig/network-scripts";
 
+/// The image's host name: /etc/hostname, else HOSTNAME of
+/// /etc/sysconfig/network, else `localhost.localdomain`.
+pub fn current_hostname(v: &dyn View) -> Result<String> {
+    if let Some(t) = crate::customize::text::read_text(v, "/etc/hostname")
+        .ok()
+        .flatten()
+    {
+        if let Some(l) = t
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            if crate::customize::steps::valid_hostname(l) {
+                return Ok(l.to_string());
+            }
+        }
+    }
+    if let Some(t) = crate::customize::text::read_text(v, "/etc/sysconfig/network")
+        .ok()
+        .flatten()
+    {
+        let (vars, _) = parse_vars(&t);
+        if let Some(h) = var(&vars, "HOSTNAME") {
+            if crate::customize::steps::valid_hostname(&h.value) {
+                return Ok(h.value.clone());
+            }
+        }
+    }
+    Ok("localhost.localdomain".to_string())
+}
+
 /// Check requirement 4.
 pub fn check(v: &dyn View) -> Result<Finding> {
     let mut f = Finding::new(
@@ -103,10 +134,11 @@ pub fn check(v: &dyn View) -> Result<Finding> {
             }
         }
     }
+    let name = current_hostname(v)?;
     match text_or_note(v, &mut f, "/etc/hosts")? {
         None => {
             f.mark(Status::Fail, "/etc/hosts is missing");
-            f.fix_with(&["--hostname", "localhost.localdomain"]);
+            f.fix_with(&["--hostname", &name]);
         }
         Some(t) => {
             let found = content_lines(&t).find(|(_, l)| {
@@ -118,7 +150,7 @@ pub fn check(v: &dyn View) -> Result<Finding> {
                 Some((n, l)) => f.saw(format!("/etc/hosts:{n}: {l}")),
                 None => {
                     f.mark(Status::Fail, "/etc/hosts has no localhost line");
-                    f.fix_with(&["--hostname", "localhost.localdomain"]);
+                    f.fix_with(&["--hostname", &name]);
                 }
             }
         }

@@ -180,8 +180,7 @@ pub fn root_password(plan: &mut Plan, ctx: &mut Context, p: &Password) -> Result
     let pass = match p {
         Password::Plain(s) => s.clone(),
         Password::File(f) => {
-            let t = std::fs::read_to_string(f)
-                .map_err(|e| Error::io(format!("reading {}", f.display()), e))?;
+            let t = super::read_host_text(f)?;
             let l = t.lines().next().unwrap_or("").to_string();
             if l.is_empty() {
                 return Err(Error::Invalid(format!(
@@ -238,8 +237,7 @@ pub fn user(plan: &Plan, name: &str) -> Result<(u32, u32, String)> {
 /// are not added twice.
 pub fn ssh_inject(plan: &mut Plan, name: &str, keys: &Path) -> Result<()> {
     let (uid, gid, home) = user(plan, name)?;
-    let text = std::fs::read_to_string(keys)
-        .map_err(|e| Error::io(format!("reading {}", keys.display()), e))?;
+    let text = super::read_host_text(keys)?;
     let new: Vec<&str> = text
         .lines()
         .map(str::trim)

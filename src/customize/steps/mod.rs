@@ -21,6 +21,11 @@ use crate::superblock::Superblock;
 
 pub use network::NetConfig;
 
+/// True for a host name `--hostname` accepts.
+pub fn valid_hostname(n: &str) -> bool {
+    network::check_hostname(n).is_ok()
+}
+
 /// Where root's new password comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Password {
@@ -122,6 +127,8 @@ pub enum StepKind {
     },
     /// `--fix`
     Fix,
+    /// `--selinux-relabel`
+    SelinuxRelabel,
 }
 
 /// A step and where it was given.
@@ -136,7 +143,13 @@ pub struct Step {
 }
 
 /// Steps that take no argument.
-const FLAGS: &[&str] = &["lock-root", "enable-sshd", "xen-ldconf", "fix"];
+const FLAGS: &[&str] = &[
+    "lock-root",
+    "enable-sshd",
+    "xen-ldconf",
+    "fix",
+    "selinux-relabel",
+];
 /// Steps whose argument may be left out.
 const OPTIONAL: &[&str] = &["xen-console"];
 /// Every step name, for the help and for "did you mean".
@@ -162,8 +175,47 @@ pub const NAMES: &[&str] = &[
     "link",
     "add-user",
     "fix",
+    "selinux-relabel",
     "commands-from-file",
 ];
+
+/// Host files a step reads whole (keys, configurations, recipes,
+/// passwords) are at most this big.
+pub const MAX_HOST_FILE: u64 = 16 << 20;
+
+/// Read a host file a step names: a regular file (links followed) of at
+/// most [`MAX_HOST_FILE`] bytes, so that /dev/zero or a FIFO cannot make
+/// a step read forever.
+pub fn read_host_file(p: &std::path::Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(p).map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
+    let m = f
+        .metadata()
+        .map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
+    if !m.is_file() {
+        return Err(Error::Invalid(format!(
+            "{} is not a regular file",
+            p.display()
+        )));
+    }
+    let mut v = Vec::new();
+    f.take(MAX_HOST_FILE + 1)
+        .read_to_end(&mut v)
+        .map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
+    if v.len() as u64 > MAX_HOST_FILE {
+        return Err(Error::Invalid(format!(
+            "{} is larger than {} MiB",
+            p.display(),
+            MAX_HOST_FILE >> 20
+        )));
+    }
+    Ok(v)
+}
+
+/// [`read_host_file`] as text.
+pub fn read_host_text(p: &std::path::Path) -> Result<String> {
+    Ok(String::from_utf8_lossy(&read_host_file(p)?).into_owned())
+}
 
 fn bad(origin: &str, text: &str, why: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("{origin}: {text}: {why}"))
@@ -214,6 +266,11 @@ fn unescape(t: &str) -> String {
         }
     }
     o
+}
+
+thread_local! {
+    /// How many recipes are being read inside each other.
+    static RECIPE_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 /// Check one step's argument.
@@ -342,7 +399,12 @@ fn parse_one(
             };
             accounts::check_user_name(n).and_then(|_| {
                 let uid = match u {
-                    Some(u) => Some(u.parse::<u32>().map_err(|_| format!("invalid uid {u:?}"))?),
+                    Some(u) => Some(
+                        u.parse::<u32>()
+                            .ok()
+                            .filter(|u| *u != u32::MAX)
+                            .ok_or_else(|| format!("invalid uid {u:?} (0 to 4294967294)"))?,
+                    ),
                     None => None,
                 };
                 Ok(StepKind::AddUser {
@@ -352,12 +414,23 @@ fn parse_one(
             })
         }
         "fix" => Ok(StepKind::Fix),
+        "selinux-relabel" => Ok(StepKind::SelinuxRelabel),
         "commands-from-file" => {
             let p = host(a);
-            let t = std::fs::read_to_string(&p)
-                .map_err(|e| Error::io(format!("{origin}: {text}: reading {}", p.display()), e))?;
+            let depth = RECIPE_DEPTH.with(|d| d.get());
+            if depth >= 8 {
+                return Err(bad(
+                    origin,
+                    &text,
+                    "recipes include each other more than 8 levels deep (a recipe that includes itself?)",
+                ));
+            }
+            let t = read_host_text(&p).map_err(|e| bad(origin, &text, e))?;
             let dir = p.parent().map(|d| d.to_path_buf()).unwrap_or_default();
-            return parse_recipe(&t, &p.display().to_string(), &dir);
+            RECIPE_DEPTH.with(|d| d.set(depth + 1));
+            let r = parse_recipe(&t, &p.display().to_string(), &dir);
+            RECIPE_DEPTH.with(|d| d.set(depth));
+            return r;
         }
         other => {
             let hint = NAMES
@@ -479,18 +552,19 @@ pub struct Context<'s> {
     pub notes: Vec<String>,
     /// What `--fix` could not fix: (requirement, what to do by hand).
     pub unfixed: Vec<String>,
+    /// `--selinux-relabel` was asked: the caller relabels the whole image
+    /// once the planned changes are made.
+    pub relabel: bool,
 }
 
 /// Apply `steps` to the plan in order; an error names the step.
 pub fn apply(steps: &[Step], plan: &mut Plan, ctx: &mut Context) -> Result<()> {
     for s in steps {
         apply_step(s, plan, ctx).map_err(|e| {
+            // The error's own words say what kind of problem it is ("no
+            // such file or directory", "already exists").
             let m = match e {
-                Error::Invalid(m)
-                | Error::NotFound(m)
-                | Error::NotADirectory(m)
-                | Error::Exists(m) => m,
-                Error::Io { context, source } => format!("{context}: {source}"),
+                Error::Invalid(m) => m,
                 other => other.to_string(),
             };
             Error::Invalid(format!("{}: {}: {m}", s.origin, s.text))
@@ -522,6 +596,10 @@ fn apply_step(s: &Step, plan: &mut Plan, ctx: &mut Context) -> Result<()> {
         StepKind::Chmod { mode, path } => plan.chmod(path, *mode),
         StepKind::Link { target, link } => plan.symlink(target, link, 0, 0),
         StepKind::Fix => fix::fix(plan, ctx),
+        StepKind::SelinuxRelabel => {
+            ctx.relabel = true;
+            Ok(())
+        }
     }
 }
 

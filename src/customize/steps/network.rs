@@ -233,13 +233,13 @@ pub fn hostname(plan: &mut Plan, name: &str) -> Result<()> {
             lines[i] = format!("{addr}   {}{comment}", words.join(" "));
         }
         None => {
-            let mut l = format!("127.0.0.1   {name}");
-            if short != name {
-                l.push(' ');
-                l.push_str(short);
+            let mut words: Vec<&str> = vec![name];
+            for w in [short, "localhost", "localhost.localdomain"] {
+                if !words.contains(&w) {
+                    words.push(w);
+                }
             }
-            l.push_str(" localhost localhost.localdomain");
-            lines.insert(0, l);
+            lines.insert(0, format!("127.0.0.1   {}", words.join(" ")));
         }
     }
     let mut t = lines.join("\n");

@@ -12,7 +12,7 @@ use crate::layout::FileType;
 /// `--sshd-config FILE`: the host file becomes /etc/ssh/sshd_config (an
 /// existing one keeps its owner, mode and label).
 pub fn replace_config(plan: &mut Plan, src: &Path) -> Result<()> {
-    let b = std::fs::read(src).map_err(|e| Error::io(format!("reading {}", src.display()), e))?;
+    let b = super::read_host_file(src)?;
     if plan.meta("/etc/ssh", true)?.is_none() {
         plan.mkdir_p("/etc/ssh", Attrs::root(0o755))?;
     }

@@ -32,11 +32,17 @@ pub fn console(plan: &mut Plan, name: &str) -> Result<()> {
                 .into_iter()
                 .find(|i| !ids.contains(i))
                 .unwrap_or("xc");
+                // A getty the image has: mingetty (RHEL), agetty
+                // (util-linux, everywhere else), busybox getty.
                 let getty = if plan.meta("/sbin/mingetty", true)?.is_some() {
                     format!("/sbin/mingetty {name}")
                 } else if plan.meta("/sbin/agetty", true)?.is_some() {
                     format!("/sbin/agetty {name} 9600 vt100-nav")
+                } else if plan.meta("/sbin/getty", true)?.is_some() {
+                    format!("/sbin/getty 9600 {name}")
                 } else {
+                    // None found (a tree without util-linux yet): RHEL's
+                    // default; `check` warns that it is missing.
                     format!("/sbin/mingetty {name}")
                 };
                 let mut out = t.clone();

@@ -1,0 +1,311 @@
+//! Compressed images under attack: parallel writers, device nodes and
+//! FIFOs as OUT, zip archives with several entries or a renamed file, and
+//! archives of something that is not an ext image.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+
+struct T {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    img: PathBuf,
+    file: PathBuf,
+}
+
+fn setup() -> T {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().to_path_buf();
+    std::fs::create_dir(dir.join("tmp")).unwrap();
+    let i = mkfs(&Cfg {
+        fstype: "ext3",
+        block: 1024,
+        inode: 128,
+        dir_index: true,
+        size_kib: 4096,
+    });
+    let img = dir.join("disk.img");
+    std::fs::copy(&i.path, &img).unwrap();
+    let file = dir.join("hello");
+    std::fs::write(&file, b"hello\n").unwrap();
+    T {
+        _dir: d,
+        dir,
+        img,
+        file,
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Run ext3edit in `dir` (TMPDIR inside it).
+fn x(dir: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .current_dir(dir)
+        .env("EXT3EDIT_NO_PROGRESS", "1")
+        .env("TMPDIR", dir.join("tmp"))
+        .env_remove("EXT3EDIT_ZIP_ENTRY")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok(dir: &Path, args: &[&str]) -> Output {
+    let o = x(dir, args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// Exit 1 with one line; returns it.
+fn fails(dir: &Path, args: &[&str]) -> String {
+    let o = x(dir, args);
+    let e = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{args:?}: {e}");
+    assert_eq!(e.trim_end().lines().count(), 1, "{args:?}: {e}");
+    e
+}
+
+fn names_in(dir: &Path, img: &str) -> Vec<String> {
+    let o = ok(dir, &["ls", img, "/"]);
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| l.to_string())
+        .collect()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.trim_ascii() == b"0")
+        .unwrap_or(false)
+}
+
+fn file_type(p: &Path) -> std::fs::FileType {
+    std::fs::symlink_metadata(p).unwrap().file_type()
+}
+
+/// Four parallel `put`s on the same packed image: every one that exits 0
+/// has its file in the result (each writer holds IMAGE's lock from its
+/// read to its rename).
+#[test]
+fn parallel_writers_of_a_packed_image_keep_every_edit() {
+    if !have_e2fsprogs() {
+        return;
+    }
+    let t = setup();
+    for fmt in ["gz", "zip", "bz2", "xz"] {
+        let packed = format!("img.{fmt}");
+        ok(&t.dir, &["pack", s(&t.img), &packed, "-f"]);
+        let kids: Vec<_> = (1..=4)
+            .map(|i| {
+                Command::new(bin())
+                    .args(["put", &packed, s(&t.file), &format!("/f{i}")])
+                    .current_dir(&t.dir)
+                    .env("EXT3EDIT_NO_PROGRESS", "1")
+                    .env("TMPDIR", t.dir.join("tmp"))
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outs: Vec<Output> = kids
+            .into_iter()
+            .map(|k| k.wait_with_output().unwrap())
+            .collect();
+        let names = names_in(&t.dir, &packed);
+        for (i, o) in outs.iter().enumerate() {
+            let e = String::from_utf8_lossy(&o.stderr);
+            let f = format!("f{}", i + 1);
+            if o.status.success() {
+                assert!(names.contains(&f), "{fmt}: {f} was lost: {names:?}");
+            } else {
+                assert_eq!(e.trim_end().lines().count(), 1, "{fmt}: {e}");
+            }
+        }
+        let raw = t.dir.join("check.img");
+        ok(&t.dir, &["unpack", &packed, s(&raw), "-f"]);
+        fsck_clean(&raw);
+    }
+}
+
+/// pack/unpack -f and a compressed --output never replace a FIFO or a
+/// device node with a regular file; `unpack X -` writes to stdout.
+#[test]
+fn pack_and_unpack_refuse_fifos_and_devices_as_out() {
+    if !have_e2fsprogs() {
+        return;
+    }
+    let t = setup();
+    ok(&t.dir, &["pack", s(&t.img), "a.gz"]);
+    let fifo = t.dir.join("fifo");
+    let mk = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(mk.success());
+    let mut nodes = vec![fifo.clone()];
+    if is_root() {
+        let null = t.dir.join("null");
+        let mk = Command::new("mknod")
+            .args([s(&null), "c", "1", "3"])
+            .status()
+            .unwrap();
+        assert!(mk.success());
+        nodes.push(null);
+    } else {
+        skip("not root: no character device node made");
+    }
+    for n in &nodes {
+        let e = fails(&t.dir, &["pack", s(&t.img), s(n), "-f"]);
+        assert!(e.contains("give a file name"), "{e}");
+        fails(&t.dir, &["unpack", "a.gz", s(n), "-f"]);
+        let e = fails(&t.dir, &["put", "a.gz", s(&t.file), "/x", "--output", s(n)]);
+        assert!(e.contains("--output"), "{e}");
+        let ft = file_type(n);
+        assert!(!ft.is_file(), "{} was replaced by a file", n.display());
+    }
+    use std::os::unix::fs::FileTypeExt;
+    assert!(file_type(&fifo).is_fifo());
+    // A symlink is replaced as a name (like mv), its target left alone.
+    std::fs::write(t.dir.join("target"), b"keep").unwrap();
+    std::os::unix::fs::symlink("target", t.dir.join("link")).unwrap();
+    ok(&t.dir, &["unpack", "a.gz", "link", "-f"]);
+    assert_eq!(std::fs::read(t.dir.join("target")).unwrap(), b"keep");
+    assert_eq!(bytes(&t.dir.join("link")), bytes(&t.img));
+    // `-` is standard output, not a file named "-".
+    let o = ok(&t.dir, &["unpack", "a.gz", "-"]);
+    assert!(o.stdout == bytes(&t.img), "unpack - wrote something else");
+    let o = ok(&t.dir, &["pack", s(&t.img), "-", "--format", "gz"]);
+    std::fs::write(t.dir.join("again.gz"), &o.stdout).unwrap();
+    ok(&t.dir, &["unpack", "again.gz", "again.img"]);
+    assert_eq!(bytes(&t.dir.join("again.img")), bytes(&t.img));
+    assert!(!t.dir.join("-").exists(), "a file named - was made");
+}
+
+/// The names of a zip's entries, in order.
+fn zip_names(p: &Path) -> Vec<String> {
+    let a = zip::ZipArchive::new(std::fs::File::open(p).unwrap()).unwrap();
+    a.file_names().map(|n| n.unwrap().into_owned()).collect()
+}
+
+/// A zip holding `files` (name, bytes), stored.
+fn make_zip(p: &Path, files: &[(&str, Vec<u8>)]) {
+    let mut w = zip::ZipWriter::new(std::fs::File::create(p).unwrap());
+    let o = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(false);
+    for (n, d) in files {
+        w.start_file(*n, o).unwrap();
+        w.write_all(d).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+/// An edited zip keeps its entry's name; a zip with several entries is
+/// not edited in place (the others would be lost), and `--entry` picks
+/// one for every command.
+#[test]
+fn zip_edits_keep_the_entry_and_the_other_members() {
+    if !have_e2fsprogs() {
+        return;
+    }
+    let t = setup();
+    let img = bytes(&t.img);
+    let one = t.dir.join("img.zip");
+    make_zip(&one, &[("centos.ext3", img.clone())]);
+    ok(&t.dir, &["put", "img.zip", s(&t.file), "/new"]);
+    assert_eq!(zip_names(&one), ["centos.ext3"]);
+    assert!(names_in(&t.dir, "img.zip").contains(&"new".to_string()));
+
+    let two = t.dir.join("two.zip");
+    make_zip(&two, &[("a.img", img.clone()), ("b.img", img.clone())]);
+    let before = bytes(&two);
+    let e = fails(&t.dir, &["ls", "two.zip", "/"]);
+    assert!(e.contains("--entry NAME"), "{e}");
+    ok(&t.dir, &["ls", "two.zip", "/", "--entry", "b.img"]);
+    ok(&t.dir, &["--entry", "a.img", "info", "two.zip"]);
+    let e = fails(
+        &t.dir,
+        &["put", "two.zip", s(&t.file), "/new", "--entry", "b.img"],
+    );
+    assert!(e.contains("2 files"), "{e}");
+    assert_eq!(bytes(&two), before, "the archive changed");
+    // Into a new file: the edited entry alone, under its own name.
+    ok(
+        &t.dir,
+        &[
+            "put",
+            "two.zip",
+            s(&t.file),
+            "/new",
+            "--entry",
+            "b.img",
+            "--output",
+            "b.zip",
+        ],
+    );
+    assert_eq!(zip_names(&t.dir.join("b.zip")), ["b.img"]);
+    ok(&t.dir, &["unpack", "two.zip", "b.out", "--entry", "b.img"]);
+    assert_eq!(bytes(&t.dir.join("b.out")), img);
+}
+
+/// An archive whose start is not an ext image is refused as soon as its
+/// first 64 KiB are out: here its second part is damaged, and the error
+/// is about the start, not the damage further on (which the whole
+/// decompression would reach first).
+#[test]
+fn an_archive_of_something_else_stops_at_its_start() {
+    let t = setup();
+    let mut gz = Vec::new();
+    for _ in 0..2 {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&vec![0u8; 4 << 20]).unwrap();
+        gz.extend_from_slice(&e.finish().unwrap());
+    }
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(&pseudo_random(1 << 20, 3)).unwrap();
+    let tail = e.finish().unwrap();
+    gz.extend_from_slice(&tail[..tail.len() / 2]);
+    std::fs::write(t.dir.join("z.gz"), &gz).unwrap();
+    let mut bz = Vec::new();
+    for _ in 0..2 {
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        e.write_all(&vec![0u8; 4 << 20]).unwrap();
+        bz.extend_from_slice(&e.finish().unwrap());
+    }
+    bz.extend_from_slice(b"BZh91AY&SY\x00\x01\x02");
+    std::fs::write(t.dir.join("z.bz2"), &bz).unwrap();
+    for f in ["z.gz", "z.bz2"] {
+        for cmd in ["info", "check"] {
+            let e = fails(&t.dir, &[cmd, f]);
+            assert!(
+                e.contains("is not an ext2/3/4 image") && e.contains("all zeros"),
+                "{cmd} {f}: {e}"
+            );
+        }
+        let e = fails(&t.dir, &["unpack", f, "out.img"]);
+        assert!(e.contains("is not an ext2/3/4 image"), "{e}");
+        assert!(!t.dir.join("out.img").exists());
+    }
+    // A damaged superblock after an empty boot block still reaches the
+    // file system code, raw or packed alike.
+    let mut img = bytes(&t.img);
+    img[1080] = 0;
+    img[1081] = 0;
+    std::fs::write(t.dir.join("bad.img"), &img).unwrap();
+    let raw = fails(&t.dir, &["info", "bad.img"]);
+    ok(&t.dir, &["pack", "bad.img", "bad.gz"]);
+    let packed = fails(&t.dir, &["info", "bad.gz"]);
+    assert!(!raw.contains("all zeros"), "{raw}");
+    assert!(!packed.contains("is not an ext2/3/4 image"), "{packed}");
+}
