@@ -52,6 +52,12 @@
 //! level, on every core; the file is fsynced and renamed over the
 //! destination. Until that rename the original is byte for byte as
 //! before, whatever fails.
+//!
+//! "The same level" is what the file records: bzip2's block size digit;
+//! gzip's XFL (9, 1, or 6 for anything between, which `pack` does not
+//! tell apart); xz records none, so changed xz blocks use level 6.
+//! Chunks that nothing read are not checked: a damaged one is copied as it
+//! was (no new damage), and `unpack` or a full read reports it.
 
 use std::collections::BTreeMap;
 use std::fs::File;
