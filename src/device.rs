@@ -4,8 +4,8 @@
 //! through [`BlockDevice`]. [`FileDevice`] serves an image file (positioned
 //! reads and writes);
 //! [`MemDevice`] serves a byte vector (tests, and images that were
-//! decompressed into memory). A compressed image read chunk by chunk can
-//! implement the same trait later.
+//! decompressed into memory). A compressed image read chunk by chunk
+//! implements the same trait (`container::seekable`).
 //!
 //! This is the only file of the crate with `unsafe` code: `fcntl` to clear
 //! `O_NONBLOCK`, `pwritev`, `lseek(SEEK_DATA)` for sparse copies, and

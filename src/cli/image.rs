@@ -18,12 +18,19 @@
 //! the commit compresses it in IMAGE's format and level (or `--format`'s)
 //! into another temporary file that is fsynced and renamed over the
 //! destination. Temporary files are removed on every exit path.
+//!
+//! An image in ext3edit's chunked layout (as `pack` writes it: see
+//! `container::seekable`) takes neither temporary copy: the engine reads
+//! and writes it through a [`Seekable`] device that decompresses only the
+//! chunks it touches, and the commit writes a new file (beside the
+//! destination, fsynced, renamed) where only the changed chunks are
+//! compressed again. `--format` to another format takes the full path.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use ext3edit::container::partition::{self, PartitionDevice, Table};
-use ext3edit::container::{self, Container, Format, Options, Spool, TempFile};
+use ext3edit::container::{self, Container, Format, Options, Seekable, Spool, TempFile};
 use ext3edit::device::{self, BlockDevice, FileDevice, Lock};
 use ext3edit::{Error, Filesystem, OpenOptions};
 
@@ -61,6 +68,9 @@ struct Packed {
 const PACKED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 static PACKED: Mutex<Option<Packed>> = Mutex::new(None);
+/// A chunked compressed image being edited through its chunks, and
+/// `--output`'s NEW if given.
+static SEEKABLE: Mutex<Option<(Seekable, Option<PathBuf>)>> = Mutex::new(None);
 /// The raw temporary copies of compressed images opened for reading.
 static READ_SPOOL: Mutex<Vec<Spool>> = Mutex::new(Vec::new());
 
@@ -181,6 +191,17 @@ fn raw_for_read(image: &Path) -> R<PathBuf> {
 
 /// Open IMAGE for reading only.
 pub fn open_read(image: &Path) -> R<Filesystem> {
+    let c = Container::open(image).map_err(|e| at_image(image, e))?;
+    if c.is_compressed() {
+        let max = container_opts()?.max_size;
+        let seek = Seekable::open(&c, false, &std::env::temp_dir(), max)
+            .map_err(|e| at_image(image, e))?;
+        if let Some(s) = seek {
+            let fs = open_dev(s.device(), &OpenOptions::read_only(), image)?;
+            note_recovery(&fs, image, READ_THROUGH);
+            return Ok(fs);
+        }
+    }
     let raw = raw_for_read(image)?;
     let fs = open_fs(&raw, &OpenOptions::read_only(), image)?;
     note_recovery(&fs, image, READ_THROUGH);
@@ -283,6 +304,44 @@ fn open_packed(
     Ok(fs)
 }
 
+/// Open a compressed IMAGE in the chunked layout for writing through its
+/// chunks (None: it is not in that layout).
+fn open_seekable(
+    image: &Path,
+    c: &Container,
+    w: &WriteOpts,
+    opts: &OpenOptions,
+) -> R<Option<Filesystem>> {
+    let dest = w.output.clone().unwrap_or_else(|| image.to_path_buf());
+    refuse_special_output(&dest)?;
+    container::check_dest(&dest).map_err(|e| failure(format!("--output {e}")))?;
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let max = container_opts()?.max_size;
+    // In place, IMAGE is replaced by a rename: the seekable image reads the
+    // file under the exclusive lock and holds it until after the rename.
+    let seek = match &w.output {
+        Some(_) => Seekable::open(c, true, &dir, max),
+        None => {
+            let locked = container::lock_for_rewrite(image, PACKED_LOCK_WAIT)
+                .map_err(|e| at_image(image, e))?;
+            let c = Container::open(image).map_err(|e| at_image(image, e))?;
+            Seekable::open_file(&c, locked, true, &dir, max)
+        }
+    };
+    // Not seekable: the lock is released here; the full path takes it again.
+    let Some(seek) = seek.map_err(|e| at_image(image, e))? else {
+        return Ok(None);
+    };
+    let dev = seek.device();
+    *SEEKABLE.lock().unwrap_or_else(|p| p.into_inner()) = Some((seek, w.output.clone()));
+    let fs = open_dev(dev, opts, image)?;
+    note_recovery(&fs, image, REPLAY_COPY);
+    Ok(Some(fs))
+}
+
 fn at_image(image: &Path, e: Error) -> Fail {
     Fail {
         code: 1,
@@ -307,6 +366,11 @@ pub fn open_write(image: &Path, w: &WriteOpts) -> R<Filesystem> {
         })?,
         None => c.format,
     };
+    if c.is_compressed() && format == c.format {
+        if let Some(fs) = open_seekable(image, &c, w, &opts)? {
+            return Ok(fs);
+        }
+    }
     if c.is_compressed() || format != Format::Raw {
         return open_packed(image, &c, format, w, &opts);
     }
@@ -475,6 +539,11 @@ pub fn replay_problems(r: &ext3edit::journal::Replay) -> String {
 pub fn commit(mut fs: Filesystem) -> R<()> {
     fs.commit()?;
     drop(fs);
+    let seek = SEEKABLE.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some((s, out)) = seek {
+        s.finish(out.as_deref(), 0)?;
+        return Ok(());
+    }
     let packed = PACKED.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(p) = packed {
         Spool::finish_entry(p.raw.path(), &p.dest, p.format, p.level, 0, &p.entry)?;
@@ -512,6 +581,7 @@ pub fn commit(mut fs: Filesystem) -> R<()> {
 /// Remove the `--output` copy of a command that did not succeed.
 pub fn discard_output() {
     PACKED.lock().unwrap_or_else(|p| p.into_inner()).take();
+    SEEKABLE.lock().unwrap_or_else(|p| p.into_inner()).take();
     READ_SPOOL.lock().unwrap_or_else(|p| p.into_inner()).clear();
     ext3edit::container::remove_all_temps();
     let taken = OUTPUT.lock().unwrap_or_else(|p| p.into_inner()).take();

@@ -35,6 +35,7 @@ use bzip2::{Action, Compress, Compression, Decompress, Status};
 use memchr::memmem;
 
 use super::parallel::ordered;
+use super::seekable::Chunk;
 use super::spool::{is_zero, ByteProgress, Pieces, SparseWriter};
 use crate::{Error, Result};
 
@@ -498,6 +499,116 @@ fn decode_block(bytes: &[u8], shift: u32, nbits: u64, level: u8) -> Result<(Piec
     }
 }
 
+/// True when a stream trailer (the end magic, the stream CRC and 0 to 7
+/// zero bits of padding) ends exactly at byte `end` of `buf` (which holds
+/// at least the 11 bytes before it).
+fn trailer_ends_at(buf: &[u8], end: usize) -> bool {
+    if end < 11 {
+        return false;
+    }
+    (0..8u64).any(|pad| {
+        let bit = end as u64 * 8 - pad - 80;
+        bits_at(buf, bit, 48) == END && (pad == 0 || buf[end - 1] & ((1u8 << pad) - 1) == 0)
+    })
+}
+
+/// The streams of a bzip2 file that `pack` wrote (see the module docs of
+/// [`container`](super)), as chunks of `chunk` raw bytes each (the
+/// last one's size is not known yet: the caller decodes it). A stream
+/// starts on a byte boundary with `BZh<level>` and the block magic, right
+/// after the previous stream's trailer; the file is scanned for that
+/// 10-byte pattern and each hit is confirmed by the trailer before it.
+/// None when the file does not start and end that way.
+pub fn chunk_index(input: &File, total: u64, chunk: u64) -> Result<Option<Vec<Chunk>>> {
+    let rd = |buf: &mut [u8], at: u64| {
+        input
+            .read_exact_at(buf, at)
+            .map_err(|e| Error::io("reading the bzip2 data", e))
+    };
+    if total < 14 {
+        return Ok(None);
+    }
+    let mut head = [0u8; 10];
+    rd(&mut head, 0)?;
+    if !head.starts_with(b"BZh") || head[4..] != BLOCK_MAGIC {
+        return Ok(None);
+    }
+    let finder = memmem::Finder::new(&head);
+    let mut starts = vec![0u64];
+    // Windows of READ bytes, each searched with the last TAIL bytes of
+    // the one before (a hit needs the 11 bytes before it too).
+    const TAIL: usize = 32;
+    let mut buf: Vec<u8> = Vec::with_capacity(READ + TAIL);
+    let mut base = 0u64; // file offset of buf[0]
+    let mut seen_to = 0u64; // hits ending at or before this were seen
+    let mut at = 0u64; // next byte to read
+    while at < total {
+        let n = ((total - at) as usize).min(READ);
+        let old = buf.len();
+        buf.resize(old + n, 0);
+        rd(&mut buf[old..], at)?;
+        at += n as u64;
+        for h in finder.find_iter(&buf) {
+            let p = base + h as u64;
+            if p == 0 || p + 10 <= seen_to {
+                continue;
+            }
+            if trailer_ends_at(&buf, h) {
+                starts.push(p);
+            }
+        }
+        seen_to = at;
+        let drop = buf.len().saturating_sub(TAIL);
+        buf.drain(..drop);
+        base += drop as u64;
+    }
+    let mut tail = [0u8; 16];
+    rd(&mut tail, total - 16)?;
+    if !trailer_ends_at(&tail, 16) {
+        return Ok(None);
+    }
+    let n = starts.len();
+    let chunks = (0..n)
+        .map(|i| {
+            let end = if i + 1 < n { starts[i + 1] } else { total };
+            Chunk {
+                raw: i as u64 * chunk,
+                len: chunk,
+                at: starts[i],
+                size: end - starts[i],
+                unpadded: end - starts[i],
+            }
+        })
+        .collect();
+    Ok(Some(chunks))
+}
+
+/// Decompress one whole stream, which must end exactly at the end of
+/// `bytes` and hold at most `expect` bytes.
+pub fn decode_stream(bytes: &[u8], expect: usize) -> Result<Vec<u8>> {
+    let mut d = Decompress::new(false);
+    let mut out: Vec<u8> = Vec::with_capacity(expect);
+    loop {
+        if out.len() == out.capacity() {
+            out.reserve(expect.max(1 << 16));
+        }
+        let (i0, o0) = (d.total_in() as usize, d.total_out());
+        let st = d.decompress_vec(&bytes[i0..], &mut out).map_err(bz_err)?;
+        if out.len() > expect {
+            return Err(damaged("a stream holds more than its chunk"));
+        }
+        if st == Status::StreamEnd {
+            if d.total_in() as usize != bytes.len() {
+                return Err(damaged("a stream is followed by more data in its chunk"));
+            }
+            return Ok(out);
+        }
+        if d.total_out() == o0 && d.total_in() as usize == i0 && out.len() < out.capacity() {
+            return Err(damaged("a stream ends early"));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,5 +642,38 @@ mod tests {
             scan(&buf, 0, buf.len() - 7, &fb, &fe, &mut out);
             assert_eq!(out, vec![(80 + s as u64, Kind::Block)], "shift {s}");
         }
+    }
+}
+
+#[cfg(test)]
+mod seek_tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_streams_of_a_chunked_file() {
+        let c = chunk_size(1);
+        let data: Vec<u8> = (0..c * 3 + 5000).map(|i| (i * 31 / 7) as u8).collect();
+        let mut f = Vec::new();
+        let mut starts = Vec::new();
+        for part in data.chunks(c) {
+            starts.push(f.len() as u64);
+            f.extend_from_slice(&compress_chunk(part, 1).unwrap());
+        }
+        let t = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(t.path(), &f).unwrap();
+        let ch = chunk_index(t.as_file(), f.len() as u64, c as u64)
+            .unwrap()
+            .unwrap();
+        assert_eq!(ch.iter().map(|k| k.at).collect::<Vec<_>>(), starts);
+        let last = ch.last().unwrap();
+        let s = &f[last.at as usize..];
+        assert_eq!(decode_stream(s, c).unwrap(), data[c * 3..]);
+        // A file that does not end with a stream trailer is not one.
+        let mut g = f.clone();
+        g.push(1);
+        std::fs::write(t.path(), &g).unwrap();
+        assert!(chunk_index(t.as_file(), g.len() as u64, c as u64)
+            .unwrap()
+            .is_none());
     }
 }

@@ -29,6 +29,7 @@ use std::os::unix::fs::FileExt;
 use flate2::{Compress, Compression, Crc, Decompress, FlushCompress, FlushDecompress, Status};
 
 use super::parallel::ordered;
+use super::seekable::Chunk;
 use super::spool::{is_zero, ByteProgress, Pieces, SparseWriter};
 use crate::{Error, Result};
 
@@ -131,6 +132,8 @@ fn damaged(what: &str) -> Error {
 struct Header {
     len: usize,
     member: Option<u64>,
+    /// The `E3` uncompressed size.
+    raw: Option<u64>,
 }
 
 /// Parse a member header at the start of `b` (None: need more bytes).
@@ -144,6 +147,7 @@ fn parse_header(b: &[u8]) -> Result<Option<Header>> {
     let flg = b[3];
     let mut at = 10;
     let mut member = None;
+    let mut raw = None;
     if flg & 4 != 0 {
         if b.len() < at + 2 {
             return Ok(None);
@@ -161,6 +165,7 @@ fn parse_header(b: &[u8]) -> Result<Option<Header>> {
             }
             if &x[..2] == b"E3" && sl == 8 {
                 member = Some(u32::from_le_bytes(x[4..8].try_into().unwrap()) as u64);
+                raw = Some(u32::from_le_bytes(x[8..12].try_into().unwrap()) as u64);
             }
             x = &x[4 + sl..];
         }
@@ -180,7 +185,11 @@ fn parse_header(b: &[u8]) -> Result<Option<Header>> {
     if b.len() < at {
         return Ok(None);
     }
-    Ok(Some(Header { len: at, member }))
+    Ok(Some(Header {
+        len: at,
+        member,
+        raw,
+    }))
 }
 
 /// Decompress `input` into `w`.
@@ -314,4 +323,83 @@ fn decompress_sequential(input: &File, pos: u64, w: &mut SparseWriter) -> Result
         w.input_done = f2.stream_position().unwrap_or(0);
         w.write(&buf[..n])?;
     }
+}
+
+/// The members of a gzip file whose every member carries the `E3`
+/// subfield (as `pack` writes them), as chunks: found by walking the
+/// member sizes, reading only each header. None when a member has no
+/// `E3` sizes, or they do not add up to the file.
+pub fn chunk_index(input: &File, total: u64) -> Result<Option<Vec<Chunk>>> {
+    let mut chunks = Vec::new();
+    let (mut pos, mut raw) = (0u64, 0u64);
+    let mut head = vec![0u8; 512];
+    while pos < total {
+        let n = ((total - pos) as usize).min(head.len());
+        input
+            .read_exact_at(&mut head[..n], pos)
+            .map_err(|e| Error::io("reading the gzip data", e))?;
+        let h = match parse_header(&head[..n]) {
+            Ok(Some(h)) => h,
+            _ => return Ok(None),
+        };
+        let (Some(size), Some(len)) = (h.member, h.raw) else {
+            return Ok(None);
+        };
+        if size < h.len as u64 + 8 + 2 || pos + size > total {
+            return Ok(None);
+        }
+        chunks.push(Chunk {
+            raw,
+            len,
+            at: pos,
+            size,
+            unpadded: size,
+        });
+        pos += size;
+        raw += len;
+    }
+    Ok(Some(chunks))
+}
+
+/// Decompress one whole member (as [`chunk_index`] found it), checking
+/// its CRC and size; it must hold at most `max` bytes.
+pub fn decode_member(m: &[u8], max: usize) -> Result<Vec<u8>> {
+    let h = match parse_header(m)? {
+        Some(h) if m.len() >= h.len + 8 => h,
+        _ => return Err(damaged("a member ends early")),
+    };
+    let body = &m[h.len..m.len() - 8];
+    let mut d = Decompress::new(false);
+    let mut out: Vec<u8> = Vec::with_capacity(max);
+    loop {
+        if out.len() == out.capacity() {
+            out.reserve(max.max(1 << 16));
+        }
+        let (i0, o0) = (d.total_in() as usize, d.total_out());
+        let st = d
+            .decompress_vec(&body[i0..], &mut out, FlushDecompress::Finish)
+            .map_err(|e| damaged(&e.to_string()))?;
+        if out.len() > max {
+            return Err(damaged("a member holds more than its header says"));
+        }
+        if st == Status::StreamEnd {
+            break;
+        }
+        if d.total_in() as usize == i0 && d.total_out() == o0 && out.len() < out.capacity() {
+            return Err(damaged("a member ends early"));
+        }
+    }
+    if d.total_in() as usize != body.len() {
+        return Err(damaged("a member's size does not match its header"));
+    }
+    let mut crc = Crc::new();
+    crc.update(&out);
+    let t = &m[m.len() - 8..];
+    if u32::from_le_bytes(t[..4].try_into().unwrap()) != crc.sum() {
+        return Err(damaged("CRC mismatch"));
+    }
+    if u32::from_le_bytes(t[4..].try_into().unwrap()) != out.len() as u32 {
+        return Err(damaged("length mismatch"));
+    }
+    Ok(out)
 }

@@ -9,6 +9,10 @@
 //! decompressed into a temporary raw file, read or edited there, and
 //! (after an edit) compressed again into a temporary file beside the
 //! destination that is renamed over it only when everything succeeded.
+//! [`Seekable`] skips all of that for a file in the chunked layout below:
+//! a block device that decompresses only the chunks the engine reads, and
+//! a commit that recompresses only the chunks it wrote
+//! ([`seekable`] says which files qualify).
 //!
 //! # The chunked layout that `pack` writes
 //!
@@ -60,6 +64,7 @@ pub mod bzip2;
 pub mod gzip;
 pub mod parallel;
 pub mod partition;
+pub mod seekable;
 pub mod spool;
 pub mod xz;
 pub mod zip;
@@ -70,6 +75,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
+pub use seekable::Seekable;
 pub use spool::{
     check_dest, lock_for_rewrite, on_new_temp, remove_all_temps, SparseWriter, TempFile,
 };

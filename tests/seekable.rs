@@ -1,0 +1,468 @@
+//! Seekable editing: an image packed by ext3edit (bzip2, gzip, xz) is read
+//! and edited through its chunks, without decompressing it whole: the
+//! result unpacked by the standard tools passes e2fsck and holds the
+//! edit, and only a few chunks' compressed bytes change.
+
+mod common;
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+use ext3edit::container::seekable::{Chunk, Index};
+use ext3edit::container::Container;
+
+const FORMATS: [&str; 3] = ["bz2", "gz", "xz"];
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Run ext3edit with TMPDIR set to `tmp`.
+fn x(tmp: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env("EXT3EDIT_NO_PROGRESS", "1")
+        .env("TMPDIR", tmp)
+        .output()
+        .unwrap()
+}
+
+fn x_ok(tmp: &Path, args: &[&str]) -> Output {
+    let o = x(tmp, args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The chunks of a seekable file (panics when it is not one).
+fn chunks(p: &Path) -> Vec<Chunk> {
+    let c = Container::open(p).unwrap();
+    let f = File::open(p).unwrap();
+    match Index::read(&c, &f).unwrap() {
+        Some((ix, _)) => ix.chunks,
+        None => panic!("{} is not seekable", p.display()),
+    }
+}
+
+fn is_seekable(p: &Path) -> bool {
+    let c = Container::open(p).unwrap();
+    let f = File::open(p).unwrap();
+    Index::read(&c, &f).unwrap().is_some()
+}
+
+fn chunk_bytes(p: &Path, k: &Chunk) -> Vec<u8> {
+    let mut v = vec![0u8; k.size as usize];
+    File::open(p).unwrap().read_exact_at(&mut v, k.at).unwrap();
+    v
+}
+
+/// How many chunks of `b` differ from those of `a` (same layout required).
+fn changed_chunks(a: &Path, b: &Path) -> usize {
+    let ca = chunks(a);
+    let cb = chunks(b);
+    assert_eq!(ca.len(), cb.len(), "chunk count");
+    ca.iter()
+        .zip(&cb)
+        .filter(|(x, y)| {
+            assert_eq!((x.raw, x.len), (y.raw, y.len), "chunk layout");
+            chunk_bytes(a, x) != chunk_bytes(b, y)
+        })
+        .count()
+}
+
+fn tool_unpack(fmt: &str, f: &Path, out: &Path) {
+    let tool = match fmt {
+        "bz2" => "bunzip2",
+        "gz" => "gunzip",
+        _ => "unxz",
+    };
+    let o = Command::new("sh")
+        .args(["-c", &format!("{tool} -c '{}' > '{}'", s(f), s(out))])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{tool}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn tools() -> bool {
+    for t in ["bunzip2", "gunzip", "unxz"] {
+        if !have(t) {
+            skip(&format!("{t} is not installed"));
+            return false;
+        }
+    }
+    true
+}
+
+struct Dirs {
+    _t: tempfile::TempDir,
+    work: PathBuf,
+    tmp: PathBuf,
+}
+
+fn dirs() -> Dirs {
+    let t = tempfile::tempdir().unwrap();
+    let work = t.path().join("work");
+    let tmp = t.path().join("tmpdir");
+    std::fs::create_dir(&work).unwrap();
+    std::fs::create_dir(&tmp).unwrap();
+    Dirs { _t: t, work, tmp }
+}
+
+fn sample() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/sample.ext3"))
+}
+
+/// A 256 MiB ext3 image (4 KiB blocks) holding some files.
+fn big_image(dir: &Path) -> PathBuf {
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(tree.join("usr/lib")).unwrap();
+    for i in 0..40u64 {
+        let len = 5000 + (i as usize * 37_000) % 400_000;
+        std::fs::write(tree.join(format!("usr/lib/f{i}")), pseudo_random(len, i)).unwrap();
+    }
+    std::fs::write(tree.join("big.bin"), pseudo_random(6 << 20, 99)).unwrap();
+    let img = dir.join("big.img");
+    let o = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext3", "-b", "4096", "-d"])
+        .arg(&tree)
+        .arg(&img)
+        .arg("256M")
+        .env("E2FSPROGS_FAKE_TIME", "1700000000")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::remove_dir_all(&tree).unwrap();
+    img
+}
+
+/// Pack `raw` as `fmt` into `work`.
+fn pack(d: &Dirs, raw: &Path, name: &str, fmt: &str) -> PathBuf {
+    let out = d.work.join(format!("{name}.{fmt}"));
+    x_ok(&d.tmp, &["pack", s(raw), s(&out), "--format", fmt]);
+    out
+}
+
+fn put_checks(d: &Dirs, raw: &Path, name: &str) {
+    let data = pseudo_random(20_000, 5);
+    let src = d.work.join("new.bin");
+    std::fs::write(&src, &data).unwrap();
+    for fmt in FORMATS {
+        let packed = pack(d, raw, name, fmt);
+        let orig = d.work.join(format!("orig.{fmt}"));
+        std::fs::copy(&packed, &orig).unwrap();
+        let before = listing(&d.work);
+        x_ok(&d.tmp, &["put", s(&packed), s(&src), "/new.bin"]);
+        assert_eq!(
+            listing(&d.work),
+            before,
+            "{fmt}: files left beside the image"
+        );
+        assert!(listing(&d.tmp).is_empty(), "{fmt}: files left in TMPDIR");
+        // The standard tool reads it; e2fsck passes; the file is there.
+        let back = d.work.join("back.img");
+        tool_unpack(fmt, &packed, &back);
+        fsck_clean(&back);
+        assert_eq!(debugfs_cat(&back, "/new.bin"), data, "{fmt}");
+        std::fs::remove_file(&back).unwrap();
+        // Same chunk layout, and only a few chunks changed.
+        let n = chunks(&orig).len();
+        let changed = changed_chunks(&orig, &packed);
+        assert!(
+            (1..=12).contains(&changed),
+            "{name}.{fmt}: {changed} of {n} chunks changed"
+        );
+        // And reads through the chunks see it.
+        let o = x_ok(&d.tmp, &["get", s(&packed), "/new.bin"]);
+        assert_eq!(o.stdout, data);
+        std::fs::remove_file(&orig).unwrap();
+        std::fs::remove_file(&packed).unwrap();
+    }
+}
+
+#[test]
+fn put_into_packed_sample_changes_few_chunks() {
+    require_e2fsprogs!();
+    if !tools() {
+        return;
+    }
+    let d = dirs();
+    put_checks(&d, &sample(), "sample");
+}
+
+#[test]
+fn put_into_packed_256m_image_changes_few_chunks() {
+    require_e2fsprogs!();
+    if !tools() {
+        return;
+    }
+    let d = dirs();
+    let raw = big_image(&d.work);
+    put_checks(&d, &raw, "big");
+}
+
+/// Flip bytes in the middle of chunk `i`'s compressed data.
+fn damage_chunk(p: &Path, i: usize) -> Chunk {
+    let k = chunks(p)[i];
+    let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+    let mid = k.at + k.size / 2;
+    let mut b = [0u8; 4];
+    File::open(p).unwrap().read_exact_at(&mut b, mid).unwrap();
+    for v in &mut b {
+        *v ^= 0x5a;
+    }
+    f.write_all_at(&b, mid).unwrap();
+    k
+}
+
+/// Reads and edits decompress only the chunks they touch: with a chunk
+/// that nothing reads damaged, and TMPDIR a directory that does not
+/// exist for the reads (so no full temporary copy can be made), `ls`,
+/// `get`, `check` and `put` work, and the damaged chunk is copied as it
+/// was; the full unpack of the same file fails, so the damage is real.
+#[test]
+fn untouched_chunks_are_never_decompressed() {
+    require_e2fsprogs!();
+    let d = dirs();
+    let raw = big_image(&d.work);
+    let nowhere = d.work.join("no-such-dir");
+    let data = pseudo_random(3000, 8);
+    let src = d.work.join("new.bin");
+    std::fs::write(&src, &data).unwrap();
+    for fmt in FORMATS {
+        let packed = pack(&d, &raw, "big", fmt);
+        let n = chunks(&packed).len();
+        // The image's last chunks are free space, far from the files and
+        // the journal.
+        let k = damage_chunk(&packed, n - 2);
+        let damaged = chunk_bytes(&packed, &k);
+        let o = x(&d.tmp, &["unpack", s(&packed), s(&d.work.join("u.img"))]);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{fmt}: full unpack of a damaged file"
+        );
+        let o = x_ok(&nowhere, &["ls", s(&packed), "/usr/lib"]);
+        assert!(String::from_utf8_lossy(&o.stdout).contains("f39"), "{fmt}");
+        let o = x_ok(&nowhere, &["get", s(&packed), "/usr/lib/f7"]);
+        assert_eq!(o.stdout, pseudo_random(5000 + 7 * 37_000, 7), "{fmt}");
+        let want = x(&d.tmp, &["check", s(&raw)]);
+        let o = x(&nowhere, &["check", s(&packed)]);
+        assert_eq!(
+            o.status.code(),
+            want.status.code(),
+            "{fmt}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        // (A write keeps the previous content of the blocks it overwrites
+        // in a small file in TMPDIR: a real directory here, empty after.)
+        x_ok(&d.tmp, &["put", s(&packed), s(&src), "/new.bin"]);
+        assert!(listing(&d.tmp).is_empty(), "{fmt}");
+        let o = x_ok(&nowhere, &["get", s(&packed), "/new.bin"]);
+        assert_eq!(o.stdout, data, "{fmt}");
+        let k2 = chunks(&packed)[n - 2];
+        assert_eq!((k2.raw, k2.len), (k.raw, k.len));
+        // The damaged bytes, copied as they were.
+        assert!(chunk_bytes(&packed, &k2) == damaged, "{fmt}");
+        std::fs::remove_file(&packed).unwrap();
+    }
+}
+
+/// A command that fails leaves the packed image byte for byte as it was
+/// and no temporary file, whether it fails in the engine (no room for the
+/// file) or when writing the result (--output in a missing directory).
+#[test]
+fn failing_write_leaves_the_original() {
+    require_e2fsprogs!();
+    let d = dirs();
+    let big = d.work.join("huge.bin");
+    std::fs::write(&big, pseudo_random(4 << 20, 3)).unwrap();
+    let small = d.work.join("small.bin");
+    std::fs::write(&small, b"small\n").unwrap();
+    for fmt in FORMATS {
+        let packed = pack(&d, &sample(), "sample", fmt);
+        let before = std::fs::read(&packed).unwrap();
+        let names = listing(&d.work);
+        let o = x(&d.tmp, &["put", s(&packed), s(&big), "/huge.bin"]);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(1), "{fmt}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        let missing = d.work.join("missing/out.img");
+        let o = x(
+            &d.tmp,
+            &[
+                "put",
+                s(&packed),
+                s(&small),
+                "/small.bin",
+                "--output",
+                s(&missing),
+            ],
+        );
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(1), "{fmt}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(
+            std::fs::read(&packed).unwrap() == before,
+            "{fmt}: the image changed"
+        );
+        assert_eq!(listing(&d.work), names, "{fmt}: files left behind");
+        assert!(listing(&d.tmp).is_empty(), "{fmt}");
+        std::fs::remove_file(&packed).unwrap();
+    }
+}
+
+/// `--output` writes the edited image elsewhere, in the same layout, and
+/// leaves the original alone; a read-only command changes nothing.
+#[test]
+fn output_leaves_the_original() {
+    require_e2fsprogs!();
+    let d = dirs();
+    let src = d.work.join("a.txt");
+    std::fs::write(&src, b"alpha\n").unwrap();
+    for fmt in FORMATS {
+        let packed = pack(&d, &sample(), "sample", fmt);
+        let before = std::fs::read(&packed).unwrap();
+        let out = d.work.join(format!("out.{fmt}"));
+        x_ok(
+            &d.tmp,
+            &["put", s(&packed), s(&src), "/a.txt", "--output", s(&out)],
+        );
+        assert!(std::fs::read(&packed).unwrap() == before);
+        let changed = changed_chunks(&packed, &out);
+        assert!((1..=12).contains(&changed), "{fmt}: {changed}");
+        let o = x_ok(&d.tmp, &["get", s(&out), "/a.txt"]);
+        assert_eq!(o.stdout, b"alpha\n");
+        std::fs::remove_file(&out).unwrap();
+        std::fs::remove_file(&packed).unwrap();
+    }
+}
+
+/// Files packed by other tools take the full path once and come out in
+/// the chunked layout.
+#[test]
+fn foreign_files_come_out_seekable() {
+    require_e2fsprogs!();
+    if !tools() {
+        return;
+    }
+    let d = dirs();
+    let src = d.work.join("a.txt");
+    std::fs::write(&src, b"alpha\n").unwrap();
+    let raw = sample();
+    // pbzip2 writes one stream per 900,000 bytes: several streams, but not
+    // of ext3edit's chunk size (897,024 at -9).
+    let pbzip2 = format!(
+        "for i in 0 1 2 3 4; do dd if='{}' bs=900000 skip=$i count=1 2>/dev/null | bzip2 -9; done",
+        s(&raw)
+    );
+    for (fmt, cmd) in [
+        ("bz2", format!("bzip2 -9 -c '{}'", s(&raw))),
+        ("bz2", pbzip2),
+        ("gz", format!("gzip -c '{}'", s(&raw))),
+        ("xz", format!("xz -c '{}'", s(&raw))),
+    ] {
+        let f = d.work.join(format!("foreign.{fmt}"));
+        let o = Command::new("sh")
+            .args(["-c", &format!("{{ {cmd}; }} > '{}'", s(&f))])
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        assert!(!is_seekable(&f), "{fmt}: a foreign file taken as seekable");
+        x_ok(&d.tmp, &["put", s(&f), s(&src), "/a.txt"]);
+        assert!(is_seekable(&f), "{fmt}: not seekable after an edit");
+        let back = d.work.join("back.img");
+        tool_unpack(fmt, &f, &back);
+        fsck_clean(&back);
+        assert_eq!(debugfs_cat(&back, "/a.txt"), b"alpha\n");
+        assert!(listing(&d.tmp).is_empty());
+    }
+}
+
+/// A damaged chunk that a command reads: one line naming the chunk,
+/// exit 1, the file unchanged.
+#[test]
+fn damaged_chunk_that_is_read_is_an_error() {
+    let d = dirs();
+    let src = d.work.join("a.txt");
+    std::fs::write(&src, b"alpha\n").unwrap();
+    for fmt in FORMATS {
+        let packed = pack(&d, &sample(), "sample", fmt);
+        // Chunk 0 holds the superblock (bzip2 decodes it at open).
+        damage_chunk(&packed, 0);
+        let before = std::fs::read(&packed).unwrap();
+        let names = listing(&d.work);
+        for args in [
+            vec!["ls", s(&packed), "/"],
+            vec!["put", s(&packed), s(&src), "/a.txt"],
+        ] {
+            let o = x(&d.tmp, &args);
+            let err = String::from_utf8_lossy(&o.stderr).into_owned();
+            assert_eq!(o.status.code(), Some(1), "{fmt} {args:?}: {err}");
+            assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+            assert!(err.contains("damaged"), "{fmt}: {err}");
+            assert!(!err.contains("panicked"), "{err}");
+        }
+        assert!(std::fs::read(&packed).unwrap() == before, "{fmt}");
+        assert_eq!(listing(&d.work), names, "{fmt}");
+        assert!(listing(&d.tmp).is_empty(), "{fmt}");
+        std::fs::remove_file(&packed).unwrap();
+    }
+}
+
+/// More written chunks than fit in memory (32 MiB) go to a temporary
+/// file beside the image, which is gone afterwards; the result is right.
+#[test]
+fn large_write_spills_to_a_temporary_file() {
+    require_e2fsprogs!();
+    if !have("gunzip") {
+        skip("gunzip is not installed");
+        return;
+    }
+    let d = dirs();
+    let raw = big_image(&d.work);
+    let data = pseudo_random(40 << 20, 11);
+    let src = d.work.join("large.bin");
+    std::fs::write(&src, &data).unwrap();
+    let packed = pack(&d, &raw, "big", "gz");
+    let orig = d.work.join("orig.gz");
+    std::fs::copy(&packed, &orig).unwrap();
+    let names = listing(&d.work);
+    x_ok(&d.tmp, &["put", s(&packed), s(&src), "/large.bin"]);
+    assert_eq!(listing(&d.work), names);
+    assert!(listing(&d.tmp).is_empty());
+    let changed = changed_chunks(&orig, &packed);
+    assert!((40..=60).contains(&changed), "{changed} chunks changed");
+    let back = d.work.join("back.img");
+    tool_unpack("gz", &packed, &back);
+    fsck_clean(&back);
+    assert!(debugfs_cat(&back, "/large.bin") == data);
+    let o = x_ok(&d.tmp, &["get", s(&packed), "/usr/lib/f3"]);
+    assert_eq!(o.stdout, pseudo_random(5000 + 3 * 37_000, 3));
+}
