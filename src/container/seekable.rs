@@ -256,6 +256,10 @@ enum Dirty {
 
 struct State {
     src: File,
+    /// (size, mtime) of `src` when it was opened: another program that
+    /// rewrites it (ignoring the lock) is noticed before the result is
+    /// made of its compressed bytes.
+    stamp: Option<(u64, std::time::SystemTime)>,
     path: PathBuf,
     index: Index,
     /// Decoded clean chunks, the most recently used last.
@@ -271,7 +275,24 @@ fn to_io(e: Error) -> io::Error {
     io::Error::other(e.to_string())
 }
 
+/// Size and modification time of an open file.
+fn file_stamp(f: &File) -> Option<(u64, std::time::SystemTime)> {
+    let m = f.metadata().ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
 impl State {
+    /// Fail when the compressed file changed since it was opened.
+    fn unchanged_source(&self) -> Result<()> {
+        if self.stamp.is_some() && file_stamp(&self.src) != self.stamp {
+            return Err(Error::Invalid(format!(
+                "{}: the file changed while it was being edited (another program wrote it); nothing was written",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// Make chunk `i` (clean) cached and return its position in the cache.
     fn cached(&mut self, i: usize) -> io::Result<usize> {
         if let Some(p) = self.cache.iter().position(|c| c.0 == i) {
@@ -445,8 +466,10 @@ impl Seekable {
         }
         let mut cache = decoded;
         cache.truncate(CACHE);
+        let stamp = file_stamp(&src);
         Ok(Some(Seekable {
             state: Arc::new(Mutex::new(State {
+                stamp,
                 src,
                 path: c.path.clone(),
                 index,
@@ -497,6 +520,7 @@ impl Seekable {
             return Ok(0);
         }
         let dest = dest.unwrap_or(&st.path);
+        st.unchanged_source()?;
         let tmp = TempFile::beside(dest)?;
         if let Ok(m) = st.src.metadata() {
             let _ = tmp.file().set_permissions(m.permissions());
@@ -580,6 +604,7 @@ impl Seekable {
             let tail = xz::index_and_footer([s.header[6], s.header[7]], &records);
             out.write_all(&tail).map_err(werr)?;
         }
+        st.unchanged_source()?;
         tmp.persist(dest)?;
         Ok(st.dirty.len())
     }

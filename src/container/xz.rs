@@ -316,6 +316,11 @@ pub fn chunk_index(input: &File, total: u64) -> Result<Option<(XzStream, Vec<Chu
     let mut chunks = Vec::with_capacity(recs.len());
     let (mut at, mut raw) = (12u64, 0u64);
     for (u, n) in recs {
+        // A crafted index must not wrap the offsets around, nor claim a
+        // block larger than the file (or than a chunk can be).
+        if u > total || n > super::seekable::MAX_CHUNK {
+            return Ok(None);
+        }
         let padded = u.div_ceil(4) * 4;
         chunks.push(Chunk {
             raw,
@@ -324,10 +329,13 @@ pub fn chunk_index(input: &File, total: u64) -> Result<Option<(XzStream, Vec<Chu
             size: padded,
             unpadded: u,
         });
-        at += padded;
-        raw += n;
+        let (Some(a), Some(r)) = (at.checked_add(padded), raw.checked_add(n)) else {
+            return Ok(None);
+        };
+        at = a;
+        raw = r;
     }
-    if at + size + 12 != total {
+    if at.checked_add(size + 12) != Some(total) {
         return Ok(None);
     }
     Ok(Some((XzStream { header, check }, chunks)))
