@@ -28,7 +28,7 @@
 //! their error is libbzip2's).
 
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Read};
 use std::os::unix::fs::FileExt;
 
 use bzip2::{Action, Compress, Compression, Decompress, Status};
@@ -83,36 +83,9 @@ pub fn compress(
     threads: usize,
     progress: &mut ByteProgress,
 ) -> Result<()> {
-    let chunk = chunk_size(level);
-    let zero = compress_chunk(&vec![0u8; chunk], level)?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
-    let mut done = 0u64;
-    ordered(
-        threads,
-        |send| super::read_chunks(raw, len, chunk, send),
-        |data: Vec<u8>| {
-            if data.len() == chunk && is_zero(&data) {
-                Ok((zero.clone(), data.len()))
-            } else {
-                compress_chunk(&data, level).map(|c| (c, data.len()))
-            }
-        },
-        |(c, n)| {
-            done += n as u64;
-            progress.update(done);
-            w.write_all(&c)
-                .map_err(|e| Error::io("writing the compressed image", e))
-        },
-    )?;
-    w.flush()
-        .map_err(|e| Error::io("writing the compressed image", e))?;
-    // Nothing at all (an empty input) is still one valid stream.
-    if len == 0 {
-        (&*out)
-            .write_all(&compress_chunk(&[], level)?)
-            .map_err(|e| Error::io("writing the compressed image", e))?;
-    }
-    Ok(())
+    super::compress_chunked(raw, len, out, chunk_size(level), threads, progress, |d| {
+        compress_chunk(d, level)
+    })
 }
 
 /// Decompress `input` into `w`, in parallel when `threads` > 1.

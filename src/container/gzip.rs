@@ -23,14 +23,14 @@
 //! is not done.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 
 use flate2::{Compress, Compression, Crc, Decompress, FlushCompress, FlushDecompress, Status};
 
 use super::parallel::ordered;
 use super::seekable::Chunk;
-use super::spool::{is_zero, ByteProgress, Pieces, SparseWriter};
+use super::spool::{ByteProgress, Pieces, SparseWriter};
 use crate::{Error, Result};
 
 /// The uncompressed size of each member `pack` writes.
@@ -96,32 +96,9 @@ pub fn compress(
     threads: usize,
     progress: &mut ByteProgress,
 ) -> Result<()> {
-    let zero = compress_member(&vec![0u8; CHUNK], level)?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
-    let mut done = 0u64;
-    ordered(
-        threads,
-        |send| super::read_chunks(raw, len, CHUNK, send),
-        |data: Vec<u8>| {
-            if data.len() == CHUNK && is_zero(&data) {
-                Ok((zero.clone(), data.len()))
-            } else {
-                compress_member(&data, level).map(|m| (m, data.len()))
-            }
-        },
-        |(m, n)| {
-            done += n as u64;
-            progress.update(done);
-            w.write_all(&m)
-                .map_err(|e| Error::io("writing the compressed image", e))
-        },
-    )?;
-    if len == 0 {
-        w.write_all(&compress_member(&[], level)?)
-            .map_err(|e| Error::io("writing the compressed image", e))?;
-    }
-    w.flush()
-        .map_err(|e| Error::io("writing the compressed image", e))
+    super::compress_chunked(raw, len, out, CHUNK, threads, progress, |d| {
+        compress_member(d, level)
+    })
 }
 
 fn damaged(what: &str) -> Error {

@@ -527,6 +527,48 @@ pub(crate) fn read_chunks(
     Ok(())
 }
 
+/// The chunked compressors' common loop: cut `len` bytes of `raw` into
+/// `chunk`-byte pieces, compress each independently with `encode` on
+/// `threads` threads (a whole chunk of zeros is compressed once), and
+/// write the results to `out` in order; an empty input is `encode(&[])`.
+pub(crate) fn compress_chunked(
+    raw: &File,
+    len: u64,
+    out: &File,
+    chunk: usize,
+    threads: usize,
+    progress: &mut spool::ByteProgress,
+    encode: impl Fn(&[u8]) -> Result<Vec<u8>> + Sync,
+) -> Result<()> {
+    use std::io::Write;
+    let zero = encode(&vec![0u8; chunk])?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
+    let mut done = 0u64;
+    parallel::ordered(
+        threads,
+        |send| read_chunks(raw, len, chunk, send),
+        |data: Vec<u8>| {
+            if data.len() == chunk && spool::is_zero(&data) {
+                Ok((zero.clone(), data.len()))
+            } else {
+                encode(&data).map(|c| (c, data.len()))
+            }
+        },
+        |(c, n)| {
+            done += n as u64;
+            progress.update(done);
+            w.write_all(&c)
+                .map_err(|e| Error::io("writing the compressed image", e))
+        },
+    )?;
+    if len == 0 {
+        w.write_all(&encode(&[])?)
+            .map_err(|e| Error::io("writing the compressed image", e))?;
+    }
+    w.flush()
+        .map_err(|e| Error::io("writing the compressed image", e))
+}
+
 /// A compressed image decompressed into a temporary raw file.
 pub struct Spool {
     /// The container it came from.
