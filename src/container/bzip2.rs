@@ -227,6 +227,30 @@ fn damaged(what: &str) -> Error {
     Error::corrupt(format!("bzip2 data is damaged ({what})"))
 }
 
+/// Blocks seen to decode to nothing but zeros, as re-wrapped streams and
+/// the number of zeros: an image's free space is thousands of identical
+/// blocks (one per chunk in `pack`'s layout), and a block that matches one
+/// of these bit for bit (its CRC included) is not decoded again.
+#[derive(Default)]
+struct ZeroBlocks(std::sync::Mutex<Vec<(Vec<u8>, u64)>>);
+
+impl ZeroBlocks {
+    /// Remembered blocks at most.
+    const MAX: usize = 8;
+
+    fn lookup(&self, stream: &[u8]) -> Option<u64> {
+        let v = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        v.iter().find(|(s, _)| s == stream).map(|&(_, n)| n)
+    }
+
+    fn remember(&self, stream: &[u8], zeros: u64) {
+        let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if v.len() < Self::MAX && !v.iter().any(|(s, _)| s == stream) {
+            v.push((stream.to_vec(), zeros));
+        }
+    }
+}
+
 fn decompress_parallel(input: &File, w: &mut SparseWriter, threads: usize) -> Result<()> {
     let total = input
         .metadata()
@@ -234,6 +258,7 @@ fn decompress_parallel(input: &File, w: &mut SparseWriter, threads: usize) -> Re
         .len();
     let mut consumed = 0u64;
     let mut crc = 0u32;
+    let zeros = ZeroBlocks::default();
     ordered(
         threads,
         |send| produce(input, total, send),
@@ -244,7 +269,7 @@ fn decompress_parallel(input: &File, w: &mut SparseWriter, threads: usize) -> Re
                 shift,
                 nbits,
                 level,
-            } => decode_block(&bytes, shift, nbits, level).map(|(p, c)| Done::Block(p, c)),
+            } => decode_block(&bytes, shift, nbits, level, &zeros).map(|(p, c)| Done::Block(p, c)),
         },
         |d| match d {
             Done::Block(p, c) => {
@@ -417,9 +442,15 @@ fn produce(input: &File, total: u64, send: &mut dyn FnMut(Job) -> bool) -> Resul
     }
 }
 
-/// Re-wrap one block as a stream and decode it; returns its output and its
-/// CRC.
-fn decode_block(bytes: &[u8], shift: u32, nbits: u64, level: u8) -> Result<(Pieces, u32)> {
+/// Re-wrap one block as a stream and decode it (unless it is one of the
+/// known all-zero blocks); returns its output and its CRC.
+fn decode_block(
+    bytes: &[u8],
+    shift: u32,
+    nbits: u64,
+    level: u8,
+    zeros: &ZeroBlocks,
+) -> Result<(Pieces, u32)> {
     let crc = bits_at(bytes, shift as u64 + 48, 32) as u32;
     let mut s = Vec::with_capacity(bytes.len() + 16);
     s.extend_from_slice(b"BZh");
@@ -453,6 +484,9 @@ fn decode_block(bytes: &[u8], shift: u32, nbits: u64, level: u8) -> Result<(Piec
     for i in (0..n / 8).rev() {
         s.push((acc >> (i * 8)) as u8);
     }
+    if let Some(n) = zeros.lookup(&s) {
+        return Ok((Pieces::zeros(n), crc));
+    }
     let mut d = Decompress::new(false);
     let mut out = vec![0u8; 1 << 20];
     let mut p = Pieces::default();
@@ -464,6 +498,9 @@ fn decode_block(bytes: &[u8], shift: u32, nbits: u64, level: u8) -> Result<(Piec
         let made = (d.total_out() - o0) as usize;
         p.push(&out[..made]);
         if st == Status::StreamEnd {
+            if p.all_zero() {
+                zeros.remember(&s, p.len());
+            }
             return Ok((p, crc));
         }
         if made == 0 && d.total_in() as usize == i0 {

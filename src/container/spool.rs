@@ -439,6 +439,19 @@ impl Pieces {
         self.len += data.len() as u64;
     }
 
+    /// `n` zeros.
+    pub fn zeros(n: u64) -> Self {
+        Pieces {
+            parts: vec![Piece::Zeros(n)],
+            len: n,
+        }
+    }
+
+    /// Nothing but zeros (and not empty).
+    pub fn all_zero(&self) -> bool {
+        self.len > 0 && self.parts.iter().all(|p| matches!(p, Piece::Zeros(_)))
+    }
+
     /// Total bytes.
     pub fn len(&self) -> u64 {
         self.len
