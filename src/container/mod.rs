@@ -505,21 +505,94 @@ pub fn pack(
     r
 }
 
+/// One piece of the image as the compressors read it: its bytes, or a
+/// count of zeros that the file holds as a hole (not read at all).
+pub(crate) enum RawChunk {
+    /// Bytes read from the image.
+    Data(Vec<u8>),
+    /// A hole of this many bytes.
+    Zeros(usize),
+}
+
+impl RawChunk {
+    /// Its size.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            RawChunk::Data(v) => v.len(),
+            RawChunk::Zeros(n) => *n,
+        }
+    }
+
+    /// True when every byte is zero (a hole, or bytes that are).
+    pub(crate) fn is_zero(&self) -> bool {
+        match self {
+            RawChunk::Data(v) => spool::is_zero(v),
+            RawChunk::Zeros(_) => true,
+        }
+    }
+
+    /// Its bytes.
+    pub(crate) fn into_vec(self) -> Vec<u8> {
+        match self {
+            RawChunk::Data(v) => v,
+            RawChunk::Zeros(n) => vec![0u8; n],
+        }
+    }
+}
+
+/// Where the next data of `f` at or after `pos` is (`SEEK_DATA`): None
+/// when this cannot be told (not a regular file, or no `SEEK_DATA`),
+/// `u64::MAX` when only a hole is left.
+fn next_data(f: &File, pos: u64) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: lseek on a file descriptor we own; no memory is passed.
+        let at = unsafe { libc::lseek(f.as_raw_fd(), pos as libc::off_t, libc::SEEK_DATA) };
+        if at >= 0 {
+            return Some(at as u64);
+        }
+        if std::io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO) {
+            return Some(u64::MAX);
+        }
+    }
+    let _ = (f, pos);
+    None
+}
+
 /// Read `raw` in chunks of `chunk` bytes and hand each to `send` (for the
-/// parallel compressors); stops early when `send` returns false.
+/// parallel compressors); stops early when `send` returns false. A chunk
+/// that lies in a hole of a regular file is sent as [`RawChunk::Zeros`]
+/// without reading it: a fresh sparse image (a spool just decompressed)
+/// would otherwise cost the kernel a zeroed page-cache page per 4 KiB of
+/// free space.
 pub(crate) fn read_chunks(
     raw: &File,
     len: u64,
     chunk: usize,
-    send: &mut dyn FnMut(Vec<u8>) -> bool,
+    send: &mut dyn FnMut(RawChunk) -> bool,
 ) -> Result<()> {
+    let sparse = raw.metadata().map(|m| m.is_file()).unwrap_or(false);
+    // The next data at or after `pos`, when known; None: always read.
+    let mut data_at: Option<u64> = if sparse { Some(0) } else { None };
     let mut pos = 0u64;
     while pos < len {
         let n = ((len - pos) as usize).min(chunk);
-        let mut buf = vec![0u8; n];
-        raw.read_exact_at(&mut buf, pos)
-            .map_err(|e| Error::io(format!("reading the image at byte {pos}"), e))?;
-        if !send(buf) {
+        if let Some(d) = data_at {
+            if d < pos + n as u64 && d != u64::MAX {
+                data_at = next_data(raw, pos);
+            }
+        }
+        let piece = match data_at {
+            Some(d) if d >= pos + n as u64 => RawChunk::Zeros(n),
+            _ => {
+                let mut buf = vec![0u8; n];
+                raw.read_exact_at(&mut buf, pos)
+                    .map_err(|e| Error::io(format!("reading the image at byte {pos}"), e))?;
+                RawChunk::Data(buf)
+            }
+        };
+        if !send(piece) {
             break;
         }
         pos += n as u64;
@@ -547,11 +620,12 @@ pub(crate) fn compress_chunked(
     parallel::ordered(
         threads,
         |send| read_chunks(raw, len, chunk, send),
-        |data: Vec<u8>| {
-            if data.len() == chunk && spool::is_zero(&data) {
-                Ok((zero.clone(), data.len()))
+        |data: RawChunk| {
+            let n = data.len();
+            if n == chunk && data.is_zero() {
+                Ok((zero.clone(), n))
             } else {
-                encode(&data).map(|c| (c, data.len()))
+                encode(&data.into_vec()).map(|c| (c, n))
             }
         },
         |(c, n)| {

@@ -19,7 +19,7 @@ use flate2::Crc;
 
 use super::gzip::{deflate, CHUNK};
 use super::parallel::ordered;
-use super::spool::{is_zero, ByteProgress, SparseWriter};
+use super::spool::{ByteProgress, SparseWriter};
 use crate::{Error, Result};
 
 fn zip_err(e: ::zip::result::ZipError) -> Error {
@@ -181,11 +181,12 @@ pub fn compress(
     let mut done = 0u64;
     let nchunks = len.div_ceil(CHUNK as u64).max(1);
     let zero = deflate(&vec![0u8; CHUNK], level, false)?;
+    let zeros = vec![0u8; CHUNK];
     ordered(
         threads,
         |send| {
             if len == 0 {
-                send((0u64, Vec::new()));
+                send((0u64, super::RawChunk::Data(Vec::new())));
                 return Ok(());
             }
             let mut k = 0u64;
@@ -194,16 +195,18 @@ pub fn compress(
                 send((k - 1, v))
             })
         },
-        |(k, data): (u64, Vec<u8>)| {
+        |(k, data): (u64, super::RawChunk)| {
             let last = k + 1 == nchunks;
+            let n = data.len();
+            if !last && n == CHUNK && data.is_zero() {
+                let mut c = Crc::new();
+                c.update(&zeros);
+                return Ok((zero.clone(), c, n));
+            }
+            let data = data.into_vec();
             let mut c = Crc::new();
             c.update(&data);
-            let d = if !last && data.len() == CHUNK && is_zero(&data) {
-                zero.clone()
-            } else {
-                deflate(&data, level, last)?
-            };
-            Ok((d, c, data.len()))
+            Ok((deflate(&data, level, last)?, c, n))
         },
         |(d, c, n)| {
             crc.combine(&c);
