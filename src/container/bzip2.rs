@@ -83,9 +83,16 @@ pub fn compress(
     threads: usize,
     progress: &mut ByteProgress,
 ) -> Result<()> {
+    if len == 0 {
+        use std::io::Write;
+        return (&*out)
+            .write_all(&compress_chunk(&[], level)?)
+            .map_err(|e| Error::io("writing the compressed image", e));
+    }
     super::compress_chunked(raw, len, out, chunk_size(level), threads, progress, |d| {
-        compress_chunk(d, level)
+        compress_chunk(d, level).map(|c| (c, 0))
     })
+    .map(|_| ())
 }
 
 /// Decompress `input` into `w`, in parallel when `threads` > 1.

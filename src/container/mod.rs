@@ -603,7 +603,10 @@ pub(crate) fn read_chunks(
 /// The chunked compressors' common loop: cut `len` bytes of `raw` into
 /// `chunk`-byte pieces, compress each independently with `encode` on
 /// `threads` threads (a whole chunk of zeros is compressed once), and
-/// write the results to `out` in order; an empty input is `encode(&[])`.
+/// write the results to `out` in order (at its current position). `encode`
+/// gives the bytes and a number the format keeps for its index (xz: the
+/// block's unpadded size); the result lists that number and the chunk's
+/// size for each chunk. An empty input writes nothing.
 pub(crate) fn compress_chunked(
     raw: &File,
     len: u64,
@@ -611,9 +614,13 @@ pub(crate) fn compress_chunked(
     chunk: usize,
     threads: usize,
     progress: &mut spool::ByteProgress,
-    encode: impl Fn(&[u8]) -> Result<Vec<u8>> + Sync,
-) -> Result<()> {
+    encode: impl Fn(&[u8]) -> Result<(Vec<u8>, u64)> + Sync,
+) -> Result<Vec<(u64, u64)>> {
     use std::io::Write;
+    let mut records = Vec::new();
+    if len == 0 {
+        return Ok(records);
+    }
     let zero = encode(&vec![0u8; chunk])?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
     let mut done = 0u64;
@@ -628,19 +635,17 @@ pub(crate) fn compress_chunked(
                 encode(&data.into_vec()).map(|c| (c, n))
             }
         },
-        |(c, n)| {
+        |((c, note), n)| {
             done += n as u64;
             progress.update(done);
+            records.push((note, n as u64));
             w.write_all(&c)
                 .map_err(|e| Error::io("writing the compressed image", e))
         },
     )?;
-    if len == 0 {
-        w.write_all(&encode(&[])?)
-            .map_err(|e| Error::io("writing the compressed image", e))?;
-    }
     w.flush()
-        .map_err(|e| Error::io("writing the compressed image", e))
+        .map_err(|e| Error::io("writing the compressed image", e))?;
+    Ok(records)
 }
 
 /// A compressed image decompressed into a temporary raw file.
