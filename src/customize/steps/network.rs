@@ -204,46 +204,18 @@ pub fn hostname(plan: &mut Plan, name: &str) -> Result<()> {
     let text = set_vars(cur.as_deref().unwrap_or(""), &set);
     plan.write(net, Content::Bytes(text.into_bytes()), Attrs::root(0o644))?;
 
-    let short = name.split('.').next().unwrap_or(name);
-    let hosts = read_text(plan, "/etc/hosts")?.unwrap_or_default();
-    let mut lines: Vec<String> = hosts.lines().map(String::from).collect();
-    let i = lines.iter().position(|l| {
-        l.split('#').next().unwrap_or("").split_whitespace().next() == Some("127.0.0.1")
+    // The names the image had: they leave /etc/hosts with the change.
+    let mut old: Vec<String> = Vec::new();
+    let had = cur.as_deref().unwrap_or("").lines().find_map(|l| {
+        let v = l.trim().strip_prefix("HOSTNAME=")?;
+        Some(v.trim_matches(|c| c == '"' || c == '\'').to_string())
     });
-    match i {
-        Some(i) => {
-            let (body, comment) = match lines[i].split_once('#') {
-                Some((b, c)) => (b.to_string(), format!(" #{c}")),
-                None => (lines[i].clone(), String::new()),
-            };
-            let mut words: Vec<String> = body.split_whitespace().map(String::from).collect();
-            let mut add = vec![name.to_string()];
-            if short != name {
-                add.push(short.to_string());
-            }
-            for a in add.into_iter().rev() {
-                if !words.contains(&a) {
-                    words.insert(1, a);
-                }
-            }
-            if !words.iter().any(|w| w == "localhost") {
-                words.push("localhost".into());
-            }
-            let addr = words.remove(0);
-            lines[i] = format!("{addr}   {}{comment}", words.join(" "));
-        }
-        None => {
-            let mut words: Vec<&str> = vec![name];
-            for w in [short, "localhost", "localhost.localdomain"] {
-                if !words.contains(&w) {
-                    words.push(w);
-                }
-            }
-            lines.insert(0, format!("127.0.0.1   {}", words.join(" ")));
-        }
+    old.extend(had);
+    if let Some(h) = read_text(plan, "/etc/hostname")? {
+        old.extend(h.split_whitespace().next().map(String::from));
     }
-    let mut t = lines.join("\n");
-    t.push('\n');
+    let hosts = read_text(plan, "/etc/hosts")?.unwrap_or_default();
+    let t = update_hosts(&hosts, &old, name);
     plan.write(
         "/etc/hosts",
         Content::Bytes(t.into_bytes()),
@@ -259,9 +231,110 @@ pub fn hostname(plan: &mut Plan, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// /etc/hosts with `name` (and its first label) on the 127.0.0.1 line,
+/// and on a 127.0.1.1 line (Debian's place for the host's own name) where
+/// one names an old host name; the names in `old` (and their first
+/// labels) are taken off both lines, other names and lines stay.
+pub fn update_hosts(hosts: &str, old: &[String], name: &str) -> String {
+    let short = name.split('.').next().unwrap_or(name);
+    let new: Vec<&str> = if short != name {
+        vec![name, short]
+    } else {
+        vec![name]
+    };
+    let mut gone: Vec<&str> = Vec::new();
+    for o in old {
+        for n in [o.as_str(), o.split('.').next().unwrap_or(o)] {
+            if !n.is_empty() && !n.starts_with("localhost") && !new.contains(&n) {
+                gone.push(n);
+            }
+        }
+    }
+    let addr_of = |l: &str| {
+        l.split('#')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next()
+            .map(String::from)
+    };
+    let mut lines: Vec<String> = hosts.lines().map(String::from).collect();
+    let mut loopback = false;
+    lines.retain_mut(|l| {
+        let addr = addr_of(l);
+        let own = addr.as_deref() == Some("127.0.1.1");
+        if addr.as_deref() != Some("127.0.0.1") && !own {
+            return true;
+        }
+        let (body, comment) = match l.split_once('#') {
+            Some((b, c)) => (b.to_string(), format!(" #{c}")),
+            None => (l.clone(), String::new()),
+        };
+        let mut words: Vec<&str> = body.split_whitespace().collect();
+        let addr = words.remove(0);
+        let before = words.len();
+        words.retain(|w| !gone.contains(w));
+        let main = addr == "127.0.0.1" && !loopback;
+        if main || (own && words.len() < before) {
+            for n in new.iter().rev() {
+                if !words.contains(n) {
+                    words.insert(0, n);
+                }
+            }
+        }
+        if main {
+            loopback = true;
+            if !words.contains(&"localhost") {
+                words.push("localhost");
+            }
+        }
+        if words.is_empty() {
+            return false;
+        }
+        *l = format!("{addr}   {}{comment}", words.join(" "));
+        true
+    });
+    if !loopback {
+        let mut words = new.clone();
+        for w in ["localhost", "localhost.localdomain"] {
+            if !words.contains(&w) {
+                words.push(w);
+            }
+        }
+        lines.insert(0, format!("127.0.0.1   {}", words.join(" ")));
+    }
+    let mut t = lines.join("\n");
+    t.push('\n');
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_follow_the_host_name() {
+        // A first name, on an image without one.
+        assert_eq!(
+            update_hosts("", &[], "vm1.example.org"),
+            "127.0.0.1   vm1.example.org vm1 localhost localhost.localdomain\n"
+        );
+        // A second name replaces the first; other names and lines stay.
+        let t = "127.0.0.1   vm1.example.org vm1 localhost # here\n::1 localhost\n10.0.0.2 db\n";
+        assert_eq!(
+            update_hosts(t, &["vm1.example.org".into()], "vm2.example.org"),
+            "127.0.0.1   vm2.example.org vm2 localhost # here\n::1 localhost\n10.0.0.2 db\n"
+        );
+        // Debian: the host's own name on 127.0.1.1 moves too.
+        let t = "127.0.0.1\tlocalhost\n127.0.1.1\told\n";
+        assert_eq!(
+            update_hosts(t, &["old".into()], "new.example.org"),
+            "127.0.0.1   new.example.org new localhost\n127.0.1.1   new.example.org new\n"
+        );
+        // The same name again changes nothing more.
+        let once = update_hosts("", &[], "a.b");
+        assert_eq!(update_hosts(&once, &["a.b".into()], "a.b"), once);
+    }
 
     #[test]
     fn set_vars_keeps_other_lines() {
