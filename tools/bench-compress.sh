@@ -57,3 +57,24 @@ t "ext3edit pack zip -6" "$w/e.zip" "$x" pack "$img" "$w/e.zip" --threads "$n"
 t "zip -6" "$w/z.zip" sh -c "cd '$(dirname "$img")' && zip -q -6 '$w/z.zip' '$(basename "$img")'"
 t "ext3edit unpack (own zip)" "" "$x" unpack "$w/e.zip" "$w/o1" --threads "$n"
 t "unzip -p (own zip)" "" sh -c "unzip -p '$w/e.zip' > '$w/o2'"
+
+# Editing: one `put` of a small file, in one command, into an image packed
+# by another tool (the full path: decompress, edit, pack as seekable) and
+# into one packed by ext3edit (seekable: only touched chunks), against the
+# manual cycle (decompress, debugfs write, compress, sync, rename).
+echo "hello from the benchmark" > "$w/hello.txt"
+cyc() { # decompress-cmd compress-cmd packed
+  sh -c "$1 < '$3' > '$w/cyc.img' && debugfs -w -R 'write $w/hello.txt /hello.txt' '$w/cyc.img' && $2 < '$w/cyc.img' > '$w/cyc.new' && sync && mv '$w/cyc.new' '$3' && rm '$w/cyc.img'"
+}
+edits() { # ext tool decompress-cmd compress-cmd
+  sh -c "$4 < '$img' > '$w/peer.$1'"
+  cp "$w/peer.$1" "$w/edit.$1"; sync
+  t "ext3edit put into $2's .$1 (full path)" "$w/edit.$1" "$x" put "$w/edit.$1" "$w/hello.txt" /hello.txt
+  t "ext3edit put into own .$1 (seekable)" "$w/edit.$1" "$x" put "$w/edit.$1" "$w/hello.txt" /hello2.txt
+  cp "$w/peer.$1" "$w/cyc.$1"; sync
+  t "$3 + debugfs + $4 (+ sync, mv)" "$w/cyc.$1" cyc "$3" "$4" "$w/cyc.$1"
+}
+edits bz2 lbzip2 "lbzip2 -d -n$n" "lbzip2 -9 -n$n"
+edits gz pigz "pigz -d -p$n" "pigz -6 -p$n"
+"$x" pack "$img" "$w/edit.xz" --threads "$n"
+t "ext3edit put into own .xz (seekable)" "$w/edit.xz" "$x" put "$w/edit.xz" "$w/hello.txt" /hello.txt
