@@ -47,6 +47,20 @@ const BLOCK: u64 = 0x3141_5926_5359;
 const END: u64 = 0x1772_4538_5090;
 const MASK48: u64 = (1 << 48) - 1;
 
+/// The empty stream (`BZh<level>`, the end magic, a CRC of 0: 14 bytes
+/// that decompress to nothing) that `pack` writes before its first stream
+/// and after its last. Every bzip2 decoder reads it (bzip2 itself writes it
+/// for an empty file); the seekable reader takes a file as ext3edit's
+/// chunked layout only when it starts and ends with one and holds no other
+/// empty stream, which is what a concatenation of files would show.
+pub fn marker(level: u32) -> [u8; 14] {
+    let mut m = [0u8; 14];
+    m[..3].copy_from_slice(b"BZh");
+    m[3] = b'0' + level.clamp(1, 9) as u8;
+    m[4..10].copy_from_slice(&END_MAGIC);
+    m
+}
+
 /// The uncompressed chunk that `pack` puts in each stream at `level`: the
 /// largest multiple of 4096 not above `level * 100_000`.
 pub fn chunk_size(level: u32) -> usize {
@@ -74,7 +88,7 @@ pub fn compress_chunk(data: &[u8], level: u32) -> Result<Vec<u8>> {
 }
 
 /// Compress `len` bytes of `raw` into `out`, one stream per chunk, on
-/// `threads` threads.
+/// `threads` threads, between two [`marker`]s.
 pub fn compress(
     raw: &File,
     len: u64,
@@ -83,16 +97,20 @@ pub fn compress(
     threads: usize,
     progress: &mut ByteProgress,
 ) -> Result<()> {
+    use std::io::Write;
+    let put = |b: &[u8]| {
+        (&*out)
+            .write_all(b)
+            .map_err(|e| Error::io("writing the compressed image", e))
+    };
+    put(&marker(level))?;
     if len == 0 {
-        use std::io::Write;
-        return (&*out)
-            .write_all(&compress_chunk(&[], level)?)
-            .map_err(|e| Error::io("writing the compressed image", e));
+        return Ok(());
     }
     super::compress_chunked(raw, len, out, chunk_size(level), threads, progress, |d| {
         compress_chunk(d, level).map(|c| (c, 0))
-    })
-    .map(|_| ())
+    })?;
+    put(&marker(level))
 }
 
 /// Decompress `input` into `w`, in parallel when `threads` > 1.
@@ -531,27 +549,39 @@ fn trailer_ends_at(buf: &[u8], end: usize) -> bool {
 
 /// The streams of a bzip2 file that `pack` wrote (see the module docs of
 /// [`container`](super)), as chunks of `chunk` raw bytes each (the
-/// last one's size is not known yet: the caller decodes it). A stream
-/// starts on a byte boundary with `BZh<level>` and the block magic, right
-/// after the previous stream's trailer; the file is scanned for that
-/// 10-byte pattern and each hit is confirmed by the trailer before it.
-/// None when the file does not start and end that way.
+/// last one's size is not known yet: the caller decodes it). The file
+/// starts and ends with a [`marker`]; a stream starts on a byte boundary
+/// with `BZh<level>` and the block magic, right after the previous
+/// stream's trailer; the file is scanned for that 10-byte pattern and each
+/// hit is confirmed by the trailer before it. None when the file does not
+/// start and end that way, or holds another marker (a concatenation of
+/// files, whose streams need not each hold a whole chunk).
 pub fn chunk_index(input: &File, total: u64, chunk: u64) -> Result<Option<Vec<Chunk>>> {
     let rd = |buf: &mut [u8], at: u64| {
         input
             .read_exact_at(buf, at)
             .map_err(|e| Error::io("reading the bzip2 data", e))
     };
-    if total < 14 {
+    const M: u64 = 14;
+    if total < 2 * M + 14 {
         return Ok(None);
     }
-    let mut head = [0u8; 10];
+    let mut head = [0u8; 24];
     rd(&mut head, 0)?;
-    if !head.starts_with(b"BZh") || head[4..] != BLOCK_MAGIC {
+    let level = head[3].wrapping_sub(b'0') as u32;
+    let mark = marker(level);
+    if head[..14] != mark || head[14..18] != head[..4] || head[18..] != BLOCK_MAGIC {
         return Ok(None);
     }
-    let finder = memmem::Finder::new(&head);
-    let mut starts = vec![0u64];
+    let mut tail = [0u8; 30];
+    rd(&mut tail, total - 30)?;
+    if tail[16..] != mark || !trailer_ends_at(&tail, 16) {
+        return Ok(None);
+    }
+    let end = total - M; // where the last stream ends
+    let stream = memmem::Finder::new(&head[14..24]);
+    let marks = memmem::Finder::new(&mark);
+    let mut starts = vec![M];
     // Windows of READ bytes, each searched with the last TAIL bytes of
     // the one before (a hit needs the 11 bytes before it too).
     const TAIL: usize = 32;
@@ -565,9 +595,15 @@ pub fn chunk_index(input: &File, total: u64, chunk: u64) -> Result<Option<Vec<Ch
         buf.resize(old + n, 0);
         rd(&mut buf[old..], at)?;
         at += n as u64;
-        for h in finder.find_iter(&buf) {
+        for h in marks.find_iter(&buf) {
             let p = base + h as u64;
-            if p == 0 || p + 10 <= seen_to {
+            if p != 0 && p != end && p + M > seen_to {
+                return Ok(None);
+            }
+        }
+        for h in stream.find_iter(&buf) {
+            let p = base + h as u64;
+            if p <= M || p + 10 <= seen_to || p >= end {
                 continue;
             }
             if trailer_ends_at(&buf, h) {
@@ -579,21 +615,16 @@ pub fn chunk_index(input: &File, total: u64, chunk: u64) -> Result<Option<Vec<Ch
         buf.drain(..drop);
         base += drop as u64;
     }
-    let mut tail = [0u8; 16];
-    rd(&mut tail, total - 16)?;
-    if !trailer_ends_at(&tail, 16) {
-        return Ok(None);
-    }
     let n = starts.len();
     let chunks = (0..n)
         .map(|i| {
-            let end = if i + 1 < n { starts[i + 1] } else { total };
+            let stop = if i + 1 < n { starts[i + 1] } else { end };
             Chunk {
                 raw: i as u64 * chunk,
                 len: chunk,
                 at: starts[i],
-                size: end - starts[i],
-                unpadded: end - starts[i],
+                size: stop - starts[i],
+                unpadded: stop - starts[i],
             }
         })
         .collect();
@@ -670,12 +701,13 @@ mod seek_tests {
     fn finds_the_streams_of_a_chunked_file() {
         let c = chunk_size(1);
         let data: Vec<u8> = (0..c * 3 + 5000).map(|i| (i * 31 / 7) as u8).collect();
-        let mut f = Vec::new();
+        let mut f = marker(1).to_vec();
         let mut starts = Vec::new();
         for part in data.chunks(c) {
             starts.push(f.len() as u64);
             f.extend_from_slice(&compress_chunk(part, 1).unwrap());
         }
+        f.extend_from_slice(&marker(1));
         let t = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(t.path(), &f).unwrap();
         let ch = chunk_index(t.as_file(), f.len() as u64, c as u64)
@@ -683,14 +715,25 @@ mod seek_tests {
             .unwrap();
         assert_eq!(ch.iter().map(|k| k.at).collect::<Vec<_>>(), starts);
         let last = ch.last().unwrap();
-        let s = &f[last.at as usize..];
+        let s = &f[last.at as usize..(last.at + last.size) as usize];
         assert_eq!(decode_stream(s, c).unwrap(), data[c * 3..]);
-        // A file that does not end with a stream trailer is not one.
+        let no = |g: &[u8]| {
+            std::fs::write(t.path(), g).unwrap();
+            chunk_index(t.as_file(), g.len() as u64, c as u64)
+                .unwrap()
+                .is_none()
+        };
+        // A file that does not end with the marker is not one.
         let mut g = f.clone();
         g.push(1);
-        std::fs::write(t.path(), &g).unwrap();
-        assert!(chunk_index(t.as_file(), g.len() as u64, c as u64)
-            .unwrap()
-            .is_none());
+        assert!(no(&g));
+        assert!(no(&f[..f.len() - 14]));
+        assert!(no(&f[14..]));
+        // Nor a concatenation of two (the first one's last stream is
+        // short), nor one whose marker is of another level.
+        assert!(no(&[f.clone(), f.clone()].concat()));
+        let mut g = f.clone();
+        g[3] = b'2';
+        assert!(no(&g));
     }
 }

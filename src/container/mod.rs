@@ -26,12 +26,18 @@
 //!   [`bzip2::chunk_size`]`(level)` = the largest multiple of 4096 not above
 //!   `level * 100_000` bytes (897,024 at level 9), so that each stream
 //!   normally holds exactly one bzip2 block. Streams are concatenated (a
-//!   multi-stream file, as pbzip2 and lbzip2 write; bunzip2 reads it). Each
+//!   multi-stream file, as pbzip2 and lbzip2 write; bunzip2 reads it),
+//!   between two *markers*: the 14-byte empty stream `BZh<level>`, end
+//!   magic `17 72 45 38 50 90`, CRC 0 ([`bzip2::marker`]; it decompresses
+//!   to nothing, as bzip2's own output for an empty file). Each chunk's
 //!   stream starts on a byte boundary with `BZh<level>` followed by the
 //!   block magic `31 41 59 26 53 59`; chunk k covers raw bytes
-//!   `[k*C, (k+1)*C)`, the last one may be shorter. There is no index: a
-//!   reader finds stream starts by scanning for the 10-byte pattern and
-//!   confirms each by decoding it.
+//!   `[k*C, (k+1)*C)`, the last one may be shorter. bzip2 records no
+//!   sizes and there is no index: a reader finds stream starts by scanning
+//!   for the 10-byte pattern, confirming each by the trailer before it, and
+//!   trusts the fixed chunk size only between a first and a last marker
+//!   with no marker in the middle (a concatenation of packed files, whose
+//!   inner last streams are short, shows one there).
 //! - **gzip** ([`gzip`]): one gzip *member* per chunk of
 //!   [`gzip::CHUNK`] = 1 MiB. Each member header has FLG.FEXTRA set and
 //!   one extra subfield, ID `E3` (`0x45 0x33`), length 8: the member's
@@ -40,9 +46,8 @@
 //!   subfield) with 32-bit sizes, since BGZF's 16-bit size limits a member
 //!   to 64 KiB. A reader walks the members by their sizes without
 //!   decompressing anything. gunzip reads the file as usual.
-//! - **xz** ([`xz`]): one xz stream written by liblzma's multithreaded
-//!   encoder with a block size of [`xz::CHUNK`] = 1 MiB, so each block holds
-//!   one chunk; xz's own index at the end of the stream lists every
+//! - **xz** ([`xz`]): one xz stream whose blocks each hold one chunk of
+//!   [`xz::CHUNK`] = 1 MiB, compressed in parallel; xz's own index at the end of the stream lists every
 //!   block's compressed and uncompressed size (`xz --list -vv` shows them).
 //! - **zip** ([`zip`](mod@zip)): one entry (named after the output without
 //!   `.zip`), deflate, whose data is the raw deflate stream of each 1 MiB

@@ -16,9 +16,12 @@
 //!   the index lists every block's sizes. `xz` without `-T` writes a
 //!   single block holding the whole image: not taken unless the image is
 //!   no larger than one chunk (1 MiB).
-//! - **bzip2**: the file is scanned for stream starts (`BZh<level>` and the
-//!   block magic on a byte boundary, each confirmed by the trailer of the
-//!   stream before it). Every stream but the last must decode to
+//! - **bzip2**: the file must start and end with `pack`'s marker (an
+//!   empty stream, [`bzip2::marker`]) and hold no other one; it is scanned
+//!   for stream starts (`BZh<level>` and the block magic on a byte
+//!   boundary, each confirmed by the trailer of the stream before it). A
+//!   concatenation of packed files shows markers in the middle, and a file
+//!   of another tool has none: both take the full path once. Every stream but the last must decode to
 //!   [`bzip2::chunk_size`]`(level)` bytes: the first and the last are
 //!   decoded at open (which also gives the image size), the others are
 //!   checked as they are read. pbzip2's streams of 900,000 bytes fail the
@@ -550,8 +553,12 @@ impl Seekable {
         let mut out: &File = tmp.file();
         let mut src: &File = &st.src;
         let mut records: Vec<(u64, u64)> = Vec::with_capacity(n);
-        if let Codec::Xz(s) = &st.index.codec {
-            out.write_all(&s.header).map_err(werr)?;
+        match &st.index.codec {
+            Codec::Xz(s) => out.write_all(&s.header).map_err(werr)?,
+            Codec::Bzip2 => out
+                .write_all(&bzip2::marker(st.index.level))
+                .map_err(werr)?,
+            Codec::Gzip => {}
         }
         let chunks = &st.index.chunks;
         parallel::ordered(
@@ -600,9 +607,15 @@ impl Seekable {
                 Ok(())
             },
         )?;
-        if let Codec::Xz(s) = &st.index.codec {
-            let tail = xz::index_and_footer([s.header[6], s.header[7]], &records);
-            out.write_all(&tail).map_err(werr)?;
+        match &st.index.codec {
+            Codec::Xz(s) => {
+                let tail = xz::index_and_footer([s.header[6], s.header[7]], &records);
+                out.write_all(&tail).map_err(werr)?;
+            }
+            Codec::Bzip2 => out
+                .write_all(&bzip2::marker(st.index.level))
+                .map_err(werr)?,
+            Codec::Gzip => {}
         }
         st.unchanged_source()?;
         tmp.persist(dest)?;
