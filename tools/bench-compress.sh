@@ -46,6 +46,7 @@ t "gzip -6" "$w/g.gz" sh -c "gzip -6 -c '$img' > '$w/g.gz'"
 t "ext3edit unpack (own gz)" "" "$x" unpack "$w/e.gz" "$w/o1" --threads "$n"
 t "ext3edit unpack (gzip's)" "" "$x" unpack "$w/g.gz" "$w/o2" --threads "$n"
 t "pigz -d (own gz)" "" sh -c "pigz -d -c '$w/e.gz' > '$w/o3'"
+t "pigz -d (gzip's)" "" sh -c "pigz -d -c '$w/g.gz' > '$w/o5'"
 t "gunzip (own gz)" "" sh -c "gunzip -c '$w/e.gz' > '$w/o4'"
 rm -f "$w"/o*
 t "ext3edit pack xz -6" "$w/e.xz" "$x" pack "$img" "$w/e.xz" --threads "$n"
