@@ -309,3 +309,90 @@ fn an_archive_of_something_else_stops_at_its_start() {
     assert!(!raw.contains("all zeros"), "{raw}");
     assert!(!packed.contains("is not an ext2/3/4 image"), "{packed}");
 }
+
+/// `pack` is asked for more bytes than the image holds (it was cut short
+/// after its size was read): an error, not an archive padded with zeros
+/// (the bytes past the end are missing, not a hole).
+#[test]
+fn pack_of_an_image_shorter_than_asked_fails() {
+    if !have_e2fsprogs() {
+        return;
+    }
+    use ext3edit::container::{pack, Format};
+    let t = setup();
+    let f = std::fs::File::open(&t.img).unwrap();
+    let len = f.metadata().unwrap().len();
+    for fmt in [Format::Bzip2, Format::Gzip, Format::Zip, Format::Xz] {
+        let out = tempfile::tempfile().unwrap();
+        let r = pack(&f, len + (3 << 20), &out, fmt, 1, 2, "disk.img");
+        let e = r.err().unwrap_or_else(|| panic!("{fmt:?}: packed"));
+        assert!(e.to_string().contains("byte"), "{fmt:?}: {e}");
+    }
+}
+
+/// The bytes that bunzip2 makes of `p`.
+fn bunzip(p: &Path) -> Vec<u8> {
+    use std::io::Read;
+    let mut v = Vec::new();
+    bzip2::read::MultiBzDecoder::new(std::fs::File::open(p).unwrap())
+        .read_to_end(&mut v)
+        .unwrap();
+    v
+}
+
+/// Another process truncates IMAGE, or writes behind and ahead of where
+/// `pack` reads, while it runs: pack fails with one line and writes no
+/// OUT, or OUT holds the image as it was before or after, never a mix.
+#[test]
+fn pack_racing_a_writer_packs_one_state_or_fails() {
+    if !have_e2fsprogs() {
+        return;
+    }
+    use std::os::unix::fs::FileExt;
+    let t = setup();
+    let fs = std::fs::read(&t.img).unwrap();
+    let big = t.dir.join("big.img");
+    let data = pseudo_random(12 << 20, 7);
+    for mutation in ["truncate", "two writes"] {
+        let f = std::fs::File::create(&big).unwrap();
+        f.write_all_at(&fs, 0).unwrap();
+        f.set_len(256 << 20).unwrap();
+        f.write_all_at(&data, 200 << 20).unwrap();
+        drop(f);
+        let before = std::fs::read(&big).unwrap();
+        let out = t.dir.join("big.img.bz2");
+        let _ = std::fs::remove_file(&out);
+        let kid = Command::new(bin())
+            .args(["pack", s(&big), s(&out), "--level", "1", "--threads", "1"])
+            .current_dir(&t.dir)
+            .env("EXT3EDIT_NO_PROGRESS", "1")
+            .env("TMPDIR", t.dir.join("tmp"))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let f = std::fs::OpenOptions::new().write(true).open(&big).unwrap();
+        match mutation {
+            "truncate" => f.set_len(8 << 20).unwrap(),
+            _ => {
+                f.write_all_at(b"behind", 1 << 20).unwrap();
+                f.write_all_at(b"ahead", 250 << 20).unwrap();
+            }
+        }
+        drop(f);
+        let after = std::fs::read(&big).unwrap();
+        let o = kid.wait_with_output().unwrap();
+        let e = String::from_utf8_lossy(&o.stderr);
+        if o.status.success() {
+            let got = bunzip(&out);
+            assert!(
+                got == before || got == after,
+                "{mutation}: pack succeeded with an archive of neither state"
+            );
+        } else {
+            assert_eq!(o.status.code(), Some(1), "{mutation}: {e}");
+            assert_eq!(e.trim_end().lines().count(), 1, "{mutation}: {e}");
+            assert!(!out.exists(), "{mutation}: OUT left behind");
+        }
+    }
+}
