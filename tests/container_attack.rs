@@ -396,3 +396,103 @@ fn pack_racing_a_writer_packs_one_state_or_fails() {
         }
     }
 }
+
+/// A gzip image followed by zeros (a tape block, a partition or a loop
+/// device rounded up) unpacks as gunzip reads it: the zeros are padding.
+/// Other bytes after them are still an error.
+#[test]
+fn gzip_followed_by_zeros_unpacks() {
+    if !have_e2fsprogs() {
+        return;
+    }
+    let t = setup();
+    let raw = std::fs::read(&t.img).unwrap();
+    // pack's members, and one foreign member (no E3 sizes: the sequential path).
+    ok(&t.dir, &["pack", s(&t.img), "p.gz"]);
+    let mut foreign = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    foreign.write_all(&raw).unwrap();
+    std::fs::write(t.dir.join("f.gz"), foreign.finish().unwrap()).unwrap();
+    for name in ["p.gz", "f.gz"] {
+        let mut gz = std::fs::read(t.dir.join(name)).unwrap();
+        gz.resize(gz.len().div_ceil(512) * 512 + 512, 0);
+        std::fs::write(t.dir.join(name), &gz).unwrap();
+        for threads in ["1", "2"] {
+            ok(
+                &t.dir,
+                &["unpack", name, "out.img", "-f", "--threads", threads],
+            );
+            assert!(
+                std::fs::read(t.dir.join("out.img")).unwrap() == raw,
+                "{name}"
+            );
+        }
+        gz.push(1);
+        std::fs::write(t.dir.join(name), &gz).unwrap();
+        let e = fails(&t.dir, &["unpack", name, "bad.img"]);
+        assert!(e.contains("trailing data"), "{name}: {e}");
+        assert!(!t.dir.join("bad.img").exists());
+    }
+}
+
+/// A loop device (root only: skipped otherwise) as IMAGE: `pack` packs
+/// all of it (its metadata says 0 bytes), and a compressed image on one
+/// unpacks.
+#[test]
+fn pack_and_unpack_a_block_device() {
+    if !have_e2fsprogs() || !is_root() {
+        return;
+    }
+    let t = setup();
+    let attach = |p: &Path| -> Option<String> {
+        let o = Command::new("losetup")
+            .args(["-f", "--show", s(p)])
+            .output()
+            .ok()?;
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let detach = |dev: &str| {
+        let _ = Command::new("losetup").args(["-d", dev]).status();
+    };
+    let Some(dev) = attach(&t.img) else {
+        return skip("no loop device");
+    };
+    let raw = std::fs::read(&t.img).unwrap();
+    let mut bad = Vec::new();
+    for fmt in ["bz2", "gz", "xz", "zip"] {
+        // No panic while the device is attached.
+        let out = format!("d.{fmt}");
+        let p = x(&t.dir, &["pack", &dev, &out]);
+        let u = x(&t.dir, &["unpack", &out, "d.img", "-f"]);
+        if !p.status.success()
+            || !u.status.success()
+            || std::fs::read(t.dir.join("d.img")).ok().as_ref() != Some(&raw)
+        {
+            bad.push(format!(
+                "pack {fmt}: {}",
+                String::from_utf8_lossy(&u.stderr)
+            ));
+        }
+    }
+    detach(&dev);
+    assert!(bad.is_empty(), "{bad:?}");
+    for fmt in ["bz2", "gz", "xz"] {
+        let packed = t.dir.join(format!("d.{fmt}"));
+        let mut v = std::fs::read(&packed).unwrap();
+        v.resize(v.len().div_ceil(512) * 512, 0);
+        std::fs::write(&packed, &v).unwrap();
+        let Some(dev) = attach(&packed) else {
+            return skip("no loop device");
+        };
+        let o = x(&t.dir, &["unpack", &dev, "u.img", "-f"]);
+        detach(&dev);
+        if !o.status.success() || std::fs::read(t.dir.join("u.img")).ok().as_ref() != Some(&raw) {
+            bad.push(format!(
+                "unpack {fmt}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ));
+        }
+    }
+    assert!(bad.is_empty(), "{bad:?}");
+}

@@ -252,10 +252,8 @@ impl ZeroBlocks {
 }
 
 fn decompress_parallel(input: &File, w: &mut SparseWriter, threads: usize) -> Result<()> {
-    let total = input
-        .metadata()
-        .map_err(|e| Error::io("reading the bzip2 data", e))?
-        .len();
+    let total =
+        crate::device::image_size(input).map_err(|e| Error::io("reading the bzip2 data", e))?;
     let mut consumed = 0u64;
     let mut crc = 0u32;
     let zeros = ZeroBlocks::default();

@@ -340,10 +340,8 @@ impl Container {
         // file or a block device.
         let file = crate::device::open_image_file(path, false)
             .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        let size = file
-            .metadata()
-            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
-            .len();
+        let size = crate::device::image_size(&file)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         let head =
             read_head(&file).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         let format = match detect(&head) {
@@ -761,10 +759,9 @@ impl Spool {
         check_dest(dest)?;
         let input =
             File::open(raw).map_err(|e| Error::io(format!("opening {}", raw.display()), e))?;
-        let len = input
-            .metadata()
-            .map_err(|e| Error::io(format!("reading {}", raw.display()), e))?
-            .len();
+        // A block device's metadata says 0 bytes: its end says how many.
+        let len = crate::device::image_size(&input)
+            .map_err(|e| Error::io(format!("reading {}", raw.display()), e))?;
         let tmp = TempFile::beside(dest)?;
         pack(&input, len, tmp.file(), format, level, threads, entry)
             .map_err(|e| e.at(&dest.display().to_string()))?;
