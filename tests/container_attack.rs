@@ -496,3 +496,55 @@ fn pack_and_unpack_a_block_device() {
     }
     assert!(bad.is_empty(), "{bad:?}");
 }
+
+/// Under a file size limit (`ulimit -f`, a quota-like full disk), pack,
+/// unpack and an edit of a compressed image fail with one line, leave no
+/// temporary file and keep IMAGE as it was (SIGXFSZ used to kill the
+/// process with its temporary files left behind).
+#[test]
+fn a_file_size_limit_is_an_error_not_a_kill() {
+    if !have_e2fsprogs() {
+        return;
+    }
+    let t = setup();
+    // A file that does not compress, so that OUT outgrows the limit too.
+    std::fs::write(&t.file, pseudo_random(2 << 20, 9)).unwrap();
+    ok(&t.dir, &["put", s(&t.img), s(&t.file), "/noise"]);
+    ok(&t.dir, &["pack", s(&t.img), "d.bz2"]);
+    let packed = std::fs::read(t.dir.join("d.bz2")).unwrap();
+    let limited = |args: &[&str]| -> Output {
+        // ulimit -f counts 512-byte blocks: 1 MiB.
+        Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -f 2048 && exec \"$@\"")
+            .arg("sh")
+            .arg(bin())
+            .args(args)
+            .current_dir(&t.dir)
+            .env("EXT3EDIT_NO_PROGRESS", "1")
+            .env("TMPDIR", t.dir.join("tmp"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["pack", s(&t.img), "e.bz2"][..],
+        &["unpack", "d.bz2", "e.img"],
+        // A seekable edit: the new d.bz2 outgrows the limit.
+        &["put", "-r", "d.bz2", "tmp", "/again"],
+    ] {
+        let o = limited(args);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {:?} {e}", o.status);
+        assert_eq!(e.trim_end().lines().count(), 1, "{args:?}: {e}");
+        assert!(e.contains("too large"), "{args:?}: {e}");
+        let mut left: Vec<_> = std::fs::read_dir(&t.dir)
+            .unwrap()
+            .chain(std::fs::read_dir(t.dir.join("tmp")).unwrap())
+            .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["d.bz2", "disk.img", "hello", "tmp"], "{args:?}");
+        assert!(std::fs::read(t.dir.join("d.bz2")).unwrap() == packed);
+    }
+}

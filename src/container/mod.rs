@@ -438,7 +438,7 @@ impl Container {
                 zip::decompress(&input, &mut w, entry.as_deref()).map_err(at)?;
             }
         }
-        let len = w.finish()?;
+        let len = w.finish().map_err(at)?;
         let mut head = vec![0u8; HEAD_CHECK];
         let n = out.read_at(&mut head, 0).unwrap_or(0);
         head.truncate(n);
