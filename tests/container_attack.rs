@@ -548,3 +548,50 @@ fn a_file_size_limit_is_an_error_not_a_kill() {
         assert!(std::fs::read(t.dir.join("d.bz2")).unwrap() == packed);
     }
 }
+
+/// One bzip2 stream of `data` at `level`.
+fn bz(data: &[u8], level: u32) -> Vec<u8> {
+    let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::new(level));
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// `pack --level 1`'s layout (one stream per 98,304 bytes) with one
+/// chunk compressed again at level 9 by hand: bunzip2 reads it as
+/// before, and so must every command. The seekable path used to miss the
+/// level-9 stream's start, so every later chunk was read from the stream
+/// after it: `ls` saw a corrupt image, and a `put` exited 0 with its file
+/// lost. (The image file is 1 MiB longer than the file system, so the
+/// missing chunk did not show as a short image.)
+#[test]
+fn a_bzip2_chunk_compressed_again_at_another_level() {
+    if !have_e2fsprogs() {
+        return;
+    }
+    let t = setup();
+    // Files spread over the image, so that reads and writes reach chunks
+    // past the altered one.
+    std::fs::write(&t.file, pseudo_random(1 << 20, 3)).unwrap();
+    ok(&t.dir, &["put", s(&t.img), s(&t.file), "/noise"]);
+    let mut raw = std::fs::read(&t.img).unwrap();
+    raw.resize(raw.len() + (1 << 20), 0);
+    const C: usize = 98_304;
+    for k in [5, 30] {
+        let mut f = Vec::new();
+        for (i, c) in raw.chunks(C).enumerate() {
+            f.extend_from_slice(&bz(c, if i == k { 9 } else { 1 }));
+        }
+        let name = format!("m{k}.img.bz2");
+        std::fs::write(t.dir.join(&name), &f).unwrap();
+        assert!(bunzip(&t.dir.join(&name)) == raw);
+        let names = names_in(&t.dir, &name);
+        assert!(names.contains(&"noise".to_string()), "{k}: {names:?}");
+        ok(&t.dir, &["put", &name, s(&t.dir.join("tmp")), "/new", "-r"]);
+        let names = names_in(&t.dir, &name);
+        assert!(names.contains(&"new".to_string()), "{k}: {names:?}");
+        let out = t.dir.join("m.img");
+        std::fs::write(&out, bunzip(&t.dir.join(&name))).unwrap();
+        fsck_clean(&out);
+        assert_eq!(debugfs_cat(&out, "/noise"), pseudo_random(1 << 20, 3));
+    }
+}

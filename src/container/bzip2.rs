@@ -541,7 +541,11 @@ pub fn chunk_index(input: &File, total: u64, chunk: u64) -> Result<Option<Vec<Ch
     if !head.starts_with(b"BZh") || head[4..] != BLOCK_MAGIC {
         return Ok(None);
     }
-    let finder = memmem::Finder::new(&head);
+    // Stream starts are found by their block magic: a confirmed start
+    // with another level digit than the first stream's (a chunk that was
+    // compressed again by hand) would be missed by a search for the first
+    // stream's 10 bytes, shifting every later chunk by one.
+    let finder = memmem::Finder::new(&BLOCK_MAGIC);
     let mut starts = vec![0u64];
     // Windows of READ bytes, each searched with the last TAIL bytes of
     // the one before (a hit needs the 11 bytes before it too).
@@ -556,12 +560,20 @@ pub fn chunk_index(input: &File, total: u64, chunk: u64) -> Result<Option<Vec<Ch
         buf.resize(old + n, 0);
         rd(&mut buf[old..], at)?;
         at += n as u64;
-        for h in finder.find_iter(&buf) {
+        for m in finder.find_iter(&buf) {
+            // A start 4 bytes before a hit this close to the window's
+            // start was seen in the window before.
+            let Some(h) = m.checked_sub(4) else {
+                continue;
+            };
             let p = base + h as u64;
-            if p == 0 || p + 10 <= seen_to {
+            if p == 0 || p + 10 <= seen_to || !buf[h..].starts_with(b"BZh") {
                 continue;
             }
             if trailer_ends_at(&buf, h) {
+                if buf[h + 3] != head[3] {
+                    return Ok(None);
+                }
                 starts.push(p);
             }
         }

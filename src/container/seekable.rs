@@ -18,8 +18,9 @@
 //!   no larger than one chunk (1 MiB).
 //! - **bzip2**: the file is scanned for stream starts (`BZh<level>` and the
 //!   block magic on a byte boundary, each confirmed by the trailer of the
-//!   stream before it). Every stream but the last must decode to
-//!   [`bzip2::chunk_size`]`(level)` bytes: the first and the last are
+//!   stream before it; a start with another level digit than the first
+//!   stream's makes the file not seekable). Every stream but the last must
+//!   decode to [`bzip2::chunk_size`]`(level)` bytes: the first and the last are
 //!   decoded at open (which also gives the image size), the others are
 //!   checked as they are read. pbzip2's streams of 900,000 bytes fail the
 //!   first check; a single-stream file (bzip2, lbzip2) has one chunk, too
