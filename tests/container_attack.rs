@@ -595,3 +595,74 @@ fn a_bzip2_chunk_compressed_again_at_another_level() {
         assert_eq!(debugfs_cat(&out, "/noise"), pseudo_random(1 << 20, 3));
     }
 }
+
+/// Flip bit `bit` (from the first byte's top bit) of `v`.
+fn flip(v: &mut [u8], bit: usize) {
+    v[bit / 8] ^= 0x80 >> (bit % 8);
+}
+
+/// The bit offset of a single-block stream's end magic.
+fn end_magic_bit(stream: &[u8]) -> usize {
+    const END: u64 = 0x1772_4538_5090;
+    let bit = |i: usize| (stream[i / 8] >> (7 - i % 8)) as u64 & 1;
+    (0..stream.len() * 8 - 48)
+        .rev()
+        .find(|&o| (0..48).fold(0u64, |a, k| a << 1 | bit(o + k)) == END)
+        .unwrap()
+}
+
+/// Parallel bzip2 decoding remembers blocks that decode to zeros and does
+/// not decode them again: the result must still be what bunzip2 makes of
+/// the file, and a damaged copy of a remembered block (its stream CRC,
+/// its block CRC, the level it is read at) must still be an error.
+#[test]
+fn remembered_zero_blocks_are_checked_like_any_other() {
+    if !have_e2fsprogs() {
+        return;
+    }
+    let t = setup();
+    let raw = std::fs::read(&t.img).unwrap();
+    let head = bz(&raw, 9);
+    let z = bz(&[0u8; 98_304], 1);
+    let z9 = bz(&[0u8; 98_304], 9);
+    // 40 MiB of zeros: one level-9 block, too big for a level-1 stream.
+    let big = bz(&vec![0u8; 40 << 20], 9);
+    let mut big1 = big.clone();
+    big1[3] = b'1';
+    let e = end_magic_bit(&z);
+    let mut stream_crc = z.clone();
+    flip(&mut stream_crc, e + 48 + 5);
+    let mut block_crc = stream_crc.clone();
+    flip(&mut block_crc, 10 * 8 + 5);
+    let mut data = z.clone();
+    data[z.len() / 2] ^= 0x55;
+    let cat = |parts: &[&[u8]]| parts.concat();
+    let good = [
+        cat(&[&head, &z, &z, &z9, &z9, &z, &bz(&[0u8; 50_000], 9), &z]),
+        cat(&[&head, &big, &big, &z, &big]),
+    ];
+    for (i, f) in good.iter().enumerate() {
+        std::fs::write(t.dir.join("g.bz2"), f).unwrap();
+        let want = bunzip(&t.dir.join("g.bz2"));
+        for threads in ["1", "2"] {
+            ok(
+                &t.dir,
+                &["unpack", "g.bz2", "g.img", "-f", "--threads", threads],
+            );
+            assert!(std::fs::read(t.dir.join("g.img")).unwrap() == want, "{i}");
+        }
+    }
+    let bad = [
+        cat(&[&head, &z, &z, &z, &stream_crc, &z]),
+        cat(&[&head, &z, &z, &z, &block_crc, &z]),
+        cat(&[&head, &z, &z, &z, &data, &z]),
+        cat(&[&head, &big, &big, &big1]),
+        cat(&[&head, &z, &z, &z[..z.len() - 3]]),
+    ];
+    for (i, f) in bad.iter().enumerate() {
+        std::fs::write(t.dir.join("b.bz2"), f).unwrap();
+        let e = fails(&t.dir, &["unpack", "b.bz2", "b.img", "--threads", "2"]);
+        assert!(e.contains("bzip2"), "{i}: {e}");
+        assert!(!t.dir.join("b.img").exists(), "{i}");
+    }
+}
