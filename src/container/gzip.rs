@@ -353,6 +353,16 @@ pub fn chunk_index(input: &File, total: u64) -> Result<Option<Vec<Chunk>>> {
         if size < h.len as u64 + 8 + 2 || pos + size > total {
             return Ok(None);
         }
+        // The trailer's ISIZE, which gunzip checks against the data, must
+        // agree with E3: a member whose E3 says otherwise (edited by hand)
+        // would put every chunk after it at the wrong offset.
+        let mut isize = [0u8; 4];
+        input
+            .read_exact_at(&mut isize, pos + size - 4)
+            .map_err(|e| Error::io("reading the gzip data", e))?;
+        if u32::from_le_bytes(isize) as u64 != len {
+            return Ok(None);
+        }
         chunks.push(Chunk {
             raw,
             len,

@@ -11,7 +11,8 @@
 //! [`Spool`](super::Spool)) for anything that does not fit:
 //!
 //! - **gzip**: every member carries the `E3` subfield (member size and
-//!   uncompressed size); the index is a walk from header to header.
+//!   uncompressed size, which must agree with the trailer's ISIZE); the
+//!   index is a walk from header to header.
 //! - **xz**: one stream (no stream padding) with a valid footer and index;
 //!   the index lists every block's sizes. `xz` without `-T` writes a
 //!   single block holding the whole image: not taken unless the image is
