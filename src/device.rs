@@ -255,7 +255,7 @@ pub fn lock_image(file: &File, how: Lock) -> io::Result<()> {
 
 /// The size of an open image: the file size, or for a block device (whose
 /// metadata says 0) the offset of its end.
-fn image_size(file: &File) -> io::Result<u64> {
+pub fn image_size(file: &File) -> io::Result<u64> {
     let meta = file.metadata()?;
     if meta.is_file() {
         Ok(meta.len())

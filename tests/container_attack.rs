@@ -309,3 +309,423 @@ fn an_archive_of_something_else_stops_at_its_start() {
     assert!(!raw.contains("all zeros"), "{raw}");
     assert!(!packed.contains("is not an ext2/3/4 image"), "{packed}");
 }
+
+/// `pack` is asked for more bytes than the image holds (it was cut short
+/// after its size was read): an error, not an archive padded with zeros
+/// (the bytes past the end are missing, not a hole).
+#[test]
+fn pack_of_an_image_shorter_than_asked_fails() {
+    if !have_e2fsprogs() {
+        return;
+    }
+    use ext3edit::container::{pack, Format};
+    let t = setup();
+    let f = std::fs::File::open(&t.img).unwrap();
+    let len = f.metadata().unwrap().len();
+    for fmt in [Format::Bzip2, Format::Gzip, Format::Zip, Format::Xz] {
+        let out = tempfile::tempfile().unwrap();
+        let r = pack(&f, len + (3 << 20), &out, fmt, 1, 2, "disk.img");
+        let e = r.err().unwrap_or_else(|| panic!("{fmt:?}: packed"));
+        assert!(e.to_string().contains("byte"), "{fmt:?}: {e}");
+    }
+}
+
+/// The bytes that bunzip2 makes of `p`.
+fn bunzip(p: &Path) -> Vec<u8> {
+    use std::io::Read;
+    let mut v = Vec::new();
+    bzip2::read::MultiBzDecoder::new(std::fs::File::open(p).unwrap())
+        .read_to_end(&mut v)
+        .unwrap();
+    v
+}
+
+/// Another process truncates IMAGE, or writes behind and ahead of where
+/// `pack` reads, while it runs: pack fails with one line and writes no
+/// OUT, or OUT holds the image as it was before or after, never a mix.
+#[test]
+fn pack_racing_a_writer_packs_one_state_or_fails() {
+    if !have_e2fsprogs() {
+        return;
+    }
+    use std::os::unix::fs::FileExt;
+    let t = setup();
+    let fs = std::fs::read(&t.img).unwrap();
+    let big = t.dir.join("big.img");
+    let data = pseudo_random(12 << 20, 7);
+    for mutation in ["truncate", "two writes"] {
+        let f = std::fs::File::create(&big).unwrap();
+        f.write_all_at(&fs, 0).unwrap();
+        f.set_len(256 << 20).unwrap();
+        f.write_all_at(&data, 200 << 20).unwrap();
+        drop(f);
+        let before = std::fs::read(&big).unwrap();
+        let out = t.dir.join("big.img.bz2");
+        let _ = std::fs::remove_file(&out);
+        let kid = Command::new(bin())
+            .args(["pack", s(&big), s(&out), "--level", "1", "--threads", "1"])
+            .current_dir(&t.dir)
+            .env("EXT3EDIT_NO_PROGRESS", "1")
+            .env("TMPDIR", t.dir.join("tmp"))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let f = std::fs::OpenOptions::new().write(true).open(&big).unwrap();
+        match mutation {
+            "truncate" => f.set_len(8 << 20).unwrap(),
+            _ => {
+                f.write_all_at(b"behind", 1 << 20).unwrap();
+                f.write_all_at(b"ahead", 250 << 20).unwrap();
+            }
+        }
+        drop(f);
+        let after = std::fs::read(&big).unwrap();
+        let o = kid.wait_with_output().unwrap();
+        let e = String::from_utf8_lossy(&o.stderr);
+        if o.status.success() {
+            let got = bunzip(&out);
+            assert!(
+                got == before || got == after,
+                "{mutation}: pack succeeded with an archive of neither state"
+            );
+        } else {
+            assert_eq!(o.status.code(), Some(1), "{mutation}: {e}");
+            assert_eq!(e.trim_end().lines().count(), 1, "{mutation}: {e}");
+            assert!(!out.exists(), "{mutation}: OUT left behind");
+        }
+    }
+}
+
+/// A gzip image followed by zeros (a tape block, a partition or a loop
+/// device rounded up) unpacks as gunzip reads it: the zeros are padding.
+/// Other bytes after them are still an error.
+#[test]
+fn gzip_followed_by_zeros_unpacks() {
+    if !have_e2fsprogs() {
+        return;
+    }
+    let t = setup();
+    let raw = std::fs::read(&t.img).unwrap();
+    // pack's members, and one foreign member (no E3 sizes: the sequential path).
+    ok(&t.dir, &["pack", s(&t.img), "p.gz"]);
+    let mut foreign = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    foreign.write_all(&raw).unwrap();
+    std::fs::write(t.dir.join("f.gz"), foreign.finish().unwrap()).unwrap();
+    for name in ["p.gz", "f.gz"] {
+        let mut gz = std::fs::read(t.dir.join(name)).unwrap();
+        gz.resize(gz.len().div_ceil(512) * 512 + 512, 0);
+        std::fs::write(t.dir.join(name), &gz).unwrap();
+        for threads in ["1", "2"] {
+            ok(
+                &t.dir,
+                &["unpack", name, "out.img", "-f", "--threads", threads],
+            );
+            assert!(
+                std::fs::read(t.dir.join("out.img")).unwrap() == raw,
+                "{name}"
+            );
+        }
+        gz.push(1);
+        std::fs::write(t.dir.join(name), &gz).unwrap();
+        let e = fails(&t.dir, &["unpack", name, "bad.img"]);
+        assert!(e.contains("trailing data"), "{name}: {e}");
+        assert!(!t.dir.join("bad.img").exists());
+    }
+}
+
+/// A loop device (root only: skipped otherwise) as IMAGE: `pack` packs
+/// all of it (its metadata says 0 bytes), and a compressed image on one
+/// unpacks.
+#[test]
+fn pack_and_unpack_a_block_device() {
+    if !have_e2fsprogs() || !is_root() {
+        return;
+    }
+    let t = setup();
+    let attach = |p: &Path| -> Option<String> {
+        let o = Command::new("losetup")
+            .args(["-f", "--show", s(p)])
+            .output()
+            .ok()?;
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let detach = |dev: &str| {
+        let _ = Command::new("losetup").args(["-d", dev]).status();
+    };
+    let Some(dev) = attach(&t.img) else {
+        return skip("no loop device");
+    };
+    let raw = std::fs::read(&t.img).unwrap();
+    let mut bad = Vec::new();
+    for fmt in ["bz2", "gz", "xz", "zip"] {
+        // No panic while the device is attached.
+        let out = format!("d.{fmt}");
+        let p = x(&t.dir, &["pack", &dev, &out]);
+        let u = x(&t.dir, &["unpack", &out, "d.img", "-f"]);
+        if !p.status.success()
+            || !u.status.success()
+            || std::fs::read(t.dir.join("d.img")).ok().as_ref() != Some(&raw)
+        {
+            bad.push(format!(
+                "pack {fmt}: {}",
+                String::from_utf8_lossy(&u.stderr)
+            ));
+        }
+    }
+    detach(&dev);
+    assert!(bad.is_empty(), "{bad:?}");
+    for fmt in ["bz2", "gz", "xz"] {
+        let packed = t.dir.join(format!("d.{fmt}"));
+        let mut v = std::fs::read(&packed).unwrap();
+        v.resize(v.len().div_ceil(512) * 512, 0);
+        std::fs::write(&packed, &v).unwrap();
+        let Some(dev) = attach(&packed) else {
+            return skip("no loop device");
+        };
+        let o = x(&t.dir, &["unpack", &dev, "u.img", "-f"]);
+        detach(&dev);
+        if !o.status.success() || std::fs::read(t.dir.join("u.img")).ok().as_ref() != Some(&raw) {
+            bad.push(format!(
+                "unpack {fmt}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ));
+        }
+    }
+    assert!(bad.is_empty(), "{bad:?}");
+}
+
+/// Under a file size limit (`ulimit -f`, a quota-like full disk), pack,
+/// unpack and an edit of a compressed image fail with one line, leave no
+/// temporary file and keep IMAGE as it was (SIGXFSZ used to kill the
+/// process with its temporary files left behind).
+#[test]
+fn a_file_size_limit_is_an_error_not_a_kill() {
+    if !have_e2fsprogs() {
+        return;
+    }
+    let t = setup();
+    // A file that does not compress, so that OUT outgrows the limit too.
+    std::fs::write(&t.file, pseudo_random(2 << 20, 9)).unwrap();
+    ok(&t.dir, &["put", s(&t.img), s(&t.file), "/noise"]);
+    ok(&t.dir, &["pack", s(&t.img), "d.bz2"]);
+    let packed = std::fs::read(t.dir.join("d.bz2")).unwrap();
+    let limited = |args: &[&str]| -> Output {
+        // ulimit -f counts 512-byte blocks: 1 MiB.
+        Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -f 2048 && exec \"$@\"")
+            .arg("sh")
+            .arg(bin())
+            .args(args)
+            .current_dir(&t.dir)
+            .env("EXT3EDIT_NO_PROGRESS", "1")
+            .env("TMPDIR", t.dir.join("tmp"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["pack", s(&t.img), "e.bz2"][..],
+        &["unpack", "d.bz2", "e.img"],
+        // A seekable edit: the new d.bz2 outgrows the limit.
+        &["put", "-r", "d.bz2", "tmp", "/again"],
+    ] {
+        let o = limited(args);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {:?} {e}", o.status);
+        assert_eq!(e.trim_end().lines().count(), 1, "{args:?}: {e}");
+        assert!(e.contains("too large"), "{args:?}: {e}");
+        let mut left: Vec<_> = std::fs::read_dir(&t.dir)
+            .unwrap()
+            .chain(std::fs::read_dir(t.dir.join("tmp")).unwrap())
+            .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["d.bz2", "disk.img", "hello", "tmp"], "{args:?}");
+        assert!(std::fs::read(t.dir.join("d.bz2")).unwrap() == packed);
+    }
+}
+
+/// One bzip2 stream of `data` at `level`.
+fn bz(data: &[u8], level: u32) -> Vec<u8> {
+    let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::new(level));
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// `pack --level 1`'s layout (one stream per 98,304 bytes) with one
+/// chunk compressed again at level 9 by hand: bunzip2 reads it as
+/// before, and so must every command. The seekable path used to miss the
+/// level-9 stream's start, so every later chunk was read from the stream
+/// after it: `ls` saw a corrupt image, and a `put` exited 0 with its file
+/// lost. (The image file is 1 MiB longer than the file system, so the
+/// missing chunk did not show as a short image.)
+#[test]
+fn a_bzip2_chunk_compressed_again_at_another_level() {
+    if !have_e2fsprogs() {
+        return;
+    }
+    let t = setup();
+    // Files spread over the image, so that reads and writes reach chunks
+    // past the altered one.
+    std::fs::write(&t.file, pseudo_random(1 << 20, 3)).unwrap();
+    ok(&t.dir, &["put", s(&t.img), s(&t.file), "/noise"]);
+    let mut raw = std::fs::read(&t.img).unwrap();
+    raw.resize(raw.len() + (1 << 20), 0);
+    const C: usize = 98_304;
+    for k in [5, 30] {
+        // pack's layout at level 1 (markers included), but for chunk k.
+        let mut f = ext3edit::container::bzip2::marker(1).to_vec();
+        for (i, c) in raw.chunks(C).enumerate() {
+            f.extend_from_slice(&bz(c, if i == k { 9 } else { 1 }));
+        }
+        f.extend_from_slice(&ext3edit::container::bzip2::marker(1));
+        let name = format!("m{k}.img.bz2");
+        std::fs::write(t.dir.join(&name), &f).unwrap();
+        assert!(bunzip(&t.dir.join(&name)) == raw);
+        let names = names_in(&t.dir, &name);
+        assert!(names.contains(&"noise".to_string()), "{k}: {names:?}");
+        ok(&t.dir, &["put", &name, s(&t.dir.join("tmp")), "/new", "-r"]);
+        let names = names_in(&t.dir, &name);
+        assert!(names.contains(&"new".to_string()), "{k}: {names:?}");
+        let out = t.dir.join("m.img");
+        std::fs::write(&out, bunzip(&t.dir.join(&name))).unwrap();
+        fsck_clean(&out);
+        assert_eq!(debugfs_cat(&out, "/noise"), pseudo_random(1 << 20, 3));
+    }
+}
+
+/// Flip bit `bit` (from the first byte's top bit) of `v`.
+fn flip(v: &mut [u8], bit: usize) {
+    v[bit / 8] ^= 0x80 >> (bit % 8);
+}
+
+/// The bit offset of a single-block stream's end magic.
+fn end_magic_bit(stream: &[u8]) -> usize {
+    const END: u64 = 0x1772_4538_5090;
+    let bit = |i: usize| (stream[i / 8] >> (7 - i % 8)) as u64 & 1;
+    (0..stream.len() * 8 - 48)
+        .rev()
+        .find(|&o| (0..48).fold(0u64, |a, k| a << 1 | bit(o + k)) == END)
+        .unwrap()
+}
+
+/// Parallel bzip2 decoding remembers blocks that decode to zeros and does
+/// not decode them again: the result must still be what bunzip2 makes of
+/// the file, and a damaged copy of a remembered block (its stream CRC,
+/// its block CRC, the level it is read at) must still be an error.
+#[test]
+fn remembered_zero_blocks_are_checked_like_any_other() {
+    if !have_e2fsprogs() {
+        return;
+    }
+    let t = setup();
+    let raw = std::fs::read(&t.img).unwrap();
+    let head = bz(&raw, 9);
+    let z = bz(&[0u8; 98_304], 1);
+    let z9 = bz(&[0u8; 98_304], 9);
+    // 40 MiB of zeros: one level-9 block, too big for a level-1 stream.
+    let big = bz(&vec![0u8; 40 << 20], 9);
+    let mut big1 = big.clone();
+    big1[3] = b'1';
+    let e = end_magic_bit(&z);
+    let mut stream_crc = z.clone();
+    flip(&mut stream_crc, e + 48 + 5);
+    let mut block_crc = stream_crc.clone();
+    flip(&mut block_crc, 10 * 8 + 5);
+    let mut data = z.clone();
+    data[z.len() / 2] ^= 0x55;
+    let cat = |parts: &[&[u8]]| parts.concat();
+    let good = [
+        cat(&[&head, &z, &z, &z9, &z9, &z, &bz(&[0u8; 50_000], 9), &z]),
+        cat(&[&head, &big, &big, &z, &big]),
+    ];
+    for (i, f) in good.iter().enumerate() {
+        std::fs::write(t.dir.join("g.bz2"), f).unwrap();
+        let want = bunzip(&t.dir.join("g.bz2"));
+        for threads in ["1", "2"] {
+            ok(
+                &t.dir,
+                &["unpack", "g.bz2", "g.img", "-f", "--threads", threads],
+            );
+            assert!(std::fs::read(t.dir.join("g.img")).unwrap() == want, "{i}");
+        }
+    }
+    let bad = [
+        cat(&[&head, &z, &z, &z, &stream_crc, &z]),
+        cat(&[&head, &z, &z, &z, &block_crc, &z]),
+        cat(&[&head, &z, &z, &z, &data, &z]),
+        cat(&[&head, &big, &big, &big1]),
+        cat(&[&head, &z, &z, &z[..z.len() - 3]]),
+    ];
+    for (i, f) in bad.iter().enumerate() {
+        std::fs::write(t.dir.join("b.bz2"), f).unwrap();
+        let e = fails(&t.dir, &["unpack", "b.bz2", "b.img", "--threads", "2"]);
+        assert!(e.contains("bzip2"), "{i}: {e}");
+        assert!(!t.dir.join("b.img").exists(), "{i}");
+    }
+}
+
+/// A gzip member as `pack` writes it (the `E3` subfield: member size,
+/// raw size), but whose E3 raw size says `claimed`.
+fn e3_member(data: &[u8], claimed: u32) -> Vec<u8> {
+    let mut d = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
+    d.write_all(data).unwrap();
+    let body = d.finish().unwrap();
+    let size = (24 + body.len() + 8) as u32;
+    let mut m = vec![
+        0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0xff, 12, 0, b'E', b'3', 8, 0,
+    ];
+    m.extend_from_slice(&size.to_le_bytes());
+    m.extend_from_slice(&claimed.to_le_bytes());
+    m.extend_from_slice(&body);
+    let mut crc = flate2::Crc::new();
+    crc.update(data);
+    m.extend_from_slice(&crc.sum().to_le_bytes());
+    m.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    m
+}
+
+/// A gzip image in `pack`'s member layout where two members were cut
+/// differently but kept E3 sizes of 1 MiB each (gunzip reads it as the
+/// image, since it ignores E3): the seekable path must not trust E3 over
+/// the trailer's ISIZE. It used to read (or, with a whole-chunk write,
+/// write) those chunks at the wrong offsets; a `put` failed with "a member
+/// holds more than its header says".
+#[test]
+fn gzip_members_whose_e3_sizes_lie() {
+    if !have_e2fsprogs() {
+        return;
+    }
+    let t = setup();
+    std::fs::write(&t.file, pseudo_random(1 << 20, 5)).unwrap();
+    ok(&t.dir, &["put", s(&t.img), s(&t.file), "/noise"]);
+    let raw = std::fs::read(&t.img).unwrap();
+    const M: usize = 1 << 20;
+    let mut f = Vec::new();
+    f.extend_from_slice(&e3_member(&raw[..M + M / 2], M as u32));
+    f.extend_from_slice(&e3_member(&raw[M + M / 2..2 * M], M as u32));
+    for c in raw[2 * M..].chunks(M) {
+        f.extend_from_slice(&e3_member(c, c.len() as u32));
+    }
+    std::fs::write(t.dir.join("l.gz"), &f).unwrap();
+    ok(
+        &t.dir,
+        &["put", "l.gz", s(&t.dir.join("tmp")), "/new", "-r"],
+    );
+    let mut out = Vec::new();
+    use std::io::Read;
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(t.dir.join("l.gz")).unwrap())
+        .read_to_end(&mut out)
+        .unwrap();
+    std::fs::write(t.dir.join("l.img"), &out).unwrap();
+    fsck_clean(&t.dir.join("l.img"));
+    assert_eq!(
+        debugfs_cat(&t.dir.join("l.img"), "/noise"),
+        pseudo_random(1 << 20, 5)
+    );
+    assert!(names_in(&t.dir, "l.img").contains(&"new".to_string()));
+}

@@ -210,6 +210,8 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
 fn main_inner() -> ExitCode {
     // Temporary files of compressed images go when a signal stops us too.
     ext3edit::container::on_new_temp(signal::remove_on_signal);
+    // A file size limit (ulimit -f) makes writes fail instead of killing us.
+    signal::ignore_file_size_limit();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {

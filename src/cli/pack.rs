@@ -190,10 +190,8 @@ pub fn run(cmd: PackCmd) -> R<()> {
             if is_stdout(&out) {
                 let input = std::fs::File::open(raw_path)
                     .map_err(|e| Error::io(format!("opening {}", raw_path.display()), e))?;
-                let len = input
-                    .metadata()
-                    .map_err(|e| Error::io(format!("reading {}", raw_path.display()), e))?
-                    .len();
+                let len = device::image_size(&input)
+                    .map_err(|e| Error::io(format!("reading {}", raw_path.display()), e))?;
                 let tmp = TempFile::in_tmpdir("pack")?;
                 // The zip entry: IMAGE's name without a compression extension.
                 let name = default_out(&image)

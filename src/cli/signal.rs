@@ -6,6 +6,8 @@
 //! ignored when the handler would be installed (`nohup`, a background job)
 //! stays ignored.
 //!
+//! SIGXFSZ is ignored, so that a file size limit is an error, not a kill.
+//!
 //! This is the binary's only `unsafe` code besides src/device.rs: a signal
 //! handler needs `sigaction`, and the handler itself may only call
 //! async-signal-safe functions (`unlink`, `signal`, `raise`), reading the
@@ -78,6 +80,14 @@ mod imp {
         });
     }
 
+    pub fn ignore_file_size_limit() {
+        // SAFETY: SIG_IGN for SIGXFSZ installs no handler; a write past
+        // RLIMIT_FSIZE then fails with EFBIG.
+        unsafe {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        }
+    }
+
     pub fn forget_temp() {
         for slot in &TEMP {
             slot.store(null_mut(), Ordering::SeqCst);
@@ -92,6 +102,15 @@ pub fn remove_on_signal(path: &Path) {
     imp::remove_on_signal(path);
     #[cfg(not(unix))]
     let _ = path;
+}
+
+/// Ignore SIGXFSZ: a write past the file size limit (`ulimit -f`,
+/// `prlimit --fsize`) fails with EFBIG, which is reported as an error like
+/// a full disk (temporary files removed, one line, exit 1), instead of
+/// killing the process with its temporary files left behind.
+pub fn ignore_file_size_limit() {
+    #[cfg(unix)]
+    imp::ignore_file_size_limit();
 }
 
 /// The registered file is gone or renamed into place: leave it alone.

@@ -277,10 +277,8 @@ impl ZeroBlocks {
 }
 
 fn decompress_parallel(input: &File, w: &mut SparseWriter, threads: usize) -> Result<()> {
-    let total = input
-        .metadata()
-        .map_err(|e| Error::io("reading the bzip2 data", e))?
-        .len();
+    let total =
+        crate::device::image_size(input).map_err(|e| Error::io("reading the bzip2 data", e))?;
     let mut consumed = 0u64;
     let mut crc = 0u32;
     let zeros = ZeroBlocks::default();
@@ -579,7 +577,11 @@ pub fn chunk_index(input: &File, total: u64, chunk: u64) -> Result<Option<Vec<Ch
         return Ok(None);
     }
     let end = total - M; // where the last stream ends
-    let stream = memmem::Finder::new(&head[14..24]);
+                         // Stream starts are found by their block magic: a confirmed start
+                         // with another level digit than the first stream's (a chunk that was
+                         // compressed again by hand) would be missed by a search for the first
+                         // stream's 10 bytes, shifting every later chunk by one.
+    let finder = memmem::Finder::new(&BLOCK_MAGIC);
     let marks = memmem::Finder::new(&mark);
     let mut starts = vec![M];
     // Windows of READ bytes, each searched with the last TAIL bytes of
@@ -601,12 +603,20 @@ pub fn chunk_index(input: &File, total: u64, chunk: u64) -> Result<Option<Vec<Ch
                 return Ok(None);
             }
         }
-        for h in stream.find_iter(&buf) {
+        for m in finder.find_iter(&buf) {
+            // A start 4 bytes before a hit this close to the window's
+            // start was seen in the window before.
+            let Some(h) = m.checked_sub(4) else {
+                continue;
+            };
             let p = base + h as u64;
-            if p <= M || p + 10 <= seen_to || p >= end {
+            if p <= M || p + 10 <= seen_to || p >= end || !buf[h..].starts_with(b"BZh") {
                 continue;
             }
             if trailer_ends_at(&buf, h) {
+                if buf[h + 3] != head[3] {
+                    return Ok(None);
+                }
                 starts.push(p);
             }
         }

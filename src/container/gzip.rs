@@ -23,7 +23,7 @@
 //! is not done.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 
 use flate2::{Compress, Compression, Crc, Decompress, FlushCompress, FlushDecompress, Status};
@@ -182,10 +182,8 @@ fn parse_header(b: &[u8]) -> Result<Option<Header>> {
 
 /// Decompress `input` into `w`.
 pub fn decompress(input: &File, w: &mut SparseWriter, threads: usize) -> Result<()> {
-    let total = input
-        .metadata()
-        .map_err(|e| Error::io("reading the gzip data", e))?
-        .len();
+    let total =
+        crate::device::image_size(input).map_err(|e| Error::io("reading the gzip data", e))?;
     let mut rest_at = None;
     ordered(
         threads,
@@ -280,36 +278,66 @@ fn inflate_member(m: &[u8], hlen: usize) -> Result<Pieces> {
     Ok(p)
 }
 
-/// zlib over the file from `pos`, member after member.
+/// zlib over the file from `pos`, member after member. Zeros after the
+/// last member are padding (a tape block, a partition or loop device
+/// rounded up), which gunzip ignores too; other trailing bytes are an
+/// error.
 fn decompress_sequential(input: &File, pos: u64, w: &mut SparseWriter) -> Result<()> {
     let mut f = input;
     f.seek(SeekFrom::Start(pos))
         .map_err(|e| Error::io("reading the gzip data", e))?;
-    let mut d = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, f));
+    let mut r = BufReader::with_capacity(1 << 20, f);
     let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = match d.read(&mut buf) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                return Err(Error::corrupt(
-                    "truncated gzip data (the file ends inside a member)",
-                ))
+    while !only_zeros_left(&mut r)? {
+        let mut d = flate2::bufread::GzDecoder::new(&mut r);
+        loop {
+            let n = match d.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Err(Error::corrupt(
+                        "truncated gzip data (the file ends inside a member)",
+                    ))
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::InvalidInput
+                        || e.kind() == std::io::ErrorKind::InvalidData =>
+                {
+                    return Err(damaged(&e.to_string()))
+                }
+                Err(e) => return Err(Error::io("reading the gzip data", e)),
+            };
+            if n == 0 {
+                break;
             }
-            Err(e)
-                if e.kind() == std::io::ErrorKind::InvalidInput
-                    || e.kind() == std::io::ErrorKind::InvalidData =>
-            {
-                return Err(damaged(&e.to_string()))
-            }
-            Err(e) => return Err(Error::io("reading the gzip data", e)),
-        };
-        if n == 0 {
-            return Ok(());
+            let mut f2: &File = input;
+            w.input_done = f2.stream_position().unwrap_or(0);
+            w.write(&buf[..n])?;
         }
-        let mut f2: &File = input;
-        w.input_done = f2.stream_position().unwrap_or(0);
-        w.write(&buf[..n])?;
+    }
+    Ok(())
+}
+
+/// True at the end of the data or when only zeros are left (read up to
+/// the end); false when a member follows.
+fn only_zeros_left(r: &mut impl BufRead) -> Result<bool> {
+    let mut zeros = false;
+    loop {
+        let b = r
+            .fill_buf()
+            .map_err(|e| Error::io("reading the gzip data", e))?;
+        if b.is_empty() {
+            return Ok(true);
+        }
+        let n = b.iter().take_while(|&&x| x == 0).count();
+        if n == 0 && !zeros {
+            return Ok(false);
+        }
+        if n < b.len() {
+            return Err(damaged("trailing data after zeros after the last member"));
+        }
+        zeros = true;
+        r.consume(n);
     }
 }
 
@@ -334,6 +362,16 @@ pub fn chunk_index(input: &File, total: u64) -> Result<Option<Vec<Chunk>>> {
             return Ok(None);
         };
         if size < h.len as u64 + 8 + 2 || pos + size > total {
+            return Ok(None);
+        }
+        // The trailer's ISIZE, which gunzip checks against the data, must
+        // agree with E3: a member whose E3 says otherwise (edited by hand)
+        // would put every chunk after it at the wrong offset.
+        let mut isize = [0u8; 4];
+        input
+            .read_exact_at(&mut isize, pos + size - 4)
+            .map_err(|e| Error::io("reading the gzip data", e))?;
+        if u32::from_le_bytes(isize) as u64 != len {
             return Ok(None);
         }
         chunks.push(Chunk {

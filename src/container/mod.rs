@@ -345,10 +345,8 @@ impl Container {
         // file or a block device.
         let file = crate::device::open_image_file(path, false)
             .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        let size = file
-            .metadata()
-            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
-            .len();
+        let size = crate::device::image_size(&file)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         let head =
             read_head(&file).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         let format = match detect(&head) {
@@ -445,7 +443,7 @@ impl Container {
                 zip::decompress(&input, &mut w, entry.as_deref()).map_err(at)?;
             }
         }
-        let len = w.finish()?;
+        let len = w.finish().map_err(at)?;
         let mut head = vec![0u8; HEAD_CHECK];
         let n = out.read_at(&mut head, 0).unwrap_or(0);
         head.truncate(n);
@@ -495,6 +493,13 @@ pub fn pack(
             format.levels().end()
         )));
     }
+    // Another process writing the image while it is read would leave an
+    // archive of no state the file ever had: its size and change time
+    // are compared before and after.
+    let before = Stamp::of(raw)?;
+    if before.is_some_and(|b| b.len < len) {
+        return Err(shorter(len, before.map_or(0, |b| b.len)));
+    }
     let mut progress = spool::ByteProgress::new("pack", len);
     let r = match format {
         Format::Raw => {
@@ -507,7 +512,44 @@ pub fn pack(
         Format::Zip => zip::compress(raw, len, out, level, threads, entry, &mut progress),
     };
     progress.finish();
-    r
+    r?;
+    if Stamp::of(raw)? != before {
+        return Err(Error::Invalid(
+            "the image changed while it was being packed (another process wrote to it): pack it again when nothing writes it".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// What tells that a regular file was written: its size, modification
+/// and change times (None for anything else: a block device's times do
+/// not follow its contents).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(f: &File) -> Result<Option<Stamp>> {
+        use std::os::unix::fs::MetadataExt;
+        let m = f
+            .metadata()
+            .map_err(|e| Error::io("reading the image's size", e))?;
+        Ok(m.is_file().then(|| Stamp {
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }))
+    }
+}
+
+/// The error for an image that ends before the `len` bytes to pack.
+fn shorter(len: u64, size: u64) -> Error {
+    Error::Invalid(format!(
+        "the image ends at byte {size}, before byte {len}: it was truncated while being packed"
+    ))
 }
 
 /// One piece of the image as the compressors read it: its bytes, or a
@@ -586,6 +628,18 @@ pub(crate) fn read_chunks(
         if let Some(d) = data_at {
             if d < pos + n as u64 && d != u64::MAX {
                 data_at = next_data(raw, pos);
+                // No data left: a hole to the end, or a file that ends
+                // before `len` (cut short meanwhile), whose bytes are not
+                // zeros but missing.
+                if data_at == Some(u64::MAX) {
+                    let size = raw
+                        .metadata()
+                        .map_err(|e| Error::io("reading the image's size", e))?
+                        .len();
+                    if size < len {
+                        return Err(shorter(len, size));
+                    }
+                }
             }
         }
         let piece = match data_at {
@@ -715,10 +769,9 @@ impl Spool {
         check_dest(dest)?;
         let input =
             File::open(raw).map_err(|e| Error::io(format!("opening {}", raw.display()), e))?;
-        let len = input
-            .metadata()
-            .map_err(|e| Error::io(format!("reading {}", raw.display()), e))?
-            .len();
+        // A block device's metadata says 0 bytes: its end says how many.
+        let len = crate::device::image_size(&input)
+            .map_err(|e| Error::io(format!("reading {}", raw.display()), e))?;
         let tmp = TempFile::beside(dest)?;
         pack(&input, len, tmp.file(), format, level, threads, entry)
             .map_err(|e| e.at(&dest.display().to_string()))?;

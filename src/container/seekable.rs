@@ -11,7 +11,8 @@
 //! [`Spool`](super::Spool)) for anything that does not fit:
 //!
 //! - **gzip**: every member carries the `E3` subfield (member size and
-//!   uncompressed size); the index is a walk from header to header.
+//!   uncompressed size, which must agree with the trailer's ISIZE); the
+//!   index is a walk from header to header.
 //! - **xz**: one stream (no stream padding) with a valid footer and index;
 //!   the index lists every block's sizes. `xz` without `-T` writes a
 //!   single block holding the whole image: not taken unless the image is
@@ -19,9 +20,11 @@
 //! - **bzip2**: the file must start and end with `pack`'s marker (an
 //!   empty stream, [`bzip2::marker`]) and hold no other one; it is scanned
 //!   for stream starts (`BZh<level>` and the block magic on a byte
-//!   boundary, each confirmed by the trailer of the stream before it). A
-//!   concatenation of packed files shows markers in the middle, and a file
-//!   of another tool has none: both take the full path once. Every stream but the last must decode to
+//!   boundary, each confirmed by the trailer of the stream before it; a
+//!   start with another level digit than the first stream's makes the
+//!   file not seekable). A concatenation of packed files shows markers in
+//!   the middle, and a file of another tool has none: both take the full
+//!   path once. Every stream but the last must decode to
 //!   [`bzip2::chunk_size`]`(level)` bytes: the first and the last are
 //!   decoded at open (which also gives the image size), the others are
 //!   checked as they are read. pbzip2's streams of 900,000 bytes fail the

@@ -81,10 +81,8 @@ fn decoder(threads: usize) -> Result<Stream> {
 
 /// Decompress `input` into `w`: every stream, in order.
 pub fn decompress(input: &File, w: &mut SparseWriter, threads: usize) -> Result<()> {
-    let total = input
-        .metadata()
-        .map_err(|e| Error::io("reading the xz data", e))?
-        .len();
+    let total =
+        crate::device::image_size(input).map_err(|e| Error::io("reading the xz data", e))?;
     let mut pos = 0u64;
     let mut inbuf = vec![0u8; 1 << 20];
     let mut out = vec![0u8; 1 << 20];
