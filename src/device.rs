@@ -504,6 +504,27 @@ impl BlockDevice for FileDevice {
     }
 }
 
+/// Where the next data of `f` at or after `pos` is (`SEEK_DATA`): None
+/// when this cannot be told (not Linux, a file system or file type without
+/// `SEEK_DATA`), `u64::MAX` when only a hole is left (or `pos` is past the
+/// end: the caller checks the size).
+pub fn next_data(f: &File, pos: u64) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: lseek on a file descriptor we own; no memory is passed.
+        let at = unsafe { libc::lseek(f.as_raw_fd(), pos as libc::off_t, libc::SEEK_DATA) };
+        if at >= 0 {
+            return Some(at as u64);
+        }
+        if io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO) {
+            return Some(u64::MAX);
+        }
+    }
+    let _ = (f, pos);
+    None
+}
+
 /// Copy an open image into `out` (a new, empty file), keeping its holes
 /// (an image of many GiB is mostly holes); returns the bytes copied. On
 /// Linux the data ranges of a regular file are found with

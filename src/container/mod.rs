@@ -587,26 +587,6 @@ impl RawChunk {
     }
 }
 
-/// Where the next data of `f` at or after `pos` is (`SEEK_DATA`): None
-/// when this cannot be told (not a regular file, or no `SEEK_DATA`),
-/// `u64::MAX` when only a hole is left.
-fn next_data(f: &File, pos: u64) -> Option<u64> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::io::AsRawFd;
-        // SAFETY: lseek on a file descriptor we own; no memory is passed.
-        let at = unsafe { libc::lseek(f.as_raw_fd(), pos as libc::off_t, libc::SEEK_DATA) };
-        if at >= 0 {
-            return Some(at as u64);
-        }
-        if std::io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO) {
-            return Some(u64::MAX);
-        }
-    }
-    let _ = (f, pos);
-    None
-}
-
 /// Read `raw` in chunks of `chunk` bytes and hand each to `send` (for the
 /// parallel compressors); stops early when `send` returns false. A chunk
 /// that lies in a hole of a regular file is sent as [`RawChunk::Zeros`]
@@ -627,7 +607,7 @@ pub(crate) fn read_chunks(
         let n = ((len - pos) as usize).min(chunk);
         if let Some(d) = data_at {
             if d < pos + n as u64 && d != u64::MAX {
-                data_at = next_data(raw, pos);
+                data_at = crate::device::next_data(raw, pos);
                 // No data left: a hole to the end, or a file that ends
                 // before `len` (cut short meanwhile), whose bytes are not
                 // zeros but missing.
