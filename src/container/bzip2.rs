@@ -28,7 +28,7 @@
 //! their error is libbzip2's).
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::BufReader;
 use std::os::unix::fs::FileExt;
 
 use bzip2::{Action, Compress, Compression, Decompress, Status};
@@ -131,22 +131,7 @@ pub fn decompress_sequential(input: &File, w: &mut SparseWriter) -> Result<()> {
     let mut d = bzip2::read::MultiBzDecoder::new(BufReader::with_capacity(1 << 20, input));
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = match d.read(&mut buf) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                return Err(Error::corrupt(
-                    "truncated bzip2 data (the file ends inside a stream)",
-                ))
-            }
-            Err(e)
-                if e.kind() == std::io::ErrorKind::InvalidInput
-                    || e.kind() == std::io::ErrorKind::InvalidData =>
-            {
-                return Err(Error::corrupt(format!("bzip2 data is damaged ({e})")))
-            }
-            Err(e) => return Err(Error::io("reading the bzip2 data", e)),
-        };
+        let n = super::read_decoded(&mut d, &mut buf, "bzip2", "stream")?;
         if n == 0 {
             return Ok(());
         }

@@ -23,7 +23,7 @@
 //! is not done.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 
 use flate2::{Compress, Compression, Crc, Decompress, FlushCompress, FlushDecompress, Status};
@@ -291,22 +291,7 @@ fn decompress_sequential(input: &File, pos: u64, w: &mut SparseWriter) -> Result
     while !only_zeros_left(&mut r)? {
         let mut d = flate2::bufread::GzDecoder::new(&mut r);
         loop {
-            let n = match d.read(&mut buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    return Err(Error::corrupt(
-                        "truncated gzip data (the file ends inside a member)",
-                    ))
-                }
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::InvalidInput
-                        || e.kind() == std::io::ErrorKind::InvalidData =>
-                {
-                    return Err(damaged(&e.to_string()))
-                }
-                Err(e) => return Err(Error::io("reading the gzip data", e)),
-            };
+            let n = super::read_decoded(&mut d, &mut buf, "gzip", "member")?;
             if n == 0 {
                 break;
             }

@@ -552,6 +552,31 @@ fn shorter(len: u64, size: u64) -> Error {
     ))
 }
 
+/// Read from a decoder into `buf`, again when interrupted. A read error
+/// is the file's (truncated: it ends inside a `unit`; damaged: in the
+/// decoder's words) or the host's I/O error.
+pub(crate) fn read_decoded(
+    r: &mut impl std::io::Read,
+    buf: &mut [u8],
+    format: &str,
+    unit: &str,
+) -> Result<usize> {
+    use std::io::ErrorKind;
+    loop {
+        return match r.read(buf) {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => Err(Error::corrupt(format!(
+                "truncated {format} data (the file ends inside a {unit})"
+            ))),
+            Err(e) if matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::InvalidData) => {
+                Err(Error::corrupt(format!("{format} data is damaged ({e})")))
+            }
+            Err(e) => Err(Error::io(format!("reading the {format} data"), e)),
+        };
+    }
+}
+
 /// One piece of the image as the compressors read it: its bytes, or a
 /// count of zeros that the file holds as a hole (not read at all).
 pub(crate) enum RawChunk {
