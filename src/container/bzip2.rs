@@ -97,20 +97,14 @@ pub fn compress(
     threads: usize,
     progress: &mut ByteProgress,
 ) -> Result<()> {
-    use std::io::Write;
-    let put = |b: &[u8]| {
-        (&*out)
-            .write_all(b)
-            .map_err(|e| Error::io("writing the compressed image", e))
-    };
-    put(&marker(level))?;
+    super::write_out(out, &marker(level))?;
     if len == 0 {
         return Ok(());
     }
     super::compress_chunked(raw, len, out, chunk_size(level), threads, progress, |d| {
         compress_chunk(d, level).map(|c| (c, 0))
     })?;
-    put(&marker(level))
+    super::write_out(out, &marker(level))
 }
 
 /// Decompress `input` into `w`, in parallel when `threads` > 1.

@@ -97,19 +97,12 @@ pub fn compress(
     progress: &mut ByteProgress,
 ) -> Result<()> {
     if len == 0 {
-        return write_all(out, &compress_member(&[], level)?);
+        return super::write_out(out, &compress_member(&[], level)?);
     }
     super::compress_chunked(raw, len, out, CHUNK, threads, progress, |d| {
         compress_member(d, level).map(|m| (m, 0))
     })
     .map(|_| ())
-}
-
-fn write_all(out: &File, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    (&*out)
-        .write_all(bytes)
-        .map_err(|e| Error::io("writing the compressed image", e))
 }
 
 fn damaged(what: &str) -> Error {

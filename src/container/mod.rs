@@ -552,6 +552,14 @@ fn shorter(len: u64, size: u64) -> Error {
     ))
 }
 
+/// Append `bytes` to the compressed output `out` (at its position).
+pub(crate) fn write_out(out: &File, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    (&*out)
+        .write_all(bytes)
+        .map_err(|e| Error::io("writing the compressed image", e))
+}
+
 /// Read from a decoder into `buf`, again when interrupted. A read error
 /// is the file's (truncated: it ends inside a `unit`; damaged: in the
 /// decoder's words) or the host's I/O error.

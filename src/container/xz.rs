@@ -17,7 +17,6 @@
 //! padding are handled one stream after another.
 
 use std::fs::File;
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 
 use liblzma::stream::{Action, Check, Filters, LzmaOptions, MtStreamBuilder, Status, Stream};
@@ -60,14 +59,11 @@ pub fn compress(
 ) -> Result<()> {
     LzmaOptions::new_preset(level).map_err(|e| Error::Invalid(format!("xz level {level}: {e}")))?;
     let s = pack_stream();
-    let werr = |e| Error::io("writing the compressed image", e);
-    (&*out).write_all(&s.header).map_err(werr)?;
+    super::write_out(out, &s.header)?;
     let records = super::compress_chunked(raw, len, out, CHUNK as usize, threads, progress, |d| {
         encode_block(&s, d, level)
     })?;
-    (&*out)
-        .write_all(&index_and_footer([s.header[6], s.header[7]], &records))
-        .map_err(werr)
+    super::write_out(out, &index_and_footer([s.header[6], s.header[7]], &records))
 }
 
 fn decoder(threads: usize) -> Result<Stream> {
