@@ -9,14 +9,6 @@ use std::process::{Command, Output};
 
 use common::*;
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 /// The tools a format needs, or None after saying why it is skipped.
 fn tools_for(fmt: &str) -> bool {
     let t: &[&str] = match fmt {
@@ -64,7 +56,7 @@ fn setup() -> Setup {
     std::fs::copy(&i.path, &img).unwrap();
     let data = d.join("data.bin");
     std::fs::write(&data, pseudo_random(1_500_000, 7)).unwrap();
-    let o = x(&tmp, &["put", s(&img), s(&data), "/data.bin"]);
+    let o = run_in(&tmp, &["put", s(&img), s(&data), "/data.bin"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     Setup {
         _dir: dir,
@@ -78,27 +70,8 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// Run ext3edit with TMPDIR set.
-fn x(tmp: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .env("EXT3EDIT_NO_PROGRESS", "1")
-        .env("TMPDIR", tmp)
-        .output()
-        .unwrap()
-}
-
 fn sh(cmd: &str) -> Output {
     Command::new("sh").args(["-c", cmd]).output().unwrap()
-}
-
-fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 /// The command fails with one line and exit 1, leaves `file` unchanged,
@@ -106,7 +79,7 @@ fn listing(dir: &Path) -> Vec<String> {
 fn fails_clean(t: &Setup, file: &Path, args: &[&str]) -> String {
     let before = std::fs::read(file).unwrap();
     let names = listing(&t.dir);
-    let o = x(&t.tmp, args);
+    let o = run_in(&t.tmp, args);
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
@@ -122,21 +95,6 @@ fn fails_clean(t: &Setup, file: &Path, args: &[&str]) -> String {
 
 const FORMATS: [&str; 4] = ["bz2", "gz", "xz", "zip"];
 
-fn tool_unpack(fmt: &str, f: &Path, out: &Path) {
-    let cmd = match fmt {
-        "bz2" => format!("bunzip2 -c '{}' > '{}'", s(f), s(out)),
-        "gz" => format!("gunzip -c '{}' > '{}'", s(f), s(out)),
-        "xz" => format!("unxz -c '{}' > '{}'", s(f), s(out)),
-        _ => format!("unzip -p '{}' > '{}'", s(f), s(out)),
-    };
-    let o = sh(&cmd);
-    assert!(
-        o.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 #[test]
 fn packed_by_ext3edit_unpacked_by_the_tools() {
     require_e2fsprogs!();
@@ -148,7 +106,7 @@ fn packed_by_ext3edit_unpacked_by_the_tools() {
         }
         for threads in ["1", "3"] {
             let out = t.dir.join(format!("p{threads}.{fmt}"));
-            let o = x(&t.tmp, &["pack", s(&t.img), s(&out), "--threads", threads]);
+            let o = run_in(&t.tmp, &["pack", s(&t.img), s(&out), "--threads", threads]);
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
             let back = t.dir.join("back.img");
             tool_unpack(fmt, &out, &back);
@@ -158,7 +116,7 @@ fn packed_by_ext3edit_unpacked_by_the_tools() {
             );
             // And ext3edit reads its own output back, sparsely.
             let mine = t.dir.join("mine.img");
-            let o = x(&t.tmp, &["unpack", s(&out), s(&mine), "--threads", threads]);
+            let o = run_in(&t.tmp, &["unpack", s(&out), s(&mine), "--threads", threads]);
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
             assert!(std::fs::read(&mine).unwrap() == raw, "{fmt} unpack");
             std::fs::remove_file(&mine).unwrap();
@@ -210,7 +168,7 @@ fn packed_by_the_tools_unpacked_by_ext3edit() {
         );
         for threads in ["1", "2"] {
             let out = t.dir.join("out.img");
-            let o = x(
+            let o = run_in(
                 &t.tmp,
                 &[
                     "unpack",
@@ -250,9 +208,9 @@ fn put_through_every_format_keeps_the_format() {
             continue;
         }
         let f = t.dir.join(format!("e.{fmt}"));
-        let o = x(&t.tmp, &["pack", s(&t.img), s(&f)]);
+        let o = run_in(&t.tmp, &["pack", s(&t.img), s(&f)]);
         assert!(o.status.success());
-        let o = x(&t.tmp, &["put", s(&f), s(&host), "/hello.txt"]);
+        let o = run_in(&t.tmp, &["put", s(&f), s(&host), "/hello.txt"]);
         assert!(
             o.status.success(),
             "{fmt}: {}",
@@ -270,7 +228,7 @@ fn put_through_every_format_keeps_the_format() {
             b"hello through a compressed image\n"
         );
         // Read-only commands read it too and leave nothing behind.
-        let o = x(&t.tmp, &["get", s(&f), "/hello.txt", "-"]);
+        let o = run_in(&t.tmp, &["get", s(&f), "/hello.txt", "-"]);
         assert_eq!(o.stdout, b"hello through a compressed image\n");
         std::fs::remove_file(&raw).unwrap();
         assert_eq!(
@@ -286,7 +244,7 @@ fn put_through_every_format_keeps_the_format() {
     let src = t.dir.join("e.gz");
     let before = std::fs::read(&src).unwrap();
     let out = t.dir.join("conv.xz");
-    let o = x(
+    let o = run_in(
         &t.tmp,
         &[
             "mkdir",
@@ -301,7 +259,7 @@ fn put_through_every_format_keeps_the_format() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read(&src).unwrap(), before);
     assert!(std::fs::read(&out).unwrap().starts_with(b"\xfd7zXZ"));
-    let o = x(&t.tmp, &["ls", s(&out), "/"]);
+    let o = run_in(&t.tmp, &["ls", s(&out), "/"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("newdir"));
 }
 
@@ -313,7 +271,7 @@ fn bad_archives_fail_cleanly() {
     std::fs::write(&host, b"x").unwrap();
     for fmt in FORMATS {
         let f = t.dir.join(format!("b.{fmt}"));
-        let o = x(&t.tmp, &["pack", s(&t.img), s(&f)]);
+        let o = run_in(&t.tmp, &["pack", s(&t.img), s(&f)]);
         assert!(o.status.success());
         let good = std::fs::read(&f).unwrap();
         // Truncated.
@@ -414,7 +372,7 @@ fn zip_entries() {
         e.contains("not an ext2/3/4 image") && e.contains("text"),
         "{e}"
     );
-    let o = x(
+    let o = run_in(
         &t.tmp,
         &[
             "unpack",
@@ -448,7 +406,7 @@ fn a_full_disk_while_writing_leaves_the_original() {
     }
     let t = setup();
     let f = t.dir.join("d.bz2");
-    let o = x(&t.tmp, &["pack", s(&t.img), s(&f)]);
+    let o = run_in(&t.tmp, &["pack", s(&t.img), s(&f)]);
     assert!(o.status.success());
     // The file packed by ext3edit is edited through its chunks (the new
     // compressed file is what outgrows the limit); the one from bzip2 takes

@@ -20,41 +20,14 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-/// Run ext3edit with TMPDIR set to `tmp`.
-fn x(tmp: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .env("EXT3EDIT_NO_PROGRESS", "1")
-        .env("TMPDIR", tmp)
-        .output()
-        .unwrap()
-}
-
 fn x_ok(tmp: &Path, args: &[&str]) -> Output {
-    let o = x(tmp, args);
+    let o = run_in(tmp, args);
     assert!(
         o.status.success(),
         "{args:?}: {}",
         String::from_utf8_lossy(&o.stderr)
     );
     o
-}
-
-fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 /// The chunks of a seekable file (panics when it is not one).
@@ -91,23 +64,6 @@ fn changed_chunks(a: &Path, b: &Path) -> usize {
             chunk_bytes(a, x) != chunk_bytes(b, y)
         })
         .count()
-}
-
-fn tool_unpack(fmt: &str, f: &Path, out: &Path) {
-    let tool = match fmt {
-        "bz2" => "bunzip2",
-        "gz" => "gunzip",
-        _ => "unxz",
-    };
-    let o = Command::new("sh")
-        .args(["-c", &format!("{tool} -c '{}' > '{}'", s(f), s(out))])
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{tool}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 fn tools() -> bool {
@@ -262,7 +218,7 @@ fn untouched_chunks_are_never_decompressed() {
         // the journal.
         let k = damage_chunk(&packed, n - 2);
         let damaged = chunk_bytes(&packed, &k);
-        let o = x(&d.tmp, &["unpack", s(&packed), s(&d.work.join("u.img"))]);
+        let o = run_in(&d.tmp, &["unpack", s(&packed), s(&d.work.join("u.img"))]);
         assert_eq!(
             o.status.code(),
             Some(1),
@@ -272,8 +228,8 @@ fn untouched_chunks_are_never_decompressed() {
         assert!(String::from_utf8_lossy(&o.stdout).contains("f39"), "{fmt}");
         let o = x_ok(&nowhere, &["get", s(&packed), "/usr/lib/f7"]);
         assert_eq!(o.stdout, pseudo_random(5000 + 7 * 37_000, 7), "{fmt}");
-        let want = x(&d.tmp, &["check", s(&raw)]);
-        let o = x(&nowhere, &["check", s(&packed)]);
+        let want = run_in(&d.tmp, &["check", s(&raw)]);
+        let o = run_in(&nowhere, &["check", s(&packed)]);
         assert_eq!(
             o.status.code(),
             want.status.code(),
@@ -309,12 +265,12 @@ fn failing_write_leaves_the_original() {
         let packed = pack(&d, &sample(), "sample", fmt);
         let before = std::fs::read(&packed).unwrap();
         let names = listing(&d.work);
-        let o = x(&d.tmp, &["put", s(&packed), s(&big), "/huge.bin"]);
+        let o = run_in(&d.tmp, &["put", s(&packed), s(&big), "/huge.bin"]);
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
         assert_eq!(o.status.code(), Some(1), "{fmt}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
         let missing = d.work.join("missing/out.img");
-        let o = x(
+        let o = run_in(
             &d.tmp,
             &[
                 "put",
@@ -465,7 +421,7 @@ fn damaged_chunk_that_is_read_is_an_error() {
             vec!["ls", s(&packed), "/"],
             vec!["put", s(&packed), s(&src), "/a.txt"],
         ] {
-            let o = x(&d.tmp, &args);
+            let o = run_in(&d.tmp, &args);
             let err = String::from_utf8_lossy(&o.stderr).into_owned();
             assert_eq!(o.status.code(), Some(1), "{fmt} {args:?}: {err}");
             assert_eq!(err.trim_end().lines().count(), 1, "{err}");

@@ -349,3 +349,53 @@ pub fn crash_until_dirty(
     }
     panic!("no crash point left the journal dirty");
 }
+
+// # Compressed images
+
+/// True when `tool` is on PATH.
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Run ext3edit with TMPDIR set to `tmp` (to see what it leaves there)
+/// and no progress bar.
+pub fn run_in(tmp: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env("EXT3EDIT_NO_PROGRESS", "1")
+        .env("TMPDIR", tmp)
+        .output()
+        .unwrap()
+}
+
+/// The names in `dir`, sorted.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Decompress `f` (format `fmt`: bz2, gz, xz or zip) into `out` with the
+/// standard tool (bunzip2, gunzip, unxz, unzip -p).
+pub fn tool_unpack(fmt: &str, f: &Path, out: &Path) {
+    let (f, out) = (f.display(), out.display());
+    let cmd = match fmt {
+        "bz2" => format!("bunzip2 -c '{f}' > '{out}'"),
+        "gz" => format!("gunzip -c '{f}' > '{out}'"),
+        "xz" => format!("unxz -c '{f}' > '{out}'"),
+        _ => format!("unzip -p '{f}' > '{out}'"),
+    };
+    let o = Command::new("sh").args(["-c", &cmd]).output().unwrap();
+    assert!(
+        o.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
