@@ -69,7 +69,9 @@ pub trait BlockDevice {
     fn writable(&self) -> bool;
 }
 
-fn check_range(offset: u64, len: usize, size: u64) -> io::Result<()> {
+/// An error unless bytes `offset..offset + len` lie within `size` bytes
+/// (the check every device makes before a read or write).
+pub fn check_range(offset: u64, len: usize, size: u64) -> io::Result<()> {
     match offset.checked_add(len as u64) {
         Some(end) if end <= size => Ok(()),
         _ => Err(io::Error::new(

@@ -74,7 +74,7 @@ use std::sync::{Arc, Mutex};
 
 use super::xz::XzStream;
 use super::{bzip2, default_max_size, gzip, parallel, xz, Container, Format, TempFile};
-use crate::device::{self, BlockDevice};
+use crate::device::{self, check_range, BlockDevice};
 use crate::{Error, Result};
 
 /// The largest chunk (uncompressed) a seekable file may have.
@@ -631,16 +631,6 @@ struct SeekableDevice {
     state: Arc<Mutex<State>>,
     len: u64,
     writable: bool,
-}
-
-fn check_range(offset: u64, len: usize, size: u64) -> io::Result<()> {
-    match offset.checked_add(len as u64) {
-        Some(end) if end <= size => Ok(()),
-        _ => Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!("byte range {offset}+{len} is past the end of the image ({size} bytes)"),
-        )),
-    }
 }
 
 impl BlockDevice for SeekableDevice {
