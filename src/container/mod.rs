@@ -47,8 +47,9 @@
 //!   to 64 KiB. A reader walks the members by their sizes without
 //!   decompressing anything. gunzip reads the file as usual.
 //! - **xz** ([`xz`]): one xz stream whose blocks each hold one chunk of
-//!   [`xz::CHUNK`] = 1 MiB, compressed in parallel; xz's own index at the end of the stream lists every
-//!   block's compressed and uncompressed size (`xz --list -vv` shows them).
+//!   [`xz::CHUNK`] = 1 MiB, compressed in parallel; xz's own index at the
+//!   end of the stream lists every block's compressed and uncompressed
+//!   size (`xz --list -vv` shows them).
 //! - **zip** ([`zip`](mod@zip)): one entry (named after the output without
 //!   `.zip`), deflate, whose data is the raw deflate stream of each 1 MiB
 //!   chunk compressed independently and ended with a full flush (a
