@@ -118,6 +118,17 @@ struct Header {
 }
 
 /// Parse a member header at the start of `b` (None: need more bytes).
+/// The member header at byte `pos` of a file of `total` bytes, read into
+/// `head` (as much of it as the file has there): None when none parses
+/// there. Only a read error is an error.
+fn header_at(input: &File, pos: u64, total: u64, head: &mut [u8]) -> Result<Option<Header>> {
+    let n = ((total - pos) as usize).min(head.len());
+    input
+        .read_exact_at(&mut head[..n], pos)
+        .map_err(|e| Error::io("reading the gzip data", e))?;
+    Ok(parse_header(&head[..n]).ok().flatten())
+}
+
 fn parse_header(b: &[u8]) -> Result<Option<Header>> {
     if b.len() < 10 {
         return Ok(None);
@@ -184,13 +195,9 @@ pub fn decompress(input: &File, w: &mut SparseWriter, threads: usize) -> Result<
             let mut pos = 0u64;
             let mut head = vec![0u8; 4096];
             while pos < total {
-                let n = ((total - pos) as usize).min(head.len());
-                input
-                    .read_exact_at(&mut head[..n], pos)
-                    .map_err(|e| Error::io("reading the gzip data", e))?;
-                let h = match parse_header(&head[..n]) {
-                    Ok(Some(h)) => h,
-                    _ => {
+                let h = match header_at(input, pos, total, &mut head)? {
+                    Some(h) => h,
+                    None => {
                         send(Err(pos));
                         return Ok(());
                     }
@@ -328,13 +335,8 @@ pub fn chunk_index(input: &File, total: u64) -> Result<Option<Vec<Chunk>>> {
     let (mut pos, mut raw) = (0u64, 0u64);
     let mut head = vec![0u8; 512];
     while pos < total {
-        let n = ((total - pos) as usize).min(head.len());
-        input
-            .read_exact_at(&mut head[..n], pos)
-            .map_err(|e| Error::io("reading the gzip data", e))?;
-        let h = match parse_header(&head[..n]) {
-            Ok(Some(h)) => h,
-            _ => return Ok(None),
+        let Some(h) = header_at(input, pos, total, &mut head)? else {
+            return Ok(None);
         };
         let (Some(size), Some(len)) = (h.member, h.raw) else {
             return Ok(None);
