@@ -112,6 +112,9 @@ sshd:
                                   lines kept); KEY= comments it out
   --enable-sshd                   SysV S55sshd links (runlevels 2-5), or the
                                   systemd multi-user.target.wants link
+  --ssh-hostkeys                  make the host keys sshd lacks (the host's
+                                  ssh-keygen; RSA in PEM, ECDSA, Ed25519 as
+                                  the image's OpenSSH reads them)
 Network:
   --hostname NAME                 /etc/sysconfig/network, /etc/hosts, /etc/hostname
   --network IFACE=dhcp

@@ -24,6 +24,7 @@ pub mod loader;
 pub mod network;
 pub mod shadow;
 pub mod ssh;
+pub mod sshd_conf;
 
 use crate::customize::text::View;
 use crate::error::Result;
