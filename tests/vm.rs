@@ -526,7 +526,76 @@ fn aucd_conf_decides_the_url() {
     assert_eq!(no.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&no.stdout).unwrap();
     assert_eq!(v["url"]["allowed"], false);
-    assert_eq!(v["passed"], true);
+    // Every requirement is met, but a refused URL fails the result.
+    assert!(v["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["status"] != "fail"));
+    assert_eq!(v["passed"], false);
+    let no = run(
+        &[
+            "check",
+            i,
+            "--aucd-conf",
+            c,
+            "--url",
+            "http://evil.example.com/c5.ext3.bz2",
+        ],
+        None,
+    );
+    assert_eq!(no.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&no.stdout);
+    assert!(!text.contains("every requirement is met\n"), "{text}");
+    assert!(text.contains("but the URL is not allowed"), "{text}");
+    // What Python would read differently: cannot decide, never "allowed".
+    let url = "http://images.example.org/c5.ext3.bz2";
+    for (body, want) in [
+        (
+            "AllowedFileSystemImageRegexs = [r'http://images\\.example\\.org/.*']\nif os.environ.get('LOCKDOWN'):\n    AllowedFileSystemImageRegexs = []\n",
+            "tycoon_aucd.conf:3: AllowedFileSystemImageRegexs inside an indented block",
+        ),
+        (
+            "AllowedFileSystemImageRegexs = [r'http://images\\.example\\.org/.*']\ndel AllowedFileSystemImageRegexs[0]\n",
+            "tycoon_aucd.conf:2: del AllowedFileSystemImageRegexs",
+        ),
+        (
+            "AllowedFileSystemImageRegexs = ['http://images\\.example\\.org/\\N{DIGIT ONE}?.*']\n",
+            "tycoon_aucd.conf:1: \\N in a plain string",
+        ),
+    ] {
+        std::fs::write(&conf, body).unwrap();
+        let out = run(&["check", i, "--aucd-conf", c, "--url", url], None);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{body}: {text}");
+        assert!(text.contains("url: cannot decide whether"), "{body}: {text}");
+        assert!(text.contains(want), "{body}: {text}");
+        assert!(!text.contains(" is allowed by "), "{body}: {text}");
+        let out = run(&["check", i, "--aucd-conf", c, "--url", url, "--json"], None);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["url"]["allowed"], serde_json::Value::Null, "{body}");
+        assert_eq!(v["passed"], false, "{body}");
+    }
+    // "\b" in a plain string is a backspace for Python: the pattern does
+    // not match a URL with "\b" in it... nor a word boundary.
+    std::fs::write(
+        &conf,
+        "AllowedFileSystemImageRegexs = ['http://images\\.example\\.org/c5\\b']\n",
+    )
+    .unwrap();
+    let out = run(&["check", i, "--aucd-conf", c, "--url", url], None);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Without the setting: it says the setting is missing.
+    std::fs::write(&conf, "BankHostName = 'bank.example'\n").unwrap();
+    let out = run(&["check", i, "--aucd-conf", c, "--url", url], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("the setting is missing"), "{text}");
 }
 
 /// With the image's own SELinux policy (../shared/corpus/selinux, put into
