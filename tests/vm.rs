@@ -702,3 +702,373 @@ fn selinux_labels_from_the_images_policy() {
     let out = cust_ok(&img, &["--selinux-relabel"]);
     assert!(out.contains(" 0 labels changed"), "{out}");
 }
+
+fn put(img: &Path, path: &str, body: &[u8]) {
+    let out = run(&["put", img.to_str().unwrap(), "-", path], Some(body));
+    assert!(
+        out.status.success(),
+        "put {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn req2(img: &Path) -> serde_json::Value {
+    let (_, js) = check(img, true);
+    let v: serde_json::Value = serde_json::from_str(&js).unwrap();
+    v["requirements"][1].clone()
+}
+
+/// An sshd_config the image's sshd would refuse ("Bad configuration
+/// option", a keyword not allowed in Match, an Include it does not know)
+/// fails requirement 2 naming file and line; `--sshd-set` refuses to
+/// write one.
+#[test]
+fn sshd_config_is_read_as_the_images_openssh_reads_it() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let base = sample_copy(d.path());
+    cust_ok(&base, &["--fix"]);
+    let i = base.to_str().unwrap();
+    // --sshd-set: an unknown keyword or a bad value, one line, nothing written.
+    for (steps, code, want) in [
+        (
+            vec!["--sshd-set", "PermitRootLogn=yes"],
+            2,
+            "PermitRootLogn is not an sshd keyword (did you mean PermitRootLogin?)",
+        ),
+        (
+            vec!["--sshd-set", "PermitRootLogin=maybe"],
+            2,
+            "not \"maybe\"",
+        ),
+        (vec!["--sshd-set", "Port=0"], 2, "a port number"),
+        (
+            vec!["--sshd-set", "Match=User bob"],
+            2,
+            "Match opens a block",
+        ),
+        // The sample's sshd is OpenSSH 4.3: newer words are refused.
+        (
+            vec!["--sshd-set", "Include=extra.conf"],
+            1,
+            "new in OpenSSH 8.2",
+        ),
+        (
+            vec!["--sshd-set", "PermitRootLogin=prohibit-password"],
+            1,
+            "OpenSSH_4.3p2",
+        ),
+        (
+            vec!["--sshd-set", "PasswordAuthentication=Yes"],
+            1,
+            "lower case",
+        ),
+    ] {
+        let before = bytes(&base);
+        let out = cust(&base, &steps);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{steps:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{steps:?}: {err}");
+        assert!(err.contains(want), "{steps:?}: {err}");
+        assert_eq!(before, bytes(&base), "{steps:?} changed the image");
+    }
+    // Keywords are case-insensitive, and KEY= comments out even a bad one.
+    let img = d.path().join("case.ext3");
+    std::fs::copy(&base, &img).unwrap();
+    cust_ok(&img, &["--sshd-set", "permitrootlogin=no"]);
+    assert_eq!(check(&img, false).0, Some(0));
+
+    let conf = String::from_utf8(debugfs_cat(&base, "/etc/ssh/sshd_config")).unwrap();
+    let cases: Vec<(&str, String, Vec<(&str, &[u8])>, &str, Option<&[&str]>)> = vec![
+        (
+            "typo",
+            format!("{conf}PermitRootLogn yes\n"),
+            vec![],
+            ":9: Bad configuration option: PermitRootLogn is not an sshd keyword (did you mean PermitRootLogin?)",
+            Some(&["--sshd-set", "PermitRootLogn="]),
+        ),
+        (
+            "empty",
+            format!("Port\n{conf}"),
+            vec![],
+            "sshd_config:1: no argument after Port",
+            Some(&["--sshd-set", "Port="]),
+        ),
+        (
+            "bad-value",
+            format!("PasswordAuthentication maybe\n{conf}"),
+            vec![],
+            "sshd_config:1: PasswordAuthentication takes yes or no",
+            Some(&["--sshd-set", "PasswordAuthentication="]),
+        ),
+        (
+            "in-match",
+            format!("{conf}Match User bob\n  PasswordAuthentication no\n  Port 2222\n"),
+            vec![("/usr/sbin/sshd", b"OpenSSH_5.3p1\0".as_slice())],
+            "sshd_config:11: Port is not allowed within a Match block",
+            None,
+        ),
+        (
+            "match-criterion",
+            format!("{conf}Match Usr bob\n"),
+            vec![("/usr/sbin/sshd", b"OpenSSH_5.3p1\0".as_slice())],
+            "sshd_config:9: Match: unsupported attribute \"Usr\"",
+            None,
+        ),
+        (
+            "include-too-new",
+            format!("Include /etc/ssh/sshd_config.d/*.conf\n{conf}"),
+            vec![],
+            "sshd_config:1: Bad configuration option: Include is new in OpenSSH 8.2",
+            Some(&["--sshd-set", "Include="]),
+        ),
+        (
+            "include-bad",
+            format!("Include /etc/ssh/sshd_config.d/*.conf\n{conf}"),
+            vec![
+                ("/usr/sbin/sshd", b"\x7fELF stand-in OpenSSH_6.6.1* OpenSSH_8.4p1\0".as_slice()),
+                ("/etc/ssh/sshd_config.d/10-ok.conf", b"# fine\nPermitRootLogin prohibit-password\n".as_slice()),
+                ("/etc/ssh/sshd_config.d/20-bad.conf", b"\nPasswordAuthentcation no\n".as_slice()),
+            ],
+            "/etc/ssh/sshd_config.d/20-bad.conf:2: Bad configuration option: PasswordAuthentcation",
+            None,
+        ),
+        (
+            "include-loop",
+            format!("Include /etc/ssh/loop.conf\n{conf}"),
+            vec![
+                ("/usr/sbin/sshd", b"OpenSSH_9.2p1\0".as_slice()),
+                ("/etc/ssh/loop.conf", b"Include /etc/ssh/loop.conf\n".as_slice()),
+            ],
+            "more than 16 levels of Include",
+            None,
+        ),
+    ];
+    for (name, text, extra, want, fix) in cases {
+        let img = d.path().join(format!("{name}.ext3"));
+        std::fs::copy(&base, &img).unwrap();
+        put(&img, "/etc/ssh/sshd_config", text.as_bytes());
+        if extra.len() > 1 {
+            assert!(run(
+                &["mkdir", img.to_str().unwrap(), "/etc/ssh/sshd_config.d"],
+                None
+            )
+            .status
+            .success());
+        }
+        for (p, b) in extra {
+            put(&img, p, b);
+        }
+        let r = req2(&img);
+        assert_eq!(r["status"], "fail", "{name}: {r}");
+        let ev: Vec<&str> = r["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_str().unwrap())
+            .collect();
+        let ev = ev.join("; ");
+        assert!(ev.contains("sshd would refuse to start"), "{name}: {ev}");
+        assert!(ev.contains(want), "{name}: {ev}");
+        match fix {
+            Some(args) => {
+                assert_eq!(r["fix"]["args"], serde_json::json!(args), "{name}");
+                cust_ok(&img, &["--fix"]);
+                let (code, text) = check(&img, false);
+                assert_eq!(code, Some(0), "{name}: after --fix:\n{text}");
+            }
+            None => assert!(
+                r["fix"]["manual"].as_str().unwrap_or("").contains(":"),
+                "{name}: {r}"
+            ),
+        }
+    }
+    // The version an image's sshd names decides: the same Include passes on 8.4.
+    let img = d.path().join("include-ok.ext3");
+    std::fs::copy(&base, &img).unwrap();
+    put(
+        &img,
+        "/etc/ssh/sshd_config",
+        format!("Include /etc/ssh/extra.conf\n{conf}").as_bytes(),
+    );
+    put(
+        &img,
+        "/etc/ssh/extra.conf",
+        b"PermitRootLogin prohibit-password\n",
+    );
+    put(&img, "/usr/sbin/sshd", b"OpenSSH_8.4p1\0");
+    let r = req2(&img);
+    assert_eq!(r["status"], "pass", "{r}");
+    assert!(
+        r["evidence"]
+            .to_string()
+            .contains("includes /etc/ssh/extra.conf"),
+        "{r}"
+    );
+    // A distribution's backport: a 4.3 binary whose keyword table has "match".
+    let img = d.path().join("backport.ext3");
+    std::fs::copy(&base, &img).unwrap();
+    put(
+        &img,
+        "/etc/ssh/sshd_config",
+        format!("{conf}Match User bob\n  X11Forwarding no\n").as_bytes(),
+    );
+    put(&img, "/usr/sbin/sshd", b"OpenSSH_4.3p2\0port\0match\0");
+    let r = req2(&img);
+    assert_eq!(r["status"], "pass", "{r}");
+    assert!(
+        r["evidence"].to_string().contains("with Match backported"),
+        "{r}"
+    );
+    put(&img, "/usr/sbin/sshd", b"OpenSSH_4.3p2\0port\0");
+    assert_eq!(req2(&img)["status"], "fail");
+}
+
+/// No host key and nothing at boot that makes one: sshd never starts.
+/// check fails requirement 2 and names --ssh-hostkeys; --fix makes keys
+/// the image's OpenSSH reads.
+#[test]
+fn missing_host_keys_fail_and_ssh_hostkeys_makes_them() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let base = sample_copy(d.path());
+    cust_ok(&base, &["--fix"]);
+    // The sample's init script makes the key at boot, as CentOS 5's does.
+    let r = req2(&base);
+    assert_eq!(r["status"], "pass", "{r}");
+    assert!(
+        r["evidence"]
+            .to_string()
+            .contains("made at boot (/etc/rc.d/init.d/sshd:"),
+        "{r}"
+    );
+    // Debian's init script does not (its package makes them when installed).
+    let img = d.path().join("nokeygen.ext3");
+    std::fs::copy(&base, &img).unwrap();
+    put(
+        &img,
+        "/etc/rc.d/init.d/sshd",
+        b"#!/bin/sh\n# no ssh-keygen here\nexec /usr/sbin/sshd\n",
+    );
+    let r = req2(&img);
+    assert_eq!(r["status"], "fail", "{r}");
+    let ev = r["evidence"].to_string();
+    assert!(
+        ev.contains("no ssh host key (/etc/ssh/ssh_host_rsa_key"),
+        "{ev}"
+    );
+    assert!(
+        ev.contains("/etc/rc.d/init.d/sshd does not run ssh-keygen: sshd will not start"),
+        "{ev}"
+    );
+    assert_eq!(r["fix"]["args"], serde_json::json!(["--ssh-hostkeys"]));
+    // systemd: Debian's ssh.service has no keygen, Fedora's sshd.service
+    // pulls in sshd-keygen.target.
+    let sd = d.path().join("systemd.ext3");
+    std::fs::copy(&base, &sd).unwrap();
+    let s = sd.to_str().unwrap();
+    assert!(run(&["rm", s, "/etc/inittab"], None).status.success());
+    for dir in [
+        "/lib/systemd/system",
+        "/etc/systemd/system/multi-user.target.wants",
+    ] {
+        assert!(run(&["mkdir", s, "-p", dir], None).status.success());
+    }
+    put(&sd, "/lib/systemd/systemd", b"stand-in");
+    put(
+        &sd,
+        "/lib/systemd/system/ssh.service",
+        b"[Service]\nExecStartPre=/usr/sbin/sshd -t\nExecStart=/usr/sbin/sshd -D\n",
+    );
+    assert!(run(
+        &[
+            "ln",
+            s,
+            "-s",
+            "/lib/systemd/system/ssh.service",
+            "/etc/systemd/system/multi-user.target.wants/ssh.service"
+        ],
+        None
+    )
+    .status
+    .success());
+    let r = req2(&sd);
+    assert_eq!(r["status"], "fail", "{r}");
+    assert!(
+        r["evidence"]
+            .to_string()
+            .contains("ssh.service does not run ssh-keygen"),
+        "{r}"
+    );
+    put(
+        &sd,
+        "/lib/systemd/system/ssh.service",
+        b"[Unit]\n# keys\nWants=sshd-keygen.target\n[Service]\nExecStart=/usr/sbin/sshd -D\n",
+    );
+    let r = req2(&sd);
+    assert_eq!(r["status"], "pass", "{r}");
+
+    if Command::new("ssh-keygen").arg("-?").output().is_err() {
+        skip("ssh-keygen is not installed: --ssh-hostkeys is not tried");
+        return;
+    }
+    let out = cust_ok(&img, &["--fix"]);
+    assert!(
+        out.contains("ssh-hostkeys: made /etc/ssh/ssh_host_rsa_key"),
+        "{out}"
+    );
+    let (code, text) = check(&img, false);
+    assert_eq!(code, Some(0), "{text}");
+    // OpenSSH 4.3 reads PEM RSA keys, and no ECDSA or Ed25519 ones.
+    let key = debugfs_cat(&img, "/etc/ssh/ssh_host_rsa_key");
+    assert!(
+        key.starts_with(b"-----BEGIN RSA PRIVATE KEY-----"),
+        "{}",
+        String::from_utf8_lossy(&key[..40.min(key.len())])
+    );
+    assert!(debugfs(&img, "stat /etc/ssh/ssh_host_rsa_key").contains("Mode:  0600"));
+    assert!(debugfs(&img, "stat /etc/ssh/ssh_host_rsa_key.pub").contains("Mode:  0644"));
+    assert!(!debugfs(&img, "ls /etc/ssh").contains("ed25519"));
+    // The public key is the private key's (ssh-keygen -y, an independent reader).
+    let kf = d.path().join("k");
+    std::fs::write(&kf, &key).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&kf, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let y = Command::new("ssh-keygen")
+        .arg("-y")
+        .arg("-f")
+        .arg(&kf)
+        .output()
+        .unwrap();
+    assert!(y.status.success(), "{}", String::from_utf8_lossy(&y.stderr));
+    let public = debugfs_cat(&img, "/etc/ssh/ssh_host_rsa_key.pub");
+    let field = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(field(&y.stdout), field(&public));
+    // A second run makes nothing new.
+    let out = cust_ok(&img, &["--ssh-hostkeys"]);
+    assert!(out.contains("has its host keys already"), "{out}");
+    // A newer OpenSSH gets ECDSA and Ed25519 keys too.
+    put(&sd, "/usr/sbin/sshd", b"OpenSSH_9.2p1\0");
+    put(
+        &sd,
+        "/lib/systemd/system/ssh.service",
+        b"[Service]\nExecStart=/usr/sbin/sshd -D\n",
+    );
+    cust_ok(&sd, &["--fix"]);
+    let ls = debugfs(&sd, "ls /etc/ssh");
+    for k in [
+        "ssh_host_rsa_key",
+        "ssh_host_ecdsa_key",
+        "ssh_host_ed25519_key",
+    ] {
+        assert!(ls.contains(k), "{k}: {ls}");
+    }
+    assert!(!ls.contains("dsa_key.pub") || ls.contains("ecdsa"), "{ls}");
+    assert_eq!(check(&sd, false).0, Some(0));
+}

@@ -258,9 +258,11 @@ fn string_lit(
                             v.extend(char::from_u32(x));
                             i += 2;
                         }
-                        None => return Err(Error::Invalid(format!(
+                        None => {
+                            return Err(Error::Invalid(format!(
                             "line {line}: a \\x escape without two hex digits (Python refuses it)"
-                        ))),
+                        )))
+                        }
                     }
                 }
                 'u' | 'U' if kind == Kind::Unicode => {

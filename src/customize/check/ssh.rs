@@ -228,16 +228,28 @@ fn config(
         f.fix_with(&["--sshd-config", "sshd_config"]);
         return Ok(None);
     };
-    let c = sshd_conf::parse(v, SSHD_CONFIG, &text, ver.map(|x| x.v))?;
+    let c = sshd_conf::parse(v, SSHD_CONFIG, &text, ver)?;
     let mut notes = vec![format!("{SSHD_CONFIG} present")];
     match ver {
-        Some(x) => notes.push(format!("{} ({})", x.text, x.from)),
+        Some(x) if x.backported.is_empty() => notes.push(format!("{} ({})", x.text, x.from)),
+        Some(x) => notes.push(format!(
+            "{} ({}; with {} backported)",
+            x.text,
+            x.from,
+            x.backported.join(", ")
+        )),
         None => {
             notes.push("OpenSSH version unknown, keywords checked against every release".into())
         }
     }
     if !c.included.is_empty() {
         notes.push(format!("includes {}", c.included.join(", ")));
+    }
+    if !c.retired.is_empty() {
+        notes.push(format!(
+            "retired, ignored by sshd: {}",
+            c.retired.join(", ")
+        ));
     }
     for p in &c.problems {
         if p.fatal {

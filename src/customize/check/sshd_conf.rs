@@ -186,6 +186,28 @@ pub struct Version {
     pub text: String,
     /// Where: `/usr/sbin/sshd` or `/var/lib/dpkg/status:120`.
     pub from: String,
+    /// Keywords newer than the release that the binary's own keyword
+    /// table holds all the same (distributions backport them: RHEL 5's
+    /// OpenSSH 4.3 knows `Match`).
+    pub backported: Vec<&'static str>,
+}
+
+impl Version {
+    /// [`keyword`] for this binary: a backported keyword is known.
+    pub fn keyword(&self, word: &str) -> Kw {
+        if self.backported.iter().any(|k| k.eq_ignore_ascii_case(word)) {
+            return keyword(word, None);
+        }
+        keyword(word, Some(self.v))
+    }
+}
+
+/// [`keyword`] for `ver` when known, else for any release.
+pub fn keyword_for(word: &str, ver: Option<&Version>) -> Kw {
+    match ver {
+        Some(v) => v.keyword(word),
+        None => keyword(word, None),
+    }
 }
 
 /// `X.Y` at the start of `s` (the rest may follow).
@@ -216,10 +238,22 @@ pub fn detect_version(v: &dyn View) -> Result<Option<Version>> {
             let num = &s["OpenSSH_".len()..];
             if let (Some(ver), Some((_, p_rest))) = (major_minor(num), num.split_once('p')) {
                 if !p_rest.is_empty() && p_rest.chars().all(|c| c.is_ascii_digit()) {
+                    // The keyword table is in the binary as NUL-ended
+                    // lower-case strings.
+                    let backported = KEYWORDS
+                        .iter()
+                        .filter(|k| k.1 > ver)
+                        .filter(|k| {
+                            let w = format!("\0{}\0", k.0.to_ascii_lowercase());
+                            memchr::memmem::find(&b, w.as_bytes()).is_some()
+                        })
+                        .map(|k| k.0)
+                        .collect();
                     return Ok(Some(Version {
                         v: ver,
                         text: s.clone(),
                         from: p.to_string(),
+                        backported,
                     }));
                 }
             }
@@ -242,6 +276,7 @@ pub fn detect_version(v: &dyn View) -> Result<Option<Version>> {
                     v: mm,
                     text: ver.to_string(),
                     from: format!("/var/lib/dpkg/status:{}", i + 1),
+                    backported: Vec::new(),
                 }));
             }
         }
@@ -507,6 +542,8 @@ pub struct Config {
     pub problems: Vec<Problem>,
     /// Files read through `Include`.
     pub included: Vec<String>,
+    /// Retired keywords, which sshd logs and ignores: "Keyword (file:line)".
+    pub retired: Vec<String>,
 }
 
 impl Config {
@@ -543,6 +580,7 @@ const MAX_BYTES: usize = 16 << 20;
 
 struct Reader<'a> {
     v: &'a dyn View,
+    release: Option<&'a Version>,
     ver: Option<V>,
     main: &'a str,
     files: usize,
@@ -550,11 +588,13 @@ struct Reader<'a> {
     c: Config,
 }
 
-/// Read `main` (its text given) and what it includes, as release `ver`.
-pub fn parse(v: &dyn View, main: &str, text: &str, ver: Option<V>) -> Result<Config> {
+/// Read `main` (its text given) and what it includes, as the image's
+/// sshd `release` would (any release when `None`).
+pub fn parse(v: &dyn View, main: &str, text: &str, release: Option<&Version>) -> Result<Config> {
     let mut r = Reader {
         v,
-        ver,
+        release,
+        ver: release.map(|x| x.v),
         main,
         files: 1,
         bytes: text.len(),
@@ -565,6 +605,11 @@ pub fn parse(v: &dyn View, main: &str, text: &str, ver: Option<V>) -> Result<Con
 }
 
 impl Reader<'_> {
+    fn match_backported(&self) -> bool {
+        self.release
+            .is_some_and(|r| r.backported.contains(&"Match"))
+    }
+
     fn problem(&mut self, at: String, fatal: bool, text: String, kw: Option<&str>) {
         self.c.problems.push(Problem {
             at,
@@ -597,7 +642,7 @@ impl Reader<'_> {
                 self.problem(at, true, format!("no argument after {word}"), here_global);
                 continue;
             }
-            let (name, in_match_ok) = match keyword(word, self.ver) {
+            let (name, in_match_ok) = match keyword_for(word, self.release) {
                 Kw::Unknown(why) => {
                     self.problem(
                         at,
@@ -608,15 +653,12 @@ impl Reader<'_> {
                     continue;
                 }
                 Kw::Retired(name) => {
-                    self.problem(
-                        at,
-                        false,
-                        format!("{name} is retired: sshd ignores it"),
-                        None,
-                    );
+                    self.c.retired.push(format!("{name} ({at})"));
                     continue;
                 }
-                Kw::Ok(name, m) => (name, m),
+                Kw::Ok(name, m) if !self.match_backported() => (name, m),
+                // What a backported Match allows cannot be told by release.
+                Kw::Ok(name, _) => (name, matches!(keyword(word, None), Kw::Ok(_, true))),
             };
             if in_match && !in_match_ok {
                 self.problem(
@@ -627,7 +669,12 @@ impl Reader<'_> {
                 );
                 continue;
             }
-            if let Err(why) = check_value(name, value, self.ver) {
+            let ver = if name == "Match" && self.match_backported() {
+                None
+            } else {
+                self.ver
+            };
+            if let Err(why) = check_value(name, value, ver) {
                 self.problem(at, true, why, here_global);
                 continue;
             }

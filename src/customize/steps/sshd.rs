@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::customize::check::ssh::{
     default_runlevel, host_key_files, rc_dirs, uses_systemd, SSHD_CONFIG,
 };
-use crate::customize::check::sshd_conf::{check_value, detect_version, keyword, Kw, V};
+use crate::customize::check::sshd_conf::{check_value, detect_version, keyword_for, Kw, Version};
 use crate::customize::plan::{Attrs, Content, Plan};
 use crate::customize::text::{read_text, View};
 use crate::error::{Error, Result};
@@ -35,7 +35,7 @@ pub fn set(plan: &mut Plan, key: &str, value: &str) -> Result<()> {
     };
     // Now that the image is known: what its own sshd takes.
     if let Some(ver) = detect_version(plan)? {
-        check_setting(key, value, Some(ver.v)).map_err(|why| {
+        check_setting(key, value, Some(&ver)).map_err(|why| {
             Error::Invalid(format!(
                 "--sshd-set {key}={value}: {why} ({} in {})",
                 ver.text, ver.from
@@ -87,14 +87,19 @@ pub fn set(plan: &mut Plan, key: &str, value: &str) -> Result<()> {
 /// value (comment the keyword out) takes any keyword, even one sshd does
 /// not know: that is how a bad line is removed. `Match` cannot be set:
 /// it opens a block.
-pub fn check_setting(key: &str, value: &str, ver: Option<V>) -> std::result::Result<(), String> {
+pub fn check_setting(
+    key: &str,
+    value: &str,
+    release: Option<&Version>,
+) -> std::result::Result<(), String> {
+    let ver = release.map(|r| r.v);
     if key.eq_ignore_ascii_case("match") {
         return Err("Match opens a block: write it with --sshd-config or --append-line".into());
     }
     if value.is_empty() {
         return Ok(());
     }
-    match keyword(key, ver) {
+    match keyword_for(key, release) {
         Kw::Unknown(why) => Err(why),
         Kw::Retired(name) => Err(format!("{name} is retired: this sshd ignores it")),
         Kw::Ok(..) => check_value(key, value, ver),
@@ -211,13 +216,14 @@ pub fn enable(plan: &mut Plan) -> Result<()> {
 /// format). The key is private to the image: 0600 root, the `.pub` 0644.
 /// DSA keys are not made (an RSA key serves every release).
 pub fn host_keys(plan: &mut Plan, ctx: &mut super::Context) -> Result<()> {
-    let ver = detect_version(plan)?.map(|x| x.v);
+    let release = detect_version(plan)?;
+    let ver = release.as_ref().map(|x| x.v);
     let conf = match read_text(plan, SSHD_CONFIG)? {
         Some(t) => Some(crate::customize::check::sshd_conf::parse(
             plan,
             SSHD_CONFIG,
             &t,
-            ver,
+            release.as_ref(),
         )?),
         None => None,
     };
