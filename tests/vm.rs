@@ -728,7 +728,6 @@ fn sshd_config_is_read_as_the_images_openssh_reads_it() {
     let d = tempfile::tempdir().unwrap();
     let base = sample_copy(d.path());
     cust_ok(&base, &["--fix"]);
-    let i = base.to_str().unwrap();
     // --sshd-set: an unknown keyword or a bad value, one line, nothing written.
     for (steps, code, want) in [
         (
@@ -772,6 +771,22 @@ fn sshd_config_is_read_as_the_images_openssh_reads_it() {
         assert!(err.contains(want), "{steps:?}: {err}");
         assert_eq!(before, bytes(&base), "{steps:?} changed the image");
     }
+    // --sshd-config: a file sshd would refuse, named with its line.
+    let bad = d.path().join("bad_sshd_config");
+    std::fs::write(
+        &bad,
+        "Port 22\nPasswordAuthentication yes\nUseDNS no\nPubkeyAuthentcation yes\n",
+    )
+    .unwrap();
+    let before = bytes(&base);
+    let out = cust(&base, &["--sshd-config", bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("bad_sshd_config:4: Bad configuration option: PubkeyAuthentcation"),
+        "{err}"
+    );
+    assert_eq!(before, bytes(&base));
     // Keywords are case-insensitive, and KEY= comments out even a bad one.
     let img = d.path().join("case.ext3");
     std::fs::copy(&base, &img).unwrap();
@@ -779,7 +794,15 @@ fn sshd_config_is_read_as_the_images_openssh_reads_it() {
     assert_eq!(check(&img, false).0, Some(0));
 
     let conf = String::from_utf8(debugfs_cat(&base, "/etc/ssh/sshd_config")).unwrap();
-    let cases: Vec<(&str, String, Vec<(&str, &[u8])>, &str, Option<&[&str]>)> = vec![
+    // (name, sshd_config, other files, evidence, the fix --fix applies)
+    type Case<'a> = (
+        &'a str,
+        String,
+        Vec<(&'a str, &'a [u8])>,
+        &'a str,
+        Option<&'a [&'a str]>,
+    );
+    let cases: Vec<Case> = vec![
         (
             "typo",
             format!("{conf}PermitRootLogn yes\n"),

@@ -110,9 +110,11 @@ Accounts (users and groups come from the image's own /etc/passwd, /etc/group):
   --ssh-inject USER:PUBKEY_FILE   append to ~USER/.ssh/authorized_keys
                                   (.ssh 0700, file 0600, owned by USER)
 sshd:
-  --sshd-config FILE              replace /etc/ssh/sshd_config
-  --sshd-set KEY=VALUE            edit one setting in place (comments and other
-                                  lines kept); KEY= comments it out
+  --sshd-config FILE              replace /etc/ssh/sshd_config (refused when the
+                                  image's sshd would refuse it)
+  --sshd-set KEY=VALUE            edit one setting in place (keyword and value
+                                  checked against the image's OpenSSH; comments
+                                  and other lines kept); KEY= comments it out
   --enable-sshd                   SysV S55sshd links (runlevels 2-5), or the
                                   systemd multi-user.target.wants link
   --ssh-hostkeys                  make the host keys sshd lacks (the host's

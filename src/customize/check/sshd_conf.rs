@@ -585,6 +585,8 @@ struct Reader<'a> {
     main: &'a str,
     files: usize,
     bytes: usize,
+    /// The bounds were reached: nothing more is read (or reported).
+    stopped: bool,
     c: Config,
 }
 
@@ -598,6 +600,7 @@ pub fn parse(v: &dyn View, main: &str, text: &str, release: Option<&Version>) ->
         main,
         files: 1,
         bytes: text.len(),
+        stopped: false,
         c: Config::default(),
     };
     r.file(main, text, 0, false)?;
@@ -694,6 +697,9 @@ impl Reader<'_> {
 
     fn include(&mut self, at: &str, value: &str, depth: usize, in_match: bool) -> Result<()> {
         for pat in args(value) {
+            if self.stopped {
+                return Ok(());
+            }
             let pat = if pat.starts_with('/') || pat.starts_with('~') {
                 pat
             } else {
@@ -701,6 +707,8 @@ impl Reader<'_> {
             };
             for p in super::ssh::expand_glob(self.v, &pat)? {
                 if depth + 1 > MAX_DEPTH {
+                    // sshd stops there; so does this reading.
+                    self.stopped = true;
                     self.problem(
                         at.to_string(),
                         true,
@@ -722,6 +730,7 @@ impl Reader<'_> {
                 self.files += 1;
                 self.bytes += t.len();
                 if self.files > MAX_FILES || self.bytes > MAX_BYTES {
+                    self.stopped = true;
                     self.problem(
                         at.to_string(),
                         false,

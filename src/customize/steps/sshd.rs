@@ -13,9 +13,23 @@ use crate::error::{Error, Result};
 use crate::layout::FileType;
 
 /// `--sshd-config FILE`: the host file becomes /etc/ssh/sshd_config (an
-/// existing one keeps its owner, mode and label).
+/// existing one keeps its owner, mode and label). A file the image's sshd
+/// would refuse is refused, naming its first bad line.
 pub fn replace_config(plan: &mut Plan, src: &Path) -> Result<()> {
     let b = super::read_host_file(src)?;
+    let release = detect_version(plan)?;
+    let text = String::from_utf8_lossy(&b);
+    let c = crate::customize::check::sshd_conf::parse(plan, SSHD_CONFIG, &text, release.as_ref())?;
+    if let Some(p) = c.problems.iter().find(|p| p.fatal) {
+        let at = match p.at.strip_prefix(SSHD_CONFIG) {
+            Some(line) => format!("{}{line}", src.display()),
+            None => p.at.clone(),
+        };
+        return Err(Error::Invalid(format!(
+            "{at}: {}: the image's sshd would refuse to start",
+            p.text
+        )));
+    }
     if plan.meta("/etc/ssh", true)?.is_none() {
         plan.mkdir_p("/etc/ssh", Attrs::root(0o755))?;
     }
