@@ -20,7 +20,9 @@ ext3 root images under Xen):
   1 ext3-image   an ext3 file system image (raw, or bzip2/gzip/zip)
   2 openssh      /usr/sbin/sshd, started at boot (SysV S-link in the default
                  runlevel, or systemd wants-link), /etc/ssh/sshd_config that
-                 lets somebody in
+                 lets somebody in and that the image's OpenSSH accepts
+                 (Include and Match read, file:line of what it refuses),
+                 host keys or a boot that makes them
   3 home         /home a directory, regular users' homes under it
   4 network      ifcfg-eth0 and ifcfg-eth1 (DEVICE, BOOTPROTO or IPADDR),
                  NETWORKING=yes in /etc/sysconfig/network, localhost in /etc/hosts

@@ -587,6 +587,8 @@ struct Reader<'a> {
     bytes: usize,
     /// The bounds were reached: nothing more is read (or reported).
     stopped: bool,
+    /// Subsystem names defined outside Match.
+    subsystems: Vec<String>,
     c: Config,
 }
 
@@ -601,6 +603,7 @@ pub fn parse(v: &dyn View, main: &str, text: &str, release: Option<&Version>) ->
         files: 1,
         bytes: text.len(),
         stopped: false,
+        subsystems: Vec::new(),
         c: Config::default(),
     };
     r.file(main, text, 0, false)?;
@@ -680,6 +683,25 @@ impl Reader<'_> {
             if let Err(why) = check_value(name, value, ver) {
                 self.problem(at, true, why, here_global);
                 continue;
+            }
+            if name == "Subsystem" && !in_match {
+                let sub = args(value).into_iter().next().unwrap_or_default();
+                if self.subsystems.contains(&sub) {
+                    // Before 9.5 sshd refuses a second definition.
+                    match self.ver {
+                        Some(v) if v >= V(9, 5) => {}
+                        v => self.problem(
+                            at.clone(),
+                            v.is_some(),
+                            format!(
+                                "Subsystem '{sub}' already defined (OpenSSH before 9.5 refuses it)"
+                            ),
+                            None,
+                        ),
+                    }
+                } else {
+                    self.subsystems.push(sub);
+                }
             }
             match name {
                 "Match" => in_match = true,
@@ -794,6 +816,44 @@ mod tests {
         assert!(check_value("Match", "User bob Address 10.0.0.0/8", None).is_ok());
         assert!(check_value("Match", "Usr bob", None).is_err());
         assert!(check_value("Match", "All", Some(V(6, 1))).is_err());
+    }
+
+    #[test]
+    fn a_second_subsystem() {
+        let t = "Subsystem sftp /a\nSubsystem sftp /b\n";
+        let v: &dyn View = &NoFiles;
+        let c = parse(v, "/etc/ssh/sshd_config", t, None).unwrap();
+        assert!(!c.fatal() && c.problems.len() == 1, "{:?}", c.problems);
+        let rel = |v| Version {
+            v,
+            text: String::new(),
+            from: String::new(),
+            backported: Vec::new(),
+        };
+        let c = parse(v, "/etc/ssh/sshd_config", t, Some(&rel(V(8, 4)))).unwrap();
+        assert!(
+            c.fatal() && c.problems[0].at == "/etc/ssh/sshd_config:2",
+            "{:?}",
+            c.problems
+        );
+        let c = parse(v, "/etc/ssh/sshd_config", t, Some(&rel(V(9, 6)))).unwrap();
+        assert!(c.problems.is_empty());
+    }
+
+    struct NoFiles;
+    impl View for NoFiles {
+        fn meta(&self, _: &str, _: bool) -> Result<Option<crate::customize::text::Meta>> {
+            Ok(None)
+        }
+        fn read_bytes(&self, _: &str) -> Result<Option<Vec<u8>>> {
+            Ok(None)
+        }
+        fn read_link(&self, _: &str) -> Result<Option<String>> {
+            Ok(None)
+        }
+        fn list_dir(&self, _: &str) -> Result<Option<Vec<crate::customize::text::Entry>>> {
+            Ok(None)
+        }
     }
 
     #[test]
