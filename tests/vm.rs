@@ -732,7 +732,7 @@ fn sshd_config_is_read_as_the_images_openssh_reads_it() {
     for (steps, code, want) in [
         (
             vec!["--sshd-set", "PermitRootLogn=yes"],
-            2,
+            1,
             "PermitRootLogn is not an sshd keyword (did you mean PermitRootLogin?)",
         ),
         (
@@ -945,6 +945,20 @@ fn sshd_config_is_read_as_the_images_openssh_reads_it() {
     );
     put(&img, "/usr/sbin/sshd", b"OpenSSH_4.3p2\0port\0");
     assert_eq!(req2(&img)["status"], "fail");
+    // A distribution's own keyword (Debian's DebianBanner) is known where
+    // the image's sshd binary holds it, and only there.
+    let out = cust(&base, &["--sshd-set", "DebianBanner=no"]);
+    assert_eq!(out.status.code(), Some(1));
+    let img = d.path().join("debian.ext3");
+    std::fs::copy(&base, &img).unwrap();
+    put(
+        &img,
+        "/usr/sbin/sshd",
+        b"\0OpenSSH_9.2p1\0port\0debianbanner\0",
+    );
+    cust_ok(&img, &["--sshd-set", "DebianBanner=no"]);
+    let r = req2(&img);
+    assert_eq!(r["status"], "pass", "{r}");
 }
 
 /// No host key and nothing at boot that makes one: sshd never starts.

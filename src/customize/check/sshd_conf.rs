@@ -23,7 +23,10 @@
 //! each keyword appeared, since when it is allowed inside `Match`, since
 //! when it is retired, and for the two that later disappeared (become
 //! unknown again) the last release that knew them. When the version
-//! cannot be told, a keyword any release knows is accepted.
+//! cannot be told, a keyword any release knows is accepted. Distributions
+//! patch sshd (RHEL backports `Match` to 4.3, Debian adds `DebianBanner`):
+//! a keyword the release does not know is still taken when the binary's
+//! own keyword table holds it (a NUL-ended lower-case string in its bytes).
 
 use crate::customize::text::View;
 use crate::error::{Error, Result};
@@ -190,6 +193,34 @@ pub struct Version {
     /// table holds all the same (distributions backport them: RHEL 5's
     /// OpenSSH 4.3 knows `Match`).
     pub backported: Vec<&'static str>,
+    /// The sshd binary's bytes, to look up keywords a distribution's
+    /// patches add (Debian's DebianBanner, GSSAPIKeyExchange): sshd's
+    /// keyword table holds each as a NUL-ended lower-case string.
+    pub binary: Binary,
+}
+
+/// The bytes of an sshd binary (shown by size only).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Binary(pub Option<std::sync::Arc<Vec<u8>>>);
+
+impl std::fmt::Debug for Binary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(b) => write!(f, "Binary({} bytes)", b.len()),
+            None => write!(f, "Binary(none)"),
+        }
+    }
+}
+
+impl Binary {
+    /// True when the binary holds `word` in lower case as a whole string.
+    fn has_keyword(&self, word: &str) -> bool {
+        let Some(b) = &self.0 else {
+            return false;
+        };
+        let w = format!("\0{}\0", word.to_ascii_lowercase());
+        memchr::memmem::find(b, w.as_bytes()).is_some()
+    }
 }
 
 impl Version {
@@ -198,7 +229,15 @@ impl Version {
         if self.backported.iter().any(|k| k.eq_ignore_ascii_case(word)) {
             return keyword(word, None);
         }
-        keyword(word, Some(self.v))
+        match keyword(word, Some(self.v)) {
+            Kw::Unknown(_)
+                if word.chars().all(|c| c.is_ascii_alphanumeric())
+                    && self.binary.has_keyword(word) =>
+            {
+                Kw::Patched
+            }
+            k => k,
+        }
     }
 }
 
@@ -240,13 +279,10 @@ pub fn detect_version(v: &dyn View) -> Result<Option<Version>> {
                 if !p_rest.is_empty() && p_rest.chars().all(|c| c.is_ascii_digit()) {
                     // The keyword table is in the binary as NUL-ended
                     // lower-case strings.
+                    let binary = Binary(Some(std::sync::Arc::new(b.clone())));
                     let backported = KEYWORDS
                         .iter()
-                        .filter(|k| k.1 > ver)
-                        .filter(|k| {
-                            let w = format!("\0{}\0", k.0.to_ascii_lowercase());
-                            memchr::memmem::find(&b, w.as_bytes()).is_some()
-                        })
+                        .filter(|k| k.1 > ver && binary.has_keyword(k.0))
                         .map(|k| k.0)
                         .collect();
                     return Ok(Some(Version {
@@ -254,6 +290,7 @@ pub fn detect_version(v: &dyn View) -> Result<Option<Version>> {
                         text: s.clone(),
                         from: p.to_string(),
                         backported,
+                        binary,
                     }));
                 }
             }
@@ -277,6 +314,7 @@ pub fn detect_version(v: &dyn View) -> Result<Option<Version>> {
                     text: ver.to_string(),
                     from: format!("/var/lib/dpkg/status:{}", i + 1),
                     backported: Vec::new(),
+                    binary: Binary::default(),
                 }));
             }
         }
@@ -293,6 +331,10 @@ pub enum Kw {
     Retired(&'static str),
     /// Not known to this release (fatal), with why in words.
     Unknown(String),
+    /// Not an upstream keyword of this release, but the image's sshd binary
+    /// holds it in its keyword table (a distribution's patch or backport):
+    /// taken, anywhere.
+    Patched,
 }
 
 /// The keyword spellings closest to `word` (for "did you mean").
@@ -662,6 +704,13 @@ impl Reader<'_> {
                     self.c.retired.push(format!("{name} ({at})"));
                     continue;
                 }
+                Kw::Patched => {
+                    if !in_match {
+                        let k = word.to_ascii_lowercase();
+                        self.c.settings.push((k, value.to_string(), at));
+                    }
+                    continue;
+                }
                 Kw::Ok(name, m) if !self.match_backported() => (name, m),
                 // What a backported Match allows cannot be told by release.
                 Kw::Ok(name, _) => (name, matches!(keyword(word, None), Kw::Ok(_, true))),
@@ -829,6 +878,7 @@ mod tests {
             text: String::new(),
             from: String::new(),
             backported: Vec::new(),
+            binary: Binary::default(),
         };
         let c = parse(v, "/etc/ssh/sshd_config", t, Some(&rel(V(8, 4)))).unwrap();
         assert!(

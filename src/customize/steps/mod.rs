@@ -326,7 +326,7 @@ fn parse_one(
             Some((k, v)) if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric()) => {
                 if v.contains('\n') {
                     Err("a value cannot span lines".into())
-                } else if let Err(why) = sshd::check_setting(k, v.trim(), None) {
+                } else if let Err(why) = sshd::check_setting_early(k, v.trim()) {
                     Err(why)
                 } else {
                     Ok(StepKind::SshdSet {

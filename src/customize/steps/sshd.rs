@@ -48,14 +48,13 @@ pub fn set(plan: &mut Plan, key: &str, value: &str) -> Result<()> {
         )));
     };
     // Now that the image is known: what its own sshd takes.
-    if let Some(ver) = detect_version(plan)? {
-        check_setting(key, value, Some(&ver)).map_err(|why| {
-            Error::Invalid(format!(
-                "--sshd-set {key}={value}: {why} ({} in {})",
-                ver.text, ver.from
-            ))
-        })?;
-    }
+    let release = detect_version(plan)?;
+    check_setting(key, value, release.as_ref()).map_err(|why| {
+        Error::Invalid(match &release {
+            Some(r) => format!("{why} ({} in {})", r.text, r.from),
+            None => why,
+        })
+    })?;
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
     let mut done = false;
     let mut match_at = None;
@@ -116,7 +115,18 @@ pub fn check_setting(
     match keyword_for(key, release) {
         Kw::Unknown(why) => Err(why),
         Kw::Retired(name) => Err(format!("{name} is retired: this sshd ignores it")),
+        Kw::Patched => Ok(()),
         Kw::Ok(..) => check_value(key, value, ver),
+    }
+}
+
+/// What `--sshd-set` can refuse before the image is read: `Match`, and a
+/// bad value of a keyword upstream OpenSSH knows. An unknown keyword waits
+/// for the image (its sshd may be patched to know it).
+pub fn check_setting_early(key: &str, value: &str) -> std::result::Result<(), String> {
+    match keyword_for(key, None) {
+        Kw::Unknown(_) if !key.eq_ignore_ascii_case("match") => Ok(()),
+        _ => check_setting(key, value, None),
     }
 }
 
