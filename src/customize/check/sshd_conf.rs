@@ -267,6 +267,7 @@ pub fn detect_version(v: &dyn View) -> Result<Option<Version>> {
         };
         // Compatibility patterns such as "OpenSSH_6.6.1*" are in the
         // binary too: only the release form with "p" is the version.
+        let mut found = None;
         for at in memchr::memmem::find_iter(&b, b"OpenSSH_") {
             let tail = &b[at..b.len().min(at + 24)];
             let s: String = tail
@@ -277,24 +278,29 @@ pub fn detect_version(v: &dyn View) -> Result<Option<Version>> {
             let num = &s["OpenSSH_".len()..];
             if let (Some(ver), Some((_, p_rest))) = (major_minor(num), num.split_once('p')) {
                 if !p_rest.is_empty() && p_rest.chars().all(|c| c.is_ascii_digit()) {
-                    // The keyword table is in the binary as NUL-ended
-                    // lower-case strings.
-                    let binary = Binary(Some(std::sync::Arc::new(b.clone())));
-                    let backported = KEYWORDS
-                        .iter()
-                        .filter(|k| k.1 > ver && binary.has_keyword(k.0))
-                        .map(|k| k.0)
-                        .collect();
-                    return Ok(Some(Version {
-                        v: ver,
-                        text: s.clone(),
-                        from: p.to_string(),
-                        backported,
-                        binary,
-                    }));
+                    found = Some((ver, s));
+                    break;
                 }
             }
         }
+        let Some((ver, text)) = found else {
+            continue;
+        };
+        // The keyword table is in the binary as NUL-ended lower-case
+        // strings.
+        let binary = Binary(Some(std::sync::Arc::new(b)));
+        let backported = KEYWORDS
+            .iter()
+            .filter(|k| k.1 > ver && binary.has_keyword(k.0))
+            .map(|k| k.0)
+            .collect();
+        return Ok(Some(Version {
+            v: ver,
+            text,
+            from: p.to_string(),
+            backported,
+            binary,
+        }));
     }
     let Ok(Some(t)) = crate::customize::text::read_text(v, "/var/lib/dpkg/status") else {
         return Ok(None);
