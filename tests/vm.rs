@@ -1045,10 +1045,29 @@ fn missing_host_keys_fail_and_ssh_hostkeys_makes_them() {
     let r = req2(&sd);
     assert_eq!(r["status"], "pass", "{r}");
 
+    // Without ssh-keygen on the host: one line, nothing written.
+    let before = bytes(&img);
+    let out = Command::new(bin())
+        .args(["customize", img.to_str().unwrap(), "--fix"])
+        .env("PATH", d.path().join("nowhere"))
+        .env("EXT3EDIT_NO_PROGRESS", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("needs the host's ssh-keygen"), "{err}");
+    assert_eq!(before, bytes(&img));
     if Command::new("ssh-keygen").arg("-?").output().is_err() {
         skip("ssh-keygen is not installed: --ssh-hostkeys is not tried");
         return;
     }
+    // A dry run shows where the keys go, not a key.
+    let out = cust_ok(&img, &["--dry-run", "--fix"]);
+    assert!(out.contains("+++ b/etc/ssh/ssh_host_rsa_key\n"), "{out}");
+    assert!(out.contains("(a new rsa host key"), "{out}");
+    assert!(!out.contains("PRIVATE KEY"), "{out}");
+    assert_eq!(before, bytes(&img));
     let out = cust_ok(&img, &["--fix"]);
     assert!(
         out.contains("ssh-hostkeys: made /etc/ssh/ssh_host_rsa_key"),

@@ -562,6 +562,9 @@ pub struct Context<'s> {
     /// `--selinux-relabel` was asked: the caller relabels the whole image
     /// once the planned changes are made.
     pub relabel: bool,
+    /// A `--dry-run`: the plan is shown, not written (secrets such as new
+    /// host keys are not made, a placeholder stands for them).
+    pub dry_run: bool,
 }
 
 /// Apply `steps` to the plan in order; an error names the step.

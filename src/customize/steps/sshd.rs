@@ -269,7 +269,14 @@ pub fn host_keys(plan: &mut Plan, ctx: &mut super::Context) -> Result<()> {
         } else {
             "rsa"
         };
-        let (private, public) = keygen(kind)?;
+        let (private, public) = if ctx.dry_run {
+            // Show where the key goes, not a key nobody will use.
+            keygen_present()?;
+            let t = format!("(a new {kind} host key, made by the host's ssh-keygen)\n");
+            (t.clone().into_bytes(), t.into_bytes())
+        } else {
+            keygen(kind)?
+        };
         let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("/");
         if !dir.is_empty() && plan.meta(dir, true)?.is_none() {
             plan.mkdir_p(dir, Attrs::root(0o755))?;
@@ -292,6 +299,22 @@ pub fn host_keys(plan: &mut Plan, ctx: &mut super::Context) -> Result<()> {
     Ok(())
 }
 
+const NO_KEYGEN: &str =
+    "making host keys needs the host's ssh-keygen (OpenSSH), which is not on PATH";
+
+/// Can the host's ssh-keygen be run?
+fn keygen_present() -> Result<()> {
+    match std::process::Command::new("ssh-keygen")
+        .arg("-?")
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Invalid(NO_KEYGEN.into())),
+        Err(e) => Err(Error::io("running ssh-keygen", e)),
+        Ok(_) => Ok(()),
+    }
+}
+
 /// One new key pair of type `kind` from the host's ssh-keygen, made in a
 /// private temporary directory: (private key, public key).
 fn keygen(kind: &str) -> Result<(Vec<u8>, Vec<u8>)> {
@@ -311,10 +334,7 @@ fn keygen(kind: &str) -> Result<(Vec<u8>, Vec<u8>)> {
     let out = match cmd.output() {
         Ok(o) => o,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::Invalid(
-                "making host keys needs the host's ssh-keygen (OpenSSH), which is not on PATH"
-                    .into(),
-            ))
+            return Err(Error::Invalid(NO_KEYGEN.into()))
         }
         Err(e) => return Err(Error::io("running ssh-keygen", e)),
     };
