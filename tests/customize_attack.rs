@@ -445,14 +445,28 @@ fn capped(args: &[&str]) -> Option<(std::process::Output, std::time::Duration)> 
         skip("prlimit is not installed: the 1 GiB cap is not tested");
         return None;
     }
+    use std::process::Stdio;
     let t = std::time::Instant::now();
-    let o = Command::new("prlimit")
+    let mut child = Command::new("prlimit")
         .arg("--as=1073741824")
         .arg(bin())
         .args(args)
         .env("EXT3EDIT_NO_PROGRESS", "1")
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    // A run that never ends fails the test instead of hanging it.
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed().as_secs() > 60 {
+            child.kill().unwrap();
+            let _ = child.wait();
+            panic!("ext3edit {args:?} still running after 60 s: killed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
     Some((o, t.elapsed()))
 }
 
