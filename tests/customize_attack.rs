@@ -249,6 +249,51 @@ fn ssh_inject_never_writes_through_what_bob_planted() {
         refused(&img, &["--ssh-inject", &inject], want);
     }
 
+    // .ssh that is someone else's, authorized_keys that is a directory.
+    let img = fresh("dot-alice");
+    e(&["mkdir", s(&img), "/home/bob/.ssh", "--owner", "1001:1001"]);
+    refused(
+        &img,
+        &["--ssh-inject", &inject],
+        "/home/bob/.ssh belongs to uid 1001, not to bob",
+    );
+    let img = fresh("ak-dir");
+    e(&[
+        "mkdir",
+        s(&img),
+        "/home/bob/.ssh/authorized_keys",
+        "-p",
+        "--owner",
+        "bob:bob",
+    ]);
+    refused(
+        &img,
+        &["--ssh-inject", &inject],
+        "authorized_keys is a dir, not a regular file",
+    );
+
+    // A home reached through a symlink another user planted in theirs.
+    let img = fresh("home-via-carol");
+    cust_ok(&img, &["--add-user", "carol"]);
+    e(&[
+        "ln",
+        "-s",
+        s(&img),
+        "/home",
+        "/home/carol/d",
+        "--owner",
+        "carol:carol",
+    ]);
+    let pw = String::from_utf8(debugfs_cat(&img, "/etc/passwd"))
+        .unwrap()
+        .replace("/home/bob:", "/home/carol/d/bob:");
+    put(&img, "/etc/passwd", pw.as_bytes());
+    refused(
+        &img,
+        &["--ssh-inject", &inject],
+        "/home/carol/d is a symlink (to /home)",
+    );
+
     // Nothing planted: the key goes in, 0600 bob's, root's untouched.
     let img = fresh("plain");
     let before = guarded(&img);
@@ -334,6 +379,14 @@ fn file_steps_do_not_follow_links_under_a_home() {
     for (steps, want) in cases {
         refused(&img, steps, want);
     }
+    // rm -r through a second name of /root would empty /root.
+    debugfs_w(&img, &["ln /root /home/bob/r"]);
+    refused(
+        &img,
+        &["--delete", "/home/bob/r"],
+        "/home/bob/r is a second name of a directory",
+    );
+    debugfs_w(&img, &["unlink /home/bob/r"]);
     // Removing bob's links is fine, and touches nothing else.
     let before = guarded(&img);
     cust_ok(

@@ -308,14 +308,20 @@ impl<'a> Plan<'a> {
     /// that is not where its `..` says.
     pub fn target(&self, path: &str, follow: bool) -> Result<String> {
         let (c, owner) = self.resolve(path, follow, true)?;
-        let Some(who) = owner else {
-            return Ok(c);
+        if let Some(who) = owner {
+            self.no_second_name(&c, &who, true)?;
+        }
+        Ok(c)
+    }
+
+    /// Refuse a directory at canonical `c` whose `..` is elsewhere (a
+    /// hard-linked directory), and with `files` a file with several links.
+    fn no_second_name(&self, c: &str, who: &str, files: bool) -> Result<()> {
+        let Some(id) = self.node(c)? else {
+            return Ok(());
         };
-        let Some(id) = self.node(&c)? else {
-            return Ok(c);
-        };
-        let Some(m) = self.exact(&c)? else {
-            return Ok(c);
+        let Some(m) = self.exact(c)? else {
+            return Ok(());
         };
         if m.is_dir() {
             let up = self.node(parent_of(&c).0)?.map_or(0, |n| n.ino);
@@ -325,14 +331,14 @@ impl<'a> Plan<'a> {
                     id.parent
                 )));
             }
-        } else if m.ftype != FileType::Symlink && id.links > 1 {
+        } else if files && m.ftype != FileType::Symlink && id.links > 1 {
             return Err(Error::Invalid(format!(
                 "{c} has {} hard links and is in a directory {who} can change: refusing to write, chmod or chown it, \
                  it may be another file such as /etc/shadow (remove it first with --delete {c})",
                 id.links
             )));
         }
-        Ok(c)
+        Ok(())
     }
 
     /// Whether the planned node at canonical `c` is new (made by the plan).
@@ -466,7 +472,11 @@ impl<'a> Plan<'a> {
     pub fn delete(&mut self, path: &str) -> Result<()> {
         // A hard link may go (that is how to get rid of one), but not
         // through a user's symlink.
-        let c = self.resolve(path, false, true)?.0;
+        let (c, owner) = self.resolve(path, false, true)?;
+        if let Some(who) = owner {
+            // rm -r through a second name of /etc would empty /etc.
+            self.no_second_name(&c, &who, false)?;
+        }
         if c == "/" {
             return Err(Error::Invalid("refusing to delete /".into()));
         }

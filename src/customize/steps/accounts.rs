@@ -401,7 +401,8 @@ fn user_home(plan: &Plan, name: &str, uid: u32, home: &str) -> Result<String> {
             "{name}'s home in /etc/passwd is /: refusing to put ssh keys in the root directory"
         )));
     }
-    let c = plan.canonical(home.trim_end_matches('/'), false)?;
+    // Symlinks on the way are followed only where root alone made them.
+    let c = plan.target(home.trim_end_matches('/'), false)?;
     match plan.meta(&c, false)? {
         None => Err(Error::NotFound(format!(
             "{name}'s home {shown} (make it first, e.g. with --add-user or --mkdir)"
