@@ -324,7 +324,7 @@ impl<'a> Plan<'a> {
             return Ok(());
         };
         if m.is_dir() {
-            let up = self.node(parent_of(&c).0)?.map_or(0, |n| n.ino);
+            let up = self.node(parent_of(c).0)?.map_or(0, |n| n.ino);
             if id.ino != 0 && up != 0 && id.parent != up {
                 return Err(Error::Invalid(format!(
                     "{c} is a second name of a directory that is elsewhere (its .. is inode {}, not {up}), in a directory {who} can change: refusing to touch it",
