@@ -237,7 +237,7 @@ fn ssh_inject_never_writes_through_what_bob_planted() {
 
     // A home in passwd that is not bob's: root's, the root directory.
     for (n, home, want) in [
-        ("passwd-root", "/root", "belongs to uid 0, not to bob"),
+        ("passwd-root", "/root", "is also the home of root"),
         ("passwd-slash", "/", "home in /etc/passwd is /"),
         ("passwd-dotdot", "/home/bob/../../root", "without .."),
     ] {
@@ -292,6 +292,24 @@ fn ssh_inject_never_writes_through_what_bob_planted() {
         &img,
         &["--ssh-inject", &inject],
         "/home/carol/d is a symlink (to /home)",
+    );
+
+    // A home root made (--mkdir): fine, but not what root left in it.
+    let img = fresh("home-by-root");
+    e(&["rm", "-r", s(&img), "/home/bob"]);
+    cust_ok(&img, &["--mkdir", "/home/bob", "--ssh-inject", &inject]);
+    assert_eq!(
+        debugfs_cat(&img, "/home/bob/.ssh/authorized_keys"),
+        BOB_KEY.as_bytes()
+    );
+    assert!(stat_line(&img, "/home/bob/.ssh", "User:").contains("1000"));
+    let img = fresh("home-by-root-dot");
+    e(&["rm", "-r", s(&img), "/home/bob"]);
+    e(&["mkdir", s(&img), "/home/bob/.ssh", "-p"]);
+    refused(
+        &img,
+        &["--ssh-inject", &inject],
+        "/home/bob/.ssh belongs to uid 0, not to bob",
     );
 
     // Nothing planted: the key goes in, 0600 bob's, root's untouched.

@@ -284,7 +284,10 @@ pub fn ssh_inject(plan: &mut Plan, name: &str, keys: &Path) -> Result<()> {
             )));
         }
     }
-    let home = user_home(plan, name, uid, &home)?;
+    let (home, root_home) = user_home(plan, name, uid, &home)?;
+    // In a home root owns (made with --mkdir), what is already there must
+    // be the user's: a root-owned .ssh there is root's, not the user's.
+    let foreign = |m: &crate::customize::text::Meta| m.uid != uid && (m.uid != 0 || root_home);
     let dot = format!("{}/.ssh", home.trim_end_matches('/'));
     match plan.meta(&dot, false)? {
         None => plan.mkdir_p(
@@ -304,7 +307,7 @@ pub fn ssh_inject(plan: &mut Plan, name: &str, keys: &Path) -> Result<()> {
                 m.ftype.name()
             )))
         }
-        Some(m) if m.uid != uid && m.uid != 0 => {
+        Some(m) if foreign(&m) => {
             return Err(Error::Invalid(format!(
                 "{dot} belongs to uid {}, not to {name} (uid {uid}): refusing to put {name}'s keys in it",
                 m.uid
@@ -329,6 +332,12 @@ pub fn ssh_inject(plan: &mut Plan, name: &str, keys: &Path) -> Result<()> {
             return Err(Error::Invalid(format!(
                 "{ak} is a {}, not a regular file",
                 m.ftype.name()
+            )))
+        }
+        Some(m) if foreign(&m) => {
+            return Err(Error::Invalid(format!(
+                "{ak} belongs to uid {}, not to {name} (uid {uid}): refusing to add {name}'s keys to it",
+                m.uid
             )))
         }
         Some(_) => {
@@ -387,9 +396,10 @@ fn planted(path: &str, user: &str, what: &str, to: Option<String>) -> Error {
 
 /// The home of `name` (uid `uid`) as /etc/passwd gives it, checked before
 /// a step writes into it: an absolute path other than /, a directory
-/// itself (not a symlink, whatever its parents are), owned by the user.
-/// Its canonical path.
-fn user_home(plan: &Plan, name: &str, uid: u32, home: &str) -> Result<String> {
+/// itself (not a symlink, whatever its parents are), owned by the user,
+/// or by root and then the home of no other user (not root's /root).
+/// Its canonical path, and whether root owns it.
+fn user_home(plan: &Plan, name: &str, uid: u32, home: &str) -> Result<(String, bool)> {
     let shown: String = home.escape_debug().collect();
     if !home.starts_with('/') || home.split('/').any(|c| c == "..") {
         return Err(Error::Invalid(format!(
@@ -415,11 +425,28 @@ fn user_home(plan: &Plan, name: &str, uid: u32, home: &str) -> Result<String> {
             "{name}'s home {shown} is a {}",
             m.ftype.name()
         ))),
-        Some(m) if m.uid != uid => Err(Error::Invalid(format!(
+        Some(m) if m.uid != uid && m.uid != 0 => Err(Error::Invalid(format!(
             "{name}'s home {shown} belongs to uid {}, not to {name} (uid {uid}): refusing to put {name}'s keys there",
             m.uid
         ))),
-        Some(_) => Ok(c),
+        Some(m) => {
+            let root_home = m.uid != uid;
+            if root_home {
+                let text = read_text(plan, "/etc/passwd")?.unwrap_or_default();
+                let users = crate::accounts::parse_passwd(&text, "/etc/passwd")?;
+                let same = |h: &str| {
+                    let h = h.trim_end_matches('/');
+                    h == home.trim_end_matches('/') || h == c
+                };
+                if let Some(o) = users.iter().find(|u| u.name != name && same(&u.home)) {
+                    return Err(Error::Invalid(format!(
+                        "{name}'s home {shown} is also the home of {} and belongs to uid 0: refusing to put {name}'s keys there",
+                        o.name
+                    )));
+                }
+            }
+            Ok((c, root_home))
+        }
     }
 }
 
