@@ -436,7 +436,11 @@ fn bad_input_changes_nothing() {
             vec!["--root-password", "x"],
             "/etc/shadow:1: malformed root entry",
         ),
-        (&img, vec!["--fix", "--ssh-inject", &kk], "user nosuchuser"),
+        (
+            &img,
+            vec!["--fix", "--ssh-inject", &kk],
+            "there is no user nosuchuser in the image's /etc/passwd",
+        ),
         (
             &img,
             vec!["--network", "eth0=static:10.0.0.300/24"],
@@ -458,6 +462,8 @@ fn bad_input_changes_nothing() {
             vec!["--xen-ldconf", "--bogus-step"],
             "not a customize step",
         ),
+        // The "did you mean" hint once sliced inside a character.
+        (&img, vec!["--ééé"], "--ééé is not a customize step"),
         (
             &img,
             vec!["--upload", "/nonexistent/file:/etc/x"],
@@ -476,6 +482,9 @@ fn bad_input_changes_nothing() {
         assert_eq!(err.lines().count(), 1, "{steps:?}: one line: {err}");
         assert!(err.contains(want), "{steps:?}: {err:?} should say {want:?}");
         assert!(!err.contains("panicked"));
+        if want.contains("no user") {
+            assert!(!err.contains("no such file"), "{steps:?}: {err}");
+        }
         assert_eq!(before, bytes(im), "{steps:?} changed the image");
     }
 }
@@ -1127,4 +1136,44 @@ fn missing_host_keys_fail_and_ssh_hostkeys_makes_them() {
     }
     assert!(!ls.contains("dsa_key.pub") || ls.contains("ecdsa"), "{ls}");
     assert_eq!(check(&sd, false).0, Some(0));
+}
+
+#[test]
+fn shadow_without_a_root_entry_is_fixed() {
+    let d = tempfile::tempdir().unwrap();
+    let img = sample_copy(d.path());
+    let shadow = String::from_utf8(debugfs_cat(&img, "/etc/shadow")).unwrap();
+    let rest: String = shadow
+        .lines()
+        .filter(|l| !l.starts_with("root:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let out = run(
+        &["put", img.to_str().unwrap(), "-", "/etc/shadow"],
+        Some(rest.as_bytes()),
+    );
+    assert!(out.status.success());
+    let copy = d.path().join("fix.ext3");
+    std::fs::copy(&img, &copy).unwrap();
+    // The fix check names works as it is.
+    let (_, json) = check(&img, true);
+    assert_eq!(status_of(&json, 6), "fail");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let fix: Vec<String> = v["requirements"][5]["fix"]["args"]
+        .as_array()
+        .unwrap_or_else(|| panic!("requirement 6 names a customize fix: {json}"))
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let args: Vec<&str> = fix.iter().map(String::as_str).collect();
+    cust_ok(&img, &args);
+    let (_, json) = check(&img, true);
+    assert_eq!(status_of(&json, 6), "pass", "{json}");
+    let after = String::from_utf8(debugfs_cat(&img, "/etc/shadow")).unwrap();
+    assert!(after.starts_with("root:$6$"), "{after}");
+    assert!(after.ends_with(&rest), "the other entries stay: {after}");
+    // --fix fixes it and the rest.
+    cust_ok(&copy, &["--fix"]);
+    let (code, text) = check(&copy, false);
+    assert_eq!(code, Some(0), "{text}");
 }

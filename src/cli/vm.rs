@@ -108,9 +108,12 @@ Accounts (users and groups come from the image's own /etc/passwd, /etc/group):
   --root-password-hash HASH       a ready crypt hash ($6$...)
   --lock-root                     lock root's password (a ! before the hash)
   --add-user NAME[:UID]           passwd, shadow, group, gshadow; home under
-                                  /home from /etc/skel, owned by the user
+                                  /home from /etc/skel, owned by the user;
+                                  a free uid and gid (UID_MIN..UID_MAX)
   --ssh-inject USER:PUBKEY_FILE   append to ~USER/.ssh/authorized_keys
                                   (.ssh 0700, file 0600, owned by USER)
+  Symlinks and hard links in a user's home or /etc/skel are never followed
+  or written through: the run is refused (--delete PATH removes them).
 sshd:
   --sshd-config FILE              replace /etc/ssh/sshd_config (refused when the
                                   image's sshd would refuse it)

@@ -440,9 +440,12 @@ fn parse_one(
             return r;
         }
         other => {
+            // The first three characters (not bytes: the name may be
+            // anything the user typed).
+            let head: String = other.chars().take(3).collect();
             let hint = NAMES
                 .iter()
-                .find(|n| n.starts_with(&other[..other.len().min(3)]))
+                .find(|n| !head.is_empty() && n.starts_with(&head))
                 .map(|n| format!(" (did you mean --{n}?)"))
                 .unwrap_or_default();
             return Err(Error::Invalid(format!(
