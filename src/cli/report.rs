@@ -353,6 +353,7 @@ fn entry_json(fs: &Filesystem, path: &str, name: &str, ino: Ino) -> Value {
                 "gid": i.gid(),
                 "size": i.size_with(false),
                 "mtime": i.mtime().secs,
+                "mtime_nsec": i.mtime().nanos,
             });
             if i.is_symlink() {
                 if let Ok(t) = fs.read_link(&i) {
@@ -558,7 +559,6 @@ pub fn stat(fs: &Filesystem, path: &str, ino: Ino, json: bool) -> R<()> {
             _ => json!({"name": x.name, "hex": x.value.iter().map(|b| format!("{b:02x}")).collect::<String>()}),
         })
         .collect();
-    let t = |ts: Timestamp| json!({"secs": ts.secs, "nanos": ts.nanos});
     let mut v = json!({
         "path": path,
         "ino": ino,
@@ -571,10 +571,16 @@ pub fn stat(fs: &Filesystem, path: &str, ino: Ino, json: bool) -> R<()> {
         "sectors": sectors,
         "flags": format!("{:#x}", i.flags()),
         "generation": i.generation(),
-        "atime": t(i.atime()),
-        "mtime": t(i.mtime()),
-        "ctime": t(i.ctime()),
-        "crtime": i.crtime().map(t),
+        // Times as ls --json gives them: whole seconds, and the
+        // nanoseconds apart.
+        "atime": i.atime().secs,
+        "atime_nsec": i.atime().nanos,
+        "mtime": i.mtime().secs,
+        "mtime_nsec": i.mtime().nanos,
+        "ctime": i.ctime().secs,
+        "ctime_nsec": i.ctime().nanos,
+        "crtime": i.crtime().map(|c| c.secs),
+        "crtime_nsec": i.crtime().map(|c| c.nanos),
         "xattr_block": i.file_acl(),
         "xattrs": xv,
         "extents": runs.iter().map(|r| json!({"logical": r.lblk, "physical": r.pblk, "length": r.len, "unwritten": r.uninit})).collect::<Vec<_>>(),
