@@ -98,7 +98,7 @@ impl BlockSet {
         let end = start.saturating_add(n).min(self.len);
         let mut b = start;
         while b < end {
-            if b % 64 == 0 && end - b >= 64 {
+            if b.is_multiple_of(64) && end - b >= 64 {
                 self.words[(b / 64) as usize] = u64::MAX;
                 b += 64;
             } else {
@@ -115,7 +115,7 @@ impl BlockSet {
         let mut b = start;
         while b < end {
             let w = &mut self.words[(b / 64) as usize];
-            if b % 64 == 0 && end - b >= 64 {
+            if b.is_multiple_of(64) && end - b >= 64 {
                 if *w != 0 {
                     return Err(b + w.trailing_zeros() as u64);
                 }

@@ -1233,7 +1233,7 @@ fn set_host_meta(f: &hfs::File, inode: &crate::Inode, opts: &GetOptions) {
 /// contents are written.
 pub fn get_tree(fs: &Filesystem, ino: Ino, dest: &Path, opts: &GetOptions) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
-    let mut links: HashMap<Ino, (PathBuf, Option<(u64, u64)>)> = HashMap::new();
+    let mut links: LinkMap = HashMap::new();
     let mut progress = Progress::new("get", 0);
     let mut seen = std::collections::HashSet::new();
     let mut cx = GetCx {
@@ -1250,13 +1250,17 @@ pub fn get_tree(fs: &Filesystem, ino: Ino, dest: &Path, opts: &GetOptions) -> Re
     Ok(warnings)
 }
 
+/// For `get -r`: where an inode with several links was copied first, and
+/// the host file made there (device, inode).
+type LinkMap = HashMap<Ino, (PathBuf, Option<(u64, u64)>)>;
+
 struct GetCx<'a> {
     fs: &'a Filesystem,
     opts: &'a GetOptions,
     /// Where each inode with several links was copied first, and the host
     /// file made there (device, inode): the other links become hard links
     /// to it while that path still holds that file.
-    links: &'a mut HashMap<Ino, (PathBuf, Option<(u64, u64)>)>,
+    links: &'a mut LinkMap,
     warnings: &'a mut Vec<String>,
     progress: &'a mut Progress,
     seen: &'a mut std::collections::HashSet<Ino>,
