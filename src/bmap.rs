@@ -109,7 +109,7 @@ impl BlockSet {
     }
 
     /// Add blocks `start..start + n`, or return the first of them already
-    /// in the set (the blocks before it are added then).
+    /// in the set (the set is then left partly updated).
     pub fn insert_new(&mut self, start: u64, n: u64) -> std::result::Result<(), u64> {
         let end = start.saturating_add(n).min(self.len);
         let mut b = start;
@@ -290,8 +290,7 @@ impl Filesystem {
     /// block already in `set` is refused ("inode N maps block B, which it
     /// or another inode already uses"), so a walk over every inode marks
     /// each block once and costs what the image really holds, whatever
-    /// loops a crafted map has. On error, `set` holds what was marked up
-    /// to the refused block.
+    /// loops a crafted map has. On error, `set` is left partly marked.
     pub fn mark_map_blocks(&self, inode: &Inode, set: &mut BlockSet) -> Result<()> {
         let mut out = RunSink::new(inode.ino);
         out.set = Some(std::mem::take(set));
@@ -723,5 +722,25 @@ impl Filesystem {
             })?;
         }
         Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BlockSet;
+
+    #[test]
+    fn block_set_marks_ranges_and_finds_the_first_repeat() {
+        let mut s = BlockSet::new(300);
+        assert_eq!(s.insert_new(10, 150), Ok(()));
+        assert!(s.contains(10) && s.contains(159) && !s.contains(9) && !s.contains(160));
+        // A repeat inside a whole word, and one at a range's edge.
+        assert_eq!(s.insert_new(128, 64), Err(128));
+        assert_eq!(s.insert_new(0, 64), Err(10));
+        assert_eq!(s.insert_new(160, 40), Ok(()));
+        assert_eq!(s.insert_new(199, 1), Err(199));
+        s.insert(250, 1000);
+        assert!(s.contains(299) && !s.contains(300) && !s.contains(249));
+        assert_eq!(s.insert_new(290, 5), Err(290));
     }
 }
