@@ -64,8 +64,73 @@ pub(crate) struct RunSink {
     runs: Vec<Run>,
     /// Physical ranges seen so far (start -> length), disjoint.
     taken: Option<BTreeMap<u64, u64>>,
+    /// Or, for a walk over many inodes, every block seen so far by any of
+    /// them, one bit each ([`Filesystem::mark_map_blocks`]).
+    set: Option<BlockSet>,
     /// How the inode is named in errors ("inode", "directory inode").
     what: &'static str,
+}
+
+/// A set of physical blocks, one bit per block of the file system (32 GiB
+/// of 4 KiB blocks take 1 MiB).
+#[derive(Clone, Debug, Default)]
+pub struct BlockSet {
+    words: Vec<u64>,
+    len: u64,
+}
+
+impl BlockSet {
+    /// An empty set for blocks `0..len`.
+    pub fn new(len: u64) -> Self {
+        BlockSet {
+            words: vec![0; len.div_ceil(64) as usize],
+            len,
+        }
+    }
+
+    /// True if block `b` is in the set.
+    pub fn contains(&self, b: u64) -> bool {
+        b < self.len && self.words[(b / 64) as usize] & (1 << (b % 64)) != 0
+    }
+
+    /// Add blocks `start..start + n` (clipped to the set's range).
+    pub fn insert(&mut self, start: u64, n: u64) {
+        let end = start.saturating_add(n).min(self.len);
+        let mut b = start;
+        while b < end {
+            if b.is_multiple_of(64) && end - b >= 64 {
+                self.words[(b / 64) as usize] = u64::MAX;
+                b += 64;
+            } else {
+                self.words[(b / 64) as usize] |= 1 << (b % 64);
+                b += 1;
+            }
+        }
+    }
+
+    /// Add blocks `start..start + n`, or return the first of them already
+    /// in the set (the set is then left partly updated).
+    pub fn insert_new(&mut self, start: u64, n: u64) -> std::result::Result<(), u64> {
+        let end = start.saturating_add(n).min(self.len);
+        let mut b = start;
+        while b < end {
+            let w = &mut self.words[(b / 64) as usize];
+            if b.is_multiple_of(64) && end - b >= 64 {
+                if *w != 0 {
+                    return Err(b + w.trailing_zeros() as u64);
+                }
+                *w = u64::MAX;
+                b += 64;
+            } else {
+                if *w & (1 << (b % 64)) != 0 {
+                    return Err(b);
+                }
+                *w |= 1 << (b % 64);
+                b += 1;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl RunSink {
@@ -74,6 +139,7 @@ impl RunSink {
             ino,
             runs: Vec::new(),
             taken: None,
+            set: None,
             what: "inode",
         }
     }
@@ -83,12 +149,21 @@ impl RunSink {
             ino,
             runs: Vec::new(),
             taken: Some(BTreeMap::new()),
+            set: None,
             what,
         }
     }
 
     /// Record physical blocks `pblk..pblk + len` as used by the map.
     fn take(&mut self, pblk: u64, len: u64) -> Result<()> {
+        if let Some(set) = &mut self.set {
+            return set.insert_new(pblk, len).map_err(|b| {
+                Error::corrupt(format!(
+                    "{} {} maps block {b}, which it or another inode already uses",
+                    self.what, self.ino
+                ))
+            });
+        }
         let Some(t) = &mut self.taken else {
             return Ok(());
         };
@@ -208,6 +283,20 @@ impl Filesystem {
         let mut out = RunSink::checked(inode.ino, what);
         self.walk_map(inode, limit, &mut out)?;
         Ok(out.runs)
+    }
+
+    /// Add to `set` every physical block the map of `inode` uses: data,
+    /// indirect blocks and extent tree nodes (not its xattr block). A
+    /// block already in `set` is refused ("inode N maps block B, which it
+    /// or another inode already uses"), so a walk over every inode marks
+    /// each block once and costs what the image really holds, whatever
+    /// loops a crafted map has. On error, `set` is left partly marked.
+    pub fn mark_map_blocks(&self, inode: &Inode, set: &mut BlockSet) -> Result<()> {
+        let mut out = RunSink::new(inode.ino);
+        out.set = Some(std::mem::take(set));
+        let r = self.walk_map(inode, u64::MAX, &mut out);
+        *set = out.set.take().unwrap_or_default();
+        r
     }
 
     fn walk_map(&self, inode: &Inode, limit: u64, out: &mut RunSink) -> Result<()> {
@@ -633,5 +722,25 @@ impl Filesystem {
             })?;
         }
         Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BlockSet;
+
+    #[test]
+    fn block_set_marks_ranges_and_finds_the_first_repeat() {
+        let mut s = BlockSet::new(300);
+        assert_eq!(s.insert_new(10, 150), Ok(()));
+        assert!(s.contains(10) && s.contains(159) && !s.contains(9) && !s.contains(160));
+        // A repeat inside a whole word, and one at a range's edge.
+        assert_eq!(s.insert_new(128, 64), Err(128));
+        assert_eq!(s.insert_new(0, 64), Err(10));
+        assert_eq!(s.insert_new(160, 40), Ok(()));
+        assert_eq!(s.insert_new(199, 1), Err(199));
+        s.insert(250, 1000);
+        assert!(s.contains(299) && !s.contains(300) && !s.contains(249));
+        assert_eq!(s.insert_new(290, 5), Err(290));
     }
 }

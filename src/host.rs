@@ -1233,7 +1233,7 @@ fn set_host_meta(f: &hfs::File, inode: &crate::Inode, opts: &GetOptions) {
 /// contents are written.
 pub fn get_tree(fs: &Filesystem, ino: Ino, dest: &Path, opts: &GetOptions) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
-    let mut links: HashMap<Ino, PathBuf> = HashMap::new();
+    let mut links: LinkMap = HashMap::new();
     let mut progress = Progress::new("get", 0);
     let mut seen = std::collections::HashSet::new();
     let mut cx = GetCx {
@@ -1250,10 +1250,17 @@ pub fn get_tree(fs: &Filesystem, ino: Ino, dest: &Path, opts: &GetOptions) -> Re
     Ok(warnings)
 }
 
+/// For `get -r`: where an inode with several links was copied first, and
+/// the host file made there (device, inode).
+type LinkMap = HashMap<Ino, (PathBuf, Option<(u64, u64)>)>;
+
 struct GetCx<'a> {
     fs: &'a Filesystem,
     opts: &'a GetOptions,
-    links: &'a mut HashMap<Ino, PathBuf>,
+    /// Where each inode with several links was copied first, and the host
+    /// file made there (device, inode): the other links become hard links
+    /// to it while that path still holds that file.
+    links: &'a mut LinkMap,
     warnings: &'a mut Vec<String>,
     progress: &'a mut Progress,
     seen: &'a mut std::collections::HashSet<Ino>,
@@ -1354,6 +1361,10 @@ fn get_tree_inner(
                     b.create(dest).map_err(|e| hio("creating", dest, e))?
                 }
             }
+            // A corrupt directory can hold a name twice: the first entry
+            // is copied, a later one is reported and skipped (it would
+            // replace the first on the host).
+            let mut names = std::collections::HashSet::new();
             for e in fs.read_dir(&inode)? {
                 if e.name == b"." || e.name == b".." {
                     continue;
@@ -1368,6 +1379,14 @@ fn get_tree_inner(
                     continue;
                 }
                 let p = dest.join(os_name(&e.name));
+                if !names.insert(e.name.clone()) {
+                    cx.warnings.push(format!(
+                        "{}: the directory (inode {ino}) has a second entry of this name (inode {}); skipped it, the first was copied (run e2fsck)",
+                        p.display(),
+                        e.ino
+                    ));
+                    continue;
+                }
                 if cx.depth >= GET_MAX_DEPTH {
                     return Err(Error::Invalid(format!(
                         "{}: more than {GET_MAX_DEPTH} directory levels: too deep to copy to the host",
@@ -1399,19 +1418,27 @@ fn get_tree_inner(
             }
             not_a_dir_in_the_way(dest)?;
             if inode.links() > 1 {
-                if let Some(first) = cx.links.get(&ino) {
-                    if host_file_id(first).is_some() && host_file_id(first) == host_file_id(dest) {
-                        return Ok(());
+                if let Some((first, id)) = cx.links.get(&ino) {
+                    let now = host_file_id(first);
+                    // Only while `first` is still the copy made of this
+                    // inode (not replaced since): else copy it again.
+                    if id.is_none() || now == *id {
+                        if now.is_some() && now == host_file_id(dest) {
+                            return Ok(());
+                        }
+                        let dir = parent_dir(dest)?;
+                        let (tmp, ()) = make_temp(&dir, |p| hfs::hard_link(first, p))
+                            .map_err(|e| hio("linking", dest, e))?;
+                        return hfs::rename(&tmp, dest).map_err(|e| {
+                            let _ = hfs::remove_file(&tmp);
+                            hio("linking", dest, e)
+                        });
                     }
-                    let dir = parent_dir(dest)?;
-                    let (tmp, ()) = make_temp(&dir, |p| hfs::hard_link(first, p))
-                        .map_err(|e| hio("linking", dest, e))?;
-                    return hfs::rename(&tmp, dest).map_err(|e| {
-                        let _ = hfs::remove_file(&tmp);
-                        hio("linking", dest, e)
-                    });
                 }
-                cx.links.insert(ino, dest.to_path_buf());
+                replace_file(fs, &inode, dest, cx.opts, false)?;
+                cx.links
+                    .insert(ino, (dest.to_path_buf(), host_file_id(dest)));
+                return Ok(());
             }
             replace_file(fs, &inode, dest, cx.opts, false)
         }

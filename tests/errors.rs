@@ -1440,3 +1440,38 @@ fn a_locked_image_is_not_written() {
     ok(p, "mkdir", &["/locked"]);
     common::fsck_clean(p);
 }
+
+#[test]
+fn error_lines_escape_control_characters_from_the_image() {
+    if !common::have_e2fsprogs() {
+        common::skip("e2fsprogs is not installed");
+        return;
+    }
+    // A passwd home with an ESC sequence, a tab and a C1 control: the
+    // error that names it stays one line and cannot drive a terminal.
+    let img = common::mkfs(&cfgs()[0]);
+    let passwd = host_file(
+        img.dir.path(),
+        "passwd",
+        "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1000::/home/\u{1b}[2Jbob\t\u{9b}:/bin/sh\n"
+            .as_bytes(),
+    );
+    let key = host_file(
+        img.dir.path(),
+        "k.pub",
+        b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl bob@x\n",
+    );
+    ok(&img.path, "mkdir", &["/etc"]);
+    ok(&img.path, "put", &[s(&passwd), "/etc/passwd"]);
+    let arg = format!("bob:{}", s(&key));
+    let msg = fails(
+        &img.path,
+        "customize",
+        &["--ssh-inject", &arg],
+        &["/home/\\033[2Jbob\\t\\233"],
+    );
+    assert!(
+        !msg.contains('\u{1b}') && !msg.contains('\t') && !msg.contains('\u{9b}'),
+        "{msg:?}"
+    );
+}

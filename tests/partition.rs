@@ -371,3 +371,38 @@ fn compressed_whole_disk() {
     let out = run_ok(&["ls", g, "/", "--partition", "2"]);
     assert!(out.contains('h'), "{out}");
 }
+
+#[test]
+fn info_escapes_partition_names_and_the_label() {
+    require_e2fsprogs!();
+    // A partition name and a volume label that would clear the screen and
+    // move the cursor on a terminal.
+    let spm = 2048u64;
+    let mut d = gpt_disk(
+        512,
+        20 * spm,
+        &[
+            (LINUX_FS, spm, 9 * spm - 1, "one\u{1b}[2J\u{9b}1A"),
+            (EFI, 17 * spm, 18 * spm - 1, "esp\nsecond line"),
+        ],
+    );
+    put_at(&mut d, spm * 512, &ext("ext3", 8192, "lab\u{1b}]0;x"));
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk.img");
+    std::fs::write(&disk, &d).unwrap();
+    let p = disk.to_str().unwrap();
+    let out = run_ok(&["info", p, "-b"]);
+    assert!(
+        !out.contains('\u{1b}') && !out.contains('\u{9b}'),
+        "raw escapes in: {out:?}"
+    );
+    assert!(out.contains("\"one\\033[2J\\2331A\""), "{out}");
+    assert!(out.contains("\"esp\\nsecond line\""), "{out}");
+    assert!(out.contains("Label:            lab\\033]0;x"), "{out}");
+    // --json keeps the names as they are (JSON escapes them itself).
+    let v: serde_json::Value = serde_json::from_str(&run_ok(&["info", p, "--json"])).unwrap();
+    assert_eq!(
+        v["partition_table"]["partitions"][0]["name"],
+        "one\u{1b}[2J\u{9b}1A"
+    );
+}

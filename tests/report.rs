@@ -126,3 +126,45 @@ fn control_characters_are_escaped_on_a_terminal() {
     assert!(seen.contains(ESCAPED), "{seen:?}");
     assert!(!seen.contains("\x1b]0;owned"), "{seen:?}");
 }
+
+#[test]
+fn ls_and_stat_json_give_times_in_one_form() {
+    require_e2fsprogs!();
+    let img = mkfs(&Cfg {
+        fstype: "ext3",
+        block: 1024,
+        inode: 256,
+        dir_index: true,
+        size_kib: 8 * 1024,
+    });
+    let p = &img.path;
+    ok(p, "mkdir", &["/d"]);
+    // mtime 1600000000.123456789: the extra field holds nanos << 2.
+    for cmd in [
+        "sif /d mtime 1600000000".to_string(),
+        format!("sif /d mtime_extra {}", 123_456_789u64 << 2),
+    ] {
+        let o = std::process::Command::new("debugfs")
+            .args(["-w", "-R", &cmd])
+            .arg(p)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+    }
+    let out = ok(p, "ls", &["/", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "d")
+        .unwrap_or_else(|| panic!("no /d in {v}"));
+    let out = ok(p, "stat", &["/d", "--json"]);
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for j in [d, &st] {
+        assert_eq!(j["mtime"], 1600000000, "{j}");
+        assert_eq!(j["mtime_nsec"], 123456789, "{j}");
+    }
+    assert!(st["atime"].is_i64() && st["atime_nsec"].is_u64(), "{st}");
+    assert!(st["ctime"].is_i64() && st["ctime_nsec"].is_u64(), "{st}");
+}

@@ -20,6 +20,10 @@ pub enum InspectCmd {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// Print control characters in the label and partition names as C
+        /// escapes; the default when stdout is a terminal.
+        #[arg(short = 'b', long)]
+        escape: bool,
     },
     /// List a directory.
     #[command(
@@ -76,17 +80,24 @@ pub enum InspectCmd {
 /// Run a read-only command.
 pub fn run(cmd: InspectCmd) -> R<()> {
     match cmd {
-        InspectCmd::Info { image, json } => match open_read(&image) {
-            Ok(fs) => report::info(&fs, &image, json, super::image::disk_table().as_ref()),
-            // A whole disk where no partition could be picked by itself:
-            // list the partitions.
-            Err(e) => match super::image::disk_table() {
-                Some(d) if d.1.is_none() && !super::image::partition_given() => {
-                    report::disk_only(&image, &d, json)
-                }
-                _ => Err(e),
-            },
-        },
+        InspectCmd::Info {
+            image,
+            json,
+            escape,
+        } => {
+            report::set_escape(escape);
+            match open_read(&image) {
+                Ok(fs) => report::info(&fs, &image, json, super::image::disk_table().as_ref()),
+                // A whole disk where no partition could be picked by itself:
+                // list the partitions.
+                Err(e) => match super::image::disk_table() {
+                    Some(d) if d.1.is_none() && !super::image::partition_given() => {
+                        report::disk_only(&image, &d, json)
+                    }
+                    _ => Err(e),
+                },
+            }
+        }
         InspectCmd::Ls {
             image,
             path,

@@ -125,9 +125,13 @@ pub fn failure(msg: impl Into<String>) -> Fail {
 /// a closed pipe). A line that cannot be written is lost; the exit status
 /// still says what happened. (`clippy::print_stderr` and `print_stdout`
 /// are denied in src/main.rs, so clippy flags any new `eprintln!`.)
+///
+/// The line is escaped ([`report::line_shown`]): a name or an account field
+/// from the image it quotes cannot drive the terminal or break the line.
 pub fn say(line: impl std::fmt::Display) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
+    let line = line.to_string();
+    let _ = writeln!(std::io::stderr().lock(), "{}", report::line_shown(&line));
 }
 
 /// What every command returns.

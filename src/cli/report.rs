@@ -107,15 +107,34 @@ pub fn set_escape(asked: bool) {
 /// C escapes (`\n`, `\t`, `\033`, `\u{9b}`) and a backslash doubles, as
 /// `ls -b` shows them, so a crafted name cannot drive the terminal.
 pub fn shown(s: &str) -> std::borrow::Cow<'_, str> {
-    if !ESCAPE.load(std::sync::atomic::Ordering::Relaxed)
-        || !s.chars().any(|c| c.is_control() || c == '\\')
+    if !ESCAPE.load(std::sync::atomic::Ordering::Relaxed) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    escape(s, true)
+}
+
+/// A line for stderr (an error, a warning, a note), always escaped: the
+/// names, link targets and account fields it quotes come from the image,
+/// and stderr may be a terminal. Control characters become C escapes as
+/// in [`shown`] (so the line stays one line); backslashes are kept as they
+/// are (they cannot drive a terminal, and messages quote them).
+pub fn line_shown(s: &str) -> std::borrow::Cow<'_, str> {
+    escape(s, false)
+}
+
+/// Control characters as C escapes (`\n`, `\t`, `\033`, `\u{9b}`), and
+/// with `backslash` a backslash doubled.
+fn escape(s: &str, backslash: bool) -> std::borrow::Cow<'_, str> {
+    if !s
+        .chars()
+        .any(|c| c.is_control() || (backslash && c == '\\'))
     {
         return std::borrow::Cow::Borrowed(s);
     }
     let mut o = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
-            '\\' => o.push_str("\\\\"),
+            '\\' if backslash => o.push_str("\\\\"),
             '\n' => o.push_str("\\n"),
             '\t' => o.push_str("\\t"),
             '\r' => o.push_str("\\r"),
@@ -162,7 +181,7 @@ fn disk_text(d: &Disk) -> String {
         let name = if p.name.is_empty() {
             String::new()
         } else {
-            format!(" \"{}\"", p.name)
+            format!(" \"{}\"", shown(&p.name))
         };
         s += &format!(
             "{mark}{:>2} {:>14} {:>17}  {}  {ty}{name}\n",
@@ -269,7 +288,7 @@ pub fn info(fs: &Filesystem, image: &Path, json: bool, disk: Option<&Disk>) -> R
         if sb.label().is_empty() {
             "<none>".into()
         } else {
-            sb.label()
+            shown(&sb.label()).into_owned()
         }
     );
     s += &format!("UUID:             {}\n", sb.uuid());
@@ -334,6 +353,7 @@ fn entry_json(fs: &Filesystem, path: &str, name: &str, ino: Ino) -> Value {
                 "gid": i.gid(),
                 "size": i.size_with(false),
                 "mtime": i.mtime().secs,
+                "mtime_nsec": i.mtime().nanos,
             });
             if i.is_symlink() {
                 if let Ok(t) = fs.read_link(&i) {
@@ -539,7 +559,6 @@ pub fn stat(fs: &Filesystem, path: &str, ino: Ino, json: bool) -> R<()> {
             _ => json!({"name": x.name, "hex": x.value.iter().map(|b| format!("{b:02x}")).collect::<String>()}),
         })
         .collect();
-    let t = |ts: Timestamp| json!({"secs": ts.secs, "nanos": ts.nanos});
     let mut v = json!({
         "path": path,
         "ino": ino,
@@ -552,10 +571,16 @@ pub fn stat(fs: &Filesystem, path: &str, ino: Ino, json: bool) -> R<()> {
         "sectors": sectors,
         "flags": format!("{:#x}", i.flags()),
         "generation": i.generation(),
-        "atime": t(i.atime()),
-        "mtime": t(i.mtime()),
-        "ctime": t(i.ctime()),
-        "crtime": i.crtime().map(t),
+        // Times as ls --json gives them: whole seconds, and the
+        // nanoseconds apart.
+        "atime": i.atime().secs,
+        "atime_nsec": i.atime().nanos,
+        "mtime": i.mtime().secs,
+        "mtime_nsec": i.mtime().nanos,
+        "ctime": i.ctime().secs,
+        "ctime_nsec": i.ctime().nanos,
+        "crtime": i.crtime().map(|c| c.secs),
+        "crtime_nsec": i.crtime().map(|c| c.nanos),
         "xattr_block": i.file_acl(),
         "xattrs": xv,
         "extents": runs.iter().map(|r| json!({"logical": r.lblk, "physical": r.pblk, "length": r.len, "unwritten": r.uninit})).collect::<Vec<_>>(),
