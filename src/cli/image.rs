@@ -19,6 +19,14 @@
 //! into another temporary file that is fsynced and renamed over the
 //! destination. Temporary files are removed on every exit path.
 //!
+//! Every temporary file is 0600 and locked by its writer (see
+//! `container::spool`); the next write of an image removes those that a
+//! killed ext3edit left beside it. The result of an edit in place keeps
+//! the image's mode and owner (`Perms::Keep`, as `cp -p`); `--output NEW`,
+//! raw or compressed, gets IMAGE's read and write bits under the umask
+//! (`Perms::From`). An IMAGE named through a symlink is replaced at its
+//! target, so the link stays, as a raw image is written through it.
+//!
 //! An image in ext3edit's chunked layout (as `pack` writes it: see
 //! `container::seekable`) takes neither temporary copy: the engine reads
 //! and writes it through a [`Seekable`] device that decompresses only the
