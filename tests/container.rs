@@ -528,10 +528,7 @@ fn compressed_edits_keep_the_mode_and_temporaries_are_private() {
             let o = run_in(&t.tmp, &["put", s(&f), s(&h), "/h.txt"]);
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
             assert_eq!(mode(&f), m, "{} in place", f.display());
-            assert_eq!(
-                std::fs::symlink_metadata(&f).unwrap().file_type().is_file(),
-                true
-            );
+            assert!(std::fs::symlink_metadata(&f).unwrap().file_type().is_file());
             // --output: as the raw image's --output.
             let raw = t.dir.join("raw.img");
             std::fs::copy(&t.img, &raw).unwrap();
@@ -591,6 +588,17 @@ fn compressed_edits_keep_the_mode_and_temporaries_are_private() {
     assert_eq!(got, pseudo_random(1_500_000, 7));
     std::fs::remove_file(&fifo).unwrap();
     assert!(listing(&t.tmp).is_empty());
+    // pack and unpack: OUT as --output NEW.
+    chmod(&t.img, 0o600);
+    let (p, u) = (t.dir.join("p.xz"), t.dir.join("u.img"));
+    assert!(run_in(&t.tmp, &["pack", s(&t.img), s(&p)]).status.success());
+    chmod(&p, 0o640);
+    assert!(run_in(&t.tmp, &["unpack", s(&p), s(&u)]).status.success());
+    assert_eq!(mode(&u), 0o640 & !umask());
+    chmod(&t.img, 0o600);
+    std::fs::remove_file(&p).unwrap();
+    assert!(run_in(&t.tmp, &["pack", s(&t.img), s(&p)]).status.success());
+    assert_eq!(mode(&p), 0o600);
 }
 
 /// Issue 13 item 5: as root, an edit in place keeps the image's owner and
