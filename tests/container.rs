@@ -795,6 +795,17 @@ fn stale_temporary_files_of_a_killed_edit_are_removed_by_the_next_write() {
     let o = run_in(&t.tmp, &["put", s(&plain), s(&h), "/again"]);
     assert!(o.status.success());
     assert!(other.exists() && mine.exists());
+    // A read's copy in TMPDIR left by a killed read (not locked, with
+    // data): the next read that decompresses that image removes it.
+    assert!(sh(&format!("gzip -c '{}' > '{}'", s(&t.img), s(&plain)))
+        .status
+        .success());
+    let left = t.tmp.join(".plain.gz.QwErTy.ext3edit-partial");
+    std::fs::write(&left, b"old copy").unwrap();
+    let o = run_in(&t.tmp, &["ls", s(&plain), "/"]);
+    assert!(o.status.success());
+    assert!(!left.exists());
+    assert!(listing(&t.tmp).is_empty());
 }
 
 /// Issue 13 item 27: the library's `Filesystem::open` on a compressed file

@@ -195,6 +195,11 @@ fn raw_for_read(image: &Path) -> R<PathBuf> {
     if !c.is_compressed() {
         return Ok(image.to_path_buf());
     }
+    // What a read killed earlier left in $TMPDIR for this image (only
+    // files no live process holds).
+    if let Some(base) = image.file_name() {
+        let _ = container::remove_stale_temps(&std::env::temp_dir(), &base.to_string_lossy());
+    }
     let spool = Spool::open(image, None, &container_opts()?)?;
     let p = spool.path().to_path_buf();
     READ_SPOOL
