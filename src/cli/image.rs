@@ -723,7 +723,7 @@ fn commit_inner(mut fs: Filesystem) -> R<()> {
     }
     let packed = PACKED.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(p) = packed {
-        Spool::finish_entry(
+        Spool::finish_as(
             p.raw.path(),
             &p.dest,
             p.format,

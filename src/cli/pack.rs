@@ -222,7 +222,7 @@ pub fn run(cmd: PackCmd) -> R<()> {
                 .map(|m| container::Perms::from_meta(&m))
                 .map_err(|e| at(&image, Error::io("reading its mode", e)))?;
             let entry = container::zip_entry_name(&out);
-            container::Spool::finish_entry(raw_path, &out, format, level, threads, &entry, perms)?;
+            container::Spool::finish_as(raw_path, &out, format, level, threads, &entry, perms)?;
             Ok(())
         }
     }

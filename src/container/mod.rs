@@ -770,16 +770,28 @@ impl Spool {
         level: u32,
         threads: usize,
     ) -> Result<()> {
-        let perms = std::fs::metadata(raw)
-            .map(|m| Perms::from_meta(&m))
-            .unwrap_or(Perms::Plain);
-        let entry = zip_entry_name(dest);
-        Spool::finish_entry(raw, dest, format, level, threads, &entry, perms)
+        Spool::finish_entry(raw, dest, format, level, threads, &zip_entry_name(dest))
     }
 
     /// [`Spool::finish`] with the zip entry named `entry` (an edited zip
-    /// keeps its entry's name), `dest` getting `perms`.
+    /// keeps its entry's name).
     pub fn finish_entry(
+        raw: &Path,
+        dest: &Path,
+        format: Format,
+        level: u32,
+        threads: usize,
+        entry: &str,
+    ) -> Result<()> {
+        let perms = std::fs::metadata(raw)
+            .map(|m| Perms::from_meta(&m))
+            .unwrap_or(Perms::Plain);
+        Spool::finish_as(raw, dest, format, level, threads, entry, perms)
+    }
+
+    /// [`Spool::finish_entry`], `dest` getting `perms` (the image's mode
+    /// for an edit in place, a new file's for `--output`).
+    pub fn finish_as(
         raw: &Path,
         dest: &Path,
         format: Format,
