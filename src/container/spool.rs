@@ -132,7 +132,9 @@ impl TempFile {
         self.file.as_ref().expect("temporary file is open")
     }
 
-    /// Close the file handle (the file stays until drop or persist).
+    /// Close the file handle (the file stays until drop or persist; its
+    /// lock goes with the handle, so a cleaner may then take it for a
+    /// stale file: only for a file nobody uses any more).
     pub fn close(&mut self) {
         self.file = None;
     }
