@@ -283,6 +283,46 @@ impl Drop for Filesystem {
     }
 }
 
+/// The compression format `head` (a file's first bytes) starts with, by
+/// its magic: a compressed image is not an ext image until it is
+/// decompressed.
+fn compressed_format(head: &[u8]) -> Option<&'static str> {
+    if head.len() >= 4 && head.starts_with(b"BZh") && (b'1'..=b'9').contains(&head[3]) {
+        Some("bzip2")
+    } else if head.starts_with(&[0x1f, 0x8b]) {
+        Some("gzip")
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Some("xz")
+    } else if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        Some("zip")
+    } else {
+        None
+    }
+}
+
+/// `e` (the superblock cannot be read), saying so when the device holds a
+/// compressed file: the command line opens those, and the library through
+/// `container` (`Spool`: a decompressed copy; `Seekable`: `pack`'s layout).
+fn compressed_hint(dev: &dyn BlockDevice, e: Error) -> Error {
+    let mut head = [0u8; 6];
+    let n = (dev.len().min(head.len() as u64)) as usize;
+    if dev.read_at(0, &mut head[..n]).is_err() {
+        return e;
+    }
+    match compressed_format(&head[..n]) {
+        Some(f) => {
+            let why = match &e {
+                Error::Corrupt(m) => m.clone(),
+                e => e.to_string(),
+            };
+            Error::Invalid(format!(
+                "the file is {f}-compressed, not a raw ext2/3/4 image ({why}); the ext3edit command line opens it as it is (or `ext3edit unpack` it), the library through container::Spool or container::Seekable"
+            ))
+        }
+        None => e,
+    }
+}
+
 impl Filesystem {
     /// Open an image file.
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<Self> {
@@ -296,14 +336,17 @@ impl Filesystem {
     pub fn open_device(dev: Box<dyn BlockDevice>, opts: &OpenOptions) -> Result<Self> {
         let mut raw = vec![0u8; SUPERBLOCK_SIZE];
         if dev.len() < SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE as u64 {
-            return Err(Error::corrupt(format!(
-                "image is {} bytes, too small to hold a superblock",
-                dev.len()
-            )));
+            return Err(compressed_hint(
+                &*dev,
+                Error::corrupt(format!(
+                    "image is {} bytes, too small to hold a superblock",
+                    dev.len()
+                )),
+            ));
         }
         dev.read_at(SUPERBLOCK_OFFSET, &mut raw)
             .map_err(|e| Error::io("reading the superblock", e))?;
-        let sb = Superblock::parse(&raw)?;
+        let sb = Superblock::parse(&raw).map_err(|e| compressed_hint(&*dev, e))?;
         if sb.has_incompat(feature::INCOMPAT_JOURNAL_DEV) {
             return Err(Error::Unsupported(
                 "this is an external journal device, not a filesystem".into(),

@@ -1177,3 +1177,75 @@ fn shadow_without_a_root_entry_is_fixed() {
     let (code, text) = check(&copy, false);
     assert_eq!(code, Some(0), "{text}");
 }
+
+/// Issue 13 item 30: `customize --check` reports the check of what it
+/// wrote in the same run (the image is not decompressed again): after
+/// the notes, "check of the result, PATH:" and the very text `check PATH`
+/// prints; exit 1 when a requirement of the result fails (the image is
+/// written all the same). Without --check the output is as before.
+#[test]
+fn customize_check_reports_the_result_in_the_same_run() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let raw = sample_copy(d.path());
+    let mut imgs = vec![raw.clone()];
+    if have("bzip2") {
+        let bz = d.path().join("img.ext3.bz2");
+        let o = Command::new("sh")
+            .args([
+                "-c",
+                &format!("bzip2 -c '{}' > '{}'", raw.display(), bz.display()),
+            ])
+            .status()
+            .unwrap();
+        assert!(o.success());
+        imgs.push(bz);
+    } else {
+        skip("bzip2 is not installed: --check on a .bz2 not tried");
+    }
+    for img in &imgs {
+        let out = cust(img, &["--fix", "--root-password", "random", "--check"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = String::from_utf8(out.stdout).unwrap();
+        let mut lines = out.lines();
+        assert!(
+            lines.next().unwrap().starts_with("root password: "),
+            "{out}"
+        );
+        let head = format!("check of the result, {}:", img.display());
+        let (_, report) = out.split_once(&format!("{head}\n")).expect(&out);
+        let (code, again) = check(img, false);
+        assert_eq!(code, Some(0));
+        assert_eq!(report, again, "the reported check differs from check's");
+        assert!(report.ends_with("result: every requirement is met\n"));
+        // A result that fails: exit 1 after writing it, with the report.
+        let before = std::fs::read(img).unwrap();
+        let out = cust(
+            img,
+            &["--delete", "/etc/ld.so.conf.d/libc6-xen.conf", "--check"],
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(text.contains("7 FAIL xen-loader"), "{text}");
+        assert_ne!(std::fs::read(img).unwrap(), before, "not written");
+        let (code, again) = check(img, false);
+        assert_eq!(code, Some(1));
+        assert!(text.ends_with(&again), "{text}");
+    }
+    fsck_clean(&raw);
+    if let Some(bz) = imgs.get(1) {
+        let back = d.path().join("back.img");
+        let o = run(
+            &["unpack", bz.to_str().unwrap(), back.to_str().unwrap()],
+            None,
+        );
+        assert!(o.status.success());
+        fsck_clean(&back);
+    }
+    let out = cust(&raw, &["--dry-run", "--fix", "--check"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -19,6 +19,14 @@
 //! into another temporary file that is fsynced and renamed over the
 //! destination. Temporary files are removed on every exit path.
 //!
+//! Every temporary file is 0600 and locked by its writer (see
+//! `container::spool`); the next write of an image removes those that a
+//! killed ext3edit left beside it. The result of an edit in place keeps
+//! the image's mode and owner (`Perms::Keep`, as `cp -p`); `--output NEW`,
+//! raw or compressed, gets IMAGE's read and write bits under the umask
+//! (`Perms::From`). An IMAGE named through a symlink is replaced at its
+//! target, so the link stays, as a raw image is written through it.
+//!
 //! An image in ext3edit's chunked layout (as `pack` writes it: see
 //! `container::seekable`) takes neither temporary copy: the engine reads
 //! and writes it through a [`Seekable`] device that decompresses only the
@@ -30,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use ext3edit::container::partition::{self, PartitionDevice, Table};
-use ext3edit::container::{self, Container, Format, Options, Seekable, Spool, TempFile};
+use ext3edit::container::{self, Container, Format, Options, Perms, Seekable, Spool, TempFile};
 use ext3edit::device::{self, BlockDevice, FileDevice, Lock};
 use ext3edit::{Error, Filesystem, OpenOptions};
 
@@ -43,6 +51,11 @@ static OUTPUT: Mutex<Option<Output>> = Mutex::new(None);
 struct Output {
     /// The copy; dropping it removes the file.
     tmp: tempfile::TempPath,
+    /// The copy open (its lock held until after the rename), to give it
+    /// NEW's mode before the rename.
+    file: std::fs::File,
+    /// That mode.
+    perms: Perms,
     /// NEW.
     out: PathBuf,
     /// Sync NEW's directory after the rename.
@@ -58,6 +71,8 @@ struct Packed {
     level: u32,
     /// The zip entry's name.
     entry: String,
+    /// The mode (and owner) the result gets.
+    perms: Perms,
     /// IMAGE under the exclusive lock, held until after the rename over it
     /// (an edit in place; None with `--output`).
     _lock: Option<std::fs::File>,
@@ -180,6 +195,11 @@ fn raw_for_read(image: &Path) -> R<PathBuf> {
     if !c.is_compressed() {
         return Ok(image.to_path_buf());
     }
+    // What a read killed earlier left in $TMPDIR for this image (only
+    // files no live process holds).
+    if let Some(base) = image.file_name() {
+        let _ = container::remove_stale_temps(&std::env::temp_dir(), &base.to_string_lossy());
+    }
     let spool = Spool::open(image, None, &container_opts()?)?;
     let p = spool.path().to_path_buf();
     READ_SPOOL
@@ -217,7 +237,7 @@ fn open_packed(
     w: &WriteOpts,
     opts: &OpenOptions,
 ) -> R<Filesystem> {
-    let dest = w.output.clone().unwrap_or_else(|| image.to_path_buf());
+    let dest = w.output.clone().unwrap_or_else(|| in_place_dest(image));
     refuse_special_output(&dest)?;
     container::check_dest(&dest).map_err(|e| failure(format!("--output {e}")))?;
     // In place, IMAGE is replaced by a rename: hold its exclusive lock from
@@ -228,6 +248,13 @@ fn open_packed(
             container::lock_for_rewrite(image, PACKED_LOCK_WAIT).map_err(|e| at_image(image, e))?,
         ),
     };
+    remove_stale(&dest, image);
+    // In place: the original's mode and owner; NEW: a new file's.
+    let perms = match &lock {
+        Some(f) => f.metadata().map(|m| Perms::keep_meta(&m)),
+        None => std::fs::metadata(image).map(|m| Perms::from_meta(&m)),
+    }
+    .map_err(|e| at_image(image, Error::io(format!("reading {}", image.display()), e)))?;
     let relocked;
     let c = match &lock {
         Some(_) => {
@@ -290,16 +317,21 @@ fn open_packed(
     } else {
         format.default_level()
     };
-    let path = raw.path().to_path_buf();
+    // The copy's own descriptor (its lock: see container::remove_stale_temps).
+    let file = raw
+        .file()
+        .try_clone()
+        .map_err(|e| Error::io(format!("opening {}", raw.path().display()), e))?;
     *PACKED.lock().unwrap_or_else(|p| p.into_inner()) = Some(Packed {
         raw,
         dest,
         format,
         level,
         entry,
+        perms,
         _lock: lock,
     });
-    let fs = open_fs(&path, opts, image)?;
+    let fs = open_file_fs(file, opts, image)?;
     note_recovery(&fs, image, REPLAY_COPY);
     Ok(fs)
 }
@@ -312,7 +344,7 @@ fn open_seekable(
     w: &WriteOpts,
     opts: &OpenOptions,
 ) -> R<Option<Filesystem>> {
-    let dest = w.output.clone().unwrap_or_else(|| image.to_path_buf());
+    let dest = w.output.clone().unwrap_or_else(|| in_place_dest(image));
     refuse_special_output(&dest)?;
     container::check_dest(&dest).map_err(|e| failure(format!("--output {e}")))?;
     let dir = match dest.parent() {
@@ -323,11 +355,16 @@ fn open_seekable(
     // In place, IMAGE is replaced by a rename: the seekable image reads the
     // file under the exclusive lock and holds it until after the rename.
     let seek = match &w.output {
-        Some(_) => Seekable::open(c, true, &dir, max),
+        Some(_) => {
+            remove_stale(&dest, image);
+            Seekable::open(c, true, &dir, max)
+        }
         None => {
             let locked = container::lock_for_rewrite(image, PACKED_LOCK_WAIT)
                 .map_err(|e| at_image(image, e))?;
-            let c = Container::open(image).map_err(|e| at_image(image, e))?;
+            remove_stale(&dest, image);
+            // The target of a symlink: the new file is renamed over it.
+            let c = Container::open(&dest).map_err(|e| at_image(image, e))?;
             Seekable::open_file(&c, locked, true, &dir, max)
         }
     };
@@ -349,6 +386,69 @@ fn at_image(image: &Path, e: Error) -> Fail {
     }
 }
 
+/// Where an edit in place of IMAGE renames its result: IMAGE, or for a
+/// symlink the file it points to (the link is kept, as for a raw image,
+/// which is written through it).
+fn in_place_dest(image: &Path) -> PathBuf {
+    match std::fs::symlink_metadata(image) {
+        Ok(m) if m.file_type().is_symlink() => {
+            std::fs::canonicalize(image).unwrap_or_else(|_| image.to_path_buf())
+        }
+        _ => image.to_path_buf(),
+    }
+}
+
+/// Remove what an ext3edit killed while writing `dest` (from `image`)
+/// left beside it: its temporary files, named after `dest` or `image`,
+/// that no live process holds (see container::remove_stale_temps), and
+/// say so (once the command succeeds).
+fn remove_stale(dest: &Path, image: &Path) {
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut bases: Vec<String> = Vec::new();
+    for p in [dest, image] {
+        if let Some(n) = p.file_name() {
+            let n = n.to_string_lossy().into_owned();
+            if !bases.contains(&n) {
+                bases.push(n);
+            }
+        }
+    }
+    let mut removed = Vec::new();
+    for b in &bases {
+        removed.extend(container::remove_stale_temps(dir, b));
+    }
+    if !removed.is_empty() {
+        let names: Vec<String> = removed
+            .iter()
+            .map(|p| {
+                p.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        defer(format!(
+            "ext3edit: note: removed {} temporary file{} of an interrupted ext3edit in {}: {}",
+            removed.len(),
+            if removed.len() == 1 { "" } else { "s" },
+            dir.display(),
+            names.join(", ")
+        ));
+    }
+}
+
+/// Open the file system on the open raw image file `file` (a temporary
+/// copy: its descriptor keeps the copy's lock).
+pub fn open_file_fs(file: std::fs::File, opts: &OpenOptions, image: &Path) -> R<Filesystem> {
+    let mut dev = FileDevice::from_file(file, opts.write || opts.replay_only)
+        .map_err(|e| at_image(image, Error::io("opening the temporary copy", e)))?;
+    dev.set_sync(opts.sync);
+    open_dev(Box::new(dev), opts, image)
+}
+
 /// Open IMAGE for writing with the command's write options (with
 /// `--output NEW`, a copy of IMAGE beside NEW is opened instead).
 pub fn open_write(image: &Path, w: &WriteOpts) -> R<Filesystem> {
@@ -366,6 +466,9 @@ pub fn open_write(image: &Path, w: &WriteOpts) -> R<Filesystem> {
         })?,
         None => c.format,
     };
+    if let Some(out) = &w.output {
+        warn_extension(out, format, w.format.is_some());
+    }
     if c.is_compressed() && format == c.format {
         if let Some(fs) = open_seekable(image, &c, w, &opts)? {
             return Ok(fs);
@@ -376,6 +479,8 @@ pub fn open_write(image: &Path, w: &WriteOpts) -> R<Filesystem> {
     }
     let Some(out) = &w.output else {
         let fs = open_fs(image, &opts, image)?;
+        // Under the image's lock now.
+        remove_stale(&in_place_dest(image), image);
         note_recovery(&fs, image, REPLAY_IN_PLACE);
         return Ok(fs);
     };
@@ -386,6 +491,59 @@ pub fn open_write(image: &Path, w: &WriteOpts) -> R<Filesystem> {
     let fs = open_dev(Box::new(dev), &opts, image)?;
     note_recovery(&fs, image, REPLAY_COPY);
     Ok(fs)
+}
+
+/// The format a file name's extension names: `.ext2`, `.ext3`, `.ext4`,
+/// `.img` and `.raw` raw, `.bz2`, `.gz`, `.xz`, `.zip` (and `.tbz`) theirs;
+/// None for any other name (nothing is assumed).
+fn extension_format(path: &Path) -> Option<Format> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    match ext.as_str() {
+        "ext2" | "ext3" | "ext4" | "img" | "raw" => Some(Format::Raw),
+        _ => Format::from_extension(path),
+    }
+}
+
+/// Notes and warnings [`commit`] prints once the result is written (a
+/// command that fails says only its error).
+static DEFERRED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn defer(line: String) {
+    DEFERRED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(line);
+}
+
+/// Warn (one line, after NEW is written: a failure says only its error)
+/// when `--output NEW`'s extension names another format than the one
+/// written (IMAGE's, or `--format`'s): `--output vm.ext3` from a .gz
+/// IMAGE writes gzip data.
+fn warn_extension(out: &Path, written: Format, asked: bool) {
+    let Some(named) = extension_format(out) else {
+        return;
+    };
+    if named == written {
+        return;
+    }
+    let what = |f: Format| match f {
+        Format::Raw => "a raw image".to_string(),
+        f => format!("{} data", f.name()),
+    };
+    let why = if asked {
+        format!("as --format {} asks", written.name())
+    } else {
+        format!(
+            "IMAGE's format; --format {} writes what the name says",
+            named.name()
+        )
+    };
+    defer(format!(
+        "ext3edit: warning: --output {}: the name says {}, but {} is written ({why})",
+        out.display(),
+        what(named),
+        what(written),
+    ));
 }
 
 /// `--output NEW` names a new image file: an existing directory, device,
@@ -451,9 +609,16 @@ fn copy_for_output(image: &Path, out: &Path, sync: bool) -> R<std::fs::File> {
     let name = out.file_name().unwrap_or_default().to_string_lossy();
     let prefix = format!(".{name}.");
     let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".ext3edit-partial");
+    builder
+        .prefix(&prefix)
+        .suffix(container::spool::TEMP_SUFFIX)
+        .rand_bytes(6);
+    // 0600 while it is written; NEW's mode comes at the rename.
     #[cfg(unix)]
-    builder.permissions(image_perm(&src));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o600));
+    }
     let tmp = builder.tempfile_in(dir).map_err(|e| {
         Fail::from(Error::io(
             format!("creating a temporary file in {}", dir.display()),
@@ -461,13 +626,25 @@ fn copy_for_output(image: &Path, out: &Path, sync: bool) -> R<std::fs::File> {
         ))
     })?;
     let (file, path) = tmp.into_parts();
+    // Alive while locked (see container::remove_stale_temps).
+    let _ = file.try_lock();
     signal::remove_on_signal(&path);
     let tmp_name = path.to_path_buf();
+    let perms = src
+        .metadata()
+        .map(|m| Perms::from_meta(&m))
+        .unwrap_or(Perms::From(0o600));
+    let kept = file
+        .try_clone()
+        .map_err(|e| Error::io(format!("opening {}", tmp_name.display()), e))?;
     *OUTPUT.lock().unwrap_or_else(|p| p.into_inner()) = Some(Output {
         tmp: path,
+        file: kept,
+        perms,
         out: out.to_path_buf(),
         sync,
     });
+    remove_stale(out, image);
     let copied =
         device::copy_sparse(&src, &file).and_then(|_| if sync { file.sync_all() } else { Ok(()) });
     copied.map_err(|e| {
@@ -478,15 +655,6 @@ fn copy_for_output(image: &Path, out: &Path, sync: bool) -> R<std::fs::File> {
     })?;
     drop(src); // releases the shared lock
     Ok(file)
-}
-
-/// The permissions of the copy: IMAGE's read and write bits, and always
-/// the owner's (the copy is written); the umask applies at creation.
-#[cfg(unix)]
-fn image_perm(src: &std::fs::File) -> std::fs::Permissions {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let mode = src.metadata().map(|m| m.mode()).unwrap_or(0o644);
-    std::fs::Permissions::from_mode((mode & 0o666) | 0o600)
 }
 
 /// What happens to a journal that needs recovery, for [`note_recovery`].
@@ -536,7 +704,16 @@ pub fn replay_problems(r: &ext3edit::journal::Replay) -> String {
 }
 
 /// Commit the staged changes; with `--output`, rename the copy into place.
-pub fn commit(mut fs: Filesystem) -> R<()> {
+pub fn commit(fs: Filesystem) -> R<()> {
+    commit_inner(fs)?;
+    let lines = std::mem::take(&mut *DEFERRED.lock().unwrap_or_else(|p| p.into_inner()));
+    for l in lines {
+        say(l);
+    }
+    Ok(())
+}
+
+fn commit_inner(mut fs: Filesystem) -> R<()> {
     fs.commit()?;
     drop(fs);
     let seek = SEEKABLE.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -546,12 +723,32 @@ pub fn commit(mut fs: Filesystem) -> R<()> {
     }
     let packed = PACKED.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(p) = packed {
-        Spool::finish_entry(p.raw.path(), &p.dest, p.format, p.level, 0, &p.entry)?;
+        Spool::finish_as(
+            p.raw.path(),
+            &p.dest,
+            p.format,
+            p.level,
+            0,
+            &p.entry,
+            p.perms,
+        )?;
         return Ok(());
     }
     let taken = OUTPUT.lock().unwrap_or_else(|p| p.into_inner()).take();
-    if let Some(Output { tmp, out, sync }) = taken {
+    if let Some(Output {
+        tmp,
+        file,
+        perms,
+        out,
+        sync,
+    }) = taken
+    {
         let tmp_name = tmp.to_path_buf();
+        // NEW's mode: IMAGE's read and write bits under the umask, as a
+        // compressed --output gets them.
+        perms
+            .apply(&file)
+            .map_err(|e| Error::io(format!("setting the mode of {}", tmp_name.display()), e))?;
         // rename(2): NEW is replaced as a name (a symlink is replaced, not
         // followed); on failure `persist` hands the file back, and dropping
         // it removes it.
@@ -562,6 +759,7 @@ pub fn commit(mut fs: Filesystem) -> R<()> {
             )
         })?;
         signal::forget_temp();
+        drop(file);
         // Make the new name durable too (best effort: NEW is in place).
         #[cfg(unix)]
         if let Some(dir) = out.parent().filter(|_| sync) {

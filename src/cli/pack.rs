@@ -129,7 +129,11 @@ pub fn run(cmd: PackCmd) -> R<()> {
             }
             let tmp = TempFile::beside(&out)?;
             c.unpack_to(tmp.file(), &out.display().to_string(), &opts)?;
-            tmp.persist(&out)?;
+            // OUT: IMAGE's read and write bits under the umask.
+            let perms = std::fs::metadata(&image)
+                .map(|m| container::Perms::from_meta(&m))
+                .map_err(|e| at(&image, Error::io("reading its mode", e)))?;
+            tmp.persist_as(&out, perms)?;
             Ok(())
         }
         PackCmd::Pack {
@@ -168,21 +172,31 @@ pub fn run(cmd: PackCmd) -> R<()> {
             // --zero-free works on a temporary copy too.
             let spool;
             let copy;
-            let raw_path: &Path = if c.is_compressed() {
+            let (raw_path, temp): (&Path, Option<&TempFile>) = if c.is_compressed() {
                 spool = container::Spool::open(&image, None, &opts)?;
-                spool.path()
+                (spool.path(), Some(&spool.raw))
             } else if zero_free {
                 copy = sparse_copy(&image, &out)?;
-                copy.path()
+                (copy.path(), Some(&copy))
             } else {
-                &image
+                (&image, None)
             };
             if zero_free {
                 let opts = OpenOptions {
                     sync: false,
                     ..OpenOptions::read_write()
                 };
-                let mut fs = super::image::open_fs(raw_path, &opts, &image)?;
+                // A temporary copy through its own (locked) descriptor.
+                let mut fs = match temp {
+                    Some(t) => {
+                        let f = t
+                            .file()
+                            .try_clone()
+                            .map_err(|e| Error::io(format!("opening {}", t.path().display()), e))?;
+                        super::image::open_file_fs(f, &opts, &image)?
+                    }
+                    None => super::image::open_fs(raw_path, &opts, &image)?,
+                };
                 let r = ext3edit::zero_free::zero_free(&mut fs).map_err(|e| at(&image, e))?;
                 drop(fs);
                 super::zero::report(&r)?;
@@ -203,7 +217,12 @@ pub fn run(cmd: PackCmd) -> R<()> {
                     .map_err(|e| at(&image, e))?;
                 return to_stdout(tmp.file());
             }
-            container::Spool::finish(raw_path, &out, format, level, threads)?;
+            // OUT: IMAGE's read and write bits under the umask.
+            let perms = std::fs::metadata(&image)
+                .map(|m| container::Perms::from_meta(&m))
+                .map_err(|e| at(&image, Error::io("reading its mode", e)))?;
+            let entry = container::zip_entry_name(&out);
+            container::Spool::finish_as(raw_path, &out, format, level, threads, &entry, perms)?;
             Ok(())
         }
     }

@@ -150,6 +150,11 @@ Whole jobs:
                                   policy says (file_contexts, as setfiles)
   --commands-from-file FILE       the same steps, one per line (`network
                                   eth1=dhcp`), # comments; errors give the line
+  --check                         after writing, check the result as `ext3edit
+                                  check` does (printed after the notes, from
+                                  the image just written: a compressed image
+                                  is not decompressed again); exit 1 when a
+                                  requirement fails
 
 Edited files keep their owner, mode and xattrs (security.selinux too); new
 files are root's, and where the image has an SELinux policy
@@ -191,12 +196,18 @@ pub fn run(cmd: VmCmd, g: &WriteOpts) -> R<()> {
 
 /// Split the options customize shares with other writers out of the
 /// step words (they may come after the steps).
-fn take_options(words: Vec<String>, w: &mut WriteOpts, dry: &mut bool) -> R<Vec<String>> {
+fn take_options(
+    words: Vec<String>,
+    w: &mut WriteOpts,
+    dry: &mut bool,
+    check: &mut bool,
+) -> R<Vec<String>> {
     let mut steps = Vec::new();
     let mut it = words.into_iter();
     while let Some(x) = it.next() {
         match x.as_str() {
             "--dry-run" | "-n" => *dry = true,
+            "--check" => *check = true,
             "--no-journal" => w.no_journal = true,
             "--no-sync" => w.no_sync = true,
             "--output" => {
@@ -225,7 +236,8 @@ fn run_customize(image: &Path, dry_run: bool, w: &WriteOpts, words: Vec<String>)
     report::set_escape(false);
     let mut w = w.clone();
     let mut dry = dry_run;
-    let words = take_options(words, &mut w, &mut dry)?;
+    let mut and_check = false;
+    let words = take_options(words, &mut w, &mut dry, &mut and_check)?;
     if words.is_empty() {
         return Err(usage(
             "customize needs at least one step, e.g. --fix (see ext3edit customize --help)",
@@ -235,6 +247,17 @@ fn run_customize(image: &Path, dry_run: bool, w: &WriteOpts, words: Vec<String>)
     if dry && w.output.is_some() {
         return Err(usage("--dry-run writes nothing: it does not take --output"));
     }
+    if dry && and_check {
+        return Err(usage(
+            "--check checks the image customize wrote; --dry-run writes nothing (run ext3edit check)",
+        ));
+    }
+    // The result's container, for requirement 1 of --check.
+    let result_format = if and_check {
+        Some(result_format(image, &w)?)
+    } else {
+        None
+    };
     let mut fs = if dry {
         open_read(image)?
     } else {
@@ -297,9 +320,29 @@ fn run_customize(image: &Path, dry_run: bool, w: &WriteOpts, words: Vec<String>)
                 st.inodes, st.changed, st.unlabelled
             ));
         }
+        // --check: the file system as written, read before the rename
+        // (no second decompression of a compressed image).
+        let checked = match result_format {
+            Some(format) => {
+                fs.commit()?;
+                let rep = check::check(fs.superblock(), &fs, &Container { format })
+                    .map_err(|e| failure(format!("{}: --check: {e}", image.display())))?;
+                Some(rep)
+            }
+            None => None,
+        };
         commit(fs)?;
         for n in &ctx.notes {
             report::out(&format!("{n}\n"))?;
+        }
+        if let Some(rep) = checked {
+            let result = w.output.as_deref().unwrap_or(image);
+            report::out(&format!("check of the result, {}:\n", result.display()))?;
+            print_text(result, &rep, None)?;
+            if !rep.passed() {
+                // Written; the report says what still fails.
+                return Err(failure(String::new()));
+            }
         }
     }
     if !ctx.unfixed.is_empty() {
@@ -311,6 +354,27 @@ fn run_customize(image: &Path, dry_run: bool, w: &WriteOpts, words: Vec<String>)
         )));
     }
     Ok(())
+}
+
+/// The container name `check` reports for the image customize writes:
+/// `--format`'s, else IMAGE's.
+fn result_format(image: &Path, w: &WriteOpts) -> R<String> {
+    use ext3edit::container::Format;
+    let f = match &w.format {
+        Some(f) => Format::parse(f)
+            .ok_or_else(|| usage(format!("--format {f}: expected raw, bz2, gz, xz or zip")))?,
+        None => ext3edit::container::Container::open(image)
+            .map(|c| c.format)
+            .unwrap_or(Format::Raw),
+    };
+    Ok(match f {
+        Format::Raw => "raw",
+        Format::Bzip2 => "bzip2",
+        Format::Gzip => "gzip",
+        Format::Xz => "xz",
+        Format::Zip => "zip",
+    }
+    .into())
 }
 
 /// `s` quoted for a POSIX shell when it needs it.

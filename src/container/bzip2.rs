@@ -219,7 +219,8 @@ enum Job {
 }
 
 enum Done {
-    Block(Pieces, u32),
+    /// The block's bytes, CRC and compressed size.
+    Block(Pieces, u32, u64),
     End(u32),
 }
 
@@ -271,12 +272,14 @@ fn decompress_parallel(input: &File, w: &mut SparseWriter, threads: usize) -> Re
                 shift,
                 nbits,
                 level,
-            } => decode_block(&bytes, shift, nbits, level, &zeros).map(|(p, c)| Done::Block(p, c)),
+            } => decode_block(&bytes, shift, nbits, level, &zeros)
+                .map(|(p, c)| Done::Block(p, c, bytes.len() as u64)),
         },
         |d| match d {
-            Done::Block(p, c) => {
+            Done::Block(p, c, size) => {
                 crc = crc.rotate_left(1) ^ c;
-                consumed += p.len() / 4; // a rough guide for the bar only
+                // The compressed bytes done, for the progress bar.
+                consumed += size;
                 w.input_done = consumed.min(total);
                 p.write_to(w)
             }

@@ -83,7 +83,8 @@ use std::path::{Path, PathBuf};
 use crate::{Error, Result};
 pub use seekable::Seekable;
 pub use spool::{
-    check_dest, lock_for_rewrite, on_new_temp, remove_all_temps, SparseWriter, TempFile,
+    check_dest, lock_for_rewrite, on_new_temp, remove_all_temps, remove_stale_temps, Perms,
+    SparseWriter, TempFile,
 };
 
 /// The container formats.
@@ -512,8 +513,9 @@ pub fn pack(
         Format::Xz => xz::compress(raw, len, out, level, threads, &mut progress),
         Format::Zip => zip::compress(raw, len, out, level, threads, entry, &mut progress),
     };
-    progress.finish();
+    // Dropped unfinished on an error: the bar is cleared, not shown at 100%.
     r?;
+    progress.finish();
     if Stamp::of(raw)? != before {
         return Err(Error::Invalid(
             "the image changed while it was being packed (another process wrote to it): pack it again when nothing writes it".into(),
@@ -759,7 +761,8 @@ impl Spool {
 
     /// Compress the raw image at `raw` into `dest` as `format` at `level`:
     /// into a temporary file beside `dest`, fsynced and renamed over it
-    /// only when everything succeeded.
+    /// only when everything succeeded. `dest` gets the mode of a new file
+    /// made from `raw` ([`Perms::From`]).
     pub fn finish(
         raw: &Path,
         dest: &Path,
@@ -780,6 +783,23 @@ impl Spool {
         threads: usize,
         entry: &str,
     ) -> Result<()> {
+        let perms = std::fs::metadata(raw)
+            .map(|m| Perms::from_meta(&m))
+            .unwrap_or(Perms::Plain);
+        Spool::finish_as(raw, dest, format, level, threads, entry, perms)
+    }
+
+    /// [`Spool::finish_entry`], `dest` getting `perms` (the image's mode
+    /// for an edit in place, a new file's for `--output`).
+    pub fn finish_as(
+        raw: &Path,
+        dest: &Path,
+        format: Format,
+        level: u32,
+        threads: usize,
+        entry: &str,
+        perms: Perms,
+    ) -> Result<()> {
         check_dest(dest)?;
         let input =
             File::open(raw).map_err(|e| Error::io(format!("opening {}", raw.display()), e))?;
@@ -789,7 +809,7 @@ impl Spool {
         let tmp = TempFile::beside(dest)?;
         pack(&input, len, tmp.file(), format, level, threads, entry)
             .map_err(|e| e.at(&dest.display().to_string()))?;
-        tmp.persist(dest)
+        tmp.persist_as(dest, perms)
     }
 }
 

@@ -73,7 +73,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::xz::XzStream;
-use super::{bzip2, default_max_size, gzip, parallel, xz, Container, Format, TempFile};
+use super::{bzip2, default_max_size, gzip, parallel, xz, Container, Format, Perms, TempFile};
 use crate::device::{self, check_range, BlockDevice};
 use crate::{Error, Result};
 
@@ -525,12 +525,16 @@ impl Seekable {
         if dest.is_none() && st.dirty.is_empty() {
             return Ok(0);
         }
+        // In place: the original's mode and owner; a new file: its read
+        // and write bits under the umask (as the full path gives them).
+        let perms = match (dest.is_some(), st.src.metadata()) {
+            (false, Ok(m)) => Perms::keep_meta(&m),
+            (true, Ok(m)) => Perms::from_meta(&m),
+            (_, Err(_)) => Perms::From(0o600),
+        };
         let dest = dest.unwrap_or(&st.path);
         st.unchanged_source()?;
         let tmp = TempFile::beside(dest)?;
-        if let Ok(m) = st.src.metadata() {
-            let _ = tmp.file().set_permissions(m.permissions());
-        }
         let name = tmp.path().display().to_string();
         let werr = |e: io::Error| Error::io(format!("writing {name}"), e);
         let n = st.index.chunks.len();
@@ -621,7 +625,7 @@ impl Seekable {
             Codec::Gzip => {}
         }
         st.unchanged_source()?;
-        tmp.persist(dest)?;
+        tmp.persist_as(dest, perms)?;
         Ok(st.dirty.len())
     }
 }

@@ -71,6 +71,8 @@ pub fn decompress(input: &File, w: &mut SparseWriter, entry: Option<&str>) -> Re
     let name = choose_entry(input, entry)?;
     let mut a = ::zip::ZipArchive::new(input).map_err(zip_err)?;
     let mut f = a.by_name(&name).map_err(zip_err)?;
+    // For the progress bar: the compressed bytes done, in proportion.
+    let (packed, size) = (f.compressed_size() as u128, f.size() as u128);
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = match f.read(&mut buf) {
@@ -85,6 +87,9 @@ pub fn decompress(input: &File, w: &mut SparseWriter, entry: Option<&str>) -> Re
         };
         if n == 0 {
             break;
+        }
+        if size > 0 {
+            w.input_done = ((w.len() as u128 + n as u128) * packed / size) as u64;
         }
         w.write(&buf[..n])?;
     }
