@@ -633,3 +633,64 @@ fn selinux_labels_from_the_images_policy() {
     let out = cust_ok(&img, &["--selinux-relabel"]);
     assert!(out.contains(" 0 labels changed"), "{out}");
 }
+
+/// An ext3 image with a 1 MiB journal holding /big, a tree whose deletion
+/// touches more metadata than half a journal transaction holds (so a
+/// `--delete /big` commits in steps), and `free_kib` of room.
+fn big_tree_image(d: &Path, size: &str) -> PathBuf {
+    let root = d.join("root");
+    for i in 0..40 {
+        let sub = root.join(format!("big/d{i:02}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        for j in 0..100 {
+            std::fs::write(sub.join(format!("f{j:03}")), format!("{i} {j}\n")).unwrap();
+        }
+    }
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
+    let img = d.join("big.ext3");
+    let out = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext3", "-b", "1024", "-I", "128"])
+        .args(["-J", "size=1", "-N", "6000", "-d"])
+        .arg(&root)
+        .arg(&img)
+        .arg(size)
+        .env("E2FSPROGS_FAKE_TIME", "1700000000")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    img
+}
+
+#[test]
+fn failing_step_after_a_large_delete_changes_nothing() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let img = big_tree_image(d.path(), "16M");
+    let before = bytes(&img);
+    let long = format!("/etc/{}:x", "n".repeat(300));
+    let huge = d.path().join("huge");
+    std::fs::write(&huge, vec![7u8; 20 << 20]).unwrap();
+    let upload = format!("{}:/huge", huge.display());
+    for failing in [["--write", long.as_str()], ["--upload", upload.as_str()]] {
+        let mut steps = vec!["--delete", "/big"];
+        steps.extend_from_slice(&failing);
+        let out = cust(&img, &steps);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{failing:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("nothing was changed"), "{err}");
+        assert!(
+            bytes(&img) == before,
+            "{failing:?}: the image changed: {err}"
+        );
+        fsck_clean(&img);
+    }
+    // The delete alone goes through (in several transactions).
+    cust_ok(&img, &["--delete", "/big"]);
+    assert!(!debugfs(&img, "ls -l /").contains("big"));
+}

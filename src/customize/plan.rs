@@ -152,6 +152,23 @@ fn parent_of(p: &str) -> (&str, &str) {
     }
 }
 
+/// A name an ext2/3/4 directory entry can hold (checked while planning,
+/// so that no step fails on it after others were applied).
+fn check_name(name: &str) -> Result<()> {
+    if name.len() > 255 {
+        let mut cut = 40;
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        return Err(Error::Invalid(format!(
+            "file name {}... is {} bytes long, more than 255",
+            &name[..cut],
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
 fn join(dir: &str, name: &str) -> String {
     if dir == "/" {
         format!("/{name}")
@@ -263,6 +280,7 @@ impl<'a> Plan<'a> {
         if name.is_empty() {
             return Err(Error::Invalid(format!("{step_path}: the root has no name")));
         }
+        check_name(name)?;
         match self.exact(p)? {
             Some(m) if m.is_dir() => Ok(()),
             Some(m) => Err(Error::NotADirectory(format!("{p} is a {}", m.ftype.name()))),
@@ -322,6 +340,7 @@ impl<'a> Plan<'a> {
         let c = self.canonical(path, true)?;
         let mut cur = String::from("/");
         for comp in c.split('/').filter(|s| !s.is_empty()) {
+            check_name(comp)?;
             let next = join(&cur, comp);
             // Resolve again: a parent planned as a symlink is followed.
             let next = self.canonical(&next, true)?;
