@@ -694,3 +694,85 @@ fn failing_step_after_a_large_delete_changes_nothing() {
     cust_ok(&img, &["--delete", "/big"]);
     assert!(!debugfs(&img, "ls -l /").contains("big"));
 }
+
+/// Run the binary under a 1 GiB address-space cap (prlimit) and a time
+/// limit (timeout); None when either tool is missing.
+fn run_capped(args: &[&str], secs: u32) -> Option<(Option<i32>, String, String, f64)> {
+    if !have("prlimit") || !have("timeout") {
+        skip("prlimit or timeout is not installed");
+        return None;
+    }
+    let t = std::time::Instant::now();
+    let out = Command::new("timeout")
+        .arg(secs.to_string())
+        .args(["prlimit", "--as=1073741824", "--"])
+        .arg(bin())
+        .args(args)
+        .env("EXT3EDIT_NO_PROGRESS", "1")
+        .output()
+        .unwrap();
+    Some((
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        t.elapsed().as_secs_f64(),
+    ))
+}
+
+/// An image whose /etc/passwd has `n` users and CRLF line ends.
+fn crlf_accounts_image(d: &Path, n: usize) -> PathBuf {
+    let root = d.join("root/etc");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut p = b"root:x:0:0:root:/root:/bin/bash\r\n".to_vec();
+    for i in 0..n {
+        p.extend_from_slice(
+            format!("u{i}:x:{}:{}::/home/u{i}:/bin/sh\r\n", 1000 + i, 1000 + i).as_bytes(),
+        );
+    }
+    std::fs::write(root.join("passwd"), &p).unwrap();
+    std::fs::write(root.join("shadow"), "root:*:19000:0:99999:7:::\r\n").unwrap();
+    std::fs::write(root.join("group"), "root:x:0:\r\n").unwrap();
+    let img = d.join("crlf.ext3");
+    let out = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext3", "-d"])
+        .arg(d.join("root"))
+        .arg(&img)
+        .arg("64M")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    img
+}
+
+#[test]
+fn dry_run_diff_of_a_large_file_is_fast() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let img = crlf_accounts_image(d.path(), 80_000);
+    let i = img.to_str().unwrap();
+    // A whole file replaced: every line differs.
+    let Some((code, out, err, secs)) = run_capped(
+        &[
+            "customize",
+            i,
+            "--dry-run",
+            "--write",
+            "/etc/passwd:root:x:0:0::/root:/bin/sh\\n",
+        ],
+        60,
+    ) else {
+        return;
+    };
+    assert_eq!(code, Some(0), "{err}");
+    assert!(secs < 30.0, "{secs} s");
+    assert!(
+        out.contains("+root:x:0:0::/root:/bin/sh"),
+        "{}",
+        &out[..out.len().min(500)]
+    );
+    assert_eq!(out.lines().filter(|l| l.starts_with("-u")).count(), 80_000);
+}

@@ -588,7 +588,15 @@ pub fn unified_diff(path: &str, existed: bool, old: &[u8], new: &[u8]) -> String
     }
     let o = String::from_utf8_lossy(old);
     let n = String::from_utf8_lossy(new);
-    let diff = similar::TextDiff::from_lines(o.as_ref(), n.as_ref());
+    // Myers' algorithm (similar's default) takes time N x D: a file
+    // rewritten whole (80,000 lines) takes minutes. Patience matches the
+    // unique lines first (N log N), and the deadline bounds what is left
+    // to Myers: past it the rest shows as removed and added (still a
+    // correct diff, only not the smallest).
+    let diff = similar::TextDiff::configure()
+        .algorithm(similar::Algorithm::Patience)
+        .timeout(std::time::Duration::from_millis(500))
+        .diff_lines(o.as_ref(), n.as_ref());
     let from = if existed {
         format!("a{path}")
     } else {
