@@ -776,3 +776,33 @@ fn dry_run_diff_of_a_large_file_is_fast() {
     );
     assert_eq!(out.lines().filter(|l| l.starts_with("-u")).count(), 80_000);
 }
+
+#[test]
+fn nested_recipes_are_bounded_in_total() {
+    let d = tempfile::tempdir().unwrap();
+    let img = sample_copy(d.path());
+    let before = bytes(&img);
+    // Five levels, each 1,000 lines naming the next: 10^15 steps in all.
+    std::fs::write(d.path().join("r5.txt"), "mkdir /x\n".repeat(1000)).unwrap();
+    for n in (1..5).rev() {
+        let line = format!("commands-from-file r{}.txt\n", n + 1);
+        std::fs::write(d.path().join(format!("r{n}.txt")), line.repeat(1000)).unwrap();
+    }
+    let r1 = d.path().join("r1.txt");
+    let Some((code, _, err, secs)) = run_capped(
+        &[
+            "customize",
+            img.to_str().unwrap(),
+            "--commands-from-file",
+            r1.to_str().unwrap(),
+        ],
+        60,
+    ) else {
+        return;
+    };
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("in one run"), "{err}");
+    assert!(secs < 20.0, "{secs} s");
+    assert!(bytes(&img) == before);
+}
