@@ -806,3 +806,127 @@ fn nested_recipes_are_bounded_in_total() {
     assert!(secs < 20.0, "{secs} s");
     assert!(bytes(&img) == before);
 }
+
+/// Copy a host tree (files and directories only).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = e.file_type().unwrap();
+        if t.is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else if t.is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Lines with their ends.
+fn raw_lines(b: &[u8]) -> Vec<Vec<u8>> {
+    b.split_inclusive(|&c| c == b'\n')
+        .map(|l| l.to_vec())
+        .collect()
+}
+
+#[test]
+fn edited_files_keep_untouched_bytes_and_line_ends() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("root");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sample-root"),
+        &root,
+    );
+    // Every file a step below edits: CRLF line ends and a Latin-1 line.
+    let files = [
+        (
+            "etc/passwd",
+            b"jose:x:1500:1500:Jos\xe9 M\xfcller:/home/jose:/bin/sh\n".to_vec(),
+        ),
+        ("etc/shadow", b"jose:!!:19000:0:99999:7:::\n".to_vec()),
+        ("etc/group", b"jos\xe9grp:x:1500:\n".to_vec()),
+        ("etc/hosts", b"# caf\xe9\n".to_vec()),
+        ("etc/inittab", b"# caf\xe9\n".to_vec()),
+        ("etc/securetty", b"# caf\xe9\n".to_vec()),
+        ("etc/ssh/sshd_config", b"# caf\xe9\n".to_vec()),
+        ("etc/sysconfig/network", b"# caf\xe9\n".to_vec()),
+        (
+            "etc/fstab",
+            b"# caf\xe9\n/dev/sda1 / ext3 defaults 1 1\n".to_vec(),
+        ),
+    ];
+    let mut before = std::collections::HashMap::new();
+    for (f, extra) in &files {
+        let p = root.join(f);
+        let mut b = std::fs::read(&p).unwrap_or_default();
+        b.extend_from_slice(extra);
+        let crlf: Vec<u8> = raw_lines(&b)
+            .into_iter()
+            .flat_map(|l| {
+                let body = l.strip_suffix(b"\n").unwrap_or(&l).to_vec();
+                [body, b"\r\n".to_vec()].concat()
+            })
+            .collect();
+        std::fs::write(&p, &crlf).unwrap();
+        before.insert(*f, crlf);
+    }
+    let img = d.path().join("img.ext3");
+    let out = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext3", "-d"])
+        .arg(&root)
+        .arg(&img)
+        .arg("16M")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cust_ok(
+        &img,
+        &[
+            "--lock-root",
+            "--add-user",
+            "alice",
+            "--sshd-set",
+            "PermitRootLogin=yes",
+            "--hostname",
+            "vm1.example.com",
+            "--xen-console",
+            "hvc0",
+            "--network",
+            "eth0=dhcp",
+            "--append-line",
+            "/etc/fstab:tmpfs /tmp tmpfs defaults 0 0",
+        ],
+    );
+    for (f, _) in &files {
+        let new = debugfs_cat(&img, &format!("/{f}"));
+        let old = &before[f];
+        assert_ne!(&new, old, "{f} was not edited");
+        let (o, n) = (raw_lines(old), raw_lines(&new));
+        for l in &n {
+            assert!(
+                l.ends_with(b"\r\n"),
+                "{f}: a line without CRLF: {:?}",
+                String::from_utf8_lossy(l)
+            );
+        }
+        // Every Latin-1 line is still there, byte for byte.
+        for l in o.iter().filter(|l| !l.is_ascii()) {
+            assert!(n.contains(l), "{f}: lost {:?}", String::from_utf8_lossy(l));
+        }
+        // At most a few lines changed: the rest are the old ones.
+        let kept = o.iter().filter(|l| n.contains(l)).count();
+        assert!(
+            kept + 3 >= o.len(),
+            "{f}: only {kept} of {} lines kept",
+            o.len()
+        );
+    }
+    // passwd only gains alice's line.
+    let pw = debugfs_cat(&img, "/etc/passwd");
+    assert!(pw.starts_with(&before["etc/passwd"]));
+    assert!(pw[before["etc/passwd"].len()..].starts_with(b"alice:"));
+}

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::customize::check::ssh::{default_runlevel, rc_dirs, uses_systemd, SSHD_CONFIG};
 use crate::customize::plan::{Attrs, Content, Plan};
-use crate::customize::text::{read_text, View};
+use crate::customize::text::{self, read_text, View};
 use crate::error::{Error, Result};
 use crate::layout::FileType;
 
@@ -66,7 +66,7 @@ pub fn set(plan: &mut Plan, key: &str, value: &str) -> Result<()> {
     out.push('\n');
     plan.write(
         SSHD_CONFIG,
-        Content::Bytes(out.into_bytes()),
+        Content::Bytes(text::edited(&text, &out)),
         Attrs::root(0o600),
     )
 }
