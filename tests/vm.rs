@@ -636,10 +636,10 @@ fn selinux_labels_from_the_images_policy() {
 
 /// An ext3 image with a 1 MiB journal holding /big, a tree whose deletion
 /// touches more metadata than half a journal transaction holds (so a
-/// `--delete /big` commits in steps), and `free_kib` of room.
-fn big_tree_image(d: &Path, size: &str) -> PathBuf {
+/// `--delete /big` commits in steps), with `dirs` directories of 100 files.
+fn big_tree_image(d: &Path, size: &str, dirs: usize) -> PathBuf {
     let root = d.join("root");
-    for i in 0..40 {
+    for i in 0..dirs {
         let sub = root.join(format!("big/d{i:02}"));
         std::fs::create_dir_all(&sub).unwrap();
         for j in 0..100 {
@@ -648,10 +648,23 @@ fn big_tree_image(d: &Path, size: &str) -> PathBuf {
     }
     std::fs::create_dir_all(root.join("etc")).unwrap();
     std::fs::write(root.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
+    // A one-line SELinux policy: every file etc_t.
+    let files = root.join("etc/selinux/targeted/contexts/files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(
+        root.join("etc/selinux/config"),
+        "SELINUX=enforcing\nSELINUXTYPE=targeted\n",
+    )
+    .unwrap();
+    std::fs::write(
+        files.join("file_contexts"),
+        "/.*\tsystem_u:object_r:etc_t:s0\n",
+    )
+    .unwrap();
     let img = d.join("big.ext3");
     let out = Command::new("mke2fs")
         .args(["-q", "-F", "-t", "ext3", "-b", "1024", "-I", "128"])
-        .args(["-J", "size=1", "-N", "6000", "-d"])
+        .args(["-J", "size=1", "-N", &(dirs * 100 + 2000).to_string(), "-d"])
         .arg(&root)
         .arg(&img)
         .arg(size)
@@ -670,7 +683,7 @@ fn big_tree_image(d: &Path, size: &str) -> PathBuf {
 fn failing_step_after_a_large_delete_changes_nothing() {
     require_e2fsprogs!();
     let d = tempfile::tempdir().unwrap();
-    let img = big_tree_image(d.path(), "16M");
+    let img = big_tree_image(d.path(), "16M", 40);
     let before = bytes(&img);
     let long = format!("/etc/{}:x", "n".repeat(300));
     let huge = d.path().join("huge");
@@ -693,6 +706,24 @@ fn failing_step_after_a_large_delete_changes_nothing() {
     // The delete alone goes through (in several transactions).
     cust_ok(&img, &["--delete", "/big"]);
     assert!(!debugfs(&img, "ls -l /").contains("big"));
+
+    // A relabel that runs out of room (with 128-byte inodes every label
+    // takes a block) after labelling most of the tree in steps.
+    let d = tempfile::tempdir().unwrap();
+    let img = big_tree_image(d.path(), "15M", 70);
+    let before = bytes(&img);
+    let out = cust(&img, &["--selinux-relabel"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no free block") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert!(
+        bytes(&img) == before,
+        "the relabel changed the image: {err}"
+    );
+    fsck_clean(&img);
 }
 
 /// Run the binary under a 1 GiB address-space cap (prlimit) and a time

@@ -259,11 +259,19 @@ pub fn edited(old: &str, new: &str) -> Vec<u8> {
             }
             continue;
         }
-        for j in nr {
+        // Changed or added lines end as the file's lines do; one that is
+        // its old line after all (the diff gave up at its deadline on a
+        // huge file) keeps its old end.
+        for (k, j) in nr.enumerate() {
+            let same = (tag == similar::DiffTag::Replace && k < or.len())
+                .then(|| o[or.start + k])
+                .filter(|l| l.0 == n[j].0 && !l.1.is_empty());
             out.push_str(n[j].0);
-            out.push_str(match n[j].1 {
-                "\n" => eol,
-                e => e,
+            out.push_str(match (same, n[j].1) {
+                (_, "") => "",
+                (Some(l), _) => l.1,
+                (None, "\n") => eol,
+                (None, e) => e,
             });
         }
     }
