@@ -409,3 +409,56 @@ fn put_r_failing_after_commits_changes_nothing() {
     );
     common::fsck_clean(&img);
 }
+
+/// The same on an image whose journal needs recovery: the first
+/// intermediate commit writes the replay, and putting the change back
+/// puts back the pending journal too (the image still needs recovery,
+/// byte for byte as before); after a rollback the replay is staged again.
+#[test]
+fn undoable_change_over_a_pending_replay_is_put_back() {
+    require_e2fsprogs!();
+    let (d, img) = small_journal_tree("16M", 8);
+    let opts = OpenOptions {
+        write: true,
+        ..OpenOptions::default()
+    };
+    let base = std::fs::read(&img).unwrap();
+    let dirty = common::crash_until_dirty(&base, &opts, &|fs| {
+        let root = fs.root();
+        fs.create_file(
+            root,
+            b"x",
+            &ext3edit::NewFile::default(),
+            &mut &b"pending"[..],
+        )?;
+        fs.commit()
+    });
+    let img = d.path().join("dirty.img");
+    for how in ["drop", "rollback"] {
+        std::fs::write(&img, &dirty).unwrap();
+        let mut fs = Filesystem::open(&img, &opts).unwrap();
+        assert!(fs.needs_recovery());
+        fs.begin_undoable();
+        let root = fs.root();
+        fs.remove_tree(root, b"big").unwrap();
+        assert!(fs.has_intermediate_commits());
+        if how == "drop" {
+            drop(fs);
+            assert!(std::fs::read(&img).unwrap() == dirty, "the image changed");
+            continue;
+        }
+        fs.rollback().unwrap();
+        assert!(fs.resolve("/big/d00/f000", false).is_ok());
+        assert!(
+            fs.resolve("/x", false).is_ok(),
+            "the replay is staged again"
+        );
+        fs.commit().unwrap();
+        drop(fs);
+        common::fsck_clean(&img);
+        let fs = Filesystem::open(&img, &OpenOptions::read_only()).unwrap();
+        assert!(!fs.needs_recovery());
+        assert!(fs.resolve("/big/d39/f099", false).is_ok());
+        assert!(fs.resolve("/x", false).is_ok());
+    }
+}
