@@ -122,6 +122,43 @@ struct Undo {
     saved: BlockSet,
 }
 
+/// An intermediate commit of an undoable change failed and the change was
+/// put back: say so instead of the state the failed commit left.
+fn put_back(e: Error, restored: Result<()>) -> Error {
+    let state = match &restored {
+        Ok(()) => "the whole change was put back: the image is as it was".to_string(),
+        Err(u) => format!("putting the change back failed: {u}"),
+    };
+    match e {
+        Error::Io { context, source } => {
+            let mut base = context.as_str();
+            for s in [
+                STATE_UNCHANGED,
+                STATE_JOURNAL_MAYBE,
+                STATE_JOURNALED,
+                STATE_IN_PLACE,
+                STATE_REPLAY,
+            ] {
+                if let Some(b) = base.strip_suffix(&format!(" ({s})")) {
+                    base = b;
+                }
+            }
+            Error::Io {
+                context: format!("{base} ({state})"),
+                source,
+            }
+        }
+        other => match restored {
+            Ok(()) => other,
+            Err(Error::Io { context, source }) => Error::Io {
+                context: format!("{other}; then {context} (putting the change back failed)"),
+                source,
+            },
+            Err(u) => u,
+        },
+    }
+}
+
 /// Say in an I/O error what state the image is left in.
 fn with_state(e: Error, state: &str) -> Error {
     match e {
@@ -1098,7 +1135,15 @@ impl Filesystem {
     /// journal (ext2, or `--no-journal`): new blocks, flush, metadata in
     /// place, flush.
     pub fn commit(&mut self) -> Result<()> {
-        self.commit_step(self.undoable)?;
+        if let Err(e) = self.commit_step(false) {
+            // Failed before its commit point (the undo is still there):
+            // put the intermediate commits back now, and say so.
+            if self.undo_committed {
+                let restored = self.rollback();
+                return Err(put_back(e, restored));
+            }
+            return Err(e);
+        }
         // The end of an undoable change: what it wrote stays.
         if self.undoable || self.undo_committed {
             self.undoable = false;
@@ -1251,7 +1296,14 @@ impl Filesystem {
             _ => (16 << 20) / self.bs,
         };
         if self.staged_meta_blocks() + self.dirty_groups.len() + 8 > limit {
-            self.commit_step(self.undoable)?;
+            if let Err(e) = self.commit_step(self.undoable) {
+                if !self.undoable {
+                    return Err(e);
+                }
+                // Put the whole change back now, and say so.
+                let restored = self.rollback();
+                return Err(put_back(e, restored));
+            }
             return Ok(true);
         }
         Ok(false)

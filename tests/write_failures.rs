@@ -403,6 +403,7 @@ fn put_r_failing_after_commits_changes_nothing() {
     );
     assert_eq!(code, 1, "{err}");
     one_line(&err);
+    assert!(err.contains("the whole change was put back"), "{err}");
     assert!(
         std::fs::read(&img).unwrap() == before,
         "the image changed: {err}"
