@@ -1289,7 +1289,9 @@ impl Filesystem {
     /// Commit if the staged metadata has grown past half of what one
     /// journal transaction can hold (or 16 MiB without a journal). Long
     /// operations call this between steps that each leave a consistent
-    /// filesystem.
+    /// filesystem. Inside an undoable change ([`Self::begin_undoable`])
+    /// the commit can still be put back; if it fails, the whole change is
+    /// put back at once and the error says so.
     pub fn commit_if_large(&mut self) -> Result<bool> {
         let limit = match (&self.journal, self.use_journal) {
             (Some(j), true) => j.capacity() / 2,
