@@ -1410,6 +1410,7 @@ impl Filesystem {
     }
 
     /// 1. The log, and the on-disk superblock marked needs_recovery.
+    ///
     /// `in_place`: blocks the checkpoint will overwrite whose previous
     /// content must be saved too (an intermediate commit of an undoable
     /// change; they are saved with the journal's, before the first write).
