@@ -116,6 +116,47 @@ struct Undo {
     runs: Vec<(u64, u64, Option<u64>)>,
     spool: Option<std::fs::File>,
     spooled: u64,
+    /// Blocks whose previous content is already saved: only the oldest
+    /// copy counts (a multi-commit change writes some blocks, the journal
+    /// and the superblock, at every commit).
+    saved: BlockSet,
+}
+
+/// An intermediate commit of an undoable change failed and the change was
+/// put back: say so instead of the state the failed commit left.
+fn put_back(e: Error, restored: Result<()>) -> Error {
+    let state = match &restored {
+        Ok(()) => "the whole change was put back: the image is as it was".to_string(),
+        Err(u) => format!("putting the change back failed: {u}"),
+    };
+    match e {
+        Error::Io { context, source } => {
+            let mut base = context.as_str();
+            for s in [
+                STATE_UNCHANGED,
+                STATE_JOURNAL_MAYBE,
+                STATE_JOURNALED,
+                STATE_IN_PLACE,
+                STATE_REPLAY,
+            ] {
+                if let Some(b) = base.strip_suffix(&format!(" ({s})")) {
+                    base = b;
+                }
+            }
+            Error::Io {
+                context: format!("{base} ({state})"),
+                source,
+            }
+        }
+        other => match restored {
+            Ok(()) => other,
+            Err(Error::Io { context, source }) => Error::Io {
+                context: format!("{other}; then {context} (putting the change back failed)"),
+                source,
+            },
+            Err(u) => u,
+        },
+    }
 }
 
 /// Say in an I/O error what state the image is left in.
@@ -218,6 +259,13 @@ pub struct Filesystem {
     /// abandoned (rollback, or the handle dropped uncommitted), so that a
     /// failed command leaves the image byte for byte as it was.
     undo: Undo,
+    /// An undoable change is open ([`Self::begin_undoable`]): intermediate
+    /// commits keep the undo, so that the whole change can still be put
+    /// back until the final [`Self::commit`].
+    undoable: bool,
+    /// What the undo of an open undoable change spans: intermediate
+    /// commits were made (the image on disk is no longer the old one).
+    undo_committed: bool,
     dirty_groups: BTreeSet<u32>,
     sb_dirty: bool,
     write_refusal: Option<String>,
@@ -368,6 +416,8 @@ impl Filesystem {
             overlay: HashMap::new(),
             staged_data: 0,
             undo: Undo::default(),
+            undoable: false,
+            undo_committed: false,
             dirty_groups: BTreeSet::new(),
             sb_dirty: false,
             write_refusal: None,
@@ -945,6 +995,15 @@ impl Filesystem {
     /// only noted; anything else goes to an anonymous file in `$TMPDIR`.
     fn save_undo(&mut self, blocks: &[u64]) -> Result<()> {
         use std::io::{Seek, SeekFrom, Write};
+        let fresh: Vec<u64> = blocks
+            .iter()
+            .copied()
+            .filter(|&b| !self.undo.saved.contains(b))
+            .collect();
+        let blocks = &fresh[..];
+        for &b in blocks {
+            self.undo.saved.insert(b);
+        }
         let bs = self.bs as u64;
         let max_run = ((1 << 20) / bs).max(1);
         let mut i = 0;
@@ -1021,6 +1080,28 @@ impl Filesystem {
     /// From here on the written blocks belong to the change being committed.
     fn forget_undo(&mut self) {
         self.undo = Undo::default();
+        self.undo_committed = false;
+    }
+
+    /// Open an undoable change: from here until the next [`Self::commit`],
+    /// the intermediate commits of [`Self::commit_if_large`] (each a
+    /// consistent file system, so a crash leaves one of them) first save
+    /// the previous content of every block they overwrite (metadata in
+    /// place, journal, superblock, data blocks that were free) in an
+    /// anonymous file in `$TMPDIR` (zeros are only noted). If the change
+    /// is abandoned ([`Self::rollback`], or the handle dropped without the
+    /// final commit), all of it is written back and flushed: the image is
+    /// byte for byte as it was when the change was opened. The final
+    /// commit forgets the saved blocks. The undo is not replayed after a
+    /// crash (the spool file is gone with the process).
+    pub fn begin_undoable(&mut self) {
+        self.undoable = true;
+    }
+
+    /// True while an undoable change spans intermediate commits: the image
+    /// on disk is one of them until the change is committed or rolled back.
+    pub fn has_intermediate_commits(&self) -> bool {
+        self.undo_committed
     }
 
     fn spill_data(&mut self) -> Result<()> {
@@ -1097,6 +1178,26 @@ impl Filesystem {
     /// journal (ext2, or `--no-journal`): new blocks, flush, metadata in
     /// place, flush.
     pub fn commit(&mut self) -> Result<()> {
+        if let Err(e) = self.commit_step(false) {
+            // Failed before its commit point (the undo is still there):
+            // put the intermediate commits back now, and say so.
+            if self.undo_committed {
+                let restored = self.rollback();
+                return Err(put_back(e, restored));
+            }
+            return Err(e);
+        }
+        // The end of an undoable change: what it wrote stays.
+        if self.undoable || self.undo_committed {
+            self.undoable = false;
+            self.forget_undo();
+        }
+        Ok(())
+    }
+
+    /// One commit. `keep`: an intermediate commit of an undoable change,
+    /// which saves what it overwrites and keeps it past its commit point.
+    fn commit_step(&mut self, keep: bool) -> Result<()> {
         if !self.is_dirty() {
             return Ok(());
         }
@@ -1120,6 +1221,17 @@ impl Filesystem {
             }
         }
         if let Some(rec) = self.recovery.take() {
+            if keep {
+                let mut touched: Vec<u64> = rec.blocks.keys().copied().collect();
+                touched.push(rec.jsb_block);
+                touched.push(self.sb_location().0);
+                touched.sort_unstable();
+                touched.dedup();
+                if let Err(e) = self.save_undo(&touched) {
+                    self.recovery = Some(rec);
+                    return Err(e);
+                }
+            }
             self.checkpoint_recovery(&rec)
                 .map_err(|e| with_state(e, STATE_REPLAY))?;
             // Blocks the replay alone changed need not be written again.
@@ -1186,15 +1298,23 @@ impl Filesystem {
             self.flush().map_err(|e| with_state(e, STATE_UNCHANGED))?;
         }
         if let Some(log) = log {
-            self.journaled_write(&meta, log)?;
+            self.journaled_write(&meta, log, keep)?;
         } else {
             // In place, the first metadata write is the commit point.
-            self.forget_undo();
+            if keep {
+                self.save_undo(&meta)?;
+            } else {
+                self.forget_undo();
+            }
             self.write_runs(&meta)
                 .map_err(|e| with_state(e, STATE_IN_PLACE))?;
             self.flush().map_err(|e| with_state(e, STATE_IN_PLACE))?;
         }
-        self.forget_undo();
+        if keep {
+            self.undo_committed = true;
+        } else {
+            self.forget_undo();
+        }
         self.overlay.clear();
         self.staged_data = 0;
         self.freed_blocks.clear();
@@ -1212,14 +1332,23 @@ impl Filesystem {
     /// Commit if the staged metadata has grown past half of what one
     /// journal transaction can hold (or 16 MiB without a journal). Long
     /// operations call this between steps that each leave a consistent
-    /// filesystem.
+    /// filesystem. Inside an undoable change ([`Self::begin_undoable`])
+    /// the commit can still be put back; if it fails, the whole change is
+    /// put back at once and the error says so.
     pub fn commit_if_large(&mut self) -> Result<bool> {
         let limit = match (&self.journal, self.use_journal) {
             (Some(j), true) => j.capacity() / 2,
             _ => (16 << 20) / self.bs,
         };
         if self.staged_meta_blocks() + self.dirty_groups.len() + 8 > limit {
-            self.commit()?;
+            if let Err(e) = self.commit_step(self.undoable) {
+                if !self.undoable {
+                    return Err(e);
+                }
+                // Put the whole change back now, and say so.
+                let restored = self.rollback();
+                return Err(put_back(e, restored));
+            }
             return Ok(true);
         }
         Ok(false)
@@ -1300,14 +1429,17 @@ impl Filesystem {
         })
     }
 
-    fn journaled_write(&mut self, meta: &[u64], plan: Planned) -> Result<()> {
+    fn journaled_write(&mut self, meta: &[u64], plan: Planned, keep: bool) -> Result<()> {
         // Until the journal superblock points at the transaction, the
         // file system on disk is the old one.
-        self.log_transaction(&plan)
+        self.log_transaction(&plan, if keep { meta } else { &[] })
             .map_err(|e| with_state(e, STATE_UNCHANGED))?;
         // 2. The journal superblock points at the transaction: the commit
-        // point. From here on what was written belongs to the change.
-        self.forget_undo();
+        // point. From here on what was written belongs to the change
+        // (unless an undoable change keeps it).
+        if !keep {
+            self.forget_undo();
+        }
         let j = self.journal.as_ref().unwrap().clone();
         let tid = plan.tid;
         let jsb_block = plan.jsb_block;
@@ -1321,11 +1453,19 @@ impl Filesystem {
     }
 
     /// 1. The log, and the on-disk superblock marked needs_recovery.
-    fn log_transaction(&mut self, plan: &Planned) -> Result<()> {
+    ///
+    /// `in_place`: blocks the checkpoint will overwrite whose previous
+    /// content must be saved too (an intermediate commit of an undoable
+    /// change; they are saved with the journal's, before the first write).
+    fn log_transaction(&mut self, plan: &Planned, in_place: &[u64]) -> Result<()> {
         let placed = &plan.placed;
         let mut touched: Vec<u64> = placed.iter().map(|p| p.0).collect();
         touched.extend(plan.after);
         touched.push(self.disk_sb_block(true)?.0);
+        if !in_place.is_empty() {
+            touched.extend_from_slice(in_place);
+            touched.push(plan.jsb_block);
+        }
         touched.sort_unstable();
         touched.dedup();
         self.save_undo(&touched)?;
@@ -1425,6 +1565,9 @@ impl Filesystem {
 
     /// Drop every staged change.
     pub fn rollback(&mut self) -> Result<()> {
+        let committed = self.undo_committed;
+        self.undoable = false;
+        self.undo_committed = false;
         self.restore_undo()?;
         self.overlay.clear();
         self.staged_data = 0;
@@ -1440,6 +1583,18 @@ impl Filesystem {
             .map_err(|e| Error::io("reading the superblock", e))?;
         self.sb = Superblock::parse(&raw)?;
         self.load_groups()?;
+        if committed {
+            // Intermediate commits moved the journal on; the image is back
+            // where the change began (a replay it did is pending again).
+            self.recovery = None;
+            if self.journal.is_some() {
+                self.journal = Journal::load(self)?;
+            }
+            if self.disk_needs_recovery && self.journal.is_some() {
+                self.stage_recovery()?;
+            }
+            return Ok(());
+        }
         if self.recovery.take().is_some() {
             self.stage_recovery()?;
         }

@@ -1249,3 +1249,331 @@ fn customize_check_reports_the_result_in_the_same_run() {
     let out = cust(&raw, &["--dry-run", "--fix", "--check"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// An ext3 image with a 1 MiB journal holding /big, a tree whose deletion
+/// touches more metadata than half a journal transaction holds (so a
+/// `--delete /big` commits in steps), with `dirs` directories of 100 files.
+fn big_tree_image(d: &Path, size: &str, dirs: usize) -> PathBuf {
+    let root = d.join("root");
+    for i in 0..dirs {
+        let sub = root.join(format!("big/d{i:02}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        for j in 0..100 {
+            std::fs::write(sub.join(format!("f{j:03}")), format!("{i} {j}\n")).unwrap();
+        }
+    }
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
+    // A one-line SELinux policy: every file etc_t.
+    let files = root.join("etc/selinux/targeted/contexts/files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(
+        root.join("etc/selinux/config"),
+        "SELINUX=enforcing\nSELINUXTYPE=targeted\n",
+    )
+    .unwrap();
+    std::fs::write(
+        files.join("file_contexts"),
+        "/.*\tsystem_u:object_r:etc_t:s0\n",
+    )
+    .unwrap();
+    let img = d.join("big.ext3");
+    let out = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext3", "-b", "1024", "-I", "128"])
+        .args(["-J", "size=1", "-N", &(dirs * 100 + 2000).to_string(), "-d"])
+        .arg(&root)
+        .arg(&img)
+        .arg(size)
+        .env("E2FSPROGS_FAKE_TIME", "1700000000")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    img
+}
+
+#[test]
+fn failing_step_after_a_large_delete_changes_nothing() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let img = big_tree_image(d.path(), "16M", 40);
+    let before = bytes(&img);
+    let long = format!("/etc/{}:x", "n".repeat(300));
+    let huge = d.path().join("huge");
+    std::fs::write(&huge, vec![7u8; 20 << 20]).unwrap();
+    let upload = format!("{}:/huge", huge.display());
+    for failing in [["--write", long.as_str()], ["--upload", upload.as_str()]] {
+        let mut steps = vec!["--delete", "/big"];
+        steps.extend_from_slice(&failing);
+        let out = cust(&img, &steps);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{failing:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("nothing was changed"), "{err}");
+        assert!(
+            bytes(&img) == before,
+            "{failing:?}: the image changed: {err}"
+        );
+        fsck_clean(&img);
+    }
+    // The delete alone goes through (in several transactions).
+    cust_ok(&img, &["--delete", "/big"]);
+    assert!(!debugfs(&img, "ls -l /").contains("big"));
+
+    // A relabel that runs out of room (with 128-byte inodes every label
+    // takes a block) after labelling most of the tree in steps.
+    let d = tempfile::tempdir().unwrap();
+    let img = big_tree_image(d.path(), "15M", 70);
+    let before = bytes(&img);
+    let out = cust(&img, &["--selinux-relabel"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no free block") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert!(
+        bytes(&img) == before,
+        "the relabel changed the image: {err}"
+    );
+    fsck_clean(&img);
+}
+
+/// Run the binary under a 1 GiB address-space cap (prlimit) and a time
+/// limit (timeout); None when either tool is missing.
+fn run_capped(args: &[&str], secs: u32) -> Option<(Option<i32>, String, String, f64)> {
+    if !have("prlimit") || !have("timeout") {
+        skip("prlimit or timeout is not installed");
+        return None;
+    }
+    let t = std::time::Instant::now();
+    let out = Command::new("timeout")
+        .arg(secs.to_string())
+        .args(["prlimit", "--as=1073741824", "--"])
+        .arg(bin())
+        .args(args)
+        .env("EXT3EDIT_NO_PROGRESS", "1")
+        .output()
+        .unwrap();
+    Some((
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        t.elapsed().as_secs_f64(),
+    ))
+}
+
+/// An image whose /etc/passwd has `n` users and CRLF line ends.
+fn crlf_accounts_image(d: &Path, n: usize) -> PathBuf {
+    let root = d.join("root/etc");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut p = b"root:x:0:0:root:/root:/bin/bash\r\n".to_vec();
+    for i in 0..n {
+        p.extend_from_slice(
+            format!("u{i}:x:{}:{}::/home/u{i}:/bin/sh\r\n", 1000 + i, 1000 + i).as_bytes(),
+        );
+    }
+    std::fs::write(root.join("passwd"), &p).unwrap();
+    std::fs::write(root.join("shadow"), "root:*:19000:0:99999:7:::\r\n").unwrap();
+    std::fs::write(root.join("group"), "root:x:0:\r\n").unwrap();
+    let img = d.join("crlf.ext3");
+    let out = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext3", "-d"])
+        .arg(d.join("root"))
+        .arg(&img)
+        .arg("64M")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    img
+}
+
+#[test]
+fn dry_run_diff_of_a_large_file_is_fast() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let img = crlf_accounts_image(d.path(), 80_000);
+    let i = img.to_str().unwrap();
+    // A whole file replaced: every line differs.
+    let Some((code, out, err, secs)) = run_capped(
+        &[
+            "customize",
+            i,
+            "--dry-run",
+            "--write",
+            "/etc/passwd:root:x:0:0::/root:/bin/sh\\n",
+        ],
+        60,
+    ) else {
+        return;
+    };
+    assert_eq!(code, Some(0), "{err}");
+    assert!(secs < 30.0, "{secs} s");
+    assert!(
+        out.contains("+root:x:0:0::/root:/bin/sh"),
+        "{}",
+        &out[..out.len().min(500)]
+    );
+    assert_eq!(out.lines().filter(|l| l.starts_with("-u")).count(), 80_000);
+}
+
+#[test]
+fn nested_recipes_are_bounded_in_total() {
+    let d = tempfile::tempdir().unwrap();
+    let img = sample_copy(d.path());
+    let before = bytes(&img);
+    // Five levels, each 1,000 lines naming the next: 10^15 steps in all.
+    std::fs::write(d.path().join("r5.txt"), "mkdir /x\n".repeat(1000)).unwrap();
+    for n in (1..5).rev() {
+        let line = format!("commands-from-file r{}.txt\n", n + 1);
+        std::fs::write(d.path().join(format!("r{n}.txt")), line.repeat(1000)).unwrap();
+    }
+    let r1 = d.path().join("r1.txt");
+    let Some((code, _, err, secs)) = run_capped(
+        &[
+            "customize",
+            img.to_str().unwrap(),
+            "--commands-from-file",
+            r1.to_str().unwrap(),
+        ],
+        60,
+    ) else {
+        return;
+    };
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("in one run"), "{err}");
+    assert!(secs < 20.0, "{secs} s");
+    assert!(bytes(&img) == before);
+}
+
+/// Copy a host tree (files and directories only).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = e.file_type().unwrap();
+        if t.is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else if t.is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Lines with their ends.
+fn raw_lines(b: &[u8]) -> Vec<Vec<u8>> {
+    b.split_inclusive(|&c| c == b'\n')
+        .map(|l| l.to_vec())
+        .collect()
+}
+
+#[test]
+fn edited_files_keep_untouched_bytes_and_line_ends() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("root");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sample-root"),
+        &root,
+    );
+    // Every file a step below edits: CRLF line ends and a Latin-1 line.
+    let files = [
+        (
+            "etc/passwd",
+            b"jose:x:1500:1500:Jos\xe9 M\xfcller:/home/jose:/bin/sh\n".to_vec(),
+        ),
+        ("etc/shadow", b"jose:!!:19000:0:99999:7:::\n".to_vec()),
+        ("etc/group", b"jos\xe9grp:x:1500:\n".to_vec()),
+        ("etc/hosts", b"# caf\xe9\n".to_vec()),
+        ("etc/inittab", b"# caf\xe9\n".to_vec()),
+        ("etc/securetty", b"# caf\xe9\n".to_vec()),
+        ("etc/ssh/sshd_config", b"# caf\xe9\n".to_vec()),
+        ("etc/sysconfig/network", b"# caf\xe9\n".to_vec()),
+        (
+            "etc/fstab",
+            b"# caf\xe9\n/dev/sda1 / ext3 defaults 1 1\n".to_vec(),
+        ),
+    ];
+    let mut before = std::collections::HashMap::new();
+    for (f, extra) in &files {
+        let p = root.join(f);
+        let mut b = std::fs::read(&p).unwrap_or_default();
+        b.extend_from_slice(extra);
+        let crlf: Vec<u8> = raw_lines(&b)
+            .into_iter()
+            .flat_map(|l| {
+                let body = l.strip_suffix(b"\n").unwrap_or(&l).to_vec();
+                [body, b"\r\n".to_vec()].concat()
+            })
+            .collect();
+        std::fs::write(&p, &crlf).unwrap();
+        before.insert(*f, crlf);
+    }
+    let img = d.path().join("img.ext3");
+    let out = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext3", "-d"])
+        .arg(&root)
+        .arg(&img)
+        .arg("16M")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cust_ok(
+        &img,
+        &[
+            "--lock-root",
+            "--add-user",
+            "alice",
+            "--sshd-set",
+            "PermitRootLogin=yes",
+            "--hostname",
+            "vm1.example.com",
+            "--xen-console",
+            "hvc0",
+            "--network",
+            "eth0=dhcp",
+            "--append-line",
+            "/etc/fstab:tmpfs /tmp tmpfs defaults 0 0",
+        ],
+    );
+    for (f, _) in &files {
+        let new = debugfs_cat(&img, &format!("/{f}"));
+        let old = &before[f];
+        assert_ne!(&new, old, "{f} was not edited");
+        let (o, n) = (raw_lines(old), raw_lines(&new));
+        for l in &n {
+            assert!(
+                l.ends_with(b"\r\n"),
+                "{f}: a line without CRLF: {:?}",
+                String::from_utf8_lossy(l)
+            );
+        }
+        // Every Latin-1 line is still there, byte for byte.
+        for l in o.iter().filter(|l| !l.is_ascii()) {
+            assert!(n.contains(l), "{f}: lost {:?}", String::from_utf8_lossy(l));
+        }
+        // At most a few lines changed: the rest are the old ones.
+        let kept = o.iter().filter(|l| n.contains(l)).count();
+        assert!(
+            kept + 3 >= o.len(),
+            "{f}: only {kept} of {} lines kept",
+            o.len()
+        );
+    }
+    // passwd only gains alice's line.
+    let pw = debugfs_cat(&img, "/etc/passwd");
+    assert!(pw.starts_with(&before["etc/passwd"]));
+    assert!(pw[before["etc/passwd"].len()..].starts_with(b"alice:"));
+}

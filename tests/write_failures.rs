@@ -286,3 +286,180 @@ fn host_write_error_says_the_state() {
     common::fsck_clean(&img);
     common::ok(&img, "ls", &["/d/z"]);
 }
+
+/// A 1 KiB-block ext3 image with a 1 MiB journal holding /big: 40
+/// directories of 100 files of `file_len` bytes, whose removal touches more
+/// metadata than half a journal transaction holds.
+fn small_journal_tree(size: &str, file_len: usize) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    for i in 0..40 {
+        let sub = root.join(format!("big/d{i:02}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        for j in 0..100 {
+            std::fs::write(
+                sub.join(format!("f{j:03}")),
+                vec![b'a' + (j % 26) as u8; file_len],
+            )
+            .unwrap();
+        }
+    }
+    let img = dir.path().join("a.img");
+    let st = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext3", "-b", "1024", "-I", "128"])
+        .args(["-J", "size=1", "-N", "10000", "-d"])
+        .arg(&root)
+        .arg(&img)
+        .arg(size)
+        .env("E2FSPROGS_FAKE_TIME", "1700000000")
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+    (dir, img)
+}
+
+/// Through the library: a change opened with `begin_undoable` that
+/// committed in steps and then failed is put back whole, on drop and on
+/// rollback; the final commit keeps it.
+#[test]
+fn undoable_change_spanning_commits_is_put_back() {
+    require_e2fsprogs!();
+    let (_d, img) = small_journal_tree("16M", 8);
+    let before = std::fs::read(&img).unwrap();
+    let opts = OpenOptions {
+        write: true,
+        ..OpenOptions::default()
+    };
+    for how in ["drop", "rollback"] {
+        let mut fs = Filesystem::open(&img, &opts).unwrap();
+        fs.begin_undoable();
+        let root = fs.root();
+        fs.remove_tree(root, b"big").unwrap();
+        assert!(
+            fs.has_intermediate_commits(),
+            "the delete must span commits"
+        );
+        // Then a step fails: more data than the file system holds.
+        let mut src = std::io::repeat(7).take(40 << 20);
+        let e = fs
+            .create_file_sized(
+                root,
+                b"huge",
+                &ext3edit::NewFile::default(),
+                &mut src,
+                Some(40 << 20),
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("space"), "{e}");
+        if how == "rollback" {
+            fs.rollback().unwrap();
+            assert!(fs.resolve("/big/d39/f099", false).is_ok());
+            fs.commit().unwrap();
+        }
+        drop(fs);
+        assert!(
+            std::fs::read(&img).unwrap() == before,
+            "{how}: the image changed"
+        );
+        common::fsck_clean(&img);
+    }
+    let mut fs = Filesystem::open(&img, &opts).unwrap();
+    fs.begin_undoable();
+    let root = fs.root();
+    fs.remove_tree(root, b"big").unwrap();
+    fs.commit().unwrap();
+    drop(fs);
+    common::fsck_clean(&img);
+    let fs = Filesystem::open(&img, &OpenOptions::read_only()).unwrap();
+    assert!(fs.resolve("/big", false).is_err());
+}
+
+/// `put -r` of a large tree on an image with a small journal: it commits
+/// in steps, then a host write fails (the file-size limit stops writes
+/// past 12 MB of the image file); the image is byte for byte as it was.
+#[test]
+fn put_r_failing_after_commits_changes_nothing() {
+    require_e2fsprogs!();
+    let (d, img) = small_journal_tree("16M", 8);
+    let src = d.path().join("src");
+    for i in 0..50 {
+        let sub = src.join(format!("d{i:02}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        for j in 0..100 {
+            std::fs::write(sub.join(format!("f{j:03}")), format!("{i} {j}")).unwrap();
+        }
+    }
+    let i = img.to_str().unwrap();
+    let before = std::fs::read(&img).unwrap();
+    let (code, err, _, _) = run_measured(
+        &["put", i, src.to_str().unwrap(), "/new", "-r"],
+        None,
+        Some(14_000_000),
+    );
+    assert_eq!(code, 1, "{err}");
+    one_line(&err);
+    assert!(err.contains("the whole change was put back"), "{err}");
+    assert!(
+        std::fs::read(&img).unwrap() == before,
+        "the image changed: {err}"
+    );
+    common::fsck_clean(&img);
+}
+
+/// The same on an image whose journal needs recovery: the first
+/// intermediate commit writes the replay, and putting the change back
+/// puts back the pending journal too (the image still needs recovery,
+/// byte for byte as before); after a rollback the replay is staged again.
+#[test]
+fn undoable_change_over_a_pending_replay_is_put_back() {
+    require_e2fsprogs!();
+    let (d, img) = small_journal_tree("16M", 8);
+    let opts = OpenOptions {
+        write: true,
+        ..OpenOptions::default()
+    };
+    let base = std::fs::read(&img).unwrap();
+    let dirty = common::crash_until_dirty(&base, &opts, &|fs| {
+        let root = fs.root();
+        fs.create_file(
+            root,
+            b"x",
+            &ext3edit::NewFile::default(),
+            &mut &b"pending"[..],
+        )?;
+        fs.commit()
+    });
+    let img = d.path().join("dirty.img");
+    for how in ["drop", "rollback"] {
+        std::fs::write(&img, &dirty).unwrap();
+        let mut fs = Filesystem::open(&img, &opts).unwrap();
+        assert!(fs.needs_recovery());
+        fs.begin_undoable();
+        let root = fs.root();
+        fs.remove_tree(root, b"big").unwrap();
+        assert!(fs.has_intermediate_commits());
+        if how == "drop" {
+            drop(fs);
+            assert!(std::fs::read(&img).unwrap() == dirty, "the image changed");
+            continue;
+        }
+        fs.rollback().unwrap();
+        assert!(fs.resolve("/big/d00/f000", false).is_ok());
+        assert!(
+            fs.resolve("/x", false).is_ok(),
+            "the replay is staged again"
+        );
+        fs.commit().unwrap();
+        drop(fs);
+        common::fsck_clean(&img);
+        let fs = Filesystem::open(&img, &OpenOptions::read_only()).unwrap();
+        assert!(!fs.needs_recovery());
+        assert!(fs.resolve("/big/d39/f099", false).is_ok());
+        assert!(fs.resolve("/x", false).is_ok());
+    }
+}

@@ -478,10 +478,14 @@ pub fn open_write(image: &Path, w: &WriteOpts) -> R<Filesystem> {
         return open_packed(image, &c, format, w, &opts);
     }
     let Some(out) = &w.output else {
-        let fs = open_fs(image, &opts, image)?;
+        let mut fs = open_fs(image, &opts, image)?;
         // Under the image's lock now.
         remove_stale(&in_place_dest(image), image);
         note_recovery(&fs, image, REPLAY_IN_PLACE);
+        // A change too large for one journal transaction commits in steps
+        // (put -r, rm -r, customize): a command that fails after some of
+        // them puts the image back as it was.
+        fs.begin_undoable();
         return Ok(fs);
     };
     let copy = copy_for_output(image, out, !w.no_sync)?;

@@ -309,12 +309,26 @@ fn run_customize(image: &Path, dry_run: bool, w: &WriteOpts, words: Vec<String>)
         report::out(&shown)?;
     } else {
         let changes = plan.into_changes();
-        plan::apply(&mut fs, &changes, policy.as_ref())
-            .map_err(|e| failure(format!("{}: {e}; nothing was changed", image.display())))?;
-        if ctx.relabel {
-            let p = policy.as_ref().expect("checked above");
-            let st = ext3edit::customize::label::relabel(&mut fs, p)
-                .map_err(|e| failure(format!("{}: --selinux-relabel: {e}", image.display())))?;
+        let done = plan::apply(&mut fs, &changes, policy.as_ref())
+            .map_err(|e| e.to_string())
+            .and_then(|()| match (ctx.relabel, policy.as_ref()) {
+                (true, Some(p)) => ext3edit::customize::label::relabel(&mut fs, p)
+                    .map(Some)
+                    .map_err(|e| format!("--selinux-relabel: {e}")),
+                _ => Ok(None),
+            });
+        let st = match done {
+            Ok(st) => st,
+            Err(e) => {
+                // Large changes commit in steps: put every one of them back.
+                let back = match fs.rollback() {
+                    Ok(()) => "nothing was changed".to_string(),
+                    Err(u) => format!("putting the image back failed: {u}"),
+                };
+                return Err(failure(format!("{}: {e}; {back}", image.display())));
+            }
+        };
+        if let Some(st) = st {
             ctx.notes.push(format!(
                 "selinux-relabel: {} inodes, {} labels changed, {} without a label in the policy",
                 st.inodes, st.changed, st.unlabelled

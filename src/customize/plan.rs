@@ -154,6 +154,23 @@ fn parent_of(p: &str) -> (&str, &str) {
     }
 }
 
+/// A name an ext2/3/4 directory entry can hold (checked while planning,
+/// so that no step fails on it after others were applied).
+fn check_name(name: &str) -> Result<()> {
+    if name.len() > 255 {
+        let mut cut = 40;
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        return Err(Error::Invalid(format!(
+            "file name {}... is {} bytes long, more than 255",
+            &name[..cut],
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
 fn join(dir: &str, name: &str) -> String {
     if dir == "/" {
         format!("/{name}")
@@ -369,6 +386,7 @@ impl<'a> Plan<'a> {
         if name.is_empty() {
             return Err(Error::Invalid(format!("{step_path}: the root has no name")));
         }
+        check_name(name)?;
         match self.exact(p)? {
             Some(m) if m.is_dir() => Ok(()),
             Some(m) => Err(Error::NotADirectory(format!("{p} is a {}", m.ftype.name()))),
@@ -431,6 +449,7 @@ impl<'a> Plan<'a> {
         let c = self.target(path, true)?;
         let mut cur = String::from("/");
         for comp in c.split('/').filter(|s| !s.is_empty()) {
+            check_name(comp)?;
             let next = join(&cur, comp);
             // Resolve again: a parent planned as a symlink is followed.
             let next = self.target(&next, true)?;
@@ -686,7 +705,15 @@ pub fn unified_diff(path: &str, existed: bool, old: &[u8], new: &[u8]) -> String
     }
     let o = String::from_utf8_lossy(old);
     let n = String::from_utf8_lossy(new);
-    let diff = similar::TextDiff::from_lines(o.as_ref(), n.as_ref());
+    // Myers' algorithm (similar's default) takes time N x D: a file
+    // rewritten whole (80,000 lines) takes minutes. Patience matches the
+    // unique lines first (N log N), and the deadline bounds what is left
+    // to Myers: past it the rest shows as removed and added (still a
+    // correct diff, only not the smallest).
+    let diff = similar::TextDiff::configure()
+        .algorithm(similar::Algorithm::Patience)
+        .timeout(std::time::Duration::from_millis(500))
+        .diff_lines(o.as_ref(), n.as_ref());
     let from = if existed {
         format!("a{path}")
     } else {

@@ -187,11 +187,133 @@ impl View for Filesystem {
     }
 }
 
-/// The regular file at `path` as text (invalid UTF-8 replaced); `None`
-/// when missing.
+/// The regular file at `path` as text, losslessly (see [`decode`]);
+/// `None` when missing.
 pub fn read_text(v: &dyn View, path: &str) -> Result<Option<String>> {
-    Ok(v.read_bytes(path)?
-        .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    Ok(v.read_bytes(path)?.map(|b| decode(&b)))
+}
+
+/// Bytes that are not UTF-8 (a Latin-1 GECOS, a stray byte) are carried
+/// in text as one character each, U+10FF00 plus the byte, from the end of
+/// the last private use plane; so are the bytes of such characters where
+/// the file really has them. [`encode`] turns them back: what a step does
+/// not change keeps its bytes.
+const BYTE_CHAR: u32 = 0x10FF00;
+
+/// File bytes as text, every byte kept (see [`BYTE_CHAR`]).
+pub fn decode(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len());
+    let raw = |s: &mut String, bytes: &[u8]| {
+        for &x in bytes {
+            s.push(char::from_u32(BYTE_CHAR + x as u32).expect("a valid code point"));
+        }
+    };
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c as u32 >= BYTE_CHAR {
+                let mut buf = [0u8; 4];
+                raw(&mut s, c.encode_utf8(&mut buf).as_bytes());
+            } else {
+                s.push(c);
+            }
+        }
+        raw(&mut s, chunk.invalid());
+    }
+    s
+}
+
+/// Text made by [`decode`] (and edited) back to the file's bytes.
+pub fn encode(s: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(s.len());
+    for c in s.chars() {
+        if c as u32 >= BYTE_CHAR {
+            v.push((c as u32 - BYTE_CHAR) as u8);
+        } else {
+            let mut buf = [0u8; 4];
+            v.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
+    }
+    v
+}
+
+/// Lines with their ends ("\r\n", "\n", or "" for a last line without
+/// one), split as [`str::lines`] does.
+fn split_ends(t: &str) -> Vec<(&str, &str)> {
+    let mut v = Vec::new();
+    let mut rest = t;
+    while !rest.is_empty() {
+        match rest.find('\n') {
+            Some(i) => {
+                let (line, end) = if i > 0 && rest.as_bytes()[i - 1] == b'\r' {
+                    (&rest[..i - 1], &rest[i - 1..=i])
+                } else {
+                    (&rest[..i], &rest[i..=i])
+                };
+                v.push((line, end));
+                rest = &rest[i + 1..];
+            }
+            None => {
+                v.push((rest, ""));
+                rest = "";
+            }
+        }
+    }
+    v
+}
+
+/// The bytes of a text file a step edited: `old` is what [`read_text`]
+/// gave, `new` the step's result, written with "\n" line ends as steps
+/// do. Lines of `new` that are lines of `old` (matched in order, as a
+/// diff does) keep their bytes and their line end; lines the step added
+/// or changed end as most lines of the file do (CRLF in a CRLF file).
+pub fn edited(old: &str, new: &str) -> Vec<u8> {
+    let o = split_ends(old);
+    let n = split_ends(new);
+    let crlf = o.iter().filter(|l| l.1 == "\r\n").count();
+    let lf = o.iter().filter(|l| l.1 == "\n").count();
+    let eol = if crlf > lf { "\r\n" } else { "\n" };
+    let ob: Vec<&str> = o.iter().map(|l| l.0).collect();
+    let nb: Vec<&str> = n.iter().map(|l| l.0).collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    let ops = similar::capture_diff_slices_deadline(
+        similar::Algorithm::Patience,
+        &ob,
+        &nb,
+        Some(deadline),
+    );
+    let mut out = String::with_capacity(new.len() + n.len());
+    for op in ops {
+        let (tag, or, nr) = op.as_tag_tuple();
+        if tag == similar::DiffTag::Equal {
+            for (i, j) in or.zip(nr) {
+                out.push_str(o[i].0);
+                // The old end, unless the line is now the last without one
+                // or was the last without one.
+                out.push_str(match (o[i].1, n[j].1) {
+                    (_, "") => "",
+                    ("", _) => eol,
+                    (e, _) => e,
+                });
+            }
+            continue;
+        }
+        // Changed or added lines end as the file's lines do; one that is
+        // its old line after all (the diff gave up at its deadline on a
+        // huge file) keeps its old end.
+        for (k, j) in nr.enumerate() {
+            let same = (tag == similar::DiffTag::Replace && k < or.len())
+                .then(|| o[or.start + k])
+                .filter(|l| l.0 == n[j].0 && !l.1.is_empty());
+            out.push_str(n[j].0);
+            out.push_str(match (same, n[j].1) {
+                (_, "") => "",
+                (Some(l), _) => l.1,
+                (None, "\n") => eol,
+                (None, e) => e,
+            });
+        }
+    }
+    encode(&out)
 }
 
 /// One `KEY=VALUE` assignment of a shell-style variables file.
@@ -277,5 +399,42 @@ mod tests {
         assert_eq!(var(&v, "IPADDR").unwrap().value, "1.2.3.4");
         assert_eq!(var(&v, "ONBOOT").unwrap().line, 4);
         assert_eq!(bad, vec![5]);
+    }
+
+    #[test]
+    fn decode_keeps_every_byte() {
+        let b = b"caf\xe9 \xc3\xa9 \xf4\x8f\xbc\x80 \xff\r\n";
+        let t = decode(b);
+        assert!(t.starts_with("caf") && t.contains(" \u{e9} "));
+        assert_eq!(encode(&t), b);
+    }
+
+    #[test]
+    fn edited_keeps_untouched_lines_and_their_ends() {
+        let old = decode(b"a:\xe9\r\nb:2\r\nc:3\r\n");
+        // A step read lines, changed b, added d, wrote with \n.
+        let new: Vec<String> = old
+            .lines()
+            .map(|l| {
+                if l == "b:2" {
+                    "b:9".into()
+                } else {
+                    l.to_string()
+                }
+            })
+            .chain(["d:4".to_string()])
+            .collect();
+        let new = new.join("\n") + "\n";
+        assert_eq!(edited(&old, &new), b"a:\xe9\r\nb:9\r\nc:3\r\nd:4\r\n");
+        // Mixed ends stay as they were; a missing final newline is added
+        // with the file's convention.
+        let old = "x\ny\r\nz";
+        assert_eq!(edited(old, "x\ny\nz\nw\n"), b"x\ny\r\nz\nw\n");
+        // Nothing changed: the same bytes.
+        let old = decode(b"p\r\nq\xfe\r\n");
+        let new = old.lines().collect::<Vec<_>>().join("\n") + "\n";
+        assert_eq!(edited(&old, &new), b"p\r\nq\xfe\r\n");
+        // A new file.
+        assert_eq!(edited("", "n\n"), b"n\n");
     }
 }

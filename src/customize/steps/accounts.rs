@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::{Context, Password};
 use crate::customize::plan::{Attrs, Content, Plan};
-use crate::customize::text::{read_text, View};
+use crate::customize::text::{self, read_text, View};
 use crate::error::{Error, Result};
 use crate::layout::FileType;
 
@@ -16,6 +16,8 @@ struct Table {
     path: &'static str,
     lines: Vec<String>,
     trailing_newline: bool,
+    /// The file as read: unchanged lines keep their bytes.
+    orig: String,
 }
 
 impl Table {
@@ -24,6 +26,7 @@ impl Table {
             path,
             trailing_newline: t.is_empty() || t.ends_with('\n'),
             lines: t.lines().map(String::from).collect(),
+            orig: t,
         }))
     }
 
@@ -63,7 +66,7 @@ impl Table {
         }
         plan.write(
             self.path,
-            Content::Bytes(t.into_bytes()),
+            Content::Bytes(text::edited(&self.orig, &t)),
             Attrs::root(new_perm),
         )
     }
@@ -352,7 +355,8 @@ pub fn ssh_inject(plan: &mut Plan, name: &str, keys: &Path) -> Result<()> {
             true
         }
     };
-    let mut cur = read_text(plan, &ak)?.unwrap_or_default();
+    let orig = read_text(plan, &ak)?.unwrap_or_default();
+    let mut cur = orig.clone();
     let have: Vec<String> = cur.lines().map(|l| l.trim().to_string()).collect();
     let mut added = 0;
     for k in new {
@@ -368,7 +372,7 @@ pub fn ssh_inject(plan: &mut Plan, name: &str, keys: &Path) -> Result<()> {
     if added > 0 || !existed {
         plan.write(
             &ak,
-            Content::Bytes(cur.into_bytes()),
+            Content::Bytes(text::edited(&orig, &cur)),
             Attrs {
                 perm: 0o600,
                 uid,
@@ -701,6 +705,7 @@ pub fn pwconv(plan: &mut Plan, ctx: &Context) -> Result<()> {
         path: "/etc/shadow",
         lines: Vec::new(),
         trailing_newline: true,
+        orig: String::new(),
     };
     for i in 0..pw.lines.len() {
         let l = pw.lines[i].clone();

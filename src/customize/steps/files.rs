@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::customize::plan::{Attrs, Content, Plan};
-use crate::customize::text::{read_text, View};
+use crate::customize::text::{self, read_text, View};
 use crate::error::{Error, Result};
 
 /// `--write PATH:TEXT`: the file's whole content (new files: 0644 root).
@@ -18,13 +18,18 @@ pub fn write(plan: &mut Plan, path: &str, text: &str) -> Result<()> {
 /// `--append-line PATH:TEXT`: TEXT as a new last line (a missing final
 /// newline is added first; a missing file is created).
 pub fn append_line(plan: &mut Plan, path: &str, text: &str) -> Result<()> {
-    let mut t = read_text(plan, path)?.unwrap_or_default();
+    let orig = read_text(plan, path)?.unwrap_or_default();
+    let mut t = orig.clone();
     if !t.is_empty() && !t.ends_with('\n') {
         t.push('\n');
     }
     t.push_str(text);
     t.push('\n');
-    plan.write(path, Content::Bytes(t.into_bytes()), Attrs::root(0o644))
+    plan.write(
+        path,
+        Content::Bytes(text::edited(&orig, &t)),
+        Attrs::root(0o644),
+    )
 }
 
 /// `--upload SRC:DEST`: a host file into the image (DEST an existing

@@ -275,7 +275,17 @@ fn unescape(t: &str) -> String {
 thread_local! {
     /// How many recipes are being read inside each other.
     static RECIPE_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// Steps parsed and recipe bytes read in this parse, all includes
+    /// together: recipes that include each other many times over grow
+    /// as the product of their sizes, whatever the depth.
+    static RECIPE_TOTAL: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
 }
+
+/// At most this many steps in one run, every recipe included.
+pub const MAX_STEPS: u64 = 100_000;
+/// At most this many bytes of recipes read in one run (a recipe included
+/// twice counts twice).
+pub const MAX_RECIPE_BYTES: u64 = 32 << 20;
 
 /// Check one step's argument.
 fn parse_one(
@@ -284,6 +294,13 @@ fn parse_one(
     origin: &str,
     base: &std::path::Path,
 ) -> Result<Vec<Step>> {
+    let (steps, read) = RECIPE_TOTAL.with(|t| t.get());
+    if steps >= MAX_STEPS {
+        return Err(Error::Invalid(format!(
+            "{origin}: more than {MAX_STEPS} steps in one run (recipes that include each other many times?)"
+        )));
+    }
+    RECIPE_TOTAL.with(|t| t.set((steps + 1, read)));
     let text = match arg {
         Some(a) => format!("--{name} {a}"),
         None => format!("--{name}"),
@@ -433,6 +450,19 @@ fn parse_one(
                 ));
             }
             let t = read_host_text(&p).map_err(|e| bad(origin, &text, e))?;
+            let (steps, read) = RECIPE_TOTAL.with(|t| t.get());
+            let read = read + t.len() as u64;
+            if read > MAX_RECIPE_BYTES {
+                return Err(bad(
+                    origin,
+                    &text,
+                    format_args!(
+                        "more than {} MiB of recipes read in one run (recipes that include each other many times?)",
+                        MAX_RECIPE_BYTES >> 20
+                    ),
+                ));
+            }
+            RECIPE_TOTAL.with(|t| t.set((steps, read)));
             let dir = p.parent().map(|d| d.to_path_buf()).unwrap_or_default();
             RECIPE_DEPTH.with(|d| d.set(depth + 1));
             let r = parse_recipe(&t, &p.display().to_string(), &dir);
@@ -466,6 +496,9 @@ fn parse_one(
 /// Parse steps from command-line words (`--name value`, `--name=value`).
 /// Relative host paths are taken from the current directory.
 pub fn parse_args(words: &[String]) -> Result<Vec<Step>> {
+    if RECIPE_DEPTH.with(|d| d.get()) == 0 {
+        RECIPE_TOTAL.with(|t| t.set((0, 0)));
+    }
     let mut out = Vec::new();
     let mut i = 0;
     while i < words.len() {

@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::customize::check::network::SCRIPTS;
 use crate::customize::plan::{Attrs, Content, Plan};
-use crate::customize::text::{read_text, View};
+use crate::customize::text::{self, read_text, View};
 use crate::error::Result;
 
 /// How an interface gets its address.
@@ -181,12 +181,16 @@ pub fn network(plan: &mut Plan, iface: &str, cfg: &NetConfig) -> Result<()> {
         }
     }
     let text = set_vars(&cur, &set);
-    plan.write(&path, Content::Bytes(text.into_bytes()), Attrs::root(0o644))?;
+    plan.write(
+        &path,
+        Content::Bytes(text::edited(&cur, &text)),
+        Attrs::root(0o644),
+    )?;
     let net = "/etc/sysconfig/network";
     let cur = read_text(plan, net)?.unwrap_or_default();
-    let text = set_vars(&cur, &[("NETWORKING", s("yes"))]);
-    if text != cur {
-        plan.write(net, Content::Bytes(text.into_bytes()), Attrs::root(0o644))?;
+    let text = text::edited(&cur, &set_vars(&cur, &[("NETWORKING", s("yes"))]));
+    if text != text::encode(&cur) {
+        plan.write(net, Content::Bytes(text), Attrs::root(0o644))?;
     }
     Ok(())
 }
@@ -202,7 +206,11 @@ pub fn hostname(plan: &mut Plan, name: &str) -> Result<()> {
         set.insert(0, ("NETWORKING", Some("yes".to_string())));
     }
     let text = set_vars(cur.as_deref().unwrap_or(""), &set);
-    plan.write(net, Content::Bytes(text.into_bytes()), Attrs::root(0o644))?;
+    plan.write(
+        net,
+        Content::Bytes(text::edited(cur.as_deref().unwrap_or(""), &text)),
+        Attrs::root(0o644),
+    )?;
 
     // The names the image had: they leave /etc/hosts with the change.
     let mut old: Vec<String> = Vec::new();
@@ -218,7 +226,7 @@ pub fn hostname(plan: &mut Plan, name: &str) -> Result<()> {
     let t = update_hosts(&hosts, &old, name);
     plan.write(
         "/etc/hosts",
-        Content::Bytes(t.into_bytes()),
+        Content::Bytes(text::edited(&hosts, &t)),
         Attrs::root(0o644),
     )?;
     if plan.meta("/etc/hostname", true)?.is_some() {

@@ -8,7 +8,7 @@ use crate::customize::check::ssh::{
 };
 use crate::customize::check::sshd_conf::{check_value, detect_version, keyword_for, Kw, Version};
 use crate::customize::plan::{Attrs, Content, Plan};
-use crate::customize::text::{read_text, View};
+use crate::customize::text::{self, read_text, View};
 use crate::error::{Error, Result};
 use crate::layout::FileType;
 
@@ -91,7 +91,7 @@ pub fn set(plan: &mut Plan, key: &str, value: &str) -> Result<()> {
     out.push('\n');
     plan.write(
         SSHD_CONFIG,
-        Content::Bytes(out.into_bytes()),
+        Content::Bytes(text::edited(&text, &out)),
         Attrs::root(0o600),
     )
 }

@@ -4,7 +4,7 @@
 use crate::customize::check::loader::XEN_CONF;
 use crate::customize::check::ssh::uses_systemd;
 use crate::customize::plan::{Attrs, Content, Plan};
-use crate::customize::text::{content_lines, read_text, View};
+use crate::customize::text::{self, content_lines, read_text, View};
 use crate::error::Result;
 
 /// `--xen-console NAME`: a respawned getty on NAME in /etc/inittab (or
@@ -52,7 +52,7 @@ pub fn console(plan: &mut Plan, name: &str) -> Result<()> {
                 out.push_str(&format!("{id}:2345:respawn:{getty}\n"));
                 plan.write(
                     "/etc/inittab",
-                    Content::Bytes(out.into_bytes()),
+                    Content::Bytes(text::edited(&t, &out)),
                     Attrs::root(0o644),
                 )?;
             }
@@ -81,7 +81,8 @@ pub fn console(plan: &mut Plan, name: &str) -> Result<()> {
         .as_deref()
         .is_some_and(|t| content_lines(t).any(|(_, l)| l.trim_start_matches("/dev/") == name));
     if !has {
-        let mut t = cur.unwrap_or_default();
+        let orig = cur.unwrap_or_default();
+        let mut t = orig.clone();
         if !t.is_empty() && !t.ends_with('\n') {
             t.push('\n');
         }
@@ -89,7 +90,7 @@ pub fn console(plan: &mut Plan, name: &str) -> Result<()> {
         t.push('\n');
         plan.write(
             "/etc/securetty",
-            Content::Bytes(t.into_bytes()),
+            Content::Bytes(text::edited(&orig, &t)),
             Attrs::root(0o600),
         )?;
     }
@@ -105,13 +106,18 @@ pub fn ldconf(plan: &mut Plan) -> Result<()> {
     if !cur.as_deref().is_some_and(|t| {
         content_lines(t).any(|(_, l)| l.split_whitespace().eq(want.split_whitespace()))
     }) {
-        let mut t = cur.unwrap_or_default();
+        let orig = cur.unwrap_or_default();
+        let mut t = orig.clone();
         if !t.is_empty() && !t.ends_with('\n') {
             t.push('\n');
         }
         t.push_str(want);
         t.push('\n');
-        plan.write(XEN_CONF, Content::Bytes(t.into_bytes()), Attrs::root(0o644))?;
+        plan.write(
+            XEN_CONF,
+            Content::Bytes(text::edited(&orig, &t)),
+            Attrs::root(0o644),
+        )?;
     }
     let conf = read_text(plan, "/etc/ld.so.conf")?;
     let includes = conf.as_deref().is_some_and(|t| {
@@ -123,14 +129,15 @@ pub fn ldconf(plan: &mut Plan) -> Result<()> {
         })
     });
     if !includes {
-        let mut t = conf.unwrap_or_default();
+        let orig = conf.unwrap_or_default();
+        let mut t = orig.clone();
         if !t.is_empty() && !t.ends_with('\n') {
             t.push('\n');
         }
         t.push_str("include ld.so.conf.d/*.conf\n");
         plan.write(
             "/etc/ld.so.conf",
-            Content::Bytes(t.into_bytes()),
+            Content::Bytes(text::edited(&orig, &t)),
             Attrs::root(0o644),
         )?;
     }
