@@ -729,3 +729,199 @@ fn gzip_members_whose_e3_sizes_lie() {
     );
     assert!(names_in(&t.dir, "l.img").contains(&"new".to_string()));
 }
+
+/// Raw deflate of `data`, ended by a full flush (byte-aligned, no
+/// reference to anything before it: pieces made so can be concatenated)
+/// or, with `last`, by the final block.
+fn deflate_piece(data: &[u8], last: bool) -> Vec<u8> {
+    let mut c = flate2::Compress::new(flate2::Compression::new(6), false);
+    let mut out = Vec::with_capacity(data.len() / 100 + 1024);
+    let flush = if last {
+        flate2::FlushCompress::Finish
+    } else {
+        flate2::FlushCompress::Full
+    };
+    loop {
+        let i = c.total_in() as usize;
+        let st = c.compress_vec(&data[i..], &mut out, flush).unwrap();
+        if (last && st == flate2::Status::StreamEnd)
+            || (!last && c.total_in() as usize == data.len() && out.len() < out.capacity())
+        {
+            return out;
+        }
+        out.reserve(out.capacity().max(4096));
+    }
+}
+
+/// The members of a file in `pack`'s gzip layout, by their E3 sizes.
+fn e3_members(f: &[u8]) -> Vec<&[u8]> {
+    let mut v = Vec::new();
+    let mut at = 0;
+    while at < f.len() {
+        let size = u32::from_le_bytes(f[at + 16..at + 20].try_into().unwrap()) as usize;
+        v.push(&f[at..at + size]);
+        at += size;
+    }
+    v
+}
+
+/// A member in `pack`'s layout whose E3 size and trailer (ISIZE, modulo
+/// 2^32) say 1 MiB while it inflates to its 1 MiB chunk and 4 GiB of
+/// zeros after it (4 MB of deflate): gunzip reads 4 GiB more than the
+/// seekable reader's index says. A member that nothing reads (free
+/// space) was copied unread, so `ls` and `put` went on with another image
+/// than gunzip's (where everything after it is 4 GiB further). Such a
+/// file must not be seekable: the full path then reads it as gunzip does
+/// (here: past the size limit, one line).
+#[test]
+fn a_gzip_member_that_hides_4_gib_is_not_seekable() {
+    use std::io::Read;
+    if !have_e2fsprogs() {
+        return;
+    }
+    let t = setup();
+    ok(&t.dir, &["pack", s(&t.img), "p.gz"]);
+    let packed = std::fs::read(t.dir.join("p.gz")).unwrap();
+    let raw = std::fs::read(&t.img).unwrap();
+    const M: usize = 1 << 20;
+    let chunk = &raw[2 * M..3 * M];
+    // 4 GiB of zeros: 64 pieces of 64 MiB, each deflated once.
+    let zeros = vec![0u8; 64 * M];
+    let zpiece = deflate_piece(&zeros, false);
+    let mut body = deflate_piece(chunk, false);
+    let mut crc = flate2::Crc::new();
+    crc.update(chunk);
+    let mut zcrc = flate2::Crc::new();
+    zcrc.update(&zeros);
+    for _ in 0..64 {
+        body.extend_from_slice(&zpiece);
+        crc.combine(&zcrc);
+    }
+    body.extend_from_slice(&deflate_piece(&[], true));
+    let size = (24 + body.len() + 8) as u32;
+    let mut bad = vec![0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 3, 12, 0, b'E', b'3', 8, 0];
+    bad.extend_from_slice(&size.to_le_bytes());
+    bad.extend_from_slice(&(M as u32).to_le_bytes());
+    bad.extend_from_slice(&body);
+    bad.extend_from_slice(&crc.sum().to_le_bytes());
+    // ISIZE: (4 GiB + 1 MiB) modulo 2^32.
+    bad.extend_from_slice(&(M as u32).to_le_bytes());
+    let mut members = e3_members(&packed);
+    assert_eq!(members.len(), raw.len() / M);
+    members[2] = &bad;
+    let f = t.dir.join("a.gz");
+    let attack = members.concat();
+    std::fs::write(&f, &attack).unwrap();
+    // The oracle: gunzip's view is 4 GiB longer than the image.
+    let mut n = 0u64;
+    let mut d = flate2::read::MultiGzDecoder::new(std::fs::File::open(&f).unwrap());
+    let mut buf = vec![0u8; 4 * M];
+    loop {
+        let k = d.read(&mut buf).unwrap();
+        if k == 0 {
+            break;
+        }
+        n += k as u64;
+    }
+    assert_eq!(n, raw.len() as u64 + (4 << 30));
+    let c = ext3edit::container::Container::open(&f).unwrap();
+    let sk = ext3edit::container::Seekable::open(&c, false, &t.dir, None).unwrap();
+    assert!(
+        sk.is_none(),
+        "a member that can hide 2^32 bytes is seekable"
+    );
+    // The full path: past the limit, one line, nothing written.
+    let limited = |args: &[&str]| {
+        Command::new(bin())
+            .args(args)
+            .current_dir(&t.dir)
+            .env("EXT3EDIT_NO_PROGRESS", "1")
+            .env("EXT3EDIT_MAX_SIZE", (64 * M).to_string())
+            .env("TMPDIR", t.dir.join("tmp"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["ls", "a.gz", "/"][..],
+        &["put", "a.gz", s(&t.file), "/new"],
+    ] {
+        let o = limited(args);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {e}");
+        assert_eq!(e.trim_end().lines().count(), 1, "{args:?}: {e}");
+        assert!(e.contains("more than"), "{args:?}: {e}");
+        assert!(std::fs::read(&f).unwrap() == attack, "{args:?}");
+        assert!(listing(&t.dir.join("tmp")).is_empty(), "{args:?}");
+    }
+}
+
+/// One gzip member with `pack`'s E3 subfield holding the image and then
+/// 1.5 GiB of `y\n` (7 MB compressed): the parallel decoder used to inflate
+/// the whole member into memory before the size limit applied (2.1 GB for
+/// 2 GiB; SIGABRT under a 1 GiB address space limit, its temporary file
+/// left).
+/// It must stream it: under `prlimit --as=1G`, `ls` succeeds (within the
+/// default limit) and `unpack --max-size` stops with one line, neither
+/// leaving a temporary file.
+#[test]
+fn a_gzip_bomb_member_is_streamed_under_the_size_limit() {
+    if !have_e2fsprogs() {
+        return;
+    }
+    if !have("prlimit") {
+        skip("prlimit not installed: the gzip bomb test needs it");
+        return;
+    }
+    let t = setup();
+    let raw = std::fs::read(&t.img).unwrap();
+    const M: usize = 1 << 20;
+    let ys: Vec<u8> = b"y\n".iter().copied().cycle().take(64 * M).collect();
+    let ypiece = deflate_piece(&ys, false);
+    let mut body = deflate_piece(&raw, false);
+    let mut crc = flate2::Crc::new();
+    crc.update(&raw);
+    let mut ycrc = flate2::Crc::new();
+    ycrc.update(&ys);
+    for _ in 0..24 {
+        body.extend_from_slice(&ypiece);
+        crc.combine(&ycrc);
+    }
+    body.extend_from_slice(&deflate_piece(&[], true));
+    let len = (raw.len() as u64 + 24 * 64 * M as u64) as u32;
+    let size = (24 + body.len() + 8) as u32;
+    let mut m = vec![0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 3, 12, 0, b'E', b'3', 8, 0];
+    m.extend_from_slice(&size.to_le_bytes());
+    m.extend_from_slice(&len.to_le_bytes());
+    m.extend_from_slice(&body);
+    m.extend_from_slice(&crc.sum().to_le_bytes());
+    m.extend_from_slice(&len.to_le_bytes());
+    std::fs::write(t.dir.join("b.gz"), &m).unwrap();
+    let capped = |args: &[&str]| {
+        let start = std::time::Instant::now();
+        let o = Command::new("prlimit")
+            .arg(format!("--as={}", 1u64 << 30))
+            .arg(bin())
+            .args(args)
+            .current_dir(&t.dir)
+            .env("EXT3EDIT_NO_PROGRESS", "1")
+            .env("TMPDIR", t.dir.join("tmp"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (o, start.elapsed())
+    };
+    let (o, took) = capped(&["ls", "b.gz", "/"]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{:?}: {e}", o.status);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("lost+found"));
+    assert!(took.as_secs() < 120, "{took:?}");
+    let (o, took) = capped(&["unpack", "b.gz", "b.img", "--max-size", "100000000"]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{:?}: {e}", o.status);
+    assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+    assert!(e.contains("more than 100000000 bytes"), "{e}");
+    assert!(took.as_secs() < 30, "{took:?}");
+    assert!(listing(&t.dir.join("tmp")).is_empty());
+    assert!(!t.dir.join("b.img").exists());
+}

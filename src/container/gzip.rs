@@ -184,17 +184,26 @@ fn parse_header(b: &[u8]) -> Result<Option<Header>> {
     }))
 }
 
+/// The largest member (uncompressed, as its `E3` subfield says, and
+/// compressed) that the parallel decoder takes: the members in flight are
+/// held in memory. A larger one, or one that inflates to more than its
+/// `E3` size says, is decoded by the streaming decoder, which applies
+/// the size limit as it goes.
+const MAX_PARALLEL: u64 = super::seekable::MAX_CHUNK;
+
 /// Decompress `input` into `w`.
 pub fn decompress(input: &File, w: &mut SparseWriter, threads: usize) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
     let total =
         crate::device::image_size(input).map_err(|e| Error::io("reading the gzip data", e))?;
     let mut rest_at = None;
+    let stop = AtomicBool::new(false);
     ordered(
         threads,
         |send| {
             let mut pos = 0u64;
             let mut head = vec![0u8; 4096];
-            while pos < total {
+            while pos < total && !stop.load(Ordering::Relaxed) {
                 let h = match header_at(input, pos, total, &mut head)? {
                     Some(h) => h,
                     None => {
@@ -202,13 +211,18 @@ pub fn decompress(input: &File, w: &mut SparseWriter, threads: usize) -> Result<
                         return Ok(());
                     }
                 };
-                match h.member {
-                    Some(size) if size as usize > h.len + 8 && pos + size <= total => {
+                match (h.member, h.raw) {
+                    (Some(size), Some(raw))
+                        if size as usize > h.len + 8
+                            && pos + size <= total
+                            && size <= 2 * MAX_PARALLEL
+                            && raw <= MAX_PARALLEL =>
+                    {
                         let mut m = vec![0u8; size as usize];
                         input
                             .read_exact_at(&mut m, pos)
                             .map_err(|e| Error::io("reading the gzip data", e))?;
-                        if !send(Ok((m, h.len, pos + size))) {
+                        if !send(Ok((m, h.len, raw as usize, pos))) {
                             return Ok(());
                         }
                         pos += size;
@@ -221,18 +235,27 @@ pub fn decompress(input: &File, w: &mut SparseWriter, threads: usize) -> Result<
             }
             Ok(())
         },
-        |j: std::result::Result<(Vec<u8>, usize, u64), u64>| match j {
-            Ok((m, hlen, end)) => inflate_member(&m, hlen).map(|p| Ok((p, end))),
+        |j: std::result::Result<(Vec<u8>, usize, usize, u64), u64>| match j {
+            Ok((m, hlen, raw, pos)) => inflate_member(&m, hlen, raw).map(|p| match p {
+                Some(p) => Ok((p, pos + m.len() as u64)),
+                None => Err(pos),
+            }),
             Err(pos) => Ok(Err(pos)),
         },
-        |r| match r {
-            Ok((p, end)) => {
-                w.input_done = end;
-                p.write_to(w)
+        |r| {
+            if rest_at.is_some() {
+                return Ok(());
             }
-            Err(pos) => {
-                rest_at = Some(pos);
-                Ok(())
+            match r {
+                Ok((p, end)) => {
+                    w.input_done = end;
+                    p.write_to(w)
+                }
+                Err(pos) => {
+                    rest_at = Some(pos);
+                    stop.store(true, Ordering::Relaxed);
+                    Ok(())
+                }
             }
         },
     )?;
@@ -243,8 +266,9 @@ pub fn decompress(input: &File, w: &mut SparseWriter, threads: usize) -> Result<
 }
 
 /// Inflate one whole member (header length `hlen`), checking its CRC and
-/// size.
-fn inflate_member(m: &[u8], hlen: usize) -> Result<Pieces> {
+/// size. None when it inflates to more than `raw` bytes (its `E3` size):
+/// the streaming decoder takes it from there.
+fn inflate_member(m: &[u8], hlen: usize, raw: usize) -> Result<Option<Pieces>> {
     let body = &m[hlen..m.len() - 8];
     let mut d = Decompress::new(false);
     let mut out = vec![0u8; 1 << 20];
@@ -258,6 +282,9 @@ fn inflate_member(m: &[u8], hlen: usize) -> Result<Pieces> {
         let made = (d.total_out() - o0) as usize;
         crc.update(&out[..made]);
         p.push(&out[..made]);
+        if p.len() > raw as u64 {
+            return Ok(None);
+        }
         if st == Status::StreamEnd {
             break;
         }
@@ -265,8 +292,11 @@ fn inflate_member(m: &[u8], hlen: usize) -> Result<Pieces> {
             return Err(damaged("a member ends early"));
         }
     }
+    // A deflate stream that ends before the member's stated end is
+    // followed, for gunzip, by its trailer and more members: the
+    // streaming decoder reads it as gunzip does.
     if d.total_in() as usize != body.len() {
-        return Err(damaged("a member's size does not match its header"));
+        return Ok(None);
     }
     let t = &m[m.len() - 8..];
     if u32::from_le_bytes(t[..4].try_into().unwrap()) != crc.sum() {
@@ -275,7 +305,7 @@ fn inflate_member(m: &[u8], hlen: usize) -> Result<Pieces> {
     if u32::from_le_bytes(t[4..].try_into().unwrap()) != p.len() as u32 {
         return Err(damaged("length mismatch"));
     }
-    Ok(p)
+    Ok(Some(p))
 }
 
 /// zlib over the file from `pos`, member after member. Zeros after the
@@ -326,6 +356,10 @@ fn only_zeros_left(r: &mut impl BufRead) -> Result<bool> {
     }
 }
 
+/// The most bytes deflate makes of one compressed byte (1032), with a
+/// margin.
+const MAX_RATIO: u64 = 1040;
+
 /// The members of a gzip file whose every member carries the `E3`
 /// subfield (as `pack` writes them), as chunks: found by walking the
 /// member sizes, reading only each header. None when a member has no
@@ -352,6 +386,19 @@ pub fn chunk_index(input: &File, total: u64) -> Result<Option<Vec<Chunk>>> {
             .read_exact_at(&mut isize, pos + size - 4)
             .map_err(|e| Error::io("reading the gzip data", e))?;
         if u32::from_le_bytes(isize) as u64 != len {
+            return Ok(None);
+        }
+        // ISIZE is the size modulo 2^32: a member that inflates to
+        // `len + k * 2^32` bytes passes gunzip's check too, and the
+        // seekable reader decodes only the chunks the engine reads (a
+        // member in free space is copied unread), so it would see another
+        // image than gunzip. Deflate makes at most 1032 bytes of a
+        // compressed byte (a 258-byte match in 2 bits): a member whose
+        // body cannot reach `len + 2^32` holds exactly `len` bytes. A
+        // member that could (4 MB for a 1 MiB chunk; `pack` writes at most
+        // 1 MiB and a few bytes) is not taken as seekable.
+        let body = size - h.len as u64 - 8;
+        if body.saturating_mul(MAX_RATIO) >= len + (1 << 32) {
             return Ok(None);
         }
         chunks.push(Chunk {

@@ -66,10 +66,16 @@ pub fn compress(
     super::write_out(out, &index_and_footer([s.header[6], s.header[7]], &records))
 }
 
+/// The memory the threaded xz decoder may use: it holds each block's
+/// whole output, so a stream of big blocks (a bomb of one 2 GiB block)
+/// would hold gigabytes; past this limit liblzma decodes such blocks in
+/// single-threaded streaming mode. `pack`'s 1 MiB blocks stay threaded.
+const XZ_THREAD_MEM: u64 = 256 << 20;
+
 fn decoder(threads: usize) -> Result<Stream> {
     MtStreamBuilder::new()
         .threads(threads as u32)
-        .memlimit_threading(1 << 30)
+        .memlimit_threading(XZ_THREAD_MEM)
         .memlimit_stop(u64::MAX)
         .decoder()
         .map_err(|e| Error::Invalid(format!("xz decoder: {e}")))
