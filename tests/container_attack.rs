@@ -925,3 +925,41 @@ fn a_gzip_bomb_member_is_streamed_under_the_size_limit() {
     assert!(listing(&t.dir.join("tmp")).is_empty());
     assert!(!t.dir.join("b.img").exists());
 }
+
+/// A zip with two entries of one name (a planted second image): the zip
+/// crate keeps one of them, so the archive counted as one file and was
+/// read (and edited) as that one, while unzip extracts both in turn. It
+/// is ambiguous: every command refuses it with one line naming the entry,
+/// and nothing is written.
+#[test]
+fn a_zip_with_two_entries_of_one_name_is_refused() {
+    if !have_e2fsprogs() {
+        return;
+    }
+    let t = setup();
+    let img = bytes(&t.img);
+    let mut other = img.clone();
+    other[2000] ^= 1;
+    let z = t.dir.join("dup.zip");
+    make_zip(&z, &[("a.img", img.clone()), ("b.img", other)]);
+    let mut raw = std::fs::read(&z).unwrap();
+    let hits: Vec<usize> = (0..raw.len() - 5)
+        .filter(|&i| &raw[i..i + 5] == b"b.img")
+        .collect();
+    assert_eq!(hits.len(), 2, "local header and central directory");
+    for i in hits {
+        raw[i..i + 5].copy_from_slice(b"a.img");
+    }
+    std::fs::write(&z, &raw).unwrap();
+    for args in [
+        &["ls", "dup.zip", "/"][..],
+        &["ls", "dup.zip", "/", "--entry", "a.img"],
+        &["put", "dup.zip", s(&t.file), "/new"],
+        &["unpack", "dup.zip", "out.img"],
+    ] {
+        let e = fails(&t.dir, args);
+        assert!(e.contains("two entries named a.img"), "{args:?}: {e}");
+        assert!(std::fs::read(&z).unwrap() == raw, "{args:?}");
+        assert!(!t.dir.join("out.img").exists());
+    }
+}

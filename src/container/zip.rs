@@ -27,8 +27,25 @@ fn zip_err(e: ::zip::result::ZipError) -> Error {
 }
 
 /// The names of the files in the archive (directories left out), sorted.
+/// An archive with two entries of one name is refused: which of them is
+/// "the" file differs between tools (the zip crate keeps one, unzip
+/// extracts both in turn), so reading either could show another image
+/// than the user's unzip.
 pub fn entries(input: &File) -> Result<Vec<String>> {
     let a = ::zip::ZipArchive::new(input).map_err(zip_err)?;
+    if a.has_duplicate_names() {
+        let name = central_names(input, a.central_directory_start())
+            .and_then(|v| {
+                let mut v = v;
+                v.sort();
+                v.windows(2).find(|w| w[0] == w[1]).map(|w| w[0].clone())
+            })
+            .unwrap_or_else(|| "?".into());
+        return Err(Error::Invalid(format!(
+            "the zip archive holds two entries named {}: it is ambiguous which one is the image",
+            name.escape_debug()
+        )));
+    }
     let mut names = Vec::new();
     for n in a.file_names() {
         let n = n.map_err(zip_err)?;
@@ -38,6 +55,23 @@ pub fn entries(input: &File) -> Result<Vec<String>> {
     }
     names.sort();
     Ok(names)
+}
+
+/// The names of the central directory's records from byte `at` on, as
+/// they are (the zip crate keeps one entry per name); None when a record
+/// does not parse.
+fn central_names(input: &File, at: u64) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    let mut pos = at;
+    let mut fixed = [0u8; 46];
+    while input.read_exact_at(&mut fixed, pos).is_ok() && fixed[..4] == *b"PK\x01\x02" {
+        let len = |i: usize| u16::from_le_bytes([fixed[i], fixed[i + 1]]) as u64;
+        let mut name = vec![0u8; len(28) as usize];
+        input.read_exact_at(&mut name, pos + 46).ok()?;
+        names.push(String::from_utf8_lossy(&name).into_owned());
+        pos += 46 + len(28) + len(30) + len(32);
+    }
+    Some(names)
 }
 
 /// The entry to read: `entry`, or the only file in the archive.
