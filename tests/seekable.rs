@@ -46,9 +46,14 @@ fn is_seekable(p: &Path) -> bool {
     Index::read(&c, &f).unwrap().is_some()
 }
 
+/// A chunk's compressed bytes (a bzip2 block's bits, which lie at any
+/// bit offset, shifted to bit 0).
 fn chunk_bytes(p: &Path, k: &Chunk) -> Vec<u8> {
     let mut v = vec![0u8; k.size as usize];
     File::open(p).unwrap().read_exact_at(&mut v, k.at).unwrap();
+    if k.bits > 0 {
+        return ext3edit::container::bzip2::aligned(&v, k);
+    }
     v
 }
 

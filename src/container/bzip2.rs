@@ -61,10 +61,13 @@ pub fn marker(level: u32) -> [u8; 14] {
     m
 }
 
-/// The uncompressed chunk that `pack` puts in each stream at `level`: the
-/// largest multiple of 4096 not above `level * 100_000`.
+/// The uncompressed chunk that `pack` puts in each block at `level`: the
+/// largest multiple of 4096 whose run-length coding (bzip2's first step,
+/// which makes at most 5 bytes of 4) fits in one block of
+/// `level * 100_000 - 19` bytes, so that every chunk is exactly one block
+/// (716,800 bytes at level 9).
 pub fn chunk_size(level: u32) -> usize {
-    (level as usize * 100_000) / 4096 * 4096
+    ((level as usize * 100_000 - 19) * 4 / 5) / 4096 * 4096
 }
 
 fn bz_err(e: bzip2::Error) -> Error {
@@ -87,8 +90,153 @@ pub fn compress_chunk(data: &[u8], level: u32) -> Result<Vec<u8>> {
     }
 }
 
-/// Compress `len` bytes of `raw` into `out`, one stream per chunk, on
-/// `threads` threads, between two [`marker`]s.
+/// One bzip2 block: its bits from the block magic to its last symbol
+/// (starting at bit 0 of `bytes`), their number and the block's CRC.
+#[derive(Clone)]
+pub struct Block {
+    /// The bits, from the first byte's top bit.
+    pub bytes: Vec<u8>,
+    /// How many.
+    pub nbits: u64,
+    /// The block CRC (the 32 bits after the magic).
+    pub crc: u32,
+}
+
+/// Compress one chunk (at most [`chunk_size`]`(level)` bytes, not empty)
+/// into one block.
+pub fn compress_block(data: &[u8], level: u32) -> Result<Block> {
+    let s = compress_chunk(data, level)?;
+    let bad = || Error::Invalid("bzip2 compression made an unexpected stream".into());
+    if s.len() < 4 + 10 + 11 || s[4..10] != BLOCK_MAGIC {
+        return Err(bad());
+    }
+    let crc = bits_at(&s, 80, 32) as u32;
+    let total = s.len() as u64 * 8;
+    // The trailer (end magic, stream CRC) ends 0 to 7 bits of padding
+    // before the end. One block: the stream CRC is the block's.
+    let pad = (0..8u64)
+        .find(|&p| {
+            bits_at(&s, total - 80 - p, 48) == END && bits_at(&s, total - 32 - p, 32) as u32 == crc
+        })
+        .ok_or_else(bad)?;
+    let nbits = total - 80 - pad - 32;
+    let mut bytes = s[4..].to_vec();
+    bytes.truncate(nbits.div_ceil(8) as usize);
+    Ok(Block { bytes, nbits, crc })
+}
+
+/// Writes bits, most significant first, into a file (at its position).
+pub struct BitWriter<'a> {
+    out: &'a File,
+    buf: Vec<u8>,
+    /// Pending bits (the top `n` of `cur`).
+    cur: u8,
+    n: u32,
+}
+
+impl<'a> BitWriter<'a> {
+    /// A writer at `out`'s position.
+    pub fn new(out: &'a File) -> Self {
+        BitWriter {
+            out,
+            buf: Vec::with_capacity(1 << 20),
+            cur: 0,
+            n: 0,
+        }
+    }
+
+    fn byte(&mut self, b: u8) {
+        if self.n == 0 {
+            self.buf.push(b);
+        } else {
+            self.buf.push(self.cur | b >> self.n);
+            self.cur = b << (8 - self.n);
+        }
+    }
+
+    fn spill(&mut self) -> Result<()> {
+        if self.buf.len() >= 1 << 20 {
+            super::write_out(self.out, &self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// The low `n` bits of `v` (n <= 57).
+    pub fn put(&mut self, v: u64, n: u32) -> Result<()> {
+        for i in (0..n).rev() {
+            let bit = ((v >> i) & 1) as u8;
+            self.cur |= bit << (7 - self.n);
+            self.n += 1;
+            if self.n == 8 {
+                self.buf.push(self.cur);
+                self.cur = 0;
+                self.n = 0;
+            }
+        }
+        self.spill()
+    }
+
+    /// `nbits` bits of `src` from bit `start` (`src` holds them all).
+    pub fn put_slice(&mut self, src: &[u8], start: u64, nbits: u64) -> Result<()> {
+        let sh = (start % 8) as u32;
+        let k0 = (start / 8) as usize;
+        let full = (nbits / 8) as usize;
+        if sh == 0 {
+            if self.n == 0 {
+                self.buf.extend_from_slice(&src[k0..k0 + full]);
+            } else {
+                for &b in &src[k0..k0 + full] {
+                    self.byte(b);
+                }
+            }
+        } else {
+            for k in k0..k0 + full {
+                let b = src[k] << sh | src.get(k + 1).copied().unwrap_or(0) >> (8 - sh);
+                self.byte(b);
+            }
+        }
+        let rem = (nbits % 8) as u32;
+        if rem > 0 {
+            let v = bits_at(src, start + full as u64 * 8, rem);
+            self.put(v, rem)?;
+        }
+        self.spill()
+    }
+
+    /// `nbits` bits of the file `src` from its bit `start`.
+    pub fn copy_from(&mut self, src: &File, start: u64, nbits: u64) -> Result<()> {
+        const W: u64 = 4 << 20;
+        let (mut bit, mut left) = (start, nbits);
+        let mut buf = vec![0u8; W as usize + 1];
+        while left > 0 {
+            let piece = left.min(W * 8);
+            let b0 = bit / 8;
+            let b1 = (bit + piece).div_ceil(8);
+            let n = (b1 - b0) as usize;
+            src.read_exact_at(&mut buf[..n], b0)
+                .map_err(|e| Error::io("reading the compressed image", e))?;
+            self.put_slice(&buf[..n], bit % 8, piece)?;
+            bit += piece;
+            left -= piece;
+        }
+        Ok(())
+    }
+
+    /// Pad to a byte with zeros and write everything out.
+    pub fn finish(mut self) -> Result<()> {
+        if self.n > 0 {
+            self.buf.push(self.cur);
+        }
+        super::write_out(self.out, &self.buf)
+    }
+}
+
+/// Compress `len` bytes of `raw` into `out` as one bzip2 stream (`BZh`
+/// and the level, then one block per chunk of [`chunk_size`]`(level)`
+/// bytes, compressed on `threads` threads and joined at their bit
+/// offsets, then the end magic and the stream CRC): a single-stream
+/// reader reads all of it.
 pub fn compress(
     raw: &File,
     len: u64,
@@ -97,14 +245,41 @@ pub fn compress(
     threads: usize,
     progress: &mut ByteProgress,
 ) -> Result<()> {
-    super::write_out(out, &marker(level))?;
     if len == 0 {
-        return Ok(());
+        return super::write_out(out, &marker(level));
     }
-    super::compress_chunked(raw, len, out, chunk_size(level), threads, progress, |d| {
-        compress_chunk(d, level).map(|c| (c, 0))
-    })?;
-    super::write_out(out, &marker(level))
+    let chunk = chunk_size(level);
+    let zero = compress_block(&vec![0u8; chunk], level)?;
+    let mut w = BitWriter::new(out);
+    w.put(
+        u32::from_be_bytes([b'B', b'Z', b'h', b'0' + level as u8]) as u64,
+        32,
+    )?;
+    let mut crc = 0u32;
+    let mut done = 0u64;
+    ordered(
+        threads,
+        |send| super::read_chunks(raw, len, chunk, send),
+        |d: super::RawChunk| {
+            let n = d.len();
+            if n == chunk && d.is_zero() {
+                Ok((None, n))
+            } else {
+                compress_block(&d.into_vec(), level).map(|b| (Some(b), n))
+            }
+        },
+        |(b, n)| {
+            let b = b.as_ref().unwrap_or(&zero);
+            crc = crc.rotate_left(1) ^ b.crc;
+            w.put_slice(&b.bytes, 0, b.nbits)?;
+            done += n as u64;
+            progress.update(done);
+            Ok(())
+        },
+    )?;
+    w.put(END, 48)?;
+    w.put(crc as u64, 32)?;
+    w.finish()
 }
 
 /// Decompress `input` into `w`, in parallel when `threads` > 1.
@@ -447,15 +622,10 @@ fn produce(input: &File, total: u64, send: &mut dyn FnMut(Job) -> bool) -> Resul
     }
 }
 
-/// Re-wrap one block as a stream and decode it (unless it is one of the
-/// known all-zero blocks); returns its output and its CRC.
-fn decode_block(
-    bytes: &[u8],
-    shift: u32,
-    nbits: u64,
-    level: u8,
-    zeros: &ZeroBlocks,
-) -> Result<(Pieces, u32)> {
+/// One block (`nbits` bits of `bytes` from bit `shift`) as a stream of
+/// its own: `BZh` and `level`, the block shifted to a byte boundary, the
+/// end magic, the block's CRC as the stream CRC, padding.
+fn rewrap(bytes: &[u8], shift: u32, nbits: u64, level: u8) -> Vec<u8> {
     let crc = bits_at(bytes, shift as u64 + 48, 32) as u32;
     let mut s = Vec::with_capacity(bytes.len() + 16);
     s.extend_from_slice(b"BZh");
@@ -489,6 +659,20 @@ fn decode_block(
     for i in (0..n / 8).rev() {
         s.push((acc >> (i * 8)) as u8);
     }
+    s
+}
+
+/// Re-wrap one block as a stream and decode it (unless it is one of the
+/// known all-zero blocks); returns its output and its CRC.
+fn decode_block(
+    bytes: &[u8],
+    shift: u32,
+    nbits: u64,
+    level: u8,
+    zeros: &ZeroBlocks,
+) -> Result<(Pieces, u32)> {
+    let crc = bits_at(bytes, shift as u64 + 48, 32) as u32;
+    let s = rewrap(bytes, shift, nbits, level);
     if let Some(n) = zeros.lookup(&s) {
         return Ok((Pieces::zeros(n), crc));
     }
@@ -514,113 +698,119 @@ fn decode_block(
     }
 }
 
-/// True when a stream trailer (the end magic, the stream CRC and 0 to 7
-/// zero bits of padding) ends exactly at byte `end` of `buf` (which holds
-/// at least the 11 bytes before it).
-fn trailer_ends_at(buf: &[u8], end: usize) -> bool {
-    if end < 11 {
-        return false;
-    }
-    (0..8u64).any(|pad| {
-        let bit = end as u64 * 8 - pad - 80;
-        bits_at(buf, bit, 48) == END && (pad == 0 || buf[end - 1] & ((1u8 << pad) - 1) == 0)
-    })
-}
-
-/// The streams of a bzip2 file that `pack` wrote (see the module docs of
-/// [`container`](super)), as chunks of `chunk` raw bytes each (the
-/// last one's size is not known yet: the caller decodes it). The file
-/// starts and ends with a [`marker`]; a stream starts on a byte boundary
-/// with `BZh<level>` and the block magic, right after the previous
-/// stream's trailer; the file is scanned for that 10-byte pattern and each
-/// hit is confirmed by the trailer before it. None when the file does not
-/// start and end that way, or holds another marker (a concatenation of
-/// files, whose streams need not each hold a whole chunk).
+/// The chunks of a bzip2 file that `pack` wrote (see the module docs of
+/// [`container`](super)): one stream, `BZh<level>` and a block magic at
+/// once, the end magic and the stream CRC at the end (then 0 to 7 zero
+/// bits), and one block per chunk of `chunk` raw bytes (the last one's
+/// size is not known yet: the caller decodes it). The blocks are found by
+/// their magic at every bit offset, as the parallel decoder finds them;
+/// the stream CRC must be the fold of the CRCs in their headers (a magic
+/// pattern met by chance inside a block, or a second stream, fails it).
+/// None when the file is not so: another stream or end magic before the
+/// end, a bad trailer, CRCs that do not add up.
 pub fn chunk_index(input: &File, total: u64, chunk: u64) -> Result<Option<Vec<Chunk>>> {
     let rd = |buf: &mut [u8], at: u64| {
         input
             .read_exact_at(buf, at)
             .map_err(|e| Error::io("reading the bzip2 data", e))
     };
-    const M: u64 = 14;
-    if total < 2 * M + 14 {
+    if total < 4 + 10 + 11 {
         return Ok(None);
     }
-    let mut head = [0u8; 24];
+    let mut head = [0u8; 10];
     rd(&mut head, 0)?;
-    let level = head[3].wrapping_sub(b'0') as u32;
-    let mark = marker(level);
-    if head[..14] != mark || head[14..18] != head[..4] || head[18..] != BLOCK_MAGIC {
+    if !head.starts_with(b"BZh") || !(b'1'..=b'9').contains(&head[3]) || head[4..] != BLOCK_MAGIC {
         return Ok(None);
     }
-    let mut tail = [0u8; 30];
-    rd(&mut tail, total - 30)?;
-    if tail[16..] != mark || !trailer_ends_at(&tail, 16) {
+    let mut tail = [0u8; 16];
+    rd(&mut tail, total - 16)?;
+    let tbits = 16 * 8;
+    let Some(pad) = (0..8u64).find(|&p| {
+        bits_at(&tail, tbits - 80 - p, 48) == END && (p == 0 || tail[15] & ((1u8 << p) - 1) == 0)
+    }) else {
         return Ok(None);
-    }
-    let end = total - M; // where the last stream ends
-                         // Stream starts are found by their block magic: a confirmed start
-                         // with another level digit than the first stream's (a chunk that was
-                         // compressed again by hand) would be missed by a search for the first
-                         // stream's 10 bytes, shifting every later chunk by one.
-    let finder = memmem::Finder::new(&BLOCK_MAGIC);
-    let marks = memmem::Finder::new(&mark);
-    let mut starts = vec![M];
-    // Windows of READ bytes, each searched with the last TAIL bytes of
-    // the one before (a hit needs the 11 bytes before it too).
-    const TAIL: usize = 32;
-    let mut buf: Vec<u8> = Vec::with_capacity(READ + TAIL);
-    let mut base = 0u64; // file offset of buf[0]
-    let mut seen_to = 0u64; // hits ending at or before this were seen
-    let mut at = 0u64; // next byte to read
+    };
+    let stored = bits_at(&tail, tbits - 32 - pad, 32) as u32;
+    let end = total * 8 - 80 - pad; // the end magic's first bit
+    let fb = finders(BLOCK);
+    let fe = finders(END);
+    let mut found = Vec::new();
+    let mut buf = vec![0u8; READ + 8];
+    let mut at = 0u64;
     while at < total {
-        let n = ((total - at) as usize).min(READ);
-        let old = buf.len();
-        buf.resize(old + n, 0);
-        rd(&mut buf[old..], at)?;
-        at += n as u64;
-        for h in marks.find_iter(&buf) {
-            let p = base + h as u64;
-            if p != 0 && p != end && p + M > seen_to {
-                return Ok(None);
-            }
+        let n = ((total - at) as usize).min(READ + 8);
+        rd(&mut buf[..n], at)?;
+        let hi = n.min(READ);
+        let mut f = Vec::new();
+        scan(&buf[..n], 0, hi, &fb, &fe, &mut f);
+        found.extend(f.into_iter().map(|(b, k)| (b + at * 8, k)));
+        at += hi as u64;
+    }
+    found.sort();
+    found.dedup();
+    let mut starts = Vec::new();
+    for (b, k) in found {
+        match k {
+            Kind::Block if b < end => starts.push(b),
+            Kind::End if b == end => {}
+            // A magic inside the trailer or past it, or a stream end
+            // before the last: not one stream of blocks.
+            _ if b > end => {}
+            _ => return Ok(None),
         }
-        for m in finder.find_iter(&buf) {
-            // A start 4 bytes before a hit this close to the window's
-            // start was seen in the window before.
-            let Some(h) = m.checked_sub(4) else {
-                continue;
-            };
-            let p = base + h as u64;
-            if p <= M || p + 10 <= seen_to || p >= end || !buf[h..].starts_with(b"BZh") {
-                continue;
-            }
-            if trailer_ends_at(&buf, h) {
-                if buf[h + 3] != head[3] {
-                    return Ok(None);
-                }
-                starts.push(p);
-            }
-        }
-        seen_to = at;
-        let drop = buf.len().saturating_sub(TAIL);
-        buf.drain(..drop);
-        base += drop as u64;
+    }
+    if starts.first() != Some(&32) {
+        return Ok(None);
     }
     let n = starts.len();
-    let chunks = (0..n)
-        .map(|i| {
-            let stop = if i + 1 < n { starts[i + 1] } else { end };
-            Chunk {
-                raw: i as u64 * chunk,
-                len: chunk,
-                at: starts[i],
-                size: stop - starts[i],
-                unpadded: stop - starts[i],
-            }
-        })
-        .collect();
+    let mut chunks = Vec::with_capacity(n);
+    let mut crc = 0u32;
+    let mut hdr = [0u8; 11];
+    for i in 0..n {
+        let (b0, b1) = (starts[i], if i + 1 < n { starts[i + 1] } else { end });
+        if b1 - b0 < 48 + 32 + 1 + 24 {
+            return Ok(None);
+        }
+        rd(&mut hdr, b0 / 8)?;
+        let c = bits_at(&hdr, b0 % 8 + 48, 32) as u32;
+        crc = crc.rotate_left(1) ^ c;
+        chunks.push(Chunk {
+            raw: i as u64 * chunk,
+            len: chunk,
+            at: b0 / 8,
+            size: b1.div_ceil(8) - b0 / 8,
+            unpadded: b1.div_ceil(8) - b0 / 8,
+            bit: b0,
+            bits: b1 - b0,
+            crc: c,
+        });
+    }
+    if crc != stored {
+        return Ok(None);
+    }
     Ok(Some(chunks))
+}
+
+/// A chunk's block bits (its bytes `comp`, read from `k.at`) shifted to
+/// start at bit 0, the last byte padded with zeros: the same for the same
+/// block wherever it lies.
+pub fn aligned(comp: &[u8], k: &Chunk) -> Vec<u8> {
+    let mut v = rewrap(comp, (k.bit % 8) as u32, k.bits, b'0');
+    v.drain(..4);
+    v.truncate(k.bits.div_ceil(8) as usize);
+    if k.bits % 8 != 0 {
+        let last = v.len() - 1;
+        v[last] &= 0xffu8 << (8 - k.bits % 8);
+    }
+    v
+}
+
+/// Decompress one block of a chunk (as [`chunk_index`] found it; its
+/// bytes `comp`, read from `k.at`), which must hold at most `expect`
+/// bytes.
+pub fn decode_chunk(comp: &[u8], k: &Chunk, level: u32, expect: usize) -> Result<Vec<u8>> {
+    let s = rewrap(comp, (k.bit % 8) as u32, k.bits, b'0' + level as u8);
+    decode_stream(&s, expect)
 }
 
 /// Decompress one whole stream, which must end exactly at the end of
@@ -655,8 +845,8 @@ mod tests {
 
     #[test]
     fn chunk_sizes() {
-        assert_eq!(chunk_size(9), 897_024);
-        assert_eq!(chunk_size(1), 98_304);
+        assert_eq!(chunk_size(9), 716_800);
+        assert_eq!(chunk_size(1), 77_824);
     }
 
     #[test]
@@ -689,43 +879,73 @@ mod tests {
 mod seek_tests {
     use super::*;
 
+    /// `data` in `pack`'s layout at level 1, through a file.
+    fn packed(data: &[u8]) -> (Vec<u8>, tempfile::NamedTempFile) {
+        let raw = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(raw.path(), data).unwrap();
+        let out = tempfile::NamedTempFile::new().unwrap();
+        let mut p = ByteProgress::new("test", 0);
+        compress(
+            raw.as_file(),
+            data.len() as u64,
+            out.as_file(),
+            1,
+            2,
+            &mut p,
+        )
+        .unwrap();
+        (std::fs::read(out.path()).unwrap(), out)
+    }
+
     #[test]
-    fn finds_the_streams_of_a_chunked_file() {
+    fn one_stream_whose_blocks_are_the_chunks() {
         let c = chunk_size(1);
-        let data: Vec<u8> = (0..c * 3 + 5000).map(|i| (i * 31 / 7) as u8).collect();
-        let mut f = marker(1).to_vec();
-        let mut starts = Vec::new();
-        for part in data.chunks(c) {
-            starts.push(f.len() as u64);
-            f.extend_from_slice(&compress_chunk(part, 1).unwrap());
+        // Runs of 4 (the worst case of bzip2's run-length step) and noise.
+        let mut data: Vec<u8> = (0..c * 3 + 5000).map(|i| (i * 31 / 7) as u8).collect();
+        for (i, b) in data[..c].iter_mut().enumerate() {
+            *b = (i / 4) as u8 ^ (i / 1024) as u8;
         }
-        f.extend_from_slice(&marker(1));
-        let t = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(t.path(), &f).unwrap();
+        let (f, t) = packed(&data);
+        // One stream: libbzip2 in single-stream mode reads all of it.
+        let mut d = Decompress::new(false);
+        let mut out = vec![0u8; data.len() + 10];
+        assert_eq!(d.decompress(&f, &mut out).unwrap(), Status::StreamEnd);
+        assert_eq!(d.total_in() as usize, f.len());
+        assert!(out[..d.total_out() as usize] == data[..]);
         let ch = chunk_index(t.as_file(), f.len() as u64, c as u64)
             .unwrap()
             .unwrap();
-        assert_eq!(ch.iter().map(|k| k.at).collect::<Vec<_>>(), starts);
-        let last = ch.last().unwrap();
-        let s = &f[last.at as usize..(last.at + last.size) as usize];
-        assert_eq!(decode_stream(s, c).unwrap(), data[c * 3..]);
+        assert_eq!(ch.len(), 4);
+        assert_eq!(ch[0].bit, 32);
+        for (i, k) in ch.iter().enumerate() {
+            let comp = &f[k.at as usize..(k.at + k.size) as usize];
+            let want = &data[i * c..((i + 1) * c).min(data.len())];
+            assert!(decode_chunk(comp, k, 1, c).unwrap() == want, "{i}");
+        }
         let no = |g: &[u8]| {
             std::fs::write(t.path(), g).unwrap();
             chunk_index(t.as_file(), g.len() as u64, c as u64)
                 .unwrap()
                 .is_none()
         };
-        // A file that does not end with the marker is not one.
+        // Not a file with something after its end, nor one cut short,
+        // nor two concatenated, nor one whose stream CRC is wrong.
         let mut g = f.clone();
         g.push(1);
         assert!(no(&g));
-        assert!(no(&f[..f.len() - 14]));
-        assert!(no(&f[14..]));
-        // Nor a concatenation of two (the first one's last stream is
-        // short), nor one whose marker is of another level.
+        assert!(no(&f[..f.len() - 3]));
         assert!(no(&[f.clone(), f.clone()].concat()));
         let mut g = f.clone();
-        g[3] = b'2';
+        let n = g.len();
+        g[n - 2] ^= 0x10;
+        assert!(no(&g));
+        // Nor the layout of earlier versions (a stream per chunk between
+        // two empty streams).
+        let mut g = marker(1).to_vec();
+        for part in data.chunks(c) {
+            g.extend_from_slice(&compress_chunk(part, 1).unwrap());
+        }
+        g.extend_from_slice(&marker(1));
         assert!(no(&g));
     }
 }

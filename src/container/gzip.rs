@@ -407,6 +407,9 @@ pub fn chunk_index(input: &File, total: u64) -> Result<Option<Vec<Chunk>>> {
             at: pos,
             size,
             unpadded: size,
+            bit: 0,
+            bits: 0,
+            crc: 0,
         });
         pos += size;
         raw += len;

@@ -98,6 +98,14 @@ pub struct Chunk {
     /// For xz: the block's unpadded size (as the index records it); for
     /// the others equal to `size`.
     pub unpadded: u64,
+    /// For bzip2 (whose blocks are bit-aligned, so that `at` and `size`
+    /// are the bytes that hold the block's bits): the block's first bit
+    /// in the file, its length in bits and its CRC; 0 for the others.
+    pub bit: u64,
+    /// See `bit`.
+    pub bits: u64,
+    /// See `bit`.
+    pub crc: u32,
 }
 
 enum Codec {
@@ -211,7 +219,7 @@ impl Index {
             .map_err(|e| Error::io(format!("reading compressed chunk {i} at byte {}", k.at), e))?;
         match &self.codec {
             Codec::Gzip => gzip::decode_member(&comp, k.len as usize),
-            Codec::Bzip2 => bzip2::decode_stream(&comp, k.len as usize),
+            Codec::Bzip2 => bzip2::decode_chunk(&comp, k, self.level, k.len as usize),
             Codec::Xz(s) => xz::decode_block(s, &comp, k),
         }
     }
@@ -238,18 +246,18 @@ impl Index {
         Ok(data)
     }
 
-    /// Compress chunk data: the bytes to write and the unpadded size.
-    fn encode(&self, data: &[u8]) -> Result<(Vec<u8>, u64)> {
+    /// Compress chunk data: the bytes to write, the unpadded size (bzip2:
+    /// the block's length in bits) and the block CRC (bzip2; else 0).
+    fn encode(&self, data: &[u8]) -> Result<(Vec<u8>, u64, u32)> {
         match &self.codec {
             Codec::Gzip => gzip::compress_member(data, self.level).map(|m| {
                 let n = m.len() as u64;
-                (m, n)
+                (m, n, 0)
             }),
-            Codec::Bzip2 => bzip2::compress_chunk(data, self.level).map(|m| {
-                let n = m.len() as u64;
-                (m, n)
-            }),
-            Codec::Xz(s) => xz::encode_block(s, data, self.level),
+            Codec::Bzip2 => {
+                bzip2::compress_block(data, self.level).map(|b| (b.bytes, b.nbits, b.crc))
+            }
+            Codec::Xz(s) => xz::encode_block(s, data, self.level).map(|(c, u)| (c, u, 0)),
         }
     }
 }
@@ -429,7 +437,7 @@ enum Job {
 
 enum Out {
     Copy(usize, usize),
-    Encoded(usize, Vec<u8>, u64),
+    Encoded(usize, Vec<u8>, u64, u32),
 }
 
 impl Seekable {
@@ -560,11 +568,18 @@ impl Seekable {
         let mut out: &File = tmp.file();
         let mut src: &File = &st.src;
         let mut records: Vec<(u64, u64)> = Vec::with_capacity(n);
+        // bzip2: one stream, its blocks joined at bit offsets, its CRC
+        // folded from theirs.
+        let mut bits = None;
+        let mut crc = 0u32;
         match &st.index.codec {
             Codec::Xz(s) => out.write_all(&s.header).map_err(werr)?,
-            Codec::Bzip2 => out
-                .write_all(&bzip2::marker(st.index.level))
-                .map_err(werr)?,
+            Codec::Bzip2 => {
+                let mut w = bzip2::BitWriter::new(tmp.file());
+                let h = [b'B', b'Z', b'h', b'0' + st.index.level as u8];
+                w.put(u32::from_be_bytes(h) as u64, 32)?;
+                bits = Some(w);
+            }
             Codec::Gzip => {}
         }
         let chunks = &st.index.chunks;
@@ -587,11 +602,25 @@ impl Seekable {
                 Job::Encode(i, d) => st
                     .index
                     .encode(&d)
-                    .map(|(c, u)| Out::Encoded(i, c, u))
+                    .map(|(c, u, crc)| Out::Encoded(i, c, u, crc))
                     .map_err(|e| e.at(&format!("compressing chunk {i}"))),
             },
             |o| {
                 match o {
+                    Out::Copy(a, b) if bits.is_some() => {
+                        let w = bits.as_mut().expect("bzip2 writer");
+                        let from = chunks[a].bit;
+                        let n = chunks[b - 1].bit + chunks[b - 1].bits - from;
+                        w.copy_from(src, from, n)?;
+                        for k in &chunks[a..b] {
+                            crc = crc.rotate_left(1) ^ k.crc;
+                        }
+                    }
+                    Out::Encoded(_, c, nbits, c_crc) if bits.is_some() => {
+                        let w = bits.as_mut().expect("bzip2 writer");
+                        w.put_slice(&c, 0, nbits)?;
+                        crc = crc.rotate_left(1) ^ c_crc;
+                    }
                     Out::Copy(a, b) => {
                         let from = chunks[a].at;
                         let len = chunks[b - 1].at + chunks[b - 1].size - from;
@@ -606,7 +635,7 @@ impl Seekable {
                         }
                         records.extend(chunks[a..b].iter().map(|k| (k.unpadded, k.len)));
                     }
-                    Out::Encoded(i, c, u) => {
+                    Out::Encoded(i, c, u, _) => {
                         out.write_all(&c).map_err(werr)?;
                         records.push((u, chunks[i].len));
                     }
@@ -619,9 +648,17 @@ impl Seekable {
                 let tail = xz::index_and_footer([s.header[6], s.header[7]], &records);
                 out.write_all(&tail).map_err(werr)?;
             }
-            Codec::Bzip2 => out
-                .write_all(&bzip2::marker(st.index.level))
-                .map_err(werr)?,
+            Codec::Bzip2 => {
+                let mut w = bits.take().expect("bzip2 writer");
+                w.put(
+                    bzip2::END_MAGIC
+                        .iter()
+                        .fold(0u64, |a, &b| a << 8 | b as u64),
+                    48,
+                )?;
+                w.put(crc as u64, 32)?;
+                w.finish()?;
+            }
             Codec::Gzip => {}
         }
         st.unchanged_source()?;

@@ -326,6 +326,9 @@ pub fn chunk_index(input: &File, total: u64) -> Result<Option<(XzStream, Vec<Chu
             at,
             size: padded,
             unpadded: u,
+            bit: 0,
+            bits: 0,
+            crc: 0,
         });
         let (Some(a), Some(r)) = (at.checked_add(padded), raw.checked_add(n)) else {
             return Ok(None);
@@ -457,6 +460,9 @@ mod tests {
             at: 12,
             size: ba.len() as u64,
             unpadded: ua,
+            bit: 0,
+            bits: 0,
+            crc: 0,
         };
         assert_eq!(decode_block(&s, &ba, &ka).unwrap(), a);
         // Two blocks and a new index make a stream the standard decoder
