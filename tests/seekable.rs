@@ -583,3 +583,129 @@ fn xz_index_whose_sizes_wrap_around_is_one_line() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// What a single-stream bzip2 reader (libbzip2 stopping at the first
+/// end-of-stream, as Python's `bz2.BZ2Decompressor`, Python 2's `BZ2File`
+/// and commons-compress by default) makes of `f`: its bytes and whether
+/// anything followed that stream.
+fn single_stream(f: &Path) -> (Vec<u8>, bool) {
+    use std::io::Read;
+    let data = std::fs::read(f).unwrap();
+    let mut d = bzip2::read::BzDecoder::new(&data[..]);
+    let mut out = Vec::new();
+    d.read_to_end(&mut out).unwrap();
+    let rest = d.into_inner();
+    (out, !rest.is_empty())
+}
+
+/// Every check a single-stream reader and the tools make of `f`, which
+/// must decompress to `want`.
+fn one_stream_checks(f: &Path, want: &[u8], what: &str) {
+    let (out, more) = single_stream(f);
+    assert!(!more, "{what}: data after the first stream");
+    assert!(
+        out == want,
+        "{what}: a single-stream reader got {} bytes",
+        out.len()
+    );
+    if have("python3") {
+        let o = Command::new("python3")
+            .args([
+                "-c",
+                "import bz2,sys\nd=bz2.BZ2Decompressor()\nout=d.decompress(open(sys.argv[1],'rb').read())\nassert d.eof and not d.unused_data\nsys.stdout.buffer.write(out)",
+            ])
+            .arg(f)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            o.stdout == want,
+            "{what}: BZ2Decompressor got {} bytes",
+            o.stdout.len()
+        );
+    } else {
+        skip("python3 is not installed: its single-stream bzip2 reader is not tried");
+    }
+    for tool in ["bunzip2", "lbzip2"] {
+        if !have(tool) {
+            skip(&format!("{tool} is not installed"));
+            continue;
+        }
+        let o = Command::new(tool)
+            .args(["-d", "-c"])
+            .arg(f)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{what}: {tool} failed");
+        assert!(
+            o.stderr.is_empty(),
+            "{what}: {tool}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            o.stdout == want,
+            "{what}: {tool} got {} bytes",
+            o.stdout.len()
+        );
+    }
+}
+
+/// A .bz2 that ext3edit writes is one stream, so that single-stream
+/// readers get the whole image (the earlier layout began with an empty
+/// stream: they got 0 bytes): after `pack`, after a seekable edit, after
+/// an edit through the full path, at levels 9 and 1; and a file in the
+/// earlier layout (a stream per chunk between two empty streams) is still
+/// read, and edited into the new one.
+#[test]
+fn bzip2_written_by_ext3edit_is_one_stream() {
+    use ext3edit::container::bzip2::{compress_chunk, marker};
+    require_e2fsprogs!();
+    let d = dirs();
+    let src = d.work.join("a.txt");
+    std::fs::write(&src, b"alpha\n").unwrap();
+    let raw = std::fs::read(sample()).unwrap();
+    for level in ["9", "1"] {
+        let f = d.work.join(format!("l{level}.bz2"));
+        x_ok(&d.tmp, &["pack", s(&sample()), s(&f), "--level", level]);
+        one_stream_checks(&f, &raw, &format!("pack --level {level}"));
+        assert!(is_seekable(&f), "level {level}");
+        assert!(chunks(&f).len() > 1, "level {level}");
+        x_ok(&d.tmp, &["put", s(&f), s(&src), "/a.txt"]);
+        assert!(is_seekable(&f), "level {level}");
+        let back = d.work.join("back.img");
+        let (out, _) = single_stream(&f);
+        std::fs::write(&back, &out).unwrap();
+        one_stream_checks(&f, &out, &format!("seekable put, level {level}"));
+        fsck_clean(&back);
+        assert_eq!(debugfs_cat(&back, "/a.txt"), b"alpha\n");
+    }
+    // The earlier layout: 897,024-byte chunks at level 9, each its own
+    // stream, between two empty streams.
+    let mut old = marker(9).to_vec();
+    for part in raw.chunks(897_024) {
+        old.extend_from_slice(&compress_chunk(part, 9).unwrap());
+    }
+    old.extend_from_slice(&marker(9));
+    let f = d.work.join("old.bz2");
+    std::fs::write(&f, &old).unwrap();
+    assert_eq!(
+        single_stream(&f).0.len(),
+        0,
+        "the old layout's first stream"
+    );
+    let o = x_ok(&d.tmp, &["get", s(&f), "/etc/passwd"]);
+    assert_eq!(o.stdout, debugfs_cat(&sample(), "/etc/passwd"));
+    x_ok(&d.tmp, &["put", s(&f), s(&src), "/a.txt"]);
+    let (out, _) = single_stream(&f);
+    one_stream_checks(&f, &out, "an edit of the old layout");
+    assert!(is_seekable(&f), "an edit of the old layout");
+    let back = d.work.join("back.img");
+    std::fs::write(&back, &out).unwrap();
+    fsck_clean(&back);
+    assert_eq!(debugfs_cat(&back, "/a.txt"), b"alpha\n");
+    assert!(listing(&d.tmp).is_empty());
+}

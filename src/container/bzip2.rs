@@ -1,6 +1,6 @@
-//! bzip2: parallel compression into one stream per chunk, and parallel
-//! decompression of any bzip2 file (single or multi-stream) by cutting it
-//! into its blocks.
+//! bzip2: parallel compression into one stream of one block per chunk
+//! (joined at bit offsets), and parallel decompression of any bzip2 file
+//! (single or multi-stream) by cutting it into its blocks.
 //!
 //! # Layout (see also the module docs of [`container`](super))
 //!
@@ -48,11 +48,10 @@ const END: u64 = 0x1772_4538_5090;
 const MASK48: u64 = (1 << 48) - 1;
 
 /// The empty stream (`BZh<level>`, the end magic, a CRC of 0: 14 bytes
-/// that decompress to nothing) that `pack` writes before its first stream
-/// and after its last. Every bzip2 decoder reads it (bzip2 itself writes it
-/// for an empty file); the seekable reader takes a file as ext3edit's
-/// chunked layout only when it starts and ends with one and holds no other
-/// empty stream, which is what a concatenation of files would show.
+/// that decompress to nothing), which `pack` writes for an empty image
+/// (as bzip2 does for an empty file). Earlier versions wrote one before
+/// their first stream and after their last, so that single-stream readers
+/// read nothing of their files.
 pub fn marker(level: u32) -> [u8; 14] {
     let mut m = [0u8; 14];
     m[..3].copy_from_slice(b"BZh");

@@ -22,22 +22,22 @@
 //! the unit that holds an offset, decompress only it, and rewrite only the
 //! changed units (copying the others as compressed bytes).
 //!
-//! - **bzip2** ([`bzip2`]): one bzip2 *stream* per chunk of
-//!   [`bzip2::chunk_size`]`(level)` = the largest multiple of 4096 not above
-//!   `level * 100_000` bytes (897,024 at level 9), so that each stream
-//!   normally holds exactly one bzip2 block. Streams are concatenated (a
-//!   multi-stream file, as pbzip2 and lbzip2 write; bunzip2 reads it),
-//!   between two *markers*: the 14-byte empty stream `BZh<level>`, end
-//!   magic `17 72 45 38 50 90`, CRC 0 ([`bzip2::marker`]; it decompresses
-//!   to nothing, as bzip2's own output for an empty file). Each chunk's
-//!   stream starts on a byte boundary with `BZh<level>` followed by the
-//!   block magic `31 41 59 26 53 59`; chunk k covers raw bytes
-//!   `[k*C, (k+1)*C)`, the last one may be shorter. bzip2 records no
-//!   sizes and there is no index: a reader finds stream starts by scanning
-//!   for the 10-byte pattern, confirming each by the trailer before it, and
-//!   trusts the fixed chunk size only between a first and a last marker
-//!   with no marker in the middle (a concatenation of packed files, whose
-//!   inner last streams are short, shows one there).
+//! - **bzip2** ([`bzip2`]): one bzip2 *stream* (`BZh<level>`, blocks,
+//!   the end magic `17 72 45 38 50 90` and the stream CRC), whose blocks
+//!   are the chunks: chunk k covers raw bytes `[k*C, (k+1)*C)` with C =
+//!   [`bzip2::chunk_size`]`(level)`, the largest multiple of 4096 whose
+//!   run-length coding always fits one block (716,800 bytes at level 9);
+//!   the last one may be shorter. Each chunk is compressed alone (a block
+//!   carries its own tables, so blocks are independent) and the blocks are
+//!   joined at their bit offsets (bzip2 blocks are bit-aligned); the
+//!   stream CRC folds the block CRCs (`crc = crc.rotate_left(1) ^
+//!   block_crc`). Single-stream readers (Python's `BZ2Decompressor`,
+//!   commons-compress) read the whole image, as from bzip2's and lbzip2's
+//!   output. bzip2 records no sizes and there is no index: a reader finds
+//!   the blocks by their 48-bit magic at every bit offset (as lbzip2
+//!   does) and checks that their CRCs fold to the stream CRC. Earlier
+//!   versions wrote a stream per chunk between two empty streams; such
+//!   files are read (not seekably) and edited into this layout.
 //! - **gzip** ([`gzip`]): one gzip *member* per chunk of
 //!   [`gzip::CHUNK`] = 1 MiB. Each member header has FLG.FEXTRA set and
 //!   one extra subfield, ID `E3` (`0x45 0x33`), length 8: the member's

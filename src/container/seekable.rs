@@ -17,19 +17,18 @@
 //!   the index lists every block's sizes. `xz` without `-T` writes a
 //!   single block holding the whole image: not taken unless the image is
 //!   no larger than one chunk (1 MiB).
-//! - **bzip2**: the file must start and end with `pack`'s marker (an
-//!   empty stream, [`bzip2::marker`]) and hold no other one; it is scanned
-//!   for stream starts (`BZh<level>` and the block magic on a byte
-//!   boundary, each confirmed by the trailer of the stream before it; a
-//!   start with another level digit than the first stream's makes the
-//!   file not seekable). A concatenation of packed files shows markers in
-//!   the middle, and a file of another tool has none: both take the full
-//!   path once. Every stream but the last must decode to
+//! - **bzip2**: one stream (`BZh<level>` and a block magic at once, the
+//!   end magic and stream CRC at the very end), its blocks found by their
+//!   magic at every bit offset, and no other stream or end magic before
+//!   the end; the block CRCs (read from the block headers) must fold to
+//!   the stream CRC. Every block but the last must decode to
 //!   [`bzip2::chunk_size`]`(level)` bytes: the first and the last are
 //!   decoded at open (which also gives the image size), the others are
-//!   checked as they are read. pbzip2's streams of 900,000 bytes fail the
-//!   first check; a single-stream file (bzip2, lbzip2) has one chunk, too
-//!   big.
+//!   checked as they are read. bzip2's own single stream (900 kB blocks
+//!   of varying raw size) fails the first check; pbzip2's streams, a
+//!   concatenation of files and `pack`'s earlier layout (a stream per
+//!   chunk between empty streams) are several streams: all take the full
+//!   path once.
 //! - **zip** is never seekable: the entry's deflate data is cut into
 //!   independent chunks, but nothing records where they start, and the
 //!   entry's CRC32 covers the whole image, so a changed chunk means reading
@@ -52,9 +51,10 @@
 //! The device's `flush` does nothing: the original file is not touched
 //! while the engine works, so its journal ordering needs no barrier here.
 //! [`Seekable::finish`] writes a new file beside the destination: runs of
-//! unchanged chunks are copied as compressed bytes (gzip members and bzip2
-//! streams as they are; xz blocks as they are, followed by a new index and
-//! footer), changed chunks are compressed again in the same format and
+//! unchanged chunks are copied as compressed bytes (gzip members as they
+//! are; bzip2 blocks bit for bit, shifted to their new bit offsets, with
+//! a new stream CRC folded from the block CRCs; xz blocks as they are,
+//! followed by a new index and footer), changed chunks are compressed again in the same format and
 //! level, on every core; the file is fsynced and renamed over the
 //! destination. Until that rename the original is byte for byte as
 //! before, whatever fails.
