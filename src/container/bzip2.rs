@@ -144,15 +144,6 @@ impl<'a> BitWriter<'a> {
         }
     }
 
-    fn byte(&mut self, b: u8) {
-        if self.n == 0 {
-            self.buf.push(b);
-        } else {
-            self.buf.push(self.cur | b >> self.n);
-            self.cur = b << (8 - self.n);
-        }
-    }
-
     fn spill(&mut self) -> Result<()> {
         if self.buf.len() >= 1 << 20 {
             super::write_out(self.out, &self.buf)?;
@@ -177,28 +168,47 @@ impl<'a> BitWriter<'a> {
     }
 
     /// `nbits` bits of `src` from bit `start` (`src` holds them all).
+    /// Seven bytes at a time (one 64-bit load and shift): an edit copies
+    /// the whole file this way.
     pub fn put_slice(&mut self, src: &[u8], start: u64, nbits: u64) -> Result<()> {
-        let sh = (start % 8) as u32;
-        let k0 = (start / 8) as usize;
-        let full = (nbits / 8) as usize;
-        if sh == 0 {
-            if self.n == 0 {
-                self.buf.extend_from_slice(&src[k0..k0 + full]);
+        if nbits == 0 {
+            return Ok(());
+        }
+        let (mut p, mut left) = (start, nbits);
+        if self.n > 0 {
+            // Complete the pending byte first.
+            let first = (8 - self.n as u64).min(left);
+            self.put(bits_at(src, p, first as u32), first as u32)?;
+            p += first;
+            left -= first;
+        }
+        let full = (left / 8) as usize;
+        let r = (p % 8) as u32;
+        let mut q = (p / 8) as usize;
+        if full > 0 {
+            if r == 0 {
+                self.buf.extend_from_slice(&src[q..q + full]);
+                q += full;
             } else {
-                for &b in &src[k0..k0 + full] {
-                    self.byte(b);
+                let mut k = 0;
+                while k + 7 <= full && q + 8 <= src.len() {
+                    let w = u64::from_be_bytes(src[q..q + 8].try_into().expect("8 bytes")) << r;
+                    self.buf.extend_from_slice(&w.to_be_bytes()[..7]);
+                    q += 7;
+                    k += 7;
+                }
+                while k < full {
+                    let b = src[q] << r | src.get(q + 1).copied().unwrap_or(0) >> (8 - r);
+                    self.buf.push(b);
+                    q += 1;
+                    k += 1;
                 }
             }
-        } else {
-            for k in k0..k0 + full {
-                let b = src[k] << sh | src.get(k + 1).copied().unwrap_or(0) >> (8 - sh);
-                self.byte(b);
-            }
         }
-        let rem = (nbits % 8) as u32;
-        if rem > 0 {
-            let v = bits_at(src, start + full as u64 * 8, rem);
-            self.put(v, rem)?;
+        p += full as u64 * 8;
+        left -= full as u64 * 8;
+        if left > 0 {
+            self.put(bits_at(src, p, left as u32), left as u32)?;
         }
         self.spill()
     }
@@ -841,6 +851,37 @@ pub fn decode_stream(bytes: &[u8], expect: usize) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bit_writer_joins_at_any_offset() {
+        let src: Vec<u8> = (0..300u32).map(|i| (i * 151 + 7) as u8).collect();
+        let bit = |v: &[u8], i: u64| (v[(i / 8) as usize] >> (7 - i % 8)) & 1;
+        let t = tempfile::NamedTempFile::new().unwrap();
+        let mut want = Vec::new();
+        {
+            let mut w = BitWriter::new(t.as_file());
+            for (start, n) in [
+                (3u64, 5u64),
+                (0, 17),
+                (9, 1900),
+                (1, 7),
+                (13, 64),
+                (5, 0),
+                (2, 2100),
+            ] {
+                w.put_slice(&src, start, n).unwrap();
+                want.extend((start..start + n).map(|i| bit(&src, i)));
+            }
+            w.put(0b101, 3).unwrap();
+            want.extend([1, 0, 1]);
+            w.finish().unwrap();
+        }
+        let got = std::fs::read(t.path()).unwrap();
+        assert_eq!(got.len(), want.len().div_ceil(8));
+        for (i, &b) in want.iter().enumerate() {
+            assert_eq!(bit(&got, i as u64), b, "bit {i}");
+        }
+    }
 
     #[test]
     fn chunk_sizes() {
