@@ -627,12 +627,9 @@ fn one_stream_checks(f: &Path, want: &[u8], what: &str) {
             "{what}: BZ2Decompressor got {} bytes",
             o.stdout.len()
         );
-    } else {
-        skip("python3 is not installed: its single-stream bzip2 reader is not tried");
     }
     for tool in ["bunzip2", "lbzip2"] {
         if !have(tool) {
-            skip(&format!("{tool} is not installed"));
             continue;
         }
         let o = Command::new(tool)
@@ -664,6 +661,11 @@ fn one_stream_checks(f: &Path, want: &[u8], what: &str) {
 fn bzip2_written_by_ext3edit_is_one_stream() {
     use ext3edit::container::bzip2::{compress_chunk, marker};
     require_e2fsprogs!();
+    for tool in ["python3", "bunzip2", "lbzip2"] {
+        if !have(tool) {
+            skip(&format!("{tool} is not installed: not used as an oracle"));
+        }
+    }
     let d = dirs();
     let src = d.work.join("a.txt");
     std::fs::write(&src, b"alpha\n").unwrap();
