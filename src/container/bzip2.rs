@@ -812,7 +812,7 @@ pub fn aligned(comp: &[u8], k: &Chunk) -> Vec<u8> {
     let mut v = rewrap(comp, (k.bit % 8) as u32, k.bits, b'0');
     v.drain(..4);
     v.truncate(k.bits.div_ceil(8) as usize);
-    if k.bits % 8 != 0 {
+    if !k.bits.is_multiple_of(8) {
         let last = v.len() - 1;
         v[last] &= 0xffu8 << (8 - k.bits % 8);
     }
