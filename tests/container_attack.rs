@@ -963,3 +963,42 @@ fn a_zip_with_two_entries_of_one_name_is_refused() {
         assert!(!t.dir.join("out.img").exists());
     }
 }
+
+/// A member in `pack`'s layout whose E3 size spans it and the plain
+/// member after it (its deflate data ends before the stated end): gunzip
+/// reads both, and so must `unpack` (whose parallel decoder used to call
+/// it damaged).
+#[test]
+fn a_gzip_member_whose_e3_size_spans_the_next_member() {
+    use std::io::Read;
+    if !have_e2fsprogs() {
+        return;
+    }
+    let t = setup();
+    let raw = std::fs::read(&t.img).unwrap();
+    const M: usize = 1 << 20;
+    let mut a = e3_member(&raw[..M / 2], M as u32);
+    let mut g = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    g.write_all(&raw[M / 2..M]).unwrap();
+    let b = g.finish().unwrap();
+    let span = (a.len() + b.len()) as u32;
+    a[16..20].copy_from_slice(&span.to_le_bytes());
+    let mut f = [a, b].concat();
+    for c in raw[M..].chunks(M) {
+        f.extend_from_slice(&e3_member(c, c.len() as u32));
+    }
+    std::fs::write(t.dir.join("s.gz"), &f).unwrap();
+    let mut want = Vec::new();
+    flate2::read::MultiGzDecoder::new(&f[..])
+        .read_to_end(&mut want)
+        .unwrap();
+    assert!(want == raw);
+    for threads in ["1", "2"] {
+        ok(
+            &t.dir,
+            &["unpack", "s.gz", "s.img", "-f", "--threads", threads],
+        );
+        assert!(bytes(&t.dir.join("s.img")) == want, "--threads {threads}");
+    }
+    assert!(names_in(&t.dir, "s.gz").contains(&"lost+found".to_string()));
+}
