@@ -12,7 +12,10 @@
 //!
 //! - **gzip**: every member carries the `E3` subfield (member size and
 //!   uncompressed size, which must agree with the trailer's ISIZE); the
-//!   index is a walk from header to header.
+//!   index is a walk from header to header. A member too big to be sure
+//!   of its size modulo 2^32, or one whose span holds another gzip header
+//!   and does not decode to exactly its stated end, makes the file not
+//!   seekable: gunzip would read another image there.
 //! - **xz**: one stream (no stream padding) with a valid footer and index;
 //!   the index lists every block's sizes. `xz` without `-T` writes a
 //!   single block holding the whole image: not taken unless the image is
