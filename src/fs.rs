@@ -1112,6 +1112,7 @@ impl Filesystem {
             .map(|(b, _)| *b)
             .collect();
         blocks.sort_unstable();
+        crate::interrupt::check()?;
         // Everything the commit needs must be known good before the first
         // byte reaches the image.
         self.check_journal_map()?;
@@ -1205,6 +1206,8 @@ impl Filesystem {
         if !self.writable && !replay_commit {
             return self.ensure_writable();
         }
+        // A stop asked for (a signal): nothing more reaches the image.
+        crate::interrupt::check()?;
         let journaled = self.use_journal && self.journal.is_some() && self.writable;
         if journaled {
             self.check_journal_map()?;

@@ -48,6 +48,7 @@ pub mod fs;
 pub mod host;
 pub mod htree;
 pub mod inode;
+pub mod interrupt;
 pub mod journal;
 pub mod layout;
 pub mod ops;

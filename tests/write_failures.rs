@@ -463,3 +463,67 @@ fn undoable_change_over_a_pending_replay_is_put_back() {
         assert!(fs.resolve("/x", false).is_ok());
     }
 }
+
+/// SIGINT (or SIGTERM) in the middle of a change that commits in steps on
+/// an image edited in place: the engine stops before its next write, the
+/// intermediate commits are put back (the image byte for byte as before,
+/// one line on stderr saying so), and the process ends by that signal.
+#[test]
+fn signal_during_a_change_in_steps_puts_it_back() {
+    use std::os::unix::process::ExitStatusExt;
+    require_e2fsprogs!();
+    for sig in ["INT", "TERM"] {
+        let (_d, img) = small_journal_tree("16M", 8);
+        let before = std::fs::read(&img).unwrap();
+        let mtime0 = std::fs::metadata(&img).unwrap().modified().unwrap();
+        let mut child = Command::new(common::bin())
+            .args(["rm", img.to_str().unwrap(), "/big", "-r"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The first intermediate commit changes the file's mtime: the
+        // signal then comes while the change is half done.
+        let started = std::time::Instant::now();
+        let mut sent = false;
+        while started.elapsed() < std::time::Duration::from_secs(60) {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if std::fs::metadata(&img).unwrap().modified().unwrap() != mtime0 {
+                Command::new("kill")
+                    .args([&format!("-{sig}"), &child.id().to_string()])
+                    .status()
+                    .unwrap();
+                sent = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(500));
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            sent,
+            "rm -r ended before its first intermediate commit was seen: {err}"
+        );
+        let want = if sig == "INT" {
+            libc_sig::INT
+        } else {
+            libc_sig::TERM
+        };
+        assert_eq!(out.status.signal(), Some(want), "{:?}: {err}", out.status);
+        one_line(&err);
+        assert!(err.contains("stopped by a signal"), "{err}");
+        assert!(err.contains("put back"), "{err}");
+        assert!(
+            std::fs::read(&img).unwrap() == before,
+            "the image changed: {err}"
+        );
+        common::fsck_clean(&img);
+    }
+}
+
+/// Signal numbers (the same on every Linux architecture for these two).
+mod libc_sig {
+    pub const INT: i32 = 2;
+    pub const TERM: i32 = 15;
+}

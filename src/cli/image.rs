@@ -486,6 +486,8 @@ pub fn open_write(image: &Path, w: &WriteOpts) -> R<Filesystem> {
         // (put -r, rm -r, customize): a command that fails after some of
         // them puts the image back as it was.
         fs.begin_undoable();
+        // A signal from here on stops the change and puts it back.
+        signal::defer_to_rollback();
         return Ok(fs);
     };
     let copy = copy_for_output(image, out, !w.no_sync)?;

@@ -255,6 +255,14 @@ fn main_inner() -> ExitCode {
     });
     // A failed command leaves no partial output behind.
     image::discard_output();
+    if r.is_err() && ext3edit::interrupt::requested() {
+        // Stopped by a signal held back while the image was edited in
+        // place: say what became of the change, then end by that signal.
+        if let Err(f) = &r {
+            say(format_args!("ext3edit: {}", f.msg.replace('\n', " ")));
+        }
+        signal::raise_deferred();
+    }
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {

@@ -6,6 +6,11 @@
 //! ignored when the handler would be installed (`nohup`, a background job)
 //! stays ignored.
 //!
+//! While a raw image is edited in place, the first of those signals is
+//! held back instead: the engine stops before its next write, the change
+//! is put back (byte for byte, see `Filesystem::begin_undoable`), and the
+//! process then ends by that signal.
+//!
 //! SIGXFSZ is ignored, so that a file size limit is an error, not a kill.
 //!
 //! This is the binary's only `unsafe` code besides src/device.rs: a signal
@@ -21,7 +26,7 @@ mod imp {
     use std::os::unix::ffi::OsStrExt;
     use std::path::Path;
     use std::ptr::null_mut;
-    use std::sync::atomic::{AtomicPtr, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
     use std::sync::Once;
 
     /// The temporary files to remove, as C strings that are never freed
@@ -29,7 +34,22 @@ mod imp {
     static TEMP: [AtomicPtr<libc::c_char>; 8] = [const { AtomicPtr::new(null_mut()) }; 8];
     static INSTALL: Once = Once::new();
 
+    /// An undoable change is open on the image in place: the first signal
+    /// asks the engine to stop (it then puts the image back) instead of
+    /// ending the process at once; the number of that signal, 0 if none.
+    static DEFER: AtomicBool = AtomicBool::new(false);
+    static DEFERRED: AtomicI32 = AtomicI32::new(0);
+
     extern "C" fn on_signal(sig: libc::c_int) {
+        if DEFER.load(Ordering::SeqCst)
+            && DEFERRED
+                .compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            // An atomic store: async-signal-safe.
+            ext3edit::interrupt::request();
+            return;
+        }
         // SAFETY: each `p` is null or a NUL-terminated string leaked by
         // `remove_on_signal`, valid for the life of the process. unlink,
         // signal and raise are async-signal-safe (POSIX.1-2008, 2.4.3).
@@ -57,6 +77,10 @@ mod imp {
             .find(|s| s.load(Ordering::SeqCst).is_null())
             .unwrap_or(&TEMP[0]);
         slot.store(raw, Ordering::SeqCst);
+        install();
+    }
+
+    fn install() {
         INSTALL.call_once(|| {
             for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
                 // SAFETY: a zeroed sigaction is a valid "no flags, empty
@@ -78,6 +102,23 @@ mod imp {
                 }
             }
         });
+    }
+
+    pub fn defer_to_rollback() {
+        DEFER.store(true, Ordering::SeqCst);
+        install();
+    }
+
+    pub fn raise_deferred() {
+        let sig = DEFERRED.load(Ordering::SeqCst);
+        if sig != 0 {
+            // SAFETY: restoring the default action and raising the signal
+            // has no memory-safety requirement.
+            unsafe {
+                libc::signal(sig, libc::SIG_DFL);
+                libc::raise(sig);
+            }
+        }
     }
 
     pub fn ignore_file_size_limit() {
@@ -102,6 +143,23 @@ pub fn remove_on_signal(path: &Path) {
     imp::remove_on_signal(path);
     #[cfg(not(unix))]
     let _ = path;
+}
+
+/// An undoable change is open on an image edited in place: from now on
+/// the first SIGINT, SIGTERM or SIGHUP asks the engine to stop
+/// ([`ext3edit::interrupt`]); the command then fails, the change is put
+/// back, and [`raise_deferred`] ends the process by that signal. A second
+/// signal ends it at once.
+pub fn defer_to_rollback() {
+    #[cfg(unix)]
+    imp::defer_to_rollback();
+}
+
+/// End the process by the signal [`defer_to_rollback`] held back, if one
+/// came (a no-op otherwise).
+pub fn raise_deferred() {
+    #[cfg(unix)]
+    imp::raise_deferred();
 }
 
 /// Ignore SIGXFSZ: a write past the file size limit (`ulimit -f`,
