@@ -225,7 +225,7 @@ impl Filesystem {
             return self.write_data_sized(inode, &mut &data[..], Some(n));
         }
         let size = data.len() as u64;
-        if data.iter().any(|&b| b != 0) {
+        if !crate::device::is_zero(&data) {
             let mut goal = self.data_goal(inode.ino);
             let b = self.map_new_block(inode, 0, &mut goal)?;
             self.write_new_data_vec(b, data)?;
@@ -273,7 +273,7 @@ impl Filesystem {
             }
             for chunk in buf[..got].chunks(bs) {
                 let lblk = size / bs as u64;
-                if chunk.iter().any(|&b| b != 0) {
+                if !crate::device::is_zero(chunk) {
                     let b = self.map_new_block(inode, lblk, goal)?;
                     self.write_new_data(b, chunk)?;
                 }

@@ -899,7 +899,8 @@ impl Filesystem {
     /// still describes the old filesystem.
     /// Remember what `blocks` hold now, before they are written ahead of
     /// the commit point. Zeros (free blocks of a fresh or sparse image) are
-    /// only noted; anything else goes to an anonymous file in `$TMPDIR`.
+    /// only noted, without reading a run the device knows to be a hole;
+    /// anything else goes to an anonymous file in `$TMPDIR`.
     fn save_undo(&mut self, blocks: &[u64]) -> Result<()> {
         use std::io::{Seek, SeekFrom, Write};
         let bs = self.bs as u64;
@@ -916,11 +917,18 @@ impl Filesystem {
                 n += 1;
             }
             i += n as usize;
+            // A hole reads as zeros: reading it would only make the kernel
+            // zero-fill page cache (10 MiB for a 10 MiB put into a sparse
+            // copy, a third of that command's CPU time).
+            if self.dev.is_hole(first * bs, n * bs) {
+                self.undo.runs.push((first, n, None));
+                continue;
+            }
             buf.resize((n * bs) as usize, 0);
             self.dev
                 .read_at(first * bs, &mut buf)
                 .map_err(|e| Error::io(format!("reading image block {first}"), e))?;
-            if buf.iter().all(|&b| b == 0) {
+            if crate::device::is_zero(&buf) {
                 self.undo.runs.push((first, n, None));
                 continue;
             }
