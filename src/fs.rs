@@ -1146,8 +1146,11 @@ impl Filesystem {
             .map_err(|e| with_state(e, STATE_UNCHANGED))?;
         // With the journal, the data shares the first flush with the log:
         // both are on disk before the journal superblock points at the
-        // transaction, which is what makes it count.
-        if !data.is_empty() && !journaled {
+        // transaction, which is what makes it count. In place, the data
+        // is flushed before the first metadata write, also when all of it
+        // went out early (spill_data) and none was left for here: the
+        // undo runs record every block written ahead of this point.
+        if !self.undo.runs.is_empty() && !journaled {
             self.flush().map_err(|e| with_state(e, STATE_UNCHANGED))?;
         }
         if let Some(log) = log {
