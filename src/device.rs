@@ -761,3 +761,48 @@ impl BlockDevice for CrashDevice {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_zero_sees_every_byte() {
+        for len in [0usize, 1, 63, 64, 65, 127, 128, 4096, 4099] {
+            let mut b = vec![0u8; len];
+            assert!(is_zero(&b), "{len} zeros");
+            (0..len).for_each(|i| {
+                b[i] = 0x80;
+                assert!(!is_zero(&b), "{len} bytes, byte {i} set");
+                b[i] = 0;
+            });
+        }
+    }
+
+    #[test]
+    fn holes_of_a_sparse_file_are_told_apart_from_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("img");
+        let f = File::create(&p).unwrap();
+        f.set_len(4 << 20).unwrap();
+        write_all_at(&f, &[1u8; 4096], 1 << 20).unwrap();
+        drop(f);
+        let dev = FileDevice::open(&p, false).unwrap();
+        // Data: never a hole. Past the end: not a hole either.
+        assert!(!dev.is_hole(1 << 20, 4096));
+        assert!(!dev.is_hole((1 << 20) - 4096, 8192));
+        assert!(!dev.is_hole((4 << 20) - 4096, 8192));
+        if next_data(&dev.file, 0).is_none() {
+            return; // no SEEK_DATA here: nothing is known to be a hole
+        }
+        // What this file system keeps as holes (some allocate small files
+        // whole) reads as zeros.
+        for (off, len) in [(0u64, 4096u64), (2 << 20, 1 << 20)] {
+            if dev.is_hole(off, len) {
+                let mut buf = vec![1u8; len as usize];
+                dev.read_at(off, &mut buf).unwrap();
+                assert!(is_zero(&buf));
+            }
+        }
+    }
+}

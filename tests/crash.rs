@@ -479,7 +479,6 @@ impl ext3edit::device::BlockDevice for Recorder {
 #[test]
 fn in_place_commit_flushes_data_written_early_before_the_metadata() {
     require_e2fsprogs!();
-    use ext3edit::device::BlockDevice;
     // Without a journal the first metadata write is the commit point: the
     // file's data must be on disk before it, also when all of it was
     // written early (past 8 MiB staged) and none is left for the commit.
