@@ -894,6 +894,42 @@ impl Filesystem {
         Ok(())
     }
 
+    /// Whether a file of `size` bytes has its data written to the image as
+    /// it is read ([`Self::write_data_early`]) rather than staged: past
+    /// [`SPILL_LIMIT`] staged blocks would go out early anyway, and the
+    /// copy into a staged block (a page fault per block) would be wasted.
+    pub(crate) fn writes_early(&self, size: u64) -> bool {
+        size > SPILL_LIMIT as u64
+    }
+
+    /// Write whole data blocks allocated in this transaction, `first` and
+    /// the ones after it, to the image now, as [`Self::spill_data`] does
+    /// for staged ones: free in the old file system, saved first for the
+    /// undo, flushed with the log (or before the in-place metadata).
+    pub(crate) fn write_data_early(&mut self, first: u64, data: &[u8]) -> Result<()> {
+        let bs = self.bs;
+        let n = (data.len() / bs) as u64;
+        if !data.len().is_multiple_of(bs)
+            || !self.writable
+            || first.saturating_add(n) > self.sb.blocks_count
+            || (first..first + n).any(|b| self.overlay.contains_key(&b))
+        {
+            for (i, c) in data.chunks(bs).enumerate() {
+                self.write_new_data(first + i as u64, c)?;
+            }
+            return Ok(());
+        }
+        self.check_journal_map()?;
+        let blocks: Vec<u64> = (first..first + n).collect();
+        self.save_undo(&blocks)?;
+        self.dev.write_at(first * bs as u64, data).map_err(|e| {
+            with_state(
+                Error::io(format!("writing image blocks {first}..{}", first + n), e),
+                STATE_UNCHANGED,
+            )
+        })
+    }
+
     /// Write staged new-data blocks to the image now. They are free on disk
     /// (we never reuse a block freed in the same transaction), so the image
     /// still describes the old filesystem.

@@ -549,3 +549,35 @@ fn in_place_commit_flushes_data_written_early_before_the_metadata() {
     }
     assert_eq!(checked, 25);
 }
+
+#[test]
+fn crash_during_a_large_write_recovers_to_old_or_new() {
+    require_e2fsprogs!();
+    // A file past 8 MiB whose size is known is written to the image as it
+    // is read, before the commit point: every crash point of that must
+    // still recover to the image before or after.
+    let cfg = Cfg {
+        fstype: "ext3",
+        block: 4096,
+        inode: 256,
+        dir_index: true,
+        size_kib: 24 * 1024,
+    };
+    let img = mkfs(&cfg);
+    let base = std::fs::read(&img.path).unwrap();
+    let data = pseudo_random(9 << 20, 5);
+    let op = move |fs: &mut Filesystem| put_file(fs, "/big", &data);
+    let mut tally = Tally {
+        points: 0,
+        failures: Vec::new(),
+    };
+    sweep("put 9 MiB", &base, &op, &mut tally);
+    assert!(tally.points > 40, "too few crash points: {}", tally.points);
+    assert!(
+        tally.failures.is_empty(),
+        "{} of {} crash points failed:\n{}",
+        tally.failures.len(),
+        tally.points,
+        tally.failures.join("\n")
+    );
+}
