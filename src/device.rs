@@ -62,6 +62,14 @@ pub trait BlockDevice {
         Ok(())
     }
 
+    /// True only when `len` bytes at `offset` are known to read as zeros
+    /// without reading them: a hole of a sparse image file. False when
+    /// unknown (the default); the caller then reads.
+    fn is_hole(&self, offset: u64, len: u64) -> bool {
+        let _ = (offset, len);
+        false
+    }
+
     /// Make every write so far durable (fsync for files).
     fn flush(&mut self) -> io::Result<()>;
 
@@ -494,6 +502,13 @@ impl BlockDevice for FileDevice {
         Ok(())
     }
 
+    fn is_hole(&self, offset: u64, len: u64) -> bool {
+        // SEEK_DATA sees data written but not yet on disk as data; a block
+        // device, or a file system without SEEK_DATA, says "data here".
+        check_range(offset, len as usize, self.size).is_ok()
+            && next_data(&self.file, offset).is_some_and(|at| at >= offset.saturating_add(len))
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         if self.writable && self.sync {
             self.file.sync_data()?;
@@ -504,6 +519,19 @@ impl BlockDevice for FileDevice {
     fn writable(&self) -> bool {
         self.writable
     }
+}
+
+/// True when every byte of `b` is zero. Bytes are or-ed 64 at a time
+/// (the compiler turns that into vector instructions): a byte-at-a-time
+/// scan of the 10 MiB a large `put` saves before writing took 7 ms.
+pub fn is_zero(b: &[u8]) -> bool {
+    let mut it = b.chunks_exact(64);
+    for c in &mut it {
+        if c.iter().fold(0u8, |a, &x| a | x) != 0 {
+            return false;
+        }
+    }
+    it.remainder().iter().all(|&x| x == 0)
 }
 
 /// Where the next data of `f` at or after `pos` is (`SEEK_DATA`): None
@@ -542,7 +570,7 @@ pub fn copy_sparse(input: &File, out: &File) -> io::Result<u64> {
         while pos < end {
             let n = ((end - pos) as usize).min(buf.len());
             read_exact_at(input, &mut buf[..n], pos)?;
-            if buf[..n].iter().any(|&b| b != 0) {
+            if !is_zero(&buf[..n]) {
                 write_all_at(out, &buf[..n], pos)?;
             }
             pos += n as u64;
@@ -731,5 +759,50 @@ impl BlockDevice for CrashDevice {
     }
     fn writable(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_zero_sees_every_byte() {
+        for len in [0usize, 1, 63, 64, 65, 127, 128, 4096, 4099] {
+            let mut b = vec![0u8; len];
+            assert!(is_zero(&b), "{len} zeros");
+            (0..len).for_each(|i| {
+                b[i] = 0x80;
+                assert!(!is_zero(&b), "{len} bytes, byte {i} set");
+                b[i] = 0;
+            });
+        }
+    }
+
+    #[test]
+    fn holes_of_a_sparse_file_are_told_apart_from_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("img");
+        let f = File::create(&p).unwrap();
+        f.set_len(4 << 20).unwrap();
+        write_all_at(&f, &[1u8; 4096], 1 << 20).unwrap();
+        drop(f);
+        let dev = FileDevice::open(&p, false).unwrap();
+        // Data: never a hole. Past the end: not a hole either.
+        assert!(!dev.is_hole(1 << 20, 4096));
+        assert!(!dev.is_hole((1 << 20) - 4096, 8192));
+        assert!(!dev.is_hole((4 << 20) - 4096, 8192));
+        if next_data(&dev.file, 0).is_none() {
+            return; // no SEEK_DATA here: nothing is known to be a hole
+        }
+        // What this file system keeps as holes (some allocate small files
+        // whole) reads as zeros.
+        for (off, len) in [(0u64, 4096u64), (2 << 20, 1 << 20)] {
+            if dev.is_hole(off, len) {
+                let mut buf = vec![1u8; len as usize];
+                dev.read_at(off, &mut buf).unwrap();
+                assert!(is_zero(&buf));
+            }
+        }
     }
 }

@@ -225,7 +225,7 @@ impl Filesystem {
             return self.write_data_sized(inode, &mut &data[..], Some(n));
         }
         let size = data.len() as u64;
-        if data.iter().any(|&b| b != 0) {
+        if !crate::device::is_zero(&data) {
             let mut goal = self.data_goal(inode.ino);
             let b = self.map_new_block(inode, 0, &mut goal)?;
             self.write_new_data_vec(b, data)?;
@@ -246,6 +246,7 @@ impl Filesystem {
         let bs = self.block_size();
         let mut size = 0u64;
         let max = self.max_file_size();
+        let early = expect.is_some_and(|e| self.writes_early(e));
         loop {
             // Fill the buffer as far as the source gives.
             let mut got = 0;
@@ -271,13 +272,38 @@ impl Filesystem {
                     "source is larger than the largest file this filesystem allows ({max} bytes)"
                 )));
             }
-            for chunk in buf[..got].chunks(bs) {
+            // A large file's whole blocks go to the image in runs straight
+            // from the buffer; the rest is staged.
+            let mut run: Option<(u64, usize, usize)> = None; // block, offset, count
+            for (k, chunk) in buf[..got].chunks(bs).enumerate() {
                 let lblk = size / bs as u64;
-                if chunk.iter().any(|&b| b != 0) {
-                    let b = self.map_new_block(inode, lblk, goal)?;
-                    self.write_new_data(b, chunk)?;
-                }
                 size += chunk.len() as u64;
+                if crate::device::is_zero(chunk) {
+                    if let Some((f, o, n)) = run.take() {
+                        self.write_data_early(f, &buf[o..o + n * bs])?;
+                    }
+                    continue;
+                }
+                let b = self.map_new_block(inode, lblk, goal)?;
+                if !(early && chunk.len() == bs) {
+                    if let Some((f, o, n)) = run.take() {
+                        self.write_data_early(f, &buf[o..o + n * bs])?;
+                    }
+                    self.write_new_data(b, chunk)?;
+                    continue;
+                }
+                run = match run {
+                    Some((f, o, n)) if f + n as u64 == b => Some((f, o, n + 1)),
+                    other => {
+                        if let Some((f, o, n)) = other {
+                            self.write_data_early(f, &buf[o..o + n * bs])?;
+                        }
+                        Some((b, k * bs, 1))
+                    }
+                };
+            }
+            if let Some((f, o, n)) = run.take() {
+                self.write_data_early(f, &buf[o..o + n * bs])?;
             }
             if eof || got == 0 {
                 break;

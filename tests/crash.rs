@@ -439,3 +439,145 @@ fn crash_at_every_write_recovers_to_old_or_new() {
         tally.failures.join("\n")
     );
 }
+
+/// What a [`Recorder`] saw: writes (byte offset, length) and flushes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Event {
+    Write(u64, u64),
+    Flush,
+}
+
+/// An in-memory image that records every write and flush, in order.
+struct Recorder {
+    mem: MemDevice,
+    log: std::sync::Arc<std::sync::Mutex<Vec<Event>>>,
+}
+
+impl ext3edit::device::BlockDevice for Recorder {
+    fn len(&self) -> u64 {
+        self.mem.len()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.mem.read_at(offset, buf)
+    }
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(Event::Write(offset, data.len() as u64));
+        self.mem.write_at(offset, data)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.log.lock().unwrap().push(Event::Flush);
+        self.mem.flush()
+    }
+    fn writable(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn in_place_commit_flushes_data_written_early_before_the_metadata() {
+    require_e2fsprogs!();
+    // Without a journal the first metadata write is the commit point: the
+    // file's data must be on disk before it, also when all of it was
+    // written early (past 8 MiB staged) and none is left for the commit.
+    let cfg = Cfg {
+        fstype: "ext3",
+        block: 4096,
+        inode: 256,
+        dir_index: true,
+        size_kib: 32 * 1024,
+    };
+    let img = mkfs(&cfg);
+    let base = std::fs::read(&img.path).unwrap();
+    let in_place = OpenOptions {
+        journal: false,
+        ..opts()
+    };
+    let mut checked = 0;
+    // File sizes around the 8 MiB (2048 blocks) the engine stages: one of
+    // them ends exactly where the staged data is written out.
+    for blocks in 2035u64..2060 {
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let dev = Recorder {
+            mem: MemDevice::new(base.clone()),
+            log: log.clone(),
+        };
+        let mut fs = Filesystem::open_device(Box::new(dev), &in_place).unwrap();
+        let mut data = pseudo_random((blocks * 4096) as usize, blocks);
+        for b in data.iter_mut() {
+            *b |= 1;
+        }
+        put_file(&mut fs, "/big", &data).unwrap();
+        fs.commit().unwrap();
+        // Where the file's data and its inode are.
+        let ino = fs.resolve("/big", true).unwrap();
+        let inode = fs.read_inode(ino).unwrap();
+        let runs = fs.block_runs(&inode, fs.max_indirect_blocks()).unwrap();
+        let bs = fs.block_size() as u64;
+        let sb = fs.superblock();
+        let ipg = sb.inodes_per_group as u64;
+        let isz = sb.inode_size as u64;
+        let g = ((ino as u64 - 1) / ipg) as usize;
+        let at = fs.groups()[g].inode_table() * bs + ((ino as u64 - 1) % ipg) * isz;
+        drop(fs);
+        let events = log.lock().unwrap().clone();
+        let is_data = |off: u64, len: u64| {
+            runs.iter().any(|r| {
+                let (a, b) = (r.pblk * bs, (r.pblk + r.len) * bs);
+                off < b && a < off + len
+            })
+        };
+        let last_data = events
+            .iter()
+            .rposition(|e| matches!(*e, Event::Write(o, l) if is_data(o, l)))
+            .expect("the data was written");
+        let inode_write = events
+            .iter()
+            .position(|e| matches!(*e, Event::Write(o, l) if o <= at && at < o + l))
+            .expect("the inode was written");
+        assert!(
+            inode_write > last_data,
+            "{blocks} blocks: the inode was written before the data"
+        );
+        assert!(
+            events[last_data..inode_write].contains(&Event::Flush),
+            "{blocks} blocks: no flush between the last data write (event {last_data}) and the inode's (event {inode_write}) in {events:?}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 25);
+}
+
+#[test]
+fn crash_during_a_large_write_recovers_to_old_or_new() {
+    require_e2fsprogs!();
+    // A file past 8 MiB whose size is known is written to the image as it
+    // is read, before the commit point: every crash point of that must
+    // still recover to the image before or after.
+    let cfg = Cfg {
+        fstype: "ext3",
+        block: 4096,
+        inode: 256,
+        dir_index: true,
+        size_kib: 24 * 1024,
+    };
+    let img = mkfs(&cfg);
+    let base = std::fs::read(&img.path).unwrap();
+    let data = pseudo_random(9 << 20, 5);
+    let op = move |fs: &mut Filesystem| put_file(fs, "/big", &data);
+    let mut tally = Tally {
+        points: 0,
+        failures: Vec::new(),
+    };
+    sweep("put 9 MiB", &base, &op, &mut tally);
+    assert!(tally.points > 40, "too few crash points: {}", tally.points);
+    assert!(
+        tally.failures.is_empty(),
+        "{} of {} crash points failed:\n{}",
+        tally.failures.len(),
+        tally.points,
+        tally.failures.join("\n")
+    );
+}

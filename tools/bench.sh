@@ -3,6 +3,17 @@
 # ext3 images, side by side, in one run. Figures go in docs/BENCHMARKS.md.
 #
 #   bash tools/bench.sh
+#   bash tools/bench.sh --base REV     # this build against revision REV
+#
+# With --base REV the script instead builds REV's release binary in a
+# temporary git worktree (its own target dir, target/bench-base), and times
+# this build, REV's build and debugfs -w on the same rows in alternating
+# order: every pair (round) runs each tool once on its own fresh copy, the
+# order reversed every other round, BENCH_PAIRS rounds (default 9). It
+# prints medians and ratios (debugfs / ext3edit time within each round, then
+# the median of those; > 1 means ext3edit is faster), CPU time, and the
+# flushes and system calls of one traced run of each; every result is
+# checked as below. Rows: 1 KiB and 10 MiB into 2 and 32 GiB images.
 #
 # Rows (each row is ONE hyperfine invocation, so its tools are timed under the
 # same conditions, one after the other):
@@ -39,6 +50,7 @@
 #   BENCH_HUGE=0       skip the 256 GiB image (needs ~5.5 GB free transiently)
 #   BENCH_KEEP=1       keep the work dir (images, inputs) for inspection
 #   BENCH_NO_BUILD=1   do not run cargo build --release
+#   BENCH_PAIRS        rounds of the --base comparison (default 9)
 #   BENCH_REV=REV      benchmark a committed revision (e.g. HEAD) instead of
 #                      the work tree: it is exported with git archive and
 #                      built in target/bench-build (useful while the work tree
@@ -50,6 +62,21 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BASE=
+while [ $# -gt 0 ]; do
+    case $1 in
+    --base) [ $# -ge 2 ] || { echo "bench: --base needs a revision" >&2; exit 2; }
+            BASE=$2; shift 2 ;;
+    --base=*) BASE=${1#--base=}; shift ;;
+    -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench: unknown argument $1 (try --help)" >&2; exit 2 ;;
+    esac
+done
+if [ -n "$BASE" ]; then
+    BASE_REV=$(git -C "$ROOT" rev-parse --short "$BASE^{commit}") ||
+        { echo "bench: --base $BASE is not a revision" >&2; exit 2; }
+fi
+PAIRS=${BENCH_PAIRS:-9}
 RUNS=${BENCH_RUNS:-20}
 WARMUP=${BENCH_WARMUP:-3}
 TREE_RUNS=${BENCH_TREE_RUNS:-8}
@@ -122,6 +149,7 @@ mkdir -p "$IMG" "$IN" "$R"
 cleanup() {
     local rc=$?
     mkdir -p "$OUT" && cp -r "$R"/. "$OUT"/ 2>/dev/null || true
+    [ -d "$W/base-src" ] && git -C "$ROOT" worktree remove --force "$W/base-src" 2>/dev/null
     if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench: work dir kept: $W" >&2
     else rm -rf "$W"; fi
     echo "bench: results in $OUT" >&2
@@ -129,6 +157,17 @@ cleanup() {
 }
 trap cleanup EXIT
 q() { printf '%q' "$1"; }   # quote a path for the command strings
+
+# ---------------------------------------------------------------- base build
+if [ -n "$BASE" ]; then
+    say "cargo build --release of $BASE_REV (git worktree $W/base-src, target/bench-base)"
+    git -C "$ROOT" worktree add --detach -q "$W/base-src" "$BASE_REV"
+    (cd "$W/base-src" && CARGO_TARGET_DIR=$ROOT/target/bench-base cargo build --release --quiet)
+    EB=$W/ext3edit-$BASE_REV
+    cp "$ROOT/target/bench-base/release/ext3edit" "$EB"
+    git -C "$ROOT" worktree remove --force "$W/base-src"
+    HUGE=0
+fi
 
 # ---------------------------------------------------------------- machine facts
 {
@@ -148,6 +187,7 @@ q() { printf '%q' "$1"; }   # quote a path for the command strings
         echo "e2tools: $(dpkg-query -W -f '${Version}' e2tools 2>/dev/null || echo present)"
     else echo "e2tools: not available"; fi
     echo "ext3edit: $("$E" --version) at $VERSION_NOTE"
+    [ -n "$BASE" ] && echo "base: $("$EB" --version) at $BASE_REV (git worktree of $BASE)"
     echo "rustc: $(rustc --version 2>/dev/null)"
     echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$R/machine.txt"
@@ -175,7 +215,7 @@ ls -ls "$IMG" >&2
 say "making inputs"
 head -c 1024 /dev/urandom > "$IN/small.bin"
 head -c $((10 * 1024 * 1024)) /dev/urandom > "$IN/big.bin"
-python3 - "$IN" <<'EOF'
+[ -n "$BASE" ] || python3 - "$IN" <<'EOF'
 import os, random, sys
 base = sys.argv[1]
 r = random.Random(42)
@@ -197,7 +237,117 @@ for d in range(100):
 open(os.path.join(base, "tree.debugfs"), "w").write("\n".join(script) + "\n")
 open(os.path.join(base, "tree.list"), "w").write("\n".join(lst) + "\n")
 EOF
-echo "tree: $(find "$IN/treeroot/tree" -type f | wc -l) files, $(du -sk "$IN/treeroot/tree" | cut -f1) KiB on disk" >&2
+[ -n "$BASE" ] || echo "tree: $(find "$IN/treeroot/tree" -type f | wc -l) files, $(du -sk "$IN/treeroot/tree" | cut -f1) KiB on disk" >&2
+
+# ---------------------------------------------------------------- --base
+if [ -n "$BASE" ]; then
+    NEW_REV=${VERSION_NOTE%% *}
+    say "comparing $NEW_REV with $BASE_REV and debugfs -w: $PAIRS alternating rounds"
+    python3 - "$R" "$PAIRS" "$W" "$E" "$EB" "$NEW_REV" "$BASE_REV" "$HAVE_STRACE" \
+        "small-2g|1 KiB file into 2 GiB image|$IMG/base2.img|$IN/small.bin|small.bin" \
+        "small-32g|1 KiB file into 32 GiB image|$IMG/base32.img|$IN/small.bin|small.bin" \
+        "big-2g|10 MiB file into 2 GiB image|$IMG/base2.img|$IN/big.bin|big.bin" \
+        "big-32g|10 MiB file into 32 GiB image|$IMG/base32.img|$IN/big.bin|big.bin" <<'PY' | tee "$R/compare.md"
+import os, re, resource, statistics, subprocess, sys, time
+R, pairs, W, new, base, new_rev, base_rev, have_strace = sys.argv[1:9]
+pairs = int(pairs)
+rows = [a.split("|") for a in sys.argv[9:]]
+tools = [f"ext3edit {new_rev}", f"ext3edit {base_rev}", "debugfs -w"]
+if new_rev == base_rev:
+    tools[0] += " (this build)"
+def cmd(tool, img, src, name):
+    if tool == tools[0]: return [new, "put", img, src, "/" + name]
+    if tool == tools[1]: return [base, "put", img, src, "/" + name]
+    return ["debugfs", "-w", "-R", f"write {src} {name}", img]
+def run(argv):
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def fresh(base_img, work):
+    # The copy's own dirty pages are synced first: not charged to a tool.
+    run(["cp", "--sparse=always", base_img, work])
+    run(["sync", work])
+wall, cpu = {}, {}
+with open(os.path.join(R, "compare.tsv"), "w") as raw:
+    raw.write("row\tround\ttool\twall_s\tcpu_s\n")
+    for row, title, base_img, src, name in rows:
+        work = os.path.join(W, row + ".img")
+        for t in tools:  # one warm-up run each, not counted
+            fresh(base_img, work)
+            run(cmd(t, work, src, name))
+        for i in range(pairs):
+            for t in (tools if i % 2 == 0 else tools[::-1]):
+                fresh(base_img, work)
+                r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                t0 = time.perf_counter()
+                run(cmd(t, work, src, name))
+                t1 = time.perf_counter()
+                r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                c = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+                wall.setdefault((row, t), []).append(t1 - t0)
+                cpu.setdefault((row, t), []).append(c)
+                raw.write(f"{row}\t{i}\t{t}\t{t1 - t0:.6f}\t{c:.6f}\n")
+# One more run of each under strace -c (flushes, system calls); its result
+# is checked: e2fsck -fn, and the file read back with debugfs.
+FLUSH = {"fsync", "fdatasync", "sync_file_range", "syncfs", "sync", "msync"}
+checks = {}
+for row, title, base_img, src, name in rows:
+    work = os.path.join(W, row + ".img")
+    for t in tools:
+        fresh(base_img, work)
+        fl = calls = "-"
+        if have_strace == "1":
+            out = os.path.join(W, "strace.out")
+            run(["strace", "-f", "-c", "-o", out] + cmd(t, work, src, name))
+            fl = calls = 0
+            for l in open(out):
+                f = l.split()
+                if len(f) >= 5 and f[-1] not in ("total", "syscall") and f[3].isdigit():
+                    calls += int(f[3])
+                    fl += int(f[3]) if f[-1] in FLUSH else 0
+        else:
+            run(cmd(t, work, src, name))
+        fsck = subprocess.run(["e2fsck", "-fn", work], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL).returncode
+        back = os.path.join(W, "back")
+        if os.path.exists(back):
+            os.remove(back)
+        subprocess.run(["debugfs", "-R", f"dump /{name} {back}", work],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        same = os.path.exists(back) and open(back, "rb").read() == open(src, "rb").read()
+        checks[(row, t)] = (fl, calls, fsck, same)
+med = statistics.median
+def ratios(row, a, b):  # time of b / time of a, round by round
+    return [y / x for x, y in zip(wall[(row, a)], wall[(row, b)])]
+print("```\n" + open(os.path.join(R, "machine.txt")).read().rstrip() + "\n```\n")
+print(f"{pairs} rounds; in each, every tool runs once on its own fresh copy, in reversed order every other round. "
+      "Wall-clock medians in milliseconds, hot page cache. Ratios: debugfs (or the base) time / ext3edit time "
+      "within a round, median over the rounds, [lowest-highest]; > 1 means ext3edit is faster.\n")
+print(f"| Row | {tools[0]} ms | {tools[1]} ms | debugfs -w ms | {tools[0]} vs debugfs | {tools[1]} vs debugfs | {tools[0]} vs {tools[1]} |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for row, title, *_ in rows:
+    ms = [f"{med(wall[(row, t)]) * 1000:.1f}" for t in tools]
+    cells = []
+    for a, b in ((0, 2), (1, 2), (0, 1)):
+        r = ratios(row, tools[a], tools[b])
+        cells.append(f"{med(r):.2f}x [{min(r):.2f}-{max(r):.2f}]")
+    print(f"| {title} | " + " | ".join(ms + cells) + " |")
+print("\nCPU time (user + system, median ms) of the timed runs; flushes and system calls of the traced run; checks of its result:\n")
+print("| Row | Tool | CPU ms | flushes | system calls | e2fsck -fn | read back |")
+print("|---|---|---:|---:|---:|---|---|")
+bad = []
+for row, title, *_ in rows:
+    for t in tools:
+        fl, calls, fsck, same = checks[(row, t)]
+        if fsck != 0 or not same:
+            bad.append(f"{row}/{t}")
+        print(f"| {title} | {t} | {med(cpu[(row, t)]) * 1000:.1f} | {fl} | {calls} | "
+              f"{'ok' if fsck == 0 else f'FAILED ({fsck})'} | {'ok' if same else 'MISMATCH'} |")
+print("\nVerification: " + ("all results passed e2fsck -fn and read back equal." if not bad
+      else "FAILED for " + ", ".join(bad)))
+sys.exit(1 if bad else 0)
+PY
+    echo "load average after timing: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$R/machine.txt" >&2
+    exit 0
+fi
 
 # ---------------------------------------------------------------- rows
 # Every (row, tool) is one line of $R/plan.tsv:

@@ -562,6 +562,10 @@ impl BlockDevice for PartitionDevice {
         let at = self.check(offset, len as usize)?;
         self.inner.zero_range(at, len)
     }
+    fn is_hole(&self, offset: u64, len: u64) -> bool {
+        self.check(offset, len as usize)
+            .is_ok_and(|at| self.inner.is_hole(at, len))
+    }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
