@@ -234,6 +234,7 @@ fn run_customize(image: &Path, dry_run: bool, w: &WriteOpts, words: Vec<String>)
         notes: Vec::new(),
         unfixed: Vec::new(),
         relabel: false,
+        console: None,
     };
     let policy = ext3edit::selinux::Policy::load_from_image(&fs).map_err(|e| {
         failure(format!(
