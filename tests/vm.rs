@@ -976,3 +976,27 @@ fn term_follows_terminfo_and_network_manager_gets_a_keyfile() {
         "{out}"
     );
 }
+
+/// Item 22 of issue 13: `--fix` followed by `--xen-console hvc0` puts one
+/// getty on hvc0, not a second one on xvc0 that would respawn too fast
+/// (the sample has no kernel, so --fix alone would name xvc0).
+#[test]
+fn fix_puts_its_getty_on_the_console_the_run_names() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let img = sample_copy(d.path());
+    cust_ok(&img, &["--fix", "--xen-console", "hvc0"]);
+    let inittab = text(&img, "/etc/inittab");
+    assert!(
+        inittab.contains(":respawn:/sbin/mingetty hvc0\n"),
+        "{inittab}"
+    );
+    assert!(!inittab.contains("xvc0"), "{inittab}");
+    let securetty = text(&img, "/etc/securetty");
+    assert!(securetty.lines().any(|l| l == "hvc0"), "{securetty}");
+    // Alone, --fix still names RHEL 5's xvc0.
+    let d2 = tempfile::tempdir().unwrap();
+    let img2 = sample_copy(d2.path());
+    cust_ok(&img2, &["--fix"]);
+    assert!(text(&img2, "/etc/inittab").contains(":respawn:/sbin/mingetty xvc0\n"));
+}
