@@ -738,6 +738,7 @@ fn debian_sysvinit_image_gets_what_its_own_stack_reads() {
             "id:2:initdefault:\nsi::sysinit:/etc/init.d/rcS\nl2:2:wait:/etc/init.d/rc 2\n1:2345:respawn:/sbin/getty --noclear 38400 tty1\n",
         ),
         ("/usr/sbin/ifup", "ELF"),
+        ("/usr/sbin/dhclient", "ELF"),
         ("/etc/init.d/networking", "#!/bin/sh\n"),
         ("/etc/rcS.d/S10networking", "->../init.d/networking"),
         (
@@ -824,6 +825,7 @@ fn debian_sysvinit_image_gets_what_its_own_stack_reads() {
     // there, its other stanzas kept.
     let d2 = tempfile::tempdir().unwrap();
     let mut files2 = files.clone();
+    files2.retain(|f| f.0 != "/usr/sbin/dhclient");
     for f in files2.iter_mut() {
         if f.0 == "/etc/network/interfaces" {
             f.1 = "auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet static\n    address 192.168.1.2/24\n\niface eth9 inet manual\n";
@@ -834,6 +836,14 @@ fn debian_sysvinit_image_gets_what_its_own_stack_reads() {
     assert_eq!(
         text(&img2, "/etc/network/interfaces"),
         "auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\n\niface eth9 inet manual\n"
+    );
+    // That image has no DHCP client (minbase does not install ifupdown's
+    // recommends): eth0 would get no address, and check says so.
+    let (code, out) = check(&img2, false);
+    assert_eq!(code, Some(1));
+    assert!(
+        out.contains("eth0 is not brought up at boot: ifupdown: /etc/network/interfaces:5: iface eth0 inet dhcp, but the image has no DHCP client"),
+        "{out}"
     );
 }
 

@@ -141,7 +141,7 @@ pub fn check(v: &dyn View) -> Result<Finding> {
             Some(l) => f.saw(format!("systemd: {l} starts a getty on the Xen console")),
             None => f.mark(
                 Status::Warn,
-                "systemd: no serial-getty@xvc0 or @hvc0 link in getty.target.wants; systemd's getty generator starts one on the console the kernel is given (console=hvc0)",
+                "systemd: no serial-getty@xvc0 or @hvc0 link in getty.target.wants; systemd's getty generator starts one on hvc0 or xvc0 when the device exists",
             ),
         }
     }

@@ -322,11 +322,13 @@ pub fn ifupdown_iface(
         for (n, l) in content_lines(t) {
             let w: Vec<&str> = l.split_whitespace().collect();
             match w.first().copied() {
-                Some("iface") if w.get(1) == Some(&iface) && w.get(2) == Some(&"inet") => {
-                    if stanza.is_none() {
-                        let method = w.get(3).copied().unwrap_or("").to_string();
-                        stanza = Some((format!("{p}:{n}: {l}"), method));
-                    }
+                Some("iface")
+                    if w.get(1) == Some(&iface)
+                        && w.get(2) == Some(&"inet")
+                        && stanza.is_none() =>
+                {
+                    let method = w.get(3).copied().unwrap_or("").to_string();
+                    stanza = Some((format!("{p}:{n}: {l}"), method));
                 }
                 Some("auto") | Some("allow-auto") | Some("allow-hotplug")
                     if w[1..].contains(&iface) && auto.is_none() =>

@@ -230,6 +230,9 @@ fn stack(v: &dyn View, f: &mut Finding, ifcfg_up: &[&str]) -> Result<()> {
             match s {
                 Stack::NetworkScripts => {}
                 Stack::Ifupdown => match netstack::ifupdown_iface(&ifaces, dev) {
+                    (Some((st, m)), Some(_)) if m == "dhcp" && !dhcp_client(v)? => why.push(format!(
+                        "ifupdown: {st}, but the image has no DHCP client (dhclient, dhcpcd or udhcpc: install isc-dhcp-client)"
+                    )),
                     (Some((st, m)), Some(auto)) if m != "manual" => {
                         up.get_or_insert(format!("ifupdown ({st}; {auto})"));
                     }
@@ -275,7 +278,11 @@ fn stack(v: &dyn View, f: &mut Finding, ifcfg_up: &[&str]) -> Result<()> {
                     Status::Fail,
                     format!("{dev} is not brought up at boot: {}", why.join("; ")),
                 );
-                f.fix_with(&["--network", &format!("{dev}=dhcp")]);
+                if why.iter().all(|w| w.contains("no DHCP client")) {
+                    f.fix_by_hand("install a DHCP client in the image (isc-dhcp-client); ext3edit does not install packages");
+                } else {
+                    f.fix_with(&["--network", &format!("{dev}=dhcp")]);
+                }
             }
         }
     }
@@ -287,4 +294,22 @@ fn stack(v: &dyn View, f: &mut Finding, ifcfg_up: &[&str]) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// True when the image has a DHCP client ifupdown can run.
+fn dhcp_client(v: &dyn View) -> Result<bool> {
+    for p in [
+        "/sbin/dhclient",
+        "/usr/sbin/dhclient",
+        "/sbin/dhcpcd",
+        "/usr/sbin/dhcpcd",
+        "/sbin/udhcpc",
+        "/usr/sbin/udhcpc",
+        "/sbin/pump",
+    ] {
+        if v.meta(p, true)?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
