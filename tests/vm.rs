@@ -837,6 +837,26 @@ fn debian_sysvinit_image_gets_what_its_own_stack_reads() {
         text(&img2, "/etc/network/interfaces"),
         "auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\n\niface eth9 inet manual\n"
     );
+    // An image whose ifcfg-eth0 has a static address: --fix gives
+    // ifupdown the same address, and the ifcfg file keeps it.
+    let d3 = tempfile::tempdir().unwrap();
+    let mut files3 = files.clone();
+    files3.extend_from_slice(&[
+        (
+            "/etc/sysconfig/network-scripts/ifcfg-eth0",
+            "DEVICE=eth0\nBOOTPROTO=static\nIPADDR=10.0.0.5\nNETMASK=255.255.255.0\nGATEWAY=10.0.0.1\nONBOOT=yes\n",
+        ),
+        ("/etc/sysconfig/network", "NETWORKING=yes\n"),
+    ]);
+    let img3 = tree_image(d3.path(), &files3);
+    cust_ok(&img3, &["--fix"]);
+    assert_eq!(
+        text(&img3, "/etc/network/interfaces.d/eth0"),
+        "allow-hotplug eth0\niface eth0 inet static\n    address 10.0.0.5/24\n    gateway 10.0.0.1\n"
+    );
+    let ifcfg = text(&img3, "/etc/sysconfig/network-scripts/ifcfg-eth0");
+    assert!(ifcfg.contains("IPADDR=10.0.0.5\n"), "{ifcfg}");
+    assert!(text(&img3, "/etc/network/interfaces.d/eth1").contains("inet dhcp"));
     // That image has no DHCP client (minbase does not install ifupdown's
     // recommends): eth0 would get no address, and check says so.
     let (code, out) = check(&img2, false);

@@ -9,7 +9,7 @@
 
 use super::netstack::{self, Stack};
 use super::{text_or_note, Finding, Status};
-use crate::customize::text::{content_lines, parse_vars, var, View};
+use crate::customize::text::{content_lines, parse_vars, read_text, var, View};
 use crate::error::Result;
 
 /// Where RHEL keeps the interface files.
@@ -281,7 +281,10 @@ fn stack(v: &dyn View, f: &mut Finding, ifcfg_up: &[&str]) -> Result<()> {
                 if why.iter().all(|w| w.contains("no DHCP client")) {
                     f.fix_by_hand("install a DHCP client in the image (isc-dhcp-client); ext3edit does not install packages");
                 } else {
-                    f.fix_with(&["--network", &format!("{dev}=dhcp")]);
+                    // What the ifcfg file says, so that the fix does not
+                    // turn a static address into DHCP.
+                    let arg = network_arg(v, dev)?;
+                    f.fix_with(&["--network", &arg]);
                 }
             }
         }
@@ -312,4 +315,47 @@ fn dhcp_client(v: &dyn View) -> Result<bool> {
         }
     }
     Ok(false)
+}
+
+/// `IFACE=dhcp`, or `IFACE=static:ADDR/PREFIX[,gw=GW][,dns=DNS]...` when
+/// ifcfg-IFACE gives a static address.
+fn network_arg(v: &dyn View, dev: &str) -> Result<String> {
+    let p = format!("{SCRIPTS}/ifcfg-{dev}");
+    let dhcp = format!("{dev}=dhcp");
+    let Some(t) = read_text(v, &p).ok().flatten() else {
+        return Ok(dhcp);
+    };
+    let (vars, _) = parse_vars(&t);
+    let get = |k: &str| var(&vars, k).map(|x| x.value.clone());
+    let proto = get("BOOTPROTO").unwrap_or_default().to_ascii_lowercase();
+    let Some(ip) = get("IPADDR").filter(|_| proto != "dhcp" && proto != "bootp") else {
+        return Ok(dhcp);
+    };
+    let Ok(addr) = ip.parse::<std::net::Ipv4Addr>() else {
+        return Ok(dhcp);
+    };
+    let prefix = get("PREFIX")
+        .and_then(|p| p.parse::<u8>().ok())
+        .or_else(|| {
+            let m: std::net::Ipv4Addr = get("NETMASK")?.parse().ok()?;
+            let m = u32::from(m);
+            (m.leading_ones() + m.trailing_zeros() == 32).then_some(m.leading_ones() as u8)
+        })
+        .filter(|p| *p <= 32)
+        // Neither: the class's netmask, as RHEL's ipcalc gives it.
+        .unwrap_or(match addr.octets()[0] {
+            0..=127 => 8,
+            128..=191 => 16,
+            _ => 24,
+        });
+    let mut a = format!("{dev}=static:{addr}/{prefix}");
+    if let Some(g) = get("GATEWAY").filter(|g| g.parse::<std::net::Ipv4Addr>().is_ok()) {
+        a.push_str(&format!(",gw={g}"));
+    }
+    for k in ["DNS1", "DNS2", "DNS3"] {
+        if let Some(d) = get(k).filter(|d| d.parse::<std::net::IpAddr>().is_ok()) {
+            a.push_str(&format!(",dns={d}"));
+        }
+    }
+    Ok(a)
 }
