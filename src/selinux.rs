@@ -46,6 +46,12 @@ use crate::layout::FileType;
 use regex::bytes::Regex;
 use std::sync::OnceLock;
 
+/// The policy files of an image, together, are at most this big (a
+/// Fedora or RHEL file_contexts is under 1 MiB).
+const MAX_POLICY_BYTES: u64 = 32 << 20;
+/// At most this many specifications (Fedora has about 7,000).
+const MAX_SPECS: usize = 200_000;
+
 /// One line of a `file_contexts` file.
 #[derive(Debug)]
 pub struct Spec {
@@ -424,7 +430,12 @@ impl Policy {
     /// `Ok(None)` when the image has no `/etc/selinux/config`, no
     /// `SELINUXTYPE` in it, or no `file_contexts` for that type.
     pub fn load_from_image(fs: &Filesystem) -> Result<Option<Policy>> {
-        let read = |path: &str| -> Result<Option<String>> {
+        // A crafted image can make these files huge, or one file under
+        // several names: each is read once, and all of them together are
+        // at most MAX_POLICY_BYTES.
+        let mut seen: Vec<(u32, String)> = Vec::new();
+        let mut total = 0u64;
+        let mut read = |path: &str| -> Result<Option<String>> {
             let Some(ino) = fs.try_resolve(path, true)? else {
                 return Ok(None);
             };
@@ -432,15 +443,26 @@ impl Policy {
             if !inode.is_reg() {
                 return Ok(None);
             }
-            if inode.size() > 256 << 20 {
+            if let Some((_, other)) = seen.iter().find(|(i, _)| *i == ino) {
                 return Err(Error::corrupt(format!(
-                    "{path}: {} bytes is not a policy file",
-                    inode.size()
+                    "{path} is the same file as {other} (inode {ino}): not a policy file"
                 )));
             }
-            let mut v = Vec::new();
+            total += inode.size();
+            if total > MAX_POLICY_BYTES {
+                return Err(Error::corrupt(format!(
+                    "{path}: {} bytes, the policy files together over {} MiB: not a policy",
+                    inode.size(),
+                    MAX_POLICY_BYTES >> 20
+                )));
+            }
+            seen.push((ino, path.to_string()));
+            let mut v = Vec::with_capacity(inode.size() as usize);
             fs.read_file(&inode, &mut v)?;
-            Ok(Some(String::from_utf8_lossy(&v).into_owned()))
+            Ok(Some(match String::from_utf8(v) {
+                Ok(t) => t,
+                Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            }))
         };
         let Some(config) = read("/etc/selinux/config")? else {
             return Ok(None);
@@ -454,7 +476,12 @@ impl Policy {
             )));
         }
         let dir = format!("/etc/selinux/{ty}/contexts/files");
-        if read(&format!("{dir}/file_contexts"))?.is_none() {
+        let main = fs.try_resolve(&format!("{dir}/file_contexts"), true)?;
+        if !main
+            .map(|i| fs.read_inode(i))
+            .transpose()?
+            .is_some_and(|i| i.is_reg())
+        {
             return Ok(None);
         }
         Policy::from_reader(|name| read(&format!("{dir}/{name}")))
@@ -492,6 +519,12 @@ impl Policy {
                 }
             };
             self.loaded += 1;
+            if self.loaded > MAX_SPECS {
+                return Err(Error::Invalid(format!(
+                    "{}: more than {MAX_SPECS} specifications: not a policy",
+                    spec.origin
+                )));
+            }
             if spec.has_meta {
                 meta.push(spec);
             } else {

@@ -436,7 +436,11 @@ fn bad_input_changes_nothing() {
             vec!["--root-password", "x"],
             "/etc/shadow:1: malformed root entry",
         ),
-        (&img, vec!["--fix", "--ssh-inject", &kk], "user nosuchuser"),
+        (
+            &img,
+            vec!["--fix", "--ssh-inject", &kk],
+            "there is no user nosuchuser in the image's /etc/passwd",
+        ),
         (
             &img,
             vec!["--network", "eth0=static:10.0.0.300/24"],
@@ -458,6 +462,8 @@ fn bad_input_changes_nothing() {
             vec!["--xen-ldconf", "--bogus-step"],
             "not a customize step",
         ),
+        // The "did you mean" hint once sliced inside a character.
+        (&img, vec!["--ééé"], "--ééé is not a customize step"),
         (
             &img,
             vec!["--upload", "/nonexistent/file:/etc/x"],
@@ -476,6 +482,9 @@ fn bad_input_changes_nothing() {
         assert_eq!(err.lines().count(), 1, "{steps:?}: one line: {err}");
         assert!(err.contains(want), "{steps:?}: {err:?} should say {want:?}");
         assert!(!err.contains("panicked"));
+        if want.contains("no user") {
+            assert!(!err.contains("no such file"), "{steps:?}: {err}");
+        }
         assert_eq!(before, bytes(im), "{steps:?} changed the image");
     }
 }
@@ -526,7 +535,76 @@ fn aucd_conf_decides_the_url() {
     assert_eq!(no.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&no.stdout).unwrap();
     assert_eq!(v["url"]["allowed"], false);
-    assert_eq!(v["passed"], true);
+    // Every requirement is met, but a refused URL fails the result.
+    assert!(v["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["status"] != "fail"));
+    assert_eq!(v["passed"], false);
+    let no = run(
+        &[
+            "check",
+            i,
+            "--aucd-conf",
+            c,
+            "--url",
+            "http://evil.example.com/c5.ext3.bz2",
+        ],
+        None,
+    );
+    assert_eq!(no.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&no.stdout);
+    assert!(!text.contains("every requirement is met\n"), "{text}");
+    assert!(text.contains("but the URL is not allowed"), "{text}");
+    // What Python would read differently: cannot decide, never "allowed".
+    let url = "http://images.example.org/c5.ext3.bz2";
+    for (body, want) in [
+        (
+            "AllowedFileSystemImageRegexs = [r'http://images\\.example\\.org/.*']\nif os.environ.get('LOCKDOWN'):\n    AllowedFileSystemImageRegexs = []\n",
+            "tycoon_aucd.conf:3: AllowedFileSystemImageRegexs inside an indented block",
+        ),
+        (
+            "AllowedFileSystemImageRegexs = [r'http://images\\.example\\.org/.*']\ndel AllowedFileSystemImageRegexs[0]\n",
+            "tycoon_aucd.conf:2: del AllowedFileSystemImageRegexs",
+        ),
+        (
+            "AllowedFileSystemImageRegexs = ['http://images\\.example\\.org/\\N{DIGIT ONE}?.*']\n",
+            "tycoon_aucd.conf:1: \\N in a plain string",
+        ),
+    ] {
+        std::fs::write(&conf, body).unwrap();
+        let out = run(&["check", i, "--aucd-conf", c, "--url", url], None);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{body}: {text}");
+        assert!(text.contains("url: cannot decide whether"), "{body}: {text}");
+        assert!(text.contains(want), "{body}: {text}");
+        assert!(!text.contains(" is allowed by "), "{body}: {text}");
+        let out = run(&["check", i, "--aucd-conf", c, "--url", url, "--json"], None);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["url"]["allowed"], serde_json::Value::Null, "{body}");
+        assert_eq!(v["passed"], false, "{body}");
+    }
+    // "\b" in a plain string is a backspace for Python: the pattern does
+    // not match a URL with "\b" in it... nor a word boundary.
+    std::fs::write(
+        &conf,
+        "AllowedFileSystemImageRegexs = ['http://images\\.example\\.org/c5\\b']\n",
+    )
+    .unwrap();
+    let out = run(&["check", i, "--aucd-conf", c, "--url", url], None);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Without the setting: it says the setting is missing.
+    std::fs::write(&conf, "BankHostName = 'bank.example'\n").unwrap();
+    let out = run(&["check", i, "--aucd-conf", c, "--url", url], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("the setting is missing"), "{text}");
 }
 
 /// With the image's own SELinux policy (../shared/corpus/selinux, put into
@@ -1032,4 +1110,470 @@ fn fix_puts_its_getty_on_the_console_the_run_names() {
     let img2 = sample_copy(d2.path());
     cust_ok(&img2, &["--fix"]);
     assert!(text(&img2, "/etc/inittab").contains(":respawn:/sbin/mingetty xvc0\n"));
+}
+
+fn put(img: &Path, path: &str, body: &[u8]) {
+    let out = run(&["put", img.to_str().unwrap(), "-", path], Some(body));
+    assert!(
+        out.status.success(),
+        "put {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn req2(img: &Path) -> serde_json::Value {
+    let (_, js) = check(img, true);
+    let v: serde_json::Value = serde_json::from_str(&js).unwrap();
+    v["requirements"][1].clone()
+}
+
+/// An sshd_config the image's sshd would refuse ("Bad configuration
+/// option", a keyword not allowed in Match, an Include it does not know)
+/// fails requirement 2 naming file and line; `--sshd-set` refuses to
+/// write one.
+#[test]
+fn sshd_config_is_read_as_the_images_openssh_reads_it() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let base = sample_copy(d.path());
+    cust_ok(&base, &["--fix"]);
+    // --sshd-set: an unknown keyword or a bad value, one line, nothing written.
+    for (steps, code, want) in [
+        (
+            vec!["--sshd-set", "PermitRootLogn=yes"],
+            1,
+            "PermitRootLogn is not an sshd keyword (did you mean PermitRootLogin?)",
+        ),
+        (
+            vec!["--sshd-set", "PermitRootLogin=maybe"],
+            2,
+            "not \"maybe\"",
+        ),
+        (vec!["--sshd-set", "Port=0"], 2, "a port number"),
+        (
+            vec!["--sshd-set", "Match=User bob"],
+            2,
+            "Match opens a block",
+        ),
+        // The sample's sshd is OpenSSH 4.3: newer words are refused.
+        (
+            vec!["--sshd-set", "Include=extra.conf"],
+            1,
+            "new in OpenSSH 8.2",
+        ),
+        (
+            vec!["--sshd-set", "PermitRootLogin=prohibit-password"],
+            1,
+            "OpenSSH_4.3p2",
+        ),
+        (
+            vec!["--sshd-set", "PasswordAuthentication=Yes"],
+            1,
+            "lower case",
+        ),
+    ] {
+        let before = bytes(&base);
+        let out = cust(&base, &steps);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{steps:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{steps:?}: {err}");
+        assert!(err.contains(want), "{steps:?}: {err}");
+        assert_eq!(before, bytes(&base), "{steps:?} changed the image");
+    }
+    // --sshd-config: a file sshd would refuse, named with its line.
+    let bad = d.path().join("bad_sshd_config");
+    std::fs::write(
+        &bad,
+        "Port 22\nPasswordAuthentication yes\nUseDNS no\nPubkeyAuthentcation yes\n",
+    )
+    .unwrap();
+    let before = bytes(&base);
+    let out = cust(&base, &["--sshd-config", bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("bad_sshd_config:4: Bad configuration option: PubkeyAuthentcation"),
+        "{err}"
+    );
+    assert_eq!(before, bytes(&base));
+    // Keywords are case-insensitive, and KEY= comments out even a bad one.
+    let img = d.path().join("case.ext3");
+    std::fs::copy(&base, &img).unwrap();
+    cust_ok(&img, &["--sshd-set", "permitrootlogin=no"]);
+    assert_eq!(check(&img, false).0, Some(0));
+
+    let conf = String::from_utf8(debugfs_cat(&base, "/etc/ssh/sshd_config")).unwrap();
+    // (name, sshd_config, other files, evidence, the fix --fix applies)
+    type Case<'a> = (
+        &'a str,
+        String,
+        Vec<(&'a str, &'a [u8])>,
+        &'a str,
+        Option<&'a [&'a str]>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "typo",
+            format!("{conf}PermitRootLogn yes\n"),
+            vec![],
+            ":9: Bad configuration option: PermitRootLogn is not an sshd keyword (did you mean PermitRootLogin?)",
+            Some(&["--sshd-set", "PermitRootLogn="]),
+        ),
+        (
+            "empty",
+            format!("Port\n{conf}"),
+            vec![],
+            "sshd_config:1: no argument after Port",
+            Some(&["--sshd-set", "Port="]),
+        ),
+        (
+            "bad-value",
+            format!("PasswordAuthentication maybe\n{conf}"),
+            vec![],
+            "sshd_config:1: PasswordAuthentication takes yes or no",
+            Some(&["--sshd-set", "PasswordAuthentication="]),
+        ),
+        (
+            "in-match",
+            format!("{conf}Match User bob\n  PasswordAuthentication no\n  Port 2222\n"),
+            vec![("/usr/sbin/sshd", b"OpenSSH_5.3p1\0".as_slice())],
+            "sshd_config:11: Port is not allowed within a Match block",
+            None,
+        ),
+        (
+            "match-criterion",
+            format!("{conf}Match Usr bob\n"),
+            vec![("/usr/sbin/sshd", b"OpenSSH_5.3p1\0".as_slice())],
+            "sshd_config:9: Match: unsupported attribute \"Usr\"",
+            None,
+        ),
+        (
+            "include-too-new",
+            format!("Include /etc/ssh/sshd_config.d/*.conf\n{conf}"),
+            vec![],
+            "sshd_config:1: Bad configuration option: Include is new in OpenSSH 8.2",
+            Some(&["--sshd-set", "Include="]),
+        ),
+        (
+            "include-bad",
+            format!("Include /etc/ssh/sshd_config.d/*.conf\n{conf}"),
+            vec![
+                ("/usr/sbin/sshd", b"\x7fELF stand-in OpenSSH_6.6.1* OpenSSH_8.4p1\0".as_slice()),
+                ("/etc/ssh/sshd_config.d/10-ok.conf", b"# fine\nPermitRootLogin prohibit-password\n".as_slice()),
+                ("/etc/ssh/sshd_config.d/20-bad.conf", b"\nPasswordAuthentcation no\n".as_slice()),
+            ],
+            "/etc/ssh/sshd_config.d/20-bad.conf:2: Bad configuration option: PasswordAuthentcation",
+            None,
+        ),
+        (
+            "include-loop",
+            format!("Include /etc/ssh/loop.conf\n{conf}"),
+            vec![
+                ("/usr/sbin/sshd", b"OpenSSH_9.2p1\0".as_slice()),
+                ("/etc/ssh/loop.conf", b"Include /etc/ssh/loop.conf\n".as_slice()),
+            ],
+            "more than 16 levels of Include",
+            None,
+        ),
+    ];
+    for (name, text, extra, want, fix) in cases {
+        let img = d.path().join(format!("{name}.ext3"));
+        std::fs::copy(&base, &img).unwrap();
+        put(&img, "/etc/ssh/sshd_config", text.as_bytes());
+        if extra.len() > 1 {
+            assert!(run(
+                &["mkdir", img.to_str().unwrap(), "/etc/ssh/sshd_config.d"],
+                None
+            )
+            .status
+            .success());
+        }
+        for (p, b) in extra {
+            put(&img, p, b);
+        }
+        let r = req2(&img);
+        assert_eq!(r["status"], "fail", "{name}: {r}");
+        let ev: Vec<&str> = r["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_str().unwrap())
+            .collect();
+        let ev = ev.join("; ");
+        assert!(ev.contains("sshd would refuse to start"), "{name}: {ev}");
+        assert!(ev.contains(want), "{name}: {ev}");
+        match fix {
+            Some(args) => {
+                assert_eq!(r["fix"]["args"], serde_json::json!(args), "{name}");
+                cust_ok(&img, &["--fix"]);
+                let (code, text) = check(&img, false);
+                assert_eq!(code, Some(0), "{name}: after --fix:\n{text}");
+            }
+            None => assert!(
+                r["fix"]["manual"].as_str().unwrap_or("").contains(":"),
+                "{name}: {r}"
+            ),
+        }
+    }
+    // The version an image's sshd names decides: the same Include passes on 8.4.
+    let img = d.path().join("include-ok.ext3");
+    std::fs::copy(&base, &img).unwrap();
+    put(
+        &img,
+        "/etc/ssh/sshd_config",
+        format!("Include /etc/ssh/extra.conf\n{conf}").as_bytes(),
+    );
+    put(
+        &img,
+        "/etc/ssh/extra.conf",
+        b"PermitRootLogin prohibit-password\n",
+    );
+    put(&img, "/usr/sbin/sshd", b"OpenSSH_8.4p1\0");
+    let r = req2(&img);
+    assert_eq!(r["status"], "pass", "{r}");
+    assert!(
+        r["evidence"]
+            .to_string()
+            .contains("includes /etc/ssh/extra.conf"),
+        "{r}"
+    );
+    // A distribution's backport: a 4.3 binary whose keyword table has "match".
+    let img = d.path().join("backport.ext3");
+    std::fs::copy(&base, &img).unwrap();
+    put(
+        &img,
+        "/etc/ssh/sshd_config",
+        format!("{conf}Match User bob\n  X11Forwarding no\n").as_bytes(),
+    );
+    put(&img, "/usr/sbin/sshd", b"OpenSSH_4.3p2\0port\0match\0");
+    let r = req2(&img);
+    assert_eq!(r["status"], "pass", "{r}");
+    assert!(
+        r["evidence"].to_string().contains("with Match backported"),
+        "{r}"
+    );
+    put(&img, "/usr/sbin/sshd", b"OpenSSH_4.3p2\0port\0");
+    assert_eq!(req2(&img)["status"], "fail");
+    // A distribution's own keyword (Debian's DebianBanner) is known where
+    // the image's sshd binary holds it, and only there.
+    let out = cust(&base, &["--sshd-set", "DebianBanner=no"]);
+    assert_eq!(out.status.code(), Some(1));
+    let img = d.path().join("debian.ext3");
+    std::fs::copy(&base, &img).unwrap();
+    put(
+        &img,
+        "/usr/sbin/sshd",
+        b"\0OpenSSH_9.2p1\0port\0debianbanner\0",
+    );
+    cust_ok(&img, &["--sshd-set", "DebianBanner=no"]);
+    let r = req2(&img);
+    assert_eq!(r["status"], "pass", "{r}");
+}
+
+/// No host key and nothing at boot that makes one: sshd never starts.
+/// check fails requirement 2 and names --ssh-hostkeys; --fix makes keys
+/// the image's OpenSSH reads.
+#[test]
+fn missing_host_keys_fail_and_ssh_hostkeys_makes_them() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let base = sample_copy(d.path());
+    cust_ok(&base, &["--fix"]);
+    // The sample's init script makes the key at boot, as CentOS 5's does.
+    let r = req2(&base);
+    assert_eq!(r["status"], "pass", "{r}");
+    assert!(
+        r["evidence"]
+            .to_string()
+            .contains("made at boot (/etc/rc.d/init.d/sshd:"),
+        "{r}"
+    );
+    // Debian's init script does not (its package makes them when installed).
+    let img = d.path().join("nokeygen.ext3");
+    std::fs::copy(&base, &img).unwrap();
+    put(
+        &img,
+        "/etc/rc.d/init.d/sshd",
+        b"#!/bin/sh\n# no ssh-keygen here\nexec /usr/sbin/sshd\n",
+    );
+    let r = req2(&img);
+    assert_eq!(r["status"], "fail", "{r}");
+    let ev = r["evidence"].to_string();
+    assert!(
+        ev.contains("no ssh host key (/etc/ssh/ssh_host_rsa_key"),
+        "{ev}"
+    );
+    assert!(
+        ev.contains("/etc/rc.d/init.d/sshd does not run ssh-keygen: sshd will not start"),
+        "{ev}"
+    );
+    assert_eq!(r["fix"]["args"], serde_json::json!(["--ssh-hostkeys"]));
+    // systemd: Debian's ssh.service has no keygen, Fedora's sshd.service
+    // pulls in sshd-keygen.target.
+    let sd = d.path().join("systemd.ext3");
+    std::fs::copy(&base, &sd).unwrap();
+    let s = sd.to_str().unwrap();
+    assert!(run(&["rm", s, "/etc/inittab"], None).status.success());
+    for dir in [
+        "/lib/systemd/system",
+        "/etc/systemd/system/multi-user.target.wants",
+    ] {
+        assert!(run(&["mkdir", s, "-p", dir], None).status.success());
+    }
+    put(&sd, "/lib/systemd/systemd", b"stand-in");
+    put(
+        &sd,
+        "/lib/systemd/system/ssh.service",
+        b"[Service]\nExecStartPre=/usr/sbin/sshd -t\nExecStart=/usr/sbin/sshd -D\n",
+    );
+    assert!(run(
+        &[
+            "ln",
+            s,
+            "-s",
+            "/lib/systemd/system/ssh.service",
+            "/etc/systemd/system/multi-user.target.wants/ssh.service"
+        ],
+        None
+    )
+    .status
+    .success());
+    let r = req2(&sd);
+    assert_eq!(r["status"], "fail", "{r}");
+    assert!(
+        r["evidence"]
+            .to_string()
+            .contains("ssh.service does not run ssh-keygen"),
+        "{r}"
+    );
+    put(
+        &sd,
+        "/lib/systemd/system/ssh.service",
+        b"[Unit]\n# keys\nWants=sshd-keygen.target\n[Service]\nExecStart=/usr/sbin/sshd -D\n",
+    );
+    let r = req2(&sd);
+    assert_eq!(r["status"], "pass", "{r}");
+
+    // Without ssh-keygen on the host: one line, nothing written.
+    let before = bytes(&img);
+    let out = Command::new(bin())
+        .args(["customize", img.to_str().unwrap(), "--fix"])
+        .env("PATH", d.path().join("nowhere"))
+        .env("EXT3EDIT_NO_PROGRESS", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("needs the host's ssh-keygen"), "{err}");
+    assert_eq!(before, bytes(&img));
+    if Command::new("ssh-keygen").arg("-?").output().is_err() {
+        skip("ssh-keygen is not installed: --ssh-hostkeys is not tried");
+        return;
+    }
+    // A dry run shows where the keys go, not a key.
+    let out = cust_ok(&img, &["--dry-run", "--fix"]);
+    assert!(out.contains("+++ b/etc/ssh/ssh_host_rsa_key\n"), "{out}");
+    assert!(out.contains("(a new rsa host key"), "{out}");
+    assert!(!out.contains("PRIVATE KEY"), "{out}");
+    assert_eq!(before, bytes(&img));
+    let out = cust_ok(&img, &["--fix"]);
+    assert!(
+        out.contains("ssh-hostkeys: made /etc/ssh/ssh_host_rsa_key"),
+        "{out}"
+    );
+    let (code, text) = check(&img, false);
+    assert_eq!(code, Some(0), "{text}");
+    // OpenSSH 4.3 reads PEM RSA keys, and no ECDSA or Ed25519 ones.
+    let key = debugfs_cat(&img, "/etc/ssh/ssh_host_rsa_key");
+    assert!(
+        key.starts_with(b"-----BEGIN RSA PRIVATE KEY-----"),
+        "{}",
+        String::from_utf8_lossy(&key[..40.min(key.len())])
+    );
+    assert!(debugfs(&img, "stat /etc/ssh/ssh_host_rsa_key").contains("Mode:  0600"));
+    assert!(debugfs(&img, "stat /etc/ssh/ssh_host_rsa_key.pub").contains("Mode:  0644"));
+    assert!(!debugfs(&img, "ls /etc/ssh").contains("ed25519"));
+    // The public key is the private key's (ssh-keygen -y, an independent reader).
+    let kf = d.path().join("k");
+    std::fs::write(&kf, &key).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&kf, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let y = Command::new("ssh-keygen")
+        .arg("-y")
+        .arg("-f")
+        .arg(&kf)
+        .output()
+        .unwrap();
+    assert!(y.status.success(), "{}", String::from_utf8_lossy(&y.stderr));
+    let public = debugfs_cat(&img, "/etc/ssh/ssh_host_rsa_key.pub");
+    let field = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(field(&y.stdout), field(&public));
+    // A second run makes nothing new.
+    let out = cust_ok(&img, &["--ssh-hostkeys"]);
+    assert!(out.contains("has its host keys already"), "{out}");
+    // A newer OpenSSH gets ECDSA and Ed25519 keys too.
+    put(&sd, "/usr/sbin/sshd", b"OpenSSH_9.2p1\0");
+    put(
+        &sd,
+        "/lib/systemd/system/ssh.service",
+        b"[Service]\nExecStart=/usr/sbin/sshd -D\n",
+    );
+    cust_ok(&sd, &["--fix"]);
+    let ls = debugfs(&sd, "ls /etc/ssh");
+    for k in [
+        "ssh_host_rsa_key",
+        "ssh_host_ecdsa_key",
+        "ssh_host_ed25519_key",
+    ] {
+        assert!(ls.contains(k), "{k}: {ls}");
+    }
+    assert!(!ls.contains("dsa_key.pub") || ls.contains("ecdsa"), "{ls}");
+    assert_eq!(check(&sd, false).0, Some(0));
+}
+
+#[test]
+fn shadow_without_a_root_entry_is_fixed() {
+    let d = tempfile::tempdir().unwrap();
+    let img = sample_copy(d.path());
+    let shadow = String::from_utf8(debugfs_cat(&img, "/etc/shadow")).unwrap();
+    let rest: String = shadow
+        .lines()
+        .filter(|l| !l.starts_with("root:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let out = run(
+        &["put", img.to_str().unwrap(), "-", "/etc/shadow"],
+        Some(rest.as_bytes()),
+    );
+    assert!(out.status.success());
+    let copy = d.path().join("fix.ext3");
+    std::fs::copy(&img, &copy).unwrap();
+    // The fix check names works as it is.
+    let (_, json) = check(&img, true);
+    assert_eq!(status_of(&json, 6), "fail");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let fix: Vec<String> = v["requirements"][5]["fix"]["args"]
+        .as_array()
+        .unwrap_or_else(|| panic!("requirement 6 names a customize fix: {json}"))
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let args: Vec<&str> = fix.iter().map(String::as_str).collect();
+    cust_ok(&img, &args);
+    let (_, json) = check(&img, true);
+    assert_eq!(status_of(&json, 6), "pass", "{json}");
+    let after = String::from_utf8(debugfs_cat(&img, "/etc/shadow")).unwrap();
+    assert!(after.starts_with("root:$6$"), "{after}");
+    assert!(after.ends_with(&rest), "the other entries stay: {after}");
+    // --fix fixes it and the rest.
+    cust_ok(&copy, &["--fix"]);
+    let (code, text) = check(&copy, false);
+    assert_eq!(code, Some(0), "{text}");
 }

@@ -20,7 +20,9 @@ ext3 root images under Xen):
   1 ext3-image   an ext3 file system image (raw, or bzip2/gzip/zip)
   2 openssh      /usr/sbin/sshd, started at boot (SysV S-link in the default
                  runlevel, or systemd wants-link), /etc/ssh/sshd_config that
-                 lets somebody in
+                 lets somebody in and that the image's OpenSSH accepts
+                 (Include and Match read, file:line of what it refuses),
+                 host keys or a boot that makes them
   3 home         /home a directory, regular users' homes under it
   4 network      ifcfg-eth0 and ifcfg-eth1 (DEVICE, BOOTPROTO or IPADDR),
                  NETWORKING=yes in /etc/sysconfig/network, localhost in /etc/hosts
@@ -32,7 +34,7 @@ ext3 root images under Xen):
 Each line: number, status (pass, WARN, FAIL), name, the evidence (files,
 line numbers, symlinks), and for what fails the command that fixes it.
 Exit status: 0 when nothing fails (warnings allowed), 1 when a requirement
-fails or the URL is not allowed, 2 usage error.
+fails or the URL is not allowed for certain, 2 usage error.
 
 --json prints one object (schema 1):
   {\"schema\": 1, \"image\": PATH, \"passed\": BOOL,
@@ -41,8 +43,11 @@ fails or the URL is not allowed, 2 usage error.
                       \"evidence\": [TEXT...],
                       \"fix\": null or {\"command\": TEXT, \"args\": [ARG...]}
                              or {\"manual\": TEXT}}...],
-   \"url\": absent, or {\"url\", \"allowed\": BOOL, \"pattern\": {\"regex\", \"line\"} or null,
+   \"url\": absent, or {\"url\", \"allowed\": BOOL or null (cannot decide),
+                      \"set\": BOOL, \"undecided\": null or {\"line\", \"why\"},
+                      \"pattern\": {\"regex\", \"line\"} or null,
                       \"patterns\": N, \"invalid\": [{\"line\", \"error\"}...]}}
+  \"passed\" is false when the URL is not allowed for certain.
 
 Examples:
   ext3edit check centos.ext3
@@ -103,16 +108,24 @@ Accounts (users and groups come from the image's own /etc/passwd, /etc/group):
   --root-password-hash HASH       a ready crypt hash ($6$...)
   --lock-root                     lock root's password (a ! before the hash)
   --add-user NAME[:UID]           passwd, shadow, group, gshadow; home under
-                                  /home from /etc/skel, owned by the user
+                                  /home from /etc/skel, owned by the user;
+                                  a free uid and gid (UID_MIN..UID_MAX)
   --ssh-inject USER:PUBKEY_FILE   append to ~USER/.ssh/authorized_keys
                                   (.ssh 0700, file 0600, owned by USER)
+  Symlinks and hard links in a user's home or /etc/skel are never followed
+  or written through: the run is refused (--delete PATH removes them).
 sshd:
-  --sshd-config FILE              replace /etc/ssh/sshd_config
-  --sshd-set KEY=VALUE            edit one setting in place (comments and other
-                                  lines kept); KEY= comments it out
+  --sshd-config FILE              replace /etc/ssh/sshd_config (refused when the
+                                  image's sshd would refuse it)
+  --sshd-set KEY=VALUE            edit one setting in place (keyword and value
+                                  checked against the image's OpenSSH; comments
+                                  and other lines kept); KEY= comments it out
   --enable-sshd                   SysV S55sshd links (runlevels 2-5; start links
                                   already there, like Debian's S01ssh, stay), or
                                   the systemd multi-user.target.wants link
+  --ssh-hostkeys                  make the host keys sshd lacks (the host's
+                                  ssh-keygen; RSA in PEM, ECDSA, Ed25519 as
+                                  the image's OpenSSH reads them)
 Network:
   --hostname NAME                 /etc/sysconfig/network, /etc/hosts (on Debian the
                                   name goes on 127.0.1.1), /etc/hostname
@@ -244,6 +257,7 @@ fn run_customize(image: &Path, dry_run: bool, w: &WriteOpts, words: Vec<String>)
         unfixed: Vec::new(),
         relabel: false,
         console: None,
+        dry_run: dry,
     };
     let policy = ext3edit::selinux::Policy::load_from_image(&fs).map_err(|e| {
         failure(format!(
@@ -359,7 +373,7 @@ fn run_check(image: &Path, json: bool, conf: Option<&Path>, url: Option<&str>) -
     };
     let rep = check::check(fs.superblock(), &fs, &container)
         .map_err(|e| failure(format!("{}: {e}", image.display())))?;
-    let url_ok = verdict.as_ref().is_none_or(|(_, _, v)| v.matched.is_some());
+    let url_ok = verdict.as_ref().is_none_or(|(_, _, v)| v.allowed());
     if json {
         print_json(image, &rep, verdict.as_ref())?;
     } else {
@@ -410,8 +424,28 @@ fn print_text(image: &Path, rep: &Report, url: Option<&UrlVerdict>) -> R<()> {
         s.push('\n');
     }
     if let Some((conf, u, v)) = url {
-        match &v.matched {
-            Some(p) => {
+        match (&v.matched, &v.undecided) {
+            (_, Some((line, why))) => {
+                let at = if *line > 0 {
+                    format!("{}:{line}", conf.display())
+                } else {
+                    conf.display().to_string()
+                };
+                s += &format!(
+                    "url: cannot decide whether {} is allowed: {at}: {}\n",
+                    sh(u),
+                    sh(why)
+                )
+            }
+            (_, None) if !v.set => {
+                s += &format!(
+                    "url: {} is NOT allowed: {} sets no {} (the setting is missing)\n",
+                    sh(u),
+                    conf.display(),
+                    aucd::SETTING
+                )
+            }
+            (Some(p), None) => {
                 s += &format!(
                     "url: {} is allowed by {}:{}: {}\n",
                     sh(u),
@@ -420,7 +454,7 @@ fn print_text(image: &Path, rep: &Report, url: Option<&UrlVerdict>) -> R<()> {
                     sh(&p.regex)
                 )
             }
-            None => {
+            (None, None) => {
                 s += &format!(
                     "url: {} is NOT allowed: none of the {} patterns of {} in {} matches it\n",
                     sh(u),
@@ -440,8 +474,18 @@ fn print_text(image: &Path, rep: &Report, url: Option<&UrlVerdict>) -> R<()> {
         .filter(|f| f.status == Status::Fail)
         .map(|f| f.number.to_string())
         .collect();
+    let url_note = match url {
+        Some((_, _, v)) if v.undecided.is_some() => {
+            Some("whether the URL is allowed cannot be decided")
+        }
+        Some((_, _, v)) if !v.allowed() => Some("the URL is not allowed"),
+        _ => None,
+    };
     if failed.is_empty() {
-        s += "result: every requirement is met\n";
+        match url_note {
+            None => s += "result: every requirement is met\n",
+            Some(n) => s += &format!("result: every requirement is met, but {n}\n"),
+        }
     } else {
         s += &format!(
             "result: {} of 7 requirements fail ({}); `ext3edit customize {} --fix` fixes what ext3edit can\n",
@@ -449,6 +493,9 @@ fn print_text(image: &Path, rep: &Report, url: Option<&UrlVerdict>) -> R<()> {
             failed.join(", "),
             shell_quote(&image.to_string_lossy())
         );
+        if let Some(n) = url_note {
+            s += &format!("result: and {n}\n");
+        }
     }
     report::out(&s)
 }
@@ -478,7 +525,7 @@ fn print_json(image: &Path, rep: &Report, url: Option<&UrlVerdict>) -> R<()> {
     let mut v = json!({
         "schema": 1,
         "image": image.to_string_lossy(),
-        "passed": rep.passed(),
+        "passed": rep.passed() && url.is_none_or(|(_, _, v)| v.allowed()),
         "distribution": rep.distribution.as_ref().map(|d| json!({
             "name": d.name, "source": d.source, "redhat_family": d.redhat_family
         })),
@@ -487,7 +534,9 @@ fn print_json(image: &Path, rep: &Report, url: Option<&UrlVerdict>) -> R<()> {
     if let Some((_, u, ver)) = url {
         v["url"] = json!({
             "url": u,
-            "allowed": ver.matched.is_some(),
+            "allowed": if ver.undecided.is_some() { Value::Null } else { json!(ver.allowed()) },
+            "set": ver.set,
+            "undecided": ver.undecided.as_ref().map(|(l, w)| json!({"line": l, "why": w})),
             "pattern": ver.matched.as_ref().map(|p| json!({"regex": p.regex, "line": p.line})),
             "patterns": ver.patterns.len(),
             "invalid": ver.invalid.iter().map(|(l, e)| json!({"line": l, "error": e})).collect::<Vec<_>>(),

@@ -7,9 +7,16 @@
 //! this reads the assignments to that one variable the way Python would
 //! for the common forms: `X = [...]` or `(...)` or a single string
 //! (replacing what was set before), `X += [...]`, `X.append('...')` and
-//! `X.extend([...])`, with Python string literals (quotes, triple quotes,
-//! raw strings, escapes, adjacent literals joined). Anything else assigned
-//! to it (a computed value) is reported, not guessed.
+//! `X.extend([...])`, at the top level of the file, with Python string
+//! literals (quotes, triple quotes, raw strings, the escapes of Python:
+//! `\\ \' \" \a \b \f \n \r \t \v \ooo \xhh`, `\u` and `\U` in u''
+//! strings, unknown escapes kept as backslash and character; adjacent
+//! literals joined). Anything else that could change the setting (a
+//! computed value, an assignment inside `if` or any indented block, `del`,
+//! item assignment, other methods, the name used elsewhere, `exec`,
+//! `from M import *`, `\N{...}`, or `\u` in a plain string, which Python 2
+//! keeps and Python 3 decodes) makes the verdict "cannot decide" with its
+//! line, not a guess.
 //!
 //! A URL is allowed when a pattern matches at its start, as Python's
 //! `re.match` does (not necessarily to its end).
@@ -34,7 +41,12 @@ enum Tok {
     Str(String),
     Op(String),
     Newline,
+    /// White space before the first token of a logical line: the
+    /// statement is inside a block.
+    Indent,
     Other,
+    /// A literal ext3edit does not evaluate as Python would, and why.
+    Opaque(String),
 }
 
 fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>> {
@@ -55,6 +67,22 @@ fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>> {
             line += 1;
             i += 2;
         } else if c.is_whitespace() {
+            if depth == 0
+                && out
+                    .last()
+                    .is_none_or(|t: &(Tok, usize)| t.0 == Tok::Newline)
+            {
+                // Leading space of a line; blank and comment lines do not count.
+                let mut j = i;
+                while j < b.len() && b[j] != '\n' && b[j].is_whitespace() {
+                    j += 1;
+                }
+                if j < b.len() && b[j] != '\n' && b[j] != '#' {
+                    out.push((Tok::Indent, line));
+                }
+                i = j;
+                continue;
+            }
             i += 1;
         } else if c == '#' {
             while i < b.len() && b[i] != '\n' {
@@ -67,18 +95,41 @@ fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>> {
             }
             let word: String = b[s..i].iter().collect();
             let lower = word.to_ascii_lowercase();
-            let is_prefix = matches!(lower.as_str(), "r" | "u" | "b" | "br" | "rb" | "ur");
+            let is_prefix = matches!(
+                lower.as_str(),
+                "r" | "u" | "b" | "br" | "rb" | "ur" | "f" | "fr" | "rf"
+            );
             if is_prefix && i < b.len() && (b[i] == '\'' || b[i] == '"') {
-                let (v, ni, nl) = string_lit(&b, i, line, lower.contains('r'))?;
-                out.push((Tok::Str(v), line));
+                let kind = if lower.contains('u') {
+                    Kind::Unicode
+                } else if lower.contains('b') {
+                    Kind::Bytes
+                } else {
+                    Kind::Plain
+                };
+                let (v, ni, nl) = string_lit(&b, i, line, lower.contains('r'), kind)?;
+                out.push((
+                    match v {
+                        _ if lower.contains('f') => Tok::Opaque("an f-string (computed)".into()),
+                        Ok(v) => Tok::Str(v),
+                        Err(why) => Tok::Opaque(why),
+                    },
+                    line,
+                ));
                 i = ni;
                 line = nl;
             } else {
                 out.push((Tok::Name(word), line));
             }
         } else if c == '\'' || c == '"' {
-            let (v, ni, nl) = string_lit(&b, i, line, false)?;
-            out.push((Tok::Str(v), line));
+            let (v, ni, nl) = string_lit(&b, i, line, false, Kind::Plain)?;
+            out.push((
+                match v {
+                    Ok(v) => Tok::Str(v),
+                    Err(why) => Tok::Opaque(why),
+                },
+                line,
+            ));
             i = ni;
             line = nl;
         } else if c == '+' && b.get(i + 1) == Some(&'=') {
@@ -111,18 +162,29 @@ fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>> {
     Ok(out)
 }
 
-/// A Python string literal starting at `b[i]` (a quote).
+/// What kind of string literal: plain (`'...'`), `u'...'` or `b'...'`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Plain,
+    Unicode,
+    Bytes,
+}
+
+/// A Python string literal starting at `b[i]` (a quote): its value, or
+/// why ext3edit cannot tell it; the index after it and the line there.
 fn string_lit(
     b: &[char],
     mut i: usize,
     mut line: usize,
     raw: bool,
-) -> Result<(String, usize, usize)> {
+    kind: Kind,
+) -> Result<(std::result::Result<String, String>, usize, usize)> {
     let q = b[i];
     let start_line = line;
     let triple = b.get(i + 1) == Some(&q) && b.get(i + 2) == Some(&q);
     i += if triple { 3 } else { 1 };
     let mut v = String::new();
+    let mut opaque: Option<String> = None;
     loop {
         let Some(&c) = b.get(i) else {
             return Err(Error::Invalid(format!(
@@ -131,10 +193,10 @@ fn string_lit(
         };
         if triple {
             if c == q && b.get(i + 1) == Some(&q) && b.get(i + 2) == Some(&q) {
-                return Ok((v, i + 3, line));
+                return Ok((opaque.map_or(Ok(v), Err), i + 3, line));
             }
         } else if c == q {
-            return Ok((v, i + 1, line));
+            return Ok((opaque.map_or(Ok(v), Err), i + 1, line));
         } else if c == '\n' {
             return Err(Error::Invalid(format!(
                 "line {start_line}: a string that never ends"
@@ -148,29 +210,91 @@ fn string_lit(
             if raw {
                 v.push('\\');
                 v.push(n);
+                if n == '\n' {
+                    line += 1;
+                }
                 i += 2;
                 continue;
             }
             i += 2;
+            let simple = match n {
+                '\n' => {
+                    line += 1;
+                    Some(None)
+                }
+                '\\' | '\'' | '"' => Some(Some(n)),
+                'a' => Some(Some('\u{7}')),
+                'b' => Some(Some('\u{8}')),
+                'f' => Some(Some('\u{c}')),
+                'n' => Some(Some('\n')),
+                'r' => Some(Some('\r')),
+                't' => Some(Some('\t')),
+                'v' => Some(Some('\u{b}')),
+                _ => None,
+            };
+            if let Some(ch) = simple {
+                v.extend(ch);
+                continue;
+            }
             match n {
-                '\n' => line += 1,
-                'n' => v.push('\n'),
-                't' => v.push('\t'),
-                'r' => v.push('\r'),
-                '0' => v.push('\0'),
-                '\\' | '\'' | '"' => v.push(n),
+                '0'..='7' => {
+                    // One to three octal digits.
+                    let mut n8 = n.to_digit(8).unwrap_or(0);
+                    let mut k = 0;
+                    while k < 2 && b.get(i).is_some_and(|d| d.is_digit(8)) {
+                        n8 = n8 * 8 + b[i].to_digit(8).unwrap_or(0);
+                        i += 1;
+                        k += 1;
+                    }
+                    v.extend(char::from_u32(n8));
+                }
                 'x' => {
                     let h: String = b.get(i..i + 2).unwrap_or(&[]).iter().collect();
-                    match u32::from_str_radix(&h, 16).ok().and_then(char::from_u32) {
-                        Some(ch) => {
-                            v.push(ch);
+                    match u32::from_str_radix(&h, 16)
+                        .ok()
+                        .filter(|_| h.len() == 2 && h.chars().all(|c| c.is_ascii_hexdigit()))
+                    {
+                        Some(x) => {
+                            v.extend(char::from_u32(x));
                             i += 2;
                         }
                         None => {
-                            v.push('\\');
-                            v.push('x');
+                            return Err(Error::Invalid(format!(
+                            "line {line}: a \\x escape without two hex digits (Python refuses it)"
+                        )))
                         }
                     }
+                }
+                'u' | 'U' if kind == Kind::Unicode => {
+                    let len = if n == 'u' { 4 } else { 8 };
+                    let h: String = b.get(i..i + len).unwrap_or(&[]).iter().collect();
+                    match u32::from_str_radix(&h, 16)
+                        .ok()
+                        .filter(|_| h.len() == len && h.chars().all(|c| c.is_ascii_hexdigit()))
+                        .and_then(char::from_u32)
+                    {
+                        Some(ch) => {
+                            v.push(ch);
+                            i += len;
+                        }
+                        None => {
+                            return Err(Error::Invalid(format!(
+                                "line {line}: a \\{n} escape Python refuses"
+                            )))
+                        }
+                    }
+                }
+                'u' | 'U' | 'N' if kind == Kind::Plain => {
+                    opaque.get_or_insert(format!(
+                        "\\{n} in a plain string (Python 2 keeps it, Python 3 decodes it)"
+                    ));
+                    v.push('\\');
+                    v.push(n);
+                }
+                'N' if kind == Kind::Unicode => {
+                    opaque.get_or_insert("\\N{...} (a Unicode character name)".into());
+                    v.push('\\');
+                    v.push(n);
                 }
                 // Unknown escapes stay as written (Python keeps them), which
                 // is what regular expressions like "\." rely on.
@@ -186,77 +310,148 @@ fn string_lit(
     }
 }
 
+/// What the configuration sets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Setting {
+    /// The patterns, in order.
+    pub patterns: Vec<Pattern>,
+    /// True when the file assigns the setting at all.
+    pub set: bool,
+    /// The first thing that can change the setting in a way ext3edit does
+    /// not evaluate: (line, what).
+    pub undecided: Option<(usize, String)>,
+}
+
 /// Read the patterns of the setting from the configuration's text.
-/// An assignment whose value is not made of string literals is an error
-/// naming its line.
-pub fn patterns(conf: &str) -> Result<Vec<Pattern>> {
+/// Only a string that never ends (a Python syntax error) is an error.
+pub fn patterns(conf: &str) -> Result<Setting> {
     let toks = tokenize(conf)?;
+    let mut st = Setting::default();
     let mut pats: Vec<Pattern> = Vec::new();
     let mut i = 0;
     let at_stmt_start = |i: usize| i == 0 || toks[i - 1].0 == Tok::Newline;
+    let undecided = |st: &mut Setting, line: usize, why: String| {
+        st.undecided.get_or_insert((line, why));
+    };
     while i < toks.len() {
-        if toks[i].0 == Tok::Name(SETTING.into()) && at_stmt_start(i) {
-            let line = toks[i].1;
-            let op = toks.get(i + 1).map(|t| t.0.clone());
-            let (replace, start) = match op {
-                Some(Tok::Op(o)) if o == "=" => (true, i + 2),
-                Some(Tok::Op(o)) if o == "+=" => (false, i + 2),
-                Some(Tok::Op(o)) if o == "." => {
-                    match (toks.get(i + 2).map(|t| &t.0), toks.get(i + 3).map(|t| &t.0)) {
-                        (Some(Tok::Name(m)), Some(Tok::Op(p)))
-                            if p == "(" && (m == "append" || m == "extend") =>
-                        {
-                            (false, i + 3)
-                        }
-                        _ => {
-                            return Err(Error::Invalid(format!(
-                                "line {line}: {SETTING} is changed in a way ext3edit cannot read"
-                            )))
-                        }
-                    }
+        let line = toks[i].1;
+        match &toks[i].0 {
+            Tok::Name(n)
+                if n == "exec"
+                    || n == "execfile"
+                    || n == "setattr"
+                    || n == "globals"
+                    || n == "vars" =>
+            {
+                undecided(&mut st, line, format!("{n} can set any variable"));
+            }
+            Tok::Name(n) if n == "import" && toks.get(i + 1).is_some_and(|t| t.0 == Tok::Other) => {
+                undecided(
+                    &mut st,
+                    line,
+                    "from ... import * can set any variable".into(),
+                );
+            }
+            Tok::Str(s) if s.contains(SETTING) => {
+                undecided(&mut st, line, format!("{SETTING} named in a string"));
+            }
+            _ => {}
+        }
+        if toks[i].0 != Tok::Name(SETTING.into()) {
+            i += 1;
+            continue;
+        }
+        if !at_stmt_start(i) {
+            let why = match i.checked_sub(1).map(|j| &toks[j].0) {
+                Some(Tok::Indent) => {
+                    format!("{SETTING} inside an indented block (if, for, def...)")
                 }
-                _ => {
-                    i += 1;
-                    continue;
-                }
+                Some(Tok::Name(d)) if d == "del" => format!("del {SETTING}"),
+                _ => format!("{SETTING} used in an expression or after another statement"),
             };
-            // The value: everything up to the end of the statement.
-            let mut j = start;
-            let mut vals = Vec::new();
-            let mut cur: Option<(String, usize)> = None;
-            while j < toks.len() && toks[j].0 != Tok::Newline {
-                match &toks[j].0 {
-                    Tok::Str(s) => match &mut cur {
-                        Some((c, _)) => c.push_str(s),
-                        None => cur = Some((s.clone(), toks[j].1)),
-                    },
-                    Tok::Op(o) if o == "," || o == "(" || o == "[" || o == ")" || o == "]" => {
-                        if let Some((s, l)) = cur.take() {
-                            vals.push(Pattern { regex: s, line: l });
-                        }
+            undecided(&mut st, line, why);
+            i += 1;
+            continue;
+        }
+        let op = toks.get(i + 1).map(|t| t.0.clone());
+        let (replace, start) = match op {
+            Some(Tok::Op(o)) if o == "=" => (true, i + 2),
+            Some(Tok::Op(o)) if o == "+=" => (false, i + 2),
+            Some(Tok::Op(o)) if o == "." => {
+                match (toks.get(i + 2).map(|t| &t.0), toks.get(i + 3).map(|t| &t.0)) {
+                    (Some(Tok::Name(m)), Some(Tok::Op(p)))
+                        if p == "(" && (m == "append" || m == "extend") =>
+                    {
+                        (false, i + 3)
+                    }
+                    (Some(Tok::Name(m)), _) => {
+                        undecided(&mut st, line, format!("{SETTING}.{m}"));
+                        i += 1;
+                        continue;
                     }
                     _ => {
-                        return Err(Error::Invalid(format!(
-                            "line {line}: {SETTING} is set to a computed value ext3edit cannot read"
-                        )))
+                        undecided(&mut st, line, format!("{SETTING}."));
+                        i += 1;
+                        continue;
                     }
                 }
-                j += 1;
             }
-            if let Some((s, l)) = cur.take() {
-                vals.push(Pattern { regex: s, line: l });
+            Some(Tok::Op(o)) if o == "[" => {
+                undecided(
+                    &mut st,
+                    line,
+                    format!("{SETTING}[...] (item assignment or indexing)"),
+                );
+                i += 1;
+                continue;
             }
-            if replace {
-                pats = vals;
-            } else {
-                pats.extend(vals);
+            _ => {
+                undecided(
+                    &mut st,
+                    line,
+                    format!("{SETTING} used in a way ext3edit does not evaluate"),
+                );
+                i += 1;
+                continue;
             }
-            i = j;
-        } else {
-            i += 1;
+        };
+        st.set = true;
+        // The value: everything up to the end of the statement.
+        let mut j = start;
+        let mut vals = Vec::new();
+        let mut cur: Option<(String, usize)> = None;
+        while j < toks.len() && toks[j].0 != Tok::Newline {
+            match &toks[j].0 {
+                Tok::Str(s) => match &mut cur {
+                    Some((c, _)) => c.push_str(s),
+                    None => cur = Some((s.clone(), toks[j].1)),
+                },
+                Tok::Op(o) if o == "," || o == "(" || o == "[" || o == ")" || o == "]" => {
+                    if let Some((s, l)) = cur.take() {
+                        vals.push(Pattern { regex: s, line: l });
+                    }
+                }
+                Tok::Opaque(why) => undecided(&mut st, toks[j].1, why.clone()),
+                _ => undecided(
+                    &mut st,
+                    line,
+                    format!("{SETTING} is set to a computed value"),
+                ),
+            }
+            j += 1;
         }
+        if let Some((s, l)) = cur.take() {
+            vals.push(Pattern { regex: s, line: l });
+        }
+        if replace {
+            pats = vals;
+        } else {
+            pats.extend(vals);
+        }
+        i = j;
     }
-    Ok(pats)
+    st.patterns = pats;
+    Ok(st)
 }
 
 /// The verdict for one URL.
@@ -268,11 +463,27 @@ pub struct Verdict {
     pub patterns: Vec<Pattern>,
     /// Patterns that are not valid regular expressions here: (line, why).
     pub invalid: Vec<(usize, String)>,
+    /// True when the file assigns the setting at all.
+    pub set: bool,
+    /// Why the answer cannot be told, when it cannot: (line, what); line 0
+    /// when it is not one line.
+    pub undecided: Option<(usize, String)>,
+}
+
+impl Verdict {
+    /// True only when the URL is allowed for certain.
+    pub fn allowed(&self) -> bool {
+        self.matched.is_some() && self.undecided.is_none()
+    }
 }
 
 /// Is `url` allowed by the configuration text `conf`?
 pub fn allowed(conf: &str, url: &str) -> Result<Verdict> {
-    let patterns = patterns(conf)?;
+    let Setting {
+        patterns,
+        set,
+        mut undecided,
+    } = patterns(conf)?;
     let mut matched = None;
     let mut invalid = Vec::new();
     for p in &patterns {
@@ -293,10 +504,18 @@ pub fn allowed(conf: &str, url: &str) -> Result<Verdict> {
             )),
         }
     }
+    if matched.is_none() && undecided.is_none() {
+        // Python might match a pattern this regex engine cannot read.
+        if let Some((l, e)) = invalid.first() {
+            undecided = Some((*l, format!("a pattern ext3edit cannot read ({e})")));
+        }
+    }
     Ok(Verdict {
         matched,
         patterns,
         invalid,
+        set,
+        undecided,
     })
 }
 
@@ -318,7 +537,7 @@ AllowedFileSystemImageRegexs.append("file:///srv/.*")
 
     #[test]
     fn reads_python_literals() {
-        let p = patterns(CONF).unwrap();
+        let p = patterns(CONF).unwrap().patterns;
         let r: Vec<&str> = p.iter().map(|p| p.regex.as_str()).collect();
         assert_eq!(
             r,
@@ -355,14 +574,61 @@ AllowedFileSystemImageRegexs.append("file:///srv/.*")
         let p = patterns(
             "AllowedFileSystemImageRegexs = ['a']\nAllowedFileSystemImageRegexs = ('b',)\n",
         )
-        .unwrap();
+        .unwrap()
+        .patterns;
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].regex, "b");
     }
 
     #[test]
-    fn computed_values_are_refused() {
-        let e = patterns("AllowedFileSystemImageRegexs = base + ['x']\n").unwrap_err();
-        assert!(e.to_string().contains("line 1"), "{e}");
+    fn what_is_not_evaluated_is_undecided() {
+        let url = "http://ok.example/x";
+        for (conf, line, what) in [
+            ("AllowedFileSystemImageRegexs = base + ['x']\n", 1, "computed"),
+            ("AllowedFileSystemImageRegexs = ['http://ok']\nif 0:\n    AllowedFileSystemImageRegexs = []\n", 3, "indented"),
+            ("AllowedFileSystemImageRegexs = ['http://ok']\ndel AllowedFileSystemImageRegexs\n", 2, "del"),
+            ("AllowedFileSystemImageRegexs = ['x']\nAllowedFileSystemImageRegexs[0] = 'http://ok'\n", 2, "item"),
+            ("AllowedFileSystemImageRegexs = ['http://ok']\nAllowedFileSystemImageRegexs.remove('http://ok')\n", 2, "remove"),
+            ("AllowedFileSystemImageRegexs = ['http://ok\\N{FULL STOP}']\n", 1, "\\N"),
+            ("AllowedFileSystemImageRegexs = ['http://ok\\u002e']\n", 1, "Python 2"),
+            ("a = 1; AllowedFileSystemImageRegexs = ['http://ok']\n", 1, "another statement"),
+            ("globals()['AllowedFileSystemImageRegexs'] = []\nAllowedFileSystemImageRegexs = ['http://ok']\n", 1, "globals"),
+        ] {
+            let v = allowed(conf, url).unwrap();
+            let (l, why) = v.undecided.clone().unwrap_or_else(|| panic!("{conf:?}: decided {v:?}"));
+            assert_eq!(l, line, "{conf:?}: {why}");
+            assert!(why.contains(what), "{conf:?}: {why}");
+            assert!(!v.allowed(), "{conf:?}");
+        }
+        // The same configurations without the trap decide.
+        let v = allowed(
+            "AllowedFileSystemImageRegexs = ['http://ok']\nif 0:\n    x = 1\n",
+            url,
+        )
+        .unwrap();
+        assert!(v.allowed(), "{v:?}");
+    }
+
+    #[test]
+    fn python_escapes() {
+        let lit =
+            |src: &str| patterns(&format!("AllowedFileSystemImageRegexs = [{src}]\n")).unwrap();
+        let one = |src: &str| lit(src).patterns[0].regex.clone();
+        assert_eq!(one(r#""a\bc""#), "a\u{8}c");
+        assert_eq!(one(r#""\f\v\a\t\n\r""#), "\u{c}\u{b}\u{7}\t\n\r");
+        assert_eq!(one(r#""\101\0\7""#), "A\0\u{7}");
+        assert_eq!(one(r#""\x41\.\d""#), "A\\.\\d");
+        assert_eq!(one(r#"u"\u00e9\U0001F600""#), "\u{e9}\u{1F600}");
+        assert_eq!(one(r#"b"\u00e9""#), "\\u00e9");
+        assert_eq!(one(r#"r"\b\x""#), "\\b\\x");
+        assert_eq!(one(r#"'it\'s' "\"q\"""#), "it's\"q\"");
+        assert!(patterns("AllowedFileSystemImageRegexs = ['\\x4']\n").is_err());
+    }
+
+    #[test]
+    fn a_missing_setting_is_said() {
+        let v = allowed("BankHostName = 'x'\n", "http://a/").unwrap();
+        assert!(!v.set && v.patterns.is_empty() && !v.allowed());
+        assert!(allowed(CONF, "ftp://mirror/a").unwrap().set);
     }
 }

@@ -12,10 +12,10 @@
 //! the planned tree, so `/etc/init.d/sshd` and `/etc/rc.d/init.d/sshd` are
 //! one file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use super::text::{Entry, Meta, View, MAX_TEXT};
+use super::text::{Entry, Meta, Node as InodeId, View, MAX_TEXT};
 use crate::error::{Error, Result};
 use crate::fs::Filesystem;
 use crate::inode::Ino;
@@ -142,6 +142,8 @@ pub struct Plan<'a> {
     base: &'a dyn View,
     nodes: BTreeMap<String, Node>,
     changes: Vec<Change>,
+    /// Regular files the plan creates (not in the image yet).
+    fresh_files: BTreeSet<String>,
 }
 
 fn parent_of(p: &str) -> (&str, &str) {
@@ -167,6 +169,7 @@ impl<'a> Plan<'a> {
             base,
             nodes: BTreeMap::new(),
             changes: Vec::new(),
+            fresh_files: BTreeSet::new(),
         }
     }
 
@@ -218,6 +221,36 @@ impl<'a> Plan<'a> {
     /// (the last component too when `follow`); components that do not
     /// exist are kept as written. `..` stops at the root.
     pub fn canonical(&self, path: &str, follow: bool) -> Result<String> {
+        Ok(self.resolve(path, follow, false)?.0)
+    }
+
+    /// Who may change the directory `dir` (canonical) besides root: its
+    /// owner when not root, everyone when it is world-writable (/tmp),
+    /// its group when group-writable. `None`: only root.
+    fn controller(&self, dir: &str) -> Result<Option<String>> {
+        Ok(match self.exact(dir)? {
+            Some(m) if m.is_dir() => {
+                if m.uid != 0 {
+                    Some(format!("uid {}", m.uid))
+                } else if m.perm & 0o002 != 0 {
+                    Some("every user".to_string())
+                } else if m.perm & 0o020 != 0 && m.gid != 0 {
+                    Some(format!("group {}", m.gid))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        })
+    }
+
+    /// [`Plan::canonical`], and with `guard` refusing to follow a symlink
+    /// found below a directory that a user other than root may change
+    /// (a home, /tmp): such a link is treated as planted by that user.
+    /// Also gives who controls where the path ends up (`None`: root
+    /// only), counting every directory on the way: below a user's home,
+    /// everything is the user's.
+    fn resolve(&self, path: &str, follow: bool, guard: bool) -> Result<(String, Option<String>)> {
         let mut todo: Vec<String> = path
             .split('/')
             .filter(|c| !c.is_empty() && *c != ".")
@@ -226,15 +259,25 @@ impl<'a> Plan<'a> {
             .collect();
         let mut cur = String::from("/");
         let mut hops = 0;
+        let mut owner: Option<String> = None;
         while let Some(comp) = todo.pop() {
             if comp == ".." {
                 cur = parent_of(&cur).0.to_string();
                 continue;
             }
+            if guard && owner.is_none() {
+                owner = self.controller(&cur)?;
+            }
             let next = join(&cur, &comp);
             let last = todo.is_empty();
             if !last || follow {
                 if let Some(t) = self.exact_link(&next)? {
+                    if let (true, Some(who)) = (guard, &owner) {
+                        return Err(Error::Invalid(format!(
+                            "{next} is a symlink (to {t}) in a directory {who} can change: refusing to follow it, \
+                             it could point anywhere (remove it first with --delete {next})"
+                        )));
+                    }
                     hops += 1;
                     if hops > 40 {
                         return Err(Error::Invalid(format!(
@@ -255,7 +298,70 @@ impl<'a> Plan<'a> {
             }
             cur = next;
         }
-        Ok(cur)
+        Ok((cur, owner))
+    }
+
+    /// The canonical path a step may change: no symlink planted by a user
+    /// on the way (see [`Plan::resolve`]), and where a user could have
+    /// planted it, not a second name of another file (a hard link: its
+    /// content, mode and owner are the other file's too) nor a directory
+    /// that is not where its `..` says.
+    pub fn target(&self, path: &str, follow: bool) -> Result<String> {
+        let (c, owner) = self.resolve(path, follow, true)?;
+        if let Some(who) = owner {
+            self.no_second_name(&c, &who, true)?;
+        }
+        Ok(c)
+    }
+
+    /// Refuse a directory at canonical `c` whose `..` is elsewhere (a
+    /// hard-linked directory), and with `files` a file with several links.
+    fn no_second_name(&self, c: &str, who: &str, files: bool) -> Result<()> {
+        let Some(id) = self.node(c)? else {
+            return Ok(());
+        };
+        let Some(m) = self.exact(c)? else {
+            return Ok(());
+        };
+        if m.is_dir() {
+            let up = self.node(parent_of(c).0)?.map_or(0, |n| n.ino);
+            if id.ino != 0 && up != 0 && id.parent != up {
+                return Err(Error::Invalid(format!(
+                    "{c} is a second name of a directory that is elsewhere (its .. is inode {}, not {up}), in a directory {who} can change: refusing to touch it",
+                    id.parent
+                )));
+            }
+        } else if files && m.ftype != FileType::Symlink && id.links > 1 {
+            return Err(Error::Invalid(format!(
+                "{c} has {} hard links and is in a directory {who} can change: refusing to write, chmod or chown it, \
+                 it may be another file such as /etc/shadow (remove it first with --delete {c})",
+                id.links
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether the planned node at canonical `c` is new (made by the plan).
+    fn is_new(&self, c: &str) -> bool {
+        if self.fresh_files.contains(c) {
+            return true;
+        }
+        if let Some(n) = self.nodes.get(c) {
+            if matches!(n.kind, Kind::Symlink(_) | Kind::Dir { fresh: true }) {
+                return true;
+            }
+        }
+        let mut a = c;
+        while a != "/" {
+            a = parent_of(a).0;
+            if matches!(
+                self.nodes.get(a).map(|n| &n.kind),
+                Some(Kind::Dir { fresh: true })
+            ) {
+                return true;
+            }
+        }
+        false
     }
 
     fn parent_dir(&self, c: &str, step_path: &str) -> Result<()> {
@@ -277,7 +383,7 @@ impl<'a> Plan<'a> {
     /// owner, mode and xattrs; a new one gets `attrs`. A directory or
     /// other non-file there is an error.
     pub fn write(&mut self, path: &str, content: Content, attrs: Attrs) -> Result<()> {
-        let c = self.canonical(path, true)?;
+        let c = self.target(path, true)?;
         self.parent_dir(&c, path)?;
         let meta = match self.exact(&c)? {
             Some(m) if m.is_reg() => m,
@@ -287,13 +393,16 @@ impl<'a> Plan<'a> {
                     m.ftype.name()
                 )))
             }
-            None => Meta {
-                ftype: FileType::Regular,
-                perm: attrs.perm,
-                uid: attrs.uid,
-                gid: attrs.gid,
-                size: 0,
-            },
+            None => {
+                self.fresh_files.insert(c.clone());
+                Meta {
+                    ftype: FileType::Regular,
+                    perm: attrs.perm,
+                    uid: attrs.uid,
+                    gid: attrs.gid,
+                    size: 0,
+                }
+            }
         };
         let size = match &content {
             Content::Bytes(b) => b.len() as u64,
@@ -319,12 +428,12 @@ impl<'a> Plan<'a> {
     /// Plan `mkdir -p path`: missing directories get `attrs`. Something
     /// other than a directory in the way is an error.
     pub fn mkdir_p(&mut self, path: &str, attrs: Attrs) -> Result<()> {
-        let c = self.canonical(path, true)?;
+        let c = self.target(path, true)?;
         let mut cur = String::from("/");
         for comp in c.split('/').filter(|s| !s.is_empty()) {
             let next = join(&cur, comp);
             // Resolve again: a parent planned as a symlink is followed.
-            let next = self.canonical(&next, true)?;
+            let next = self.target(&next, true)?;
             match self.exact(&next)? {
                 Some(m) if m.is_dir() => {}
                 Some(m) => {
@@ -361,7 +470,13 @@ impl<'a> Plan<'a> {
     /// Plan `rm -rf path` (a final symlink is removed, not followed;
     /// nothing there is fine). The root cannot be removed.
     pub fn delete(&mut self, path: &str) -> Result<()> {
-        let c = self.canonical(path, false)?;
+        // A hard link may go (that is how to get rid of one), but not
+        // through a user's symlink.
+        let (c, owner) = self.resolve(path, false, true)?;
+        if let Some(who) = owner {
+            // rm -r through a second name of /etc would empty /etc.
+            self.no_second_name(&c, &who, false)?;
+        }
         if c == "/" {
             return Err(Error::Invalid("refusing to delete /".into()));
         }
@@ -370,6 +485,8 @@ impl<'a> Plan<'a> {
         };
         let prefix = format!("{c}/");
         self.nodes.retain(|k, _| !k.starts_with(&prefix));
+        self.fresh_files
+            .retain(|k| k != &c && !k.starts_with(&prefix));
         self.nodes.insert(
             c.clone(),
             Node {
@@ -399,7 +516,7 @@ impl<'a> Plan<'a> {
 
     /// Plan `chmod perm path` (following a final symlink).
     pub fn chmod(&mut self, path: &str, perm: u16) -> Result<()> {
-        let c = self.canonical(path, true)?;
+        let c = self.target(path, true)?;
         self.touch_meta(&c, path, |m| m.perm = perm)?;
         self.changes.push(Change::Chmod { path: c, perm });
         Ok(())
@@ -407,7 +524,7 @@ impl<'a> Plan<'a> {
 
     /// Plan `chown uid:gid path` (following a final symlink).
     pub fn chown(&mut self, path: &str, uid: u32, gid: u32) -> Result<()> {
-        let c = self.canonical(path, true)?;
+        let c = self.target(path, true)?;
         self.touch_meta(&c, path, |m| {
             m.uid = uid;
             m.gid = gid;
@@ -419,7 +536,7 @@ impl<'a> Plan<'a> {
     /// Plan a symlink `link -> target`, replacing a symlink already there
     /// (anything else there is an error).
     pub fn symlink(&mut self, target: &str, link: &str, uid: u32, gid: u32) -> Result<()> {
-        let c = self.canonical(link, false)?;
+        let c = self.resolve(link, false, true)?.0;
         self.parent_dir(&c, link)?;
         if let Some(m) = self.exact(&c)? {
             if m.ftype != FileType::Symlink {
@@ -631,6 +748,21 @@ impl View for Plan<'_> {
     fn read_link(&self, path: &str) -> Result<Option<String>> {
         let c = self.canonical(path, false)?;
         self.exact_link(&c)
+    }
+
+    fn node(&self, path: &str) -> Result<Option<InodeId>> {
+        let c = self.canonical(path, false)?;
+        if self.exact(&c)?.is_none() {
+            return Ok(None);
+        }
+        if self.is_new(&c) {
+            return Ok(Some(InodeId {
+                ino: 0,
+                links: 1,
+                parent: 0,
+            }));
+        }
+        self.base.node(&c)
     }
 
     fn list_dir(&self, path: &str) -> Result<Option<Vec<Entry>>> {

@@ -73,6 +73,25 @@ pub trait View {
     /// The entries of the directory at `path` (no `.` and `..`), sorted by
     /// name; `None` when there is no directory there.
     fn list_dir(&self, path: &str) -> Result<Option<Vec<Entry>>>;
+    /// Which inode `path` names (a final symlink not followed), for the
+    /// steps that must not be fooled by a second name of a file: `None`
+    /// when nothing is there, or when the view cannot tell (then it is
+    /// treated as a new file, made by the plan).
+    fn node(&self, path: &str) -> Result<Option<Node>> {
+        let _ = path;
+        Ok(None)
+    }
+}
+
+/// The identity of an existing inode (see [`View::node`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// Its inode number (0: made by the plan, not yet in the image).
+    pub ino: u32,
+    /// Its link count (how many names it has).
+    pub links: u16,
+    /// For a directory, the inode its `..` names (0 otherwise).
+    pub parent: u32,
 }
 
 fn resolve_opt(fs: &Filesystem, path: &str, follow: bool) -> Result<Option<Ino>> {
@@ -146,6 +165,25 @@ impl View for Filesystem {
         }
         v.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Some(v))
+    }
+
+    fn node(&self, path: &str) -> Result<Option<Node>> {
+        let Some(ino) = resolve_opt(self, path, false)? else {
+            return Ok(None);
+        };
+        let i = self.read_inode(ino)?;
+        let parent = if i.is_dir() {
+            self.lookup(&i, b"..")
+                .map_err(|e| e.at(path))?
+                .map_or(0, |e| e.ino)
+        } else {
+            0
+        };
+        Ok(Some(Node {
+            ino,
+            links: i.links(),
+            parent,
+        }))
     }
 }
 

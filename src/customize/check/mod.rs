@@ -25,6 +25,7 @@ pub mod netstack;
 pub mod network;
 pub mod shadow;
 pub mod ssh;
+pub mod sshd_conf;
 
 use crate::customize::text::View;
 use crate::error::Result;

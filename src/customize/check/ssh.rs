@@ -7,7 +7,7 @@
 //! 3 when unset) to the sshd (or Debian's ssh) init script; for systemd, a
 //! `multi-user.target.wants` link to sshd.service or ssh.service.
 
-use super::{text_or_note, Finding, Status};
+use super::{sshd_conf, text_or_note, Finding, Status};
 use crate::customize::text::{content_lines, read_text, View};
 use crate::error::Result;
 use crate::layout::FileType;
@@ -23,8 +23,10 @@ pub fn check(v: &dyn View) -> Result<Finding> {
         "OpenSSH installed, sshd started at boot, /etc/ssh/sshd_config",
     );
     installed(v, &mut f)?;
-    enabled(v, &mut f)?;
-    config(v, &mut f)?;
+    let starter = enabled(v, &mut f)?;
+    let ver = sshd_conf::detect_version(v)?;
+    let c = config(v, &mut f, ver.as_ref())?;
+    host_keys(v, &mut f, c.as_ref(), ver.map(|x| x.v), starter.as_deref())?;
     Ok(f)
 }
 
@@ -125,13 +127,39 @@ pub fn sshd_start_links(v: &dyn View, dir: &str) -> Result<Vec<(String, String)>
     Ok(links)
 }
 
-fn enabled(v: &dyn View, f: &mut Finding) -> Result<()> {
+/// Where the symlink at `link` with target `t` points, as a clean
+/// absolute path (for evidence: the init script rather than its link).
+fn link_target_path(link: &str, t: &str) -> String {
+    let base = if t.starts_with('/') {
+        String::new()
+    } else {
+        link.rsplit_once('/')
+            .map(|(d, _)| d)
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for c in base.split('/').chain(t.split('/')) {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// Record how sshd starts at boot; the file that starts it (the unit or
+/// the init script, through its link), when something does.
+fn enabled(v: &dyn View, f: &mut Finding) -> Result<Option<String>> {
     if uses_systemd(v)? {
         for unit in ["sshd.service", "ssh.service"] {
             let p = format!("/etc/systemd/system/multi-user.target.wants/{unit}");
             if v.meta(&p, true)?.is_some() {
                 f.saw(format!("systemd: {p} enables sshd at boot"));
-                return Ok(());
+                return Ok(Some(p));
             }
         }
         f.mark(
@@ -139,16 +167,18 @@ fn enabled(v: &dyn View, f: &mut Finding) -> Result<()> {
             "systemd: no multi-user.target.wants link to sshd.service or ssh.service",
         );
         f.fix_with(&["--enable-sshd"]);
-        return Ok(());
+        return Ok(None);
     }
     let (level, from) = default_runlevel(v)?;
     let mut found_default = Vec::new();
+    let mut starter = None;
     let mut found_other = Vec::new();
     for l in ['3', '5'].into_iter().chain(std::iter::once(level)) {
         for d in rc_dirs(v, l)? {
             for (p, t) in sshd_start_links(v, &d)? {
                 let s = format!("{p} -> {t}");
                 if l == level {
+                    starter.get_or_insert_with(|| link_target_path(&p, &t));
                     if !found_default.contains(&s) {
                         found_default.push(s);
                     }
@@ -183,87 +213,57 @@ fn enabled(v: &dyn View, f: &mut Finding) -> Result<()> {
         );
         f.fix_with(&["--enable-sshd"]);
     }
-    Ok(())
+    Ok(starter)
 }
 
-/// sshd_config's settings: keyword (lower case), value, line; only the
-/// global part (before the first `Match`), in file order. sshd uses the
-/// first value it reads for each keyword.
-#[derive(Debug, Default)]
-pub struct SshdConfig {
-    /// (keyword in lower case, value, "file:line").
-    pub settings: Vec<(String, String, String)>,
-    /// Lines that do not parse: "file:line: text".
-    pub bad: Vec<String>,
-}
-
-impl SshdConfig {
-    /// Parse sshd_config text (`Include` is not followed here).
-    pub fn parse(text: &str, file: &str) -> Self {
-        let mut c = SshdConfig::default();
-        for (n, l) in content_lines(text) {
-            let (k, v) = match l.split_once(|ch: char| ch.is_whitespace() || ch == '=') {
-                Some((k, v)) => (k, v.trim().trim_start_matches('=').trim()),
-                None => (l, ""),
-            };
-            let k = k.to_ascii_lowercase();
-            if k == "match" {
-                break;
-            }
-            if v.is_empty() || !k.chars().all(|ch| ch.is_ascii_alphanumeric()) {
-                c.bad.push(format!("{file}:{n}: {l}"));
-                continue;
-            }
-            c.settings.push((k, v.to_string(), format!("{file}:{n}")));
-        }
-        c
-    }
-
-    /// The value sshd uses for `key` (the first one), with where it is.
-    pub fn get(&self, key: &str) -> Option<(&str, &str)> {
-        let key = key.to_ascii_lowercase();
-        self.settings
-            .iter()
-            .find(|(k, _, _)| *k == key)
-            .map(|(_, v, w)| (v.as_str(), w.as_str()))
-    }
-}
-
-fn config(v: &dyn View, f: &mut Finding) -> Result<()> {
+fn config(
+    v: &dyn View,
+    f: &mut Finding,
+    ver: Option<&sshd_conf::Version>,
+) -> Result<Option<sshd_conf::Config>> {
     let Some(text) = text_or_note(v, f, SSHD_CONFIG)? else {
         if !f.evidence.iter().any(|e| e.starts_with(SSHD_CONFIG)) {
             f.mark(Status::Fail, format!("{SSHD_CONFIG} is missing"));
         }
         f.fix_with(&["--sshd-config", "sshd_config"]);
-        return Ok(());
+        return Ok(None);
     };
-    let mut c = SshdConfig::parse(&text, SSHD_CONFIG);
-    // Include (OpenSSH 8.2+) pulls other files in where it stands.
-    let includes: Vec<String> = c
-        .settings
-        .iter()
-        .filter(|(k, _, _)| k == "include")
-        .map(|(_, v, _)| v.clone())
-        .collect();
-    for inc in includes {
-        for pat in inc.split_whitespace() {
-            let pat = if pat.starts_with('/') {
-                pat.to_string()
-            } else {
-                format!("/etc/ssh/{pat}")
-            };
-            for p in expand_glob(v, &pat)? {
-                if let Some(t) = read_text(v, &p).ok().flatten() {
-                    let sub = SshdConfig::parse(&t, &p);
-                    c.settings.extend(sub.settings);
-                    c.bad.extend(sub.bad);
-                }
-            }
+    let c = sshd_conf::parse(v, SSHD_CONFIG, &text, ver)?;
+    let mut notes = vec![format!("{SSHD_CONFIG} present")];
+    match ver {
+        Some(x) if x.backported.is_empty() => notes.push(format!("{} ({})", x.text, x.from)),
+        Some(x) => notes.push(format!(
+            "{} ({}; with {} backported)",
+            x.text,
+            x.from,
+            x.backported.join(", ")
+        )),
+        None => {
+            notes.push("OpenSSH version unknown, keywords checked against every release".into())
         }
     }
-    let mut notes = vec![format!("{SSHD_CONFIG} present")];
-    for b in &c.bad {
-        f.mark(Status::Warn, format!("does not parse: {b}"));
+    if !c.included.is_empty() {
+        notes.push(format!("includes {}", c.included.join(", ")));
+    }
+    if !c.retired.is_empty() {
+        notes.push(format!(
+            "retired, ignored by sshd: {}",
+            c.retired.join(", ")
+        ));
+    }
+    for p in &c.problems {
+        if p.fatal {
+            f.mark(
+                Status::Fail,
+                format!("sshd would refuse to start: {}: {}", p.at, p.text),
+            );
+            match &p.main_global {
+                Some(k) => f.fix_with(&["--sshd-set", &format!("{k}=")]),
+                None => f.fix_by_hand(format!("edit {} (sshd refuses it)", p.at)),
+            }
+        } else {
+            f.mark(Status::Warn, format!("{}: {}", p.at, p.text));
+        }
     }
     let off = |k: &str| {
         c.get(k)
@@ -321,6 +321,111 @@ fn config(v: &dyn View, f: &mut Finding) -> Result<()> {
         notes.push(format!("port {v} ({w})"));
     }
     f.saw(notes.join(", "));
+    Ok(Some(c))
+}
+
+/// The host key files sshd `ver` would load: the `HostKey` lines, else
+/// its defaults (RSA; DSA before 10.0; ECDSA from 5.7; Ed25519 from 6.5),
+/// each with the key type its name says.
+pub fn host_key_files(c: Option<&sshd_conf::Config>, ver: Option<sshd_conf::V>) -> Vec<String> {
+    use sshd_conf::V;
+    let mut set: Vec<String> = Vec::new();
+    if let Some(c) = c {
+        for k in ["hostkey", "hostdsakey"] {
+            for val in c.all(k) {
+                if let Some(a) = sshd_conf::args(val).into_iter().next() {
+                    if !set.contains(&a) {
+                        set.push(a);
+                    }
+                }
+            }
+        }
+    }
+    if !set.is_empty() {
+        return set;
+    }
+    let has = |since: V| ver.is_none_or(|v| v >= since);
+    let mut out = vec!["/etc/ssh/ssh_host_rsa_key".to_string()];
+    if ver.is_none_or(|v| v < V(10, 0)) {
+        out.push("/etc/ssh/ssh_host_dsa_key".into());
+    }
+    if has(V(5, 7)) {
+        out.push("/etc/ssh/ssh_host_ecdsa_key".into());
+    }
+    if has(V(6, 5)) {
+        out.push("/etc/ssh/ssh_host_ed25519_key".into());
+    }
+    out
+}
+
+/// The line of `text` (not a comment) that makes host keys, if any:
+/// ssh-keygen run by an init script or a unit, or a unit that pulls in
+/// Fedora's and RHEL's sshd-keygen units.
+fn keygen_line(text: &str) -> Option<(usize, String)> {
+    content_lines(text)
+        .find(|(_, l)| l.contains("ssh-keygen") || l.contains("sshd-keygen"))
+        .map(|(n, l)| (n, l.to_string()))
+}
+
+/// Requirement 2's host keys: sshd does not start without one. Debian's
+/// package makes them when it is installed (not at boot); RHEL's init
+/// script and Fedora's and RHEL's sshd-keygen units make them at boot.
+fn host_keys(
+    v: &dyn View,
+    f: &mut Finding,
+    c: Option<&sshd_conf::Config>,
+    ver: Option<sshd_conf::V>,
+    starter: Option<&str>,
+) -> Result<()> {
+    let files = host_key_files(c, ver);
+    let mut have = Vec::new();
+    for p in &files {
+        if v.meta(p, true)?.is_some_and(|m| m.is_reg() && m.size > 0) {
+            have.push(p.clone());
+        }
+    }
+    if !have.is_empty() {
+        f.saw(format!("host keys: {}", have.join(", ")));
+        return Ok(());
+    }
+    // What the boot runs before sshd: the unit (and its drop-ins) or the
+    // init script.
+    let mut sources: Vec<String> = Vec::new();
+    if let Some(s) = starter {
+        sources.push(s.to_string());
+        if let Some(unit) = s.rsplit('/').next().filter(|u| u.ends_with(".service")) {
+            for d in [
+                "/etc/systemd/system",
+                "/usr/lib/systemd/system",
+                "/lib/systemd/system",
+            ] {
+                sources.extend(expand_glob(v, &format!("{d}/{unit}.d/*.conf"))?);
+            }
+        }
+    }
+    for s in &sources {
+        if let Some(t) = read_text(v, s).ok().flatten() {
+            if let Some((n, l)) = keygen_line(&t) {
+                f.saw(format!(
+                    "no host key yet ({}): made at boot ({s}:{n}: {l})",
+                    files.join(", ")
+                ));
+                return Ok(());
+            }
+        }
+    }
+    let why = match starter {
+        Some(s) => format!("{s} does not run ssh-keygen"),
+        None => "nothing at boot runs ssh-keygen".into(),
+    };
+    f.mark(
+        Status::Fail,
+        format!(
+            "no ssh host key ({}) and {why}: sshd will not start",
+            files.join(", ")
+        ),
+    );
+    f.fix_with(&["--ssh-hostkeys"]);
     Ok(())
 }
 
@@ -370,17 +475,6 @@ pub fn glob_match(p: &[u8], s: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sshd_config_first_value_wins_and_match_ends_global() {
-        let c = SshdConfig::parse(
-            "# x\nPort 22\nPasswordAuthentication no\npasswordauthentication yes\nBadLine\nMatch User bob\nPubkeyAuthentication no\n",
-            "f",
-        );
-        assert_eq!(c.get("PasswordAuthentication"), Some(("no", "f:3")));
-        assert_eq!(c.get("PubkeyAuthentication"), None);
-        assert_eq!(c.bad, vec!["f:5: BadLine".to_string()]);
-    }
 
     #[test]
     fn globs() {

@@ -2,6 +2,7 @@
 //! /etc/passwd, /etc/shadow, /etc/group and /etc/gshadow as text, line by
 //! line, leaving every other line exactly as it was.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use super::{Context, Password};
@@ -142,9 +143,30 @@ fn days(ctx: &Context) -> String {
     (ctx.now.max(0) / 86400).to_string()
 }
 
-/// Set root's hash in /etc/shadow (and `x` in /etc/passwd).
+/// A root entry for a /etc/shadow that has none (root's passwd entry
+/// must exist), as the first line: root's password can then be set.
+fn add_root_entry(plan: &Plan, ctx: &Context, sh: &mut Table, hash: &str) -> Result<()> {
+    let pw = Table::need(plan, "/etc/passwd")?;
+    if pw.find("root").is_none() {
+        return Err(Error::Invalid(
+            "/etc/passwd has no root entry (and /etc/shadow none either)".into(),
+        ));
+    }
+    let f: Vec<String> = ["root", hash, &days(ctx), "0", "99999", "7", "", "", ""]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+    sh.lines.insert(0, f.join(":"));
+    Ok(())
+}
+
+/// Set root's hash in /etc/shadow (and `x` in /etc/passwd); a shadow
+/// without a root entry gets one.
 pub fn set_root_hash(plan: &mut Plan, ctx: &mut Context, hash: &str) -> Result<()> {
     let mut sh = Table::need(plan, "/etc/shadow")?;
+    if sh.find("root").is_none() {
+        add_root_entry(plan, ctx, &mut sh, hash)?;
+    }
     let Some((i, mut f)) = sh.find("root") else {
         return Err(Error::Invalid("/etc/shadow has no root entry".into()));
     };
@@ -225,10 +247,11 @@ pub fn user(plan: &Plan, name: &str) -> Result<(u32, u32, String)> {
     let text = read_text(plan, "/etc/passwd")?
         .ok_or_else(|| Error::NotFound("/etc/passwd (the image has none)".into()))?;
     let users = crate::accounts::parse_passwd(&text, "/etc/passwd")?;
-    let u = users
-        .iter()
-        .find(|u| u.name == name)
-        .ok_or_else(|| Error::NotFound(format!("user {name} in the image's /etc/passwd")))?;
+    let u = users.iter().find(|u| u.name == name).ok_or_else(|| {
+        Error::Invalid(format!(
+            "there is no user {name} in the image's /etc/passwd"
+        ))
+    })?;
     Ok((u.uid, u.gid, u.home.clone()))
 }
 
@@ -261,32 +284,74 @@ pub fn ssh_inject(plan: &mut Plan, name: &str, keys: &Path) -> Result<()> {
             )));
         }
     }
-    match plan.meta(&home, true)? {
-        Some(m) if m.is_dir() => {}
-        Some(m) => {
-            return Err(Error::Invalid(format!(
-                "{name}'s home {home} is a {}",
-                m.ftype.name()
-            )))
-        }
-        None => {
-            return Err(Error::NotFound(format!(
-                "{name}'s home {home} (make it first, e.g. with --add-user or --mkdir)"
-            )))
-        }
-    }
+    let (home, root_home) = user_home(plan, name, uid, &home)?;
+    // In a home root owns (made with --mkdir), what is already there must
+    // be the user's: a root-owned .ssh there is root's, not the user's.
+    let foreign = |m: &crate::customize::text::Meta| m.uid != uid && (m.uid != 0 || root_home);
     let dot = format!("{}/.ssh", home.trim_end_matches('/'));
-    if plan.meta(&dot, true)?.is_none() {
-        plan.mkdir_p(
+    match plan.meta(&dot, false)? {
+        None => plan.mkdir_p(
             &dot,
             Attrs {
                 perm: 0o700,
                 uid,
                 gid,
             },
-        )?;
+        )?,
+        Some(m) if m.ftype == FileType::Symlink => {
+            return Err(planted(&dot, name, "a symlink", plan.read_link(&dot)?))
+        }
+        Some(m) if !m.is_dir() => {
+            return Err(Error::Invalid(format!(
+                "{dot} is a {}, not a directory",
+                m.ftype.name()
+            )))
+        }
+        Some(m) if foreign(&m) => {
+            return Err(Error::Invalid(format!(
+                "{dot} belongs to uid {}, not to {name} (uid {uid}): refusing to put {name}'s keys in it",
+                m.uid
+            )))
+        }
+        Some(_) => {
+            let (d, h) = (plan.node(&dot)?, plan.node(&home)?);
+            if let (Some(d), Some(h)) = (d, h) {
+                if d.ino != 0 && h.ino != 0 && d.parent != h.ino {
+                    return Err(planted(&dot, name, "a second name of a directory elsewhere", None));
+                }
+            }
+        }
     }
     let ak = format!("{dot}/authorized_keys");
+    let existed = match plan.meta(&ak, false)? {
+        None => false,
+        Some(m) if m.ftype == FileType::Symlink => {
+            return Err(planted(&ak, name, "a symlink", plan.read_link(&ak)?))
+        }
+        Some(m) if !m.is_reg() => {
+            return Err(Error::Invalid(format!(
+                "{ak} is a {}, not a regular file",
+                m.ftype.name()
+            )))
+        }
+        Some(m) if foreign(&m) => {
+            return Err(Error::Invalid(format!(
+                "{ak} belongs to uid {}, not to {name} (uid {uid}): refusing to add {name}'s keys to it",
+                m.uid
+            )))
+        }
+        Some(_) => {
+            if let Some(n) = plan.node(&ak)?.filter(|n| n.links > 1) {
+                return Err(planted(
+                    &ak,
+                    name,
+                    &format!("a file with {} hard links", n.links),
+                    None,
+                ));
+            }
+            true
+        }
+    };
     let mut cur = read_text(plan, &ak)?.unwrap_or_default();
     let have: Vec<String> = cur.lines().map(|l| l.trim().to_string()).collect();
     let mut added = 0;
@@ -300,7 +365,6 @@ pub fn ssh_inject(plan: &mut Plan, name: &str, keys: &Path) -> Result<()> {
             added += 1;
         }
     }
-    let existed = plan.meta(&ak, true)?.is_some();
     if added > 0 || !existed {
         plan.write(
             &ak,
@@ -320,6 +384,72 @@ pub fn ssh_inject(plan: &mut Plan, name: &str, keys: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The error for something a user may have left in their home to make a
+/// step write elsewhere.
+fn planted(path: &str, user: &str, what: &str, to: Option<String>) -> Error {
+    let to = to.map(|t| format!(" (to {t})")).unwrap_or_default();
+    Error::Invalid(format!(
+        "{path} is {what}{to} in {user}'s home: refusing to write to it, it could be another name of any file \
+         such as /etc/shadow (remove it first with --delete {path})"
+    ))
+}
+
+/// The home of `name` (uid `uid`) as /etc/passwd gives it, checked before
+/// a step writes into it: an absolute path other than /, a directory
+/// itself (not a symlink, whatever its parents are), owned by the user,
+/// or by root and then the home of no other user (not root's /root).
+/// Its canonical path, and whether root owns it.
+fn user_home(plan: &Plan, name: &str, uid: u32, home: &str) -> Result<(String, bool)> {
+    let shown: String = home.escape_debug().collect();
+    if !home.starts_with('/') || home.split('/').any(|c| c == "..") {
+        return Err(Error::Invalid(format!(
+            "{name}'s home in /etc/passwd is {shown}: not an absolute path without .."
+        )));
+    }
+    if home.trim_matches('/').is_empty() {
+        return Err(Error::Invalid(format!(
+            "{name}'s home in /etc/passwd is /: refusing to put ssh keys in the root directory"
+        )));
+    }
+    // Symlinks on the way are followed only where root alone made them.
+    let c = plan.target(home.trim_end_matches('/'), false)?;
+    match plan.meta(&c, false)? {
+        None => Err(Error::NotFound(format!(
+            "{name}'s home {shown} (make it first, e.g. with --add-user or --mkdir)"
+        ))),
+        Some(m) if m.ftype == FileType::Symlink => Err(Error::Invalid(format!(
+            "{name}'s home {shown} is a symlink (to {}): refusing to follow it",
+            plan.read_link(&c)?.unwrap_or_default()
+        ))),
+        Some(m) if !m.is_dir() => Err(Error::Invalid(format!(
+            "{name}'s home {shown} is a {}",
+            m.ftype.name()
+        ))),
+        Some(m) if m.uid != uid && m.uid != 0 => Err(Error::Invalid(format!(
+            "{name}'s home {shown} belongs to uid {}, not to {name} (uid {uid}): refusing to put {name}'s keys there",
+            m.uid
+        ))),
+        Some(m) => {
+            let root_home = m.uid != uid;
+            if root_home {
+                let text = read_text(plan, "/etc/passwd")?.unwrap_or_default();
+                let users = crate::accounts::parse_passwd(&text, "/etc/passwd")?;
+                let same = |h: &str| {
+                    let h = h.trim_end_matches('/');
+                    h == home.trim_end_matches('/') || h == c
+                };
+                if let Some(o) = users.iter().find(|u| u.name != name && same(&u.home)) {
+                    return Err(Error::Invalid(format!(
+                        "{name}'s home {shown} is also the home of {} and belongs to uid 0: refusing to put {name}'s keys there",
+                        o.name
+                    )));
+                }
+            }
+            Ok((c, root_home))
+        }
+    }
+}
+
 /// `--add-user NAME[:UID]`: entries in passwd, shadow (locked), group,
 /// gshadow where present, and a home under /home with /etc/skel's files.
 pub fn add_user(plan: &mut Plan, ctx: &mut Context, name: &str, uid: Option<u32>) -> Result<()> {
@@ -327,33 +457,43 @@ pub fn add_user(plan: &mut Plan, ctx: &mut Context, name: &str, uid: Option<u32>
     if pw.find(name).is_some() {
         return Err(Error::Exists(format!("user {name} in /etc/passwd")));
     }
-    let min = crate::customize::check::home::uid_min(plan)?;
-    let used: Vec<u32> = pw
-        .entries()
-        .filter_map(|f| f.get(2)?.parse().ok())
-        .collect();
+    let mut gr = Table::need(plan, "/etc/group")?;
+    if gr.find(name).is_some() {
+        return Err(Error::Exists(format!("group {name} in /etc/group")));
+    }
+    // The tables as planned: users added earlier in this run are in them.
+    let ids = |t: &Table| -> HashSet<u32> {
+        t.entries()
+            .filter_map(|f| f.get(2)?.trim().parse().ok())
+            .collect()
+    };
+    let (used, gused) = (ids(&pw), ids(&gr));
+    let (umin, umax) = id_range(plan, "UID")?;
     let uid = match uid {
         Some(u) if used.contains(&u) => {
             return Err(Error::Exists(format!("uid {u} in /etc/passwd")));
         }
         Some(u) => u,
-        None => used
-            .iter()
-            .copied()
-            .filter(|u| *u >= min && *u < 60000)
-            .max()
-            .map_or(min, |m| m + 1),
+        // Like useradd: one past the highest in the range, else the
+        // first free; free as a gid too where possible (uid = gid).
+        None => {
+            let both: HashSet<u32> = used.union(&gused).copied().collect();
+            free_id(&both, umin, umax)
+                .or_else(|| free_id(&used, umin, umax))
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "no free uid between UID_MIN {umin} and UID_MAX {umax} (/etc/login.defs)"
+                    ))
+                })?
+        }
     };
-    let mut gr = Table::need(plan, "/etc/group")?;
-    if gr.find(name).is_some() {
-        return Err(Error::Exists(format!("group {name} in /etc/group")));
-    }
-    let gused: Vec<u32> = gr
-        .entries()
-        .filter_map(|f| f.get(2)?.parse().ok())
-        .collect();
     let gid = if gused.contains(&uid) {
-        (min..60000).find(|g| !gused.contains(g)).unwrap_or(uid)
+        let (gmin, gmax) = id_range(plan, "GID")?;
+        free_id(&gused, gmin, gmax).ok_or_else(|| {
+            Error::Invalid(format!(
+                "no free gid between GID_MIN {gmin} and GID_MAX {gmax} (/etc/login.defs)"
+            ))
+        })?
     } else {
         uid
     };
@@ -398,28 +538,146 @@ pub fn add_user(plan: &mut Plan, ctx: &mut Context, name: &str, uid: Option<u32>
             gid,
         },
     )?;
-    copy_skel(plan, "/etc/skel", &home, uid, gid, 0)
+    copy_skel(plan, "/etc/skel", &home, uid, gid)
 }
 
-/// Copy the image's skeleton directory into a new home, owned by the user.
-fn copy_skel(plan: &mut Plan, from: &str, to: &str, uid: u32, gid: u32, depth: u32) -> Result<()> {
-    if depth > 16 {
-        return Ok(());
+/// `KEY_MIN` and `KEY_MAX` (`UID` or `GID`) of the image's
+/// /etc/login.defs, defaulting to 1000 and 60000 as shadow-utils does.
+fn id_range(plan: &Plan, key: &str) -> Result<(u32, u32)> {
+    let (mut min, mut max) = (1000u32, None);
+    if let Some(t) = read_text(plan, "/etc/login.defs").ok().flatten() {
+        for (_, l) in crate::customize::text::content_lines(&t) {
+            let mut w = l.split_whitespace();
+            let (k, v) = (w.next(), w.next().and_then(|v| v.parse::<u32>().ok()));
+            match (k, v) {
+                (Some(k), Some(v)) if k == format!("{key}_MIN") => min = v,
+                (Some(k), Some(v)) if k == format!("{key}_MAX") => max = Some(v),
+                _ => {}
+            }
+        }
+    }
+    // Without a MAX, a MIN above the usual 60000 leaves room up to the top.
+    let max = max.unwrap_or(if min > 60000 { u32::MAX - 1 } else { 60000 });
+    if min > max {
+        return Err(Error::Invalid(format!(
+            "/etc/login.defs: {key}_MIN {min} is above {key}_MAX {max}"
+        )));
+    }
+    // u32::MAX is (uid_t)-1, "no user".
+    Ok((min, max.min(u32::MAX - 1)))
+}
+
+/// An id in `min..=max` not in `used`: one past the highest used there
+/// (useradd's choice), else the lowest free one.
+fn free_id(used: &HashSet<u32>, min: u32, max: u32) -> Option<u32> {
+    let next = used
+        .iter()
+        .copied()
+        .filter(|u| (min..=max).contains(u))
+        .max()
+        .map_or(Some(min), |m| m.checked_add(1));
+    if let Some(n) = next.filter(|n| *n <= max && !used.contains(n)) {
+        return Some(n);
+    }
+    // At most used.len() + 1 candidates before a free one.
+    (min..=max).find(|u| !used.contains(u))
+}
+
+/// How much of /etc/skel `--add-user` copies at most: a crafted skeleton
+/// must not make a run take forever or fill memory.
+const SKEL_MAX_ENTRIES: usize = 10_000;
+const SKEL_MAX_BYTES: u64 = 64 << 20;
+const SKEL_MAX_DEPTH: u32 = 16;
+
+/// What [`copy_skel`] has seen so far.
+#[derive(Default)]
+struct SkelWalk {
+    dirs: HashSet<u32>,
+    entries: usize,
+    bytes: u64,
+}
+
+/// Copy the image's skeleton directory into a new home, owned by the
+/// user. /etc/skel is treated as planted, like a home: it must be a
+/// directory itself (not a symlink), each directory in it only once and
+/// where its `..` says (no hard-linked directories, no loops), no file
+/// with several names (a hard link to /etc/shadow would hand the user a
+/// copy); symlinks are copied as symlinks, never followed.
+fn copy_skel(plan: &mut Plan, from: &str, to: &str, uid: u32, gid: u32) -> Result<()> {
+    match plan.meta(from, false)? {
+        None => return Ok(()),
+        Some(m) if m.ftype == FileType::Symlink => {
+            return Err(Error::Invalid(format!(
+                "{from} is a symlink (to {}): refusing to copy what it points to into a new home",
+                plan.read_link(from)?.unwrap_or_default()
+            )))
+        }
+        Some(m) if !m.is_dir() => return Ok(()),
+        Some(_) => {}
+    }
+    let mut walk = SkelWalk::default();
+    if let Some(n) = plan.node(from)? {
+        walk.dirs.insert(n.ino);
+    }
+    copy_skel_dir(plan, from, to, uid, gid, 0, &mut walk)
+}
+
+fn copy_skel_dir(
+    plan: &mut Plan,
+    from: &str,
+    to: &str,
+    uid: u32,
+    gid: u32,
+    depth: u32,
+    walk: &mut SkelWalk,
+) -> Result<()> {
+    if depth >= SKEL_MAX_DEPTH {
+        return Err(Error::Invalid(format!(
+            "{from}: /etc/skel is more than {SKEL_MAX_DEPTH} directories deep: refusing to copy it"
+        )));
     }
     let Some(entries) = plan.list_dir(from)? else {
         return Ok(());
     };
+    let up = plan.node(from)?.map_or(0, |n| n.ino);
     for e in entries {
         let src = format!("{from}/{}", e.name);
         let dst = format!("{to}/{}", e.name);
+        walk.entries += 1;
+        if walk.entries > SKEL_MAX_ENTRIES {
+            return Err(Error::Invalid(format!(
+                "/etc/skel has more than {SKEL_MAX_ENTRIES} entries: refusing to copy it"
+            )));
+        }
         let meta = plan.meta(&src, false)?;
         let perm = meta.map(|m| m.perm).unwrap_or(0o644);
+        let id = plan.node(&src)?;
         match e.ftype {
             FileType::Directory => {
+                if let Some(n) = id.filter(|n| n.ino != 0) {
+                    if !walk.dirs.insert(n.ino) || (up != 0 && n.parent != up) {
+                        return Err(Error::Invalid(format!(
+                            "{src} is a second name of a directory (a hard-linked directory, maybe a loop): refusing to copy /etc/skel"
+                        )));
+                    }
+                }
                 plan.mkdir_p(&dst, Attrs { perm, uid, gid })?;
-                copy_skel(plan, &src, &dst, uid, gid, depth + 1)?;
+                copy_skel_dir(plan, &src, &dst, uid, gid, depth + 1, walk)?;
             }
             FileType::Regular => {
+                if let Some(n) = id.filter(|n| n.links > 1) {
+                    return Err(Error::Invalid(format!(
+                        "{src} has {} hard links: refusing to copy it into a new home, it may be another file such as /etc/shadow",
+                        n.links
+                    )));
+                }
+                walk.bytes += meta.map_or(0, |m| m.size);
+                if walk.bytes > SKEL_MAX_BYTES {
+                    return Err(Error::Invalid(format!(
+                        "/etc/skel holds more than {} MiB: refusing to copy it",
+                        SKEL_MAX_BYTES >> 20
+                    )));
+                }
                 let b = plan.read_bytes(&src)?.unwrap_or_default();
                 plan.write(&dst, Content::Bytes(b), Attrs { perm, uid, gid })?;
             }

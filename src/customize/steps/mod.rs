@@ -64,6 +64,8 @@ pub enum StepKind {
     },
     /// `--enable-sshd`
     EnableSshd,
+    /// `--ssh-hostkeys`
+    SshHostkeys,
     /// `--hostname NAME`
     Hostname(String),
     /// `--network IFACE=dhcp|static:ADDR/PREFIX[,gw=GW][,dns=DNS]`
@@ -146,6 +148,7 @@ pub struct Step {
 const FLAGS: &[&str] = &[
     "lock-root",
     "enable-sshd",
+    "ssh-hostkeys",
     "xen-ldconf",
     "fix",
     "selinux-relabel",
@@ -161,6 +164,7 @@ pub const NAMES: &[&str] = &[
     "sshd-config",
     "sshd-set",
     "enable-sshd",
+    "ssh-hostkeys",
     "hostname",
     "network",
     "xen-console",
@@ -322,6 +326,8 @@ fn parse_one(
             Some((k, v)) if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric()) => {
                 if v.contains('\n') {
                     Err("a value cannot span lines".into())
+                } else if let Err(why) = sshd::check_setting_early(k, v.trim()) {
+                    Err(why)
                 } else {
                     Ok(StepKind::SshdSet {
                         key: k.to_string(),
@@ -332,6 +338,7 @@ fn parse_one(
             _ => Err("expected KEY=VALUE with a keyword like PermitRootLogin".into()),
         },
         "enable-sshd" => Ok(StepKind::EnableSshd),
+        "ssh-hostkeys" => Ok(StepKind::SshHostkeys),
         "hostname" => network::check_hostname(a).map(|_| StepKind::Hostname(a.to_string())),
         "network" => {
             network::parse_network(a).map(|(iface, config)| StepKind::Network { iface, config })
@@ -433,9 +440,12 @@ fn parse_one(
             return r;
         }
         other => {
+            // The first three characters (not bytes: the name may be
+            // anything the user typed).
+            let head: String = other.chars().take(3).collect();
             let hint = NAMES
                 .iter()
-                .find(|n| n.starts_with(&other[..other.len().min(3)]))
+                .find(|n| !head.is_empty() && n.starts_with(&head))
                 .map(|n| format!(" (did you mean --{n}?)"))
                 .unwrap_or_default();
             return Err(Error::Invalid(format!(
@@ -558,6 +568,9 @@ pub struct Context<'s> {
     /// The console a `--xen-console` step of the run names (set by
     /// [`apply`]): `--fix` puts its getty there rather than on xvc0.
     pub console: Option<String>,
+    /// A `--dry-run`: the plan is shown, not written (secrets such as new
+    /// host keys are not made, a placeholder stands for them).
+    pub dry_run: bool,
 }
 
 /// Apply `steps` to the plan in order; an error names the step.
@@ -592,6 +605,7 @@ fn apply_step(s: &Step, plan: &mut Plan, ctx: &mut Context) -> Result<()> {
         StepKind::SshdConfig(p) => sshd::replace_config(plan, p),
         StepKind::SshdSet { key, value } => sshd::set(plan, key, value),
         StepKind::EnableSshd => sshd::enable(plan),
+        StepKind::SshHostkeys => sshd::host_keys(plan, ctx),
         StepKind::Hostname(n) => network::hostname(plan, n),
         StepKind::Network { iface, config } => network::network(plan, iface, config),
         StepKind::ResolvConf(p) => files::upload_to(plan, p, "/etc/resolv.conf"),

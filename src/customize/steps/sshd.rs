@@ -3,16 +3,33 @@
 
 use std::path::Path;
 
-use crate::customize::check::ssh::{default_runlevel, rc_dirs, uses_systemd, SSHD_CONFIG};
+use crate::customize::check::ssh::{
+    default_runlevel, host_key_files, rc_dirs, uses_systemd, SSHD_CONFIG,
+};
+use crate::customize::check::sshd_conf::{check_value, detect_version, keyword_for, Kw, Version};
 use crate::customize::plan::{Attrs, Content, Plan};
 use crate::customize::text::{read_text, View};
 use crate::error::{Error, Result};
 use crate::layout::FileType;
 
 /// `--sshd-config FILE`: the host file becomes /etc/ssh/sshd_config (an
-/// existing one keeps its owner, mode and label).
+/// existing one keeps its owner, mode and label). A file the image's sshd
+/// would refuse is refused, naming its first bad line.
 pub fn replace_config(plan: &mut Plan, src: &Path) -> Result<()> {
     let b = super::read_host_file(src)?;
+    let release = detect_version(plan)?;
+    let text = String::from_utf8_lossy(&b);
+    let c = crate::customize::check::sshd_conf::parse(plan, SSHD_CONFIG, &text, release.as_ref())?;
+    if let Some(p) = c.problems.iter().find(|p| p.fatal) {
+        let at = match p.at.strip_prefix(SSHD_CONFIG) {
+            Some(line) => format!("{}{line}", src.display()),
+            None => p.at.clone(),
+        };
+        return Err(Error::Invalid(format!(
+            "{at}: {}: the image's sshd would refuse to start",
+            p.text
+        )));
+    }
     if plan.meta("/etc/ssh", true)?.is_none() {
         plan.mkdir_p("/etc/ssh", Attrs::root(0o755))?;
     }
@@ -30,6 +47,14 @@ pub fn set(plan: &mut Plan, key: &str, value: &str) -> Result<()> {
             "{SSHD_CONFIG} (use --sshd-config FILE to provide one)"
         )));
     };
+    // Now that the image is known: what its own sshd takes.
+    let release = detect_version(plan)?;
+    check_setting(key, value, release.as_ref()).map_err(|why| {
+        Error::Invalid(match &release {
+            Some(r) => format!("{why} ({} in {})", r.text, r.from),
+            None => why,
+        })
+    })?;
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
     let mut done = false;
     let mut match_at = None;
@@ -69,6 +94,40 @@ pub fn set(plan: &mut Plan, key: &str, value: &str) -> Result<()> {
         Content::Bytes(out.into_bytes()),
         Attrs::root(0o600),
     )
+}
+
+/// Would sshd `ver` (any release when `None`) take `key value`? An empty
+/// value (comment the keyword out) takes any keyword, even one sshd does
+/// not know: that is how a bad line is removed. `Match` cannot be set:
+/// it opens a block.
+pub fn check_setting(
+    key: &str,
+    value: &str,
+    release: Option<&Version>,
+) -> std::result::Result<(), String> {
+    let ver = release.map(|r| r.v);
+    if key.eq_ignore_ascii_case("match") {
+        return Err("Match opens a block: write it with --sshd-config or --append-line".into());
+    }
+    if value.is_empty() {
+        return Ok(());
+    }
+    match keyword_for(key, release) {
+        Kw::Unknown(why) => Err(why),
+        Kw::Retired(name) => Err(format!("{name} is retired: this sshd ignores it")),
+        Kw::Patched => Ok(()),
+        Kw::Ok(..) => check_value(key, value, ver),
+    }
+}
+
+/// What `--sshd-set` can refuse before the image is read: `Match`, and a
+/// bad value of a keyword upstream OpenSSH knows. An unknown keyword waits
+/// for the image (its sshd may be patched to know it).
+pub fn check_setting_early(key: &str, value: &str) -> std::result::Result<(), String> {
+    match keyword_for(key, None) {
+        Kw::Unknown(_) if !key.eq_ignore_ascii_case("match") => Ok(()),
+        _ => check_setting(key, value, None),
+    }
 }
 
 /// `--enable-sshd`: SysV: `S55sshd` links in runlevels 2 to 5 (and the
@@ -191,4 +250,121 @@ pub fn enable(plan: &mut Plan) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// `--ssh-hostkeys`: make the host keys sshd would load and the image
+/// lacks (the `HostKey` files, else the defaults of the image's OpenSSH),
+/// with the host's `ssh-keygen`, in the formats that release reads (RSA
+/// and ECDSA in PEM, which every release reads; Ed25519 in OpenSSH's own
+/// format). The key is private to the image: 0600 root, the `.pub` 0644.
+/// DSA keys are not made (an RSA key serves every release).
+pub fn host_keys(plan: &mut Plan, ctx: &mut super::Context) -> Result<()> {
+    let release = detect_version(plan)?;
+    let ver = release.as_ref().map(|x| x.v);
+    let conf = match read_text(plan, SSHD_CONFIG)? {
+        Some(t) => Some(crate::customize::check::sshd_conf::parse(
+            plan,
+            SSHD_CONFIG,
+            &t,
+            release.as_ref(),
+        )?),
+        None => None,
+    };
+    let mut made = Vec::new();
+    for path in host_key_files(conf.as_ref(), ver) {
+        if plan
+            .meta(&path, true)?
+            .is_some_and(|m| m.is_reg() && m.size > 0)
+        {
+            continue;
+        }
+        let name = path.rsplit('/').next().unwrap_or("");
+        let kind = if name.contains("ed25519") {
+            "ed25519"
+        } else if name.contains("ecdsa") {
+            "ecdsa"
+        } else if name.contains("dsa") {
+            continue;
+        } else {
+            "rsa"
+        };
+        let (private, public) = if ctx.dry_run {
+            // Show where the key goes, not a key nobody will use.
+            keygen_present()?;
+            let t = format!("(a new {kind} host key, made by the host's ssh-keygen)\n");
+            (t.clone().into_bytes(), t.into_bytes())
+        } else {
+            keygen(kind)?
+        };
+        let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("/");
+        if !dir.is_empty() && plan.meta(dir, true)?.is_none() {
+            plan.mkdir_p(dir, Attrs::root(0o755))?;
+        }
+        plan.write(&path, Content::Bytes(private), Attrs::root(0o600))?;
+        plan.write(
+            &format!("{path}.pub"),
+            Content::Bytes(public),
+            Attrs::root(0o644),
+        )?;
+        made.push(path);
+    }
+    if made.is_empty() {
+        ctx.notes
+            .push("ssh-hostkeys: the image has its host keys already".into());
+    } else {
+        ctx.notes
+            .push(format!("ssh-hostkeys: made {}", made.join(", ")));
+    }
+    Ok(())
+}
+
+const NO_KEYGEN: &str =
+    "making host keys needs the host's ssh-keygen (OpenSSH), which is not on PATH";
+
+/// Can the host's ssh-keygen be run?
+fn keygen_present() -> Result<()> {
+    match std::process::Command::new("ssh-keygen")
+        .arg("-?")
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Invalid(NO_KEYGEN.into())),
+        Err(e) => Err(Error::io("running ssh-keygen", e)),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// One new key pair of type `kind` from the host's ssh-keygen, made in a
+/// private temporary directory: (private key, public key).
+fn keygen(kind: &str) -> Result<(Vec<u8>, Vec<u8>)> {
+    let dir = tempfile::Builder::new()
+        .prefix("ext3edit-hostkey")
+        .tempdir()
+        .map_err(|e| Error::io("making a temporary directory for ssh-keygen", e))?;
+    let key = dir.path().join("key");
+    let mut cmd = std::process::Command::new("ssh-keygen");
+    cmd.args(["-q", "-t", kind, "-N", "", "-C", ""]);
+    match kind {
+        "rsa" => cmd.args(["-b", "3072", "-m", "PEM"]),
+        "ecdsa" => cmd.args(["-b", "256", "-m", "PEM"]),
+        _ => &mut cmd,
+    };
+    cmd.arg("-f").arg(&key).stdin(std::process::Stdio::null());
+    let out = match cmd.output() {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::Invalid(NO_KEYGEN.into()))
+        }
+        Err(e) => return Err(Error::io("running ssh-keygen", e)),
+    };
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(Error::Invalid(format!(
+            "ssh-keygen -t {kind} failed: {}",
+            err.lines().next().unwrap_or("no message").trim()
+        )));
+    }
+    let read =
+        |p: &Path| std::fs::read(p).map_err(|e| Error::io(format!("reading {}", p.display()), e));
+    Ok((read(&key)?, read(&dir.path().join("key.pub"))?))
 }
