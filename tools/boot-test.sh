@@ -152,6 +152,13 @@ run_variant() {
   "$ext3edit" get "$img" /etc/inittab 2>/dev/null | grep hvc0 | sed 's|^|   /etc/inittab: |'
   "$ext3edit" ls "$img" /etc/systemd/system/getty.target.wants 2>/dev/null | sed 's|^|   getty.target.wants: |'
   "$ext3edit" ls "$img" /etc/rc2.d 2>/dev/null | grep -i ssh | sed 's|^|   /etc/rc2.d: |'
+  # Every getty inittab respawns must be on a terminal this VM has (a
+  # getty on a missing xvc0 respawns too fast); systemd images have none.
+  local gone
+  gone=$("$ext3edit" get "$img" /etc/inittab 2>/dev/null |
+    awk -F: '!/^#/ && $3 == "respawn" {print $4}' | grep -oE '\b(tty[0-9]+|ttyS[0-9]+|hvc[0-9]+|xvc[0-9]+)\b' |
+    grep -vxE 'tty[1-6]|ttyS0|hvc0' | sort -u | tr '\n' ' ')
+  if [ -z "$gone" ]; then pass "$v: every inittab getty is on a terminal the VM has"; else fail "$v: inittab respawns a getty on $gone(not in this VM: tty1-6, ttyS0, hvc0)"; fi
   if "$ext3edit" get "$img" /vmlinuz "$work/vmlinuz" && "$ext3edit" get "$img" /initrd.img "$work/initrd.img"; then
     pass "$v: ext3edit get /vmlinuz /initrd.img"
   else
