@@ -712,6 +712,406 @@ fn selinux_labels_from_the_images_policy() {
     assert!(out.contains(" 0 labels changed"), "{out}");
 }
 
+/// A tree of files for mke2fs -d: (path, content) pairs, and symlinks as
+/// (path, "->target").
+fn tree_image(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
+    let root = dir.join("root");
+    for (p, c) in files {
+        let at = root.join(p.trim_start_matches('/'));
+        std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+        if let Some(t) = c.strip_prefix("->") {
+            std::os::unix::fs::symlink(t, &at).unwrap();
+        } else if c.is_empty() && p.ends_with('/') {
+            std::fs::create_dir_all(&at).unwrap();
+        } else {
+            std::fs::write(&at, c).unwrap();
+            if p.contains("bin/") || p.contains("/init.d/") || p.contains("systemd/systemd") {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&at, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+        }
+    }
+    let img = dir.join("img.ext3");
+    let out = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext3", "-d"])
+        .arg(&root)
+        .arg(&img)
+        .arg("8M")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    img
+}
+
+/// What a minimal Debian bookworm has either way (sysvinit or systemd).
+const DEBIAN_COMMON: &[(&str, &str)] = &[
+    ("/etc/debian_version", "12.8\n"),
+    (
+        "/etc/os-release",
+        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nID=debian\n",
+    ),
+    ("/etc/hostname", "deb\n"),
+    (
+        "/etc/passwd",
+        "root:x:0:0:root:/root:/bin/bash\nsshd:x:100:65534::/run/sshd:/usr/sbin/nologin\n",
+    ),
+    (
+        "/etc/shadow",
+        "root:*:19000:0:99999:7:::\nsshd:!:19000::::::\n",
+    ),
+    ("/etc/group", "root:x:0:\nusers:x:100:\n"),
+    ("/etc/ld.so.conf", "include /etc/ld.so.conf.d/*.conf\n"),
+    (
+        "/etc/ssh/sshd_config",
+        "Include /etc/ssh/sshd_config.d/*.conf\nKbdInteractiveAuthentication no\nUsePAM yes\n",
+    ),
+    ("/usr/sbin/sshd", "ELF"),
+    ("/usr/sbin/agetty", "ELF"),
+    ("/sbin", "->usr/sbin"),
+    ("/lib", "->usr/lib"),
+    ("/usr/lib/terminfo/v/vt100", "ti"),
+    ("/usr/lib/terminfo/v/vt220", "ti"),
+    ("/usr/lib/udev/rules.d/80-net-setup-link.rules", "# udev\n"),
+    ("/usr/lib/modules/6.1.0-28-amd64/modules.dep", ""),
+    // Bookworm's login: no pam_securetty.
+    (
+        "/etc/pam.d/login",
+        "auth optional pam_faildelay.so delay=3000000\n@include common-auth\n",
+    ),
+    (
+        "/etc/pam.d/common-auth",
+        "auth [success=1 default=ignore] pam_unix.so nullok\n",
+    ),
+    ("/home/", ""),
+    ("/root/", ""),
+];
+
+fn ls(img: &Path, dir: &str) -> String {
+    let out = run(&["ls", img.to_str().unwrap(), dir, "-l"], None);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn text(img: &Path, p: &str) -> String {
+    String::from_utf8_lossy(&debugfs_cat(img, p)).into_owned()
+}
+
+/// Items 19, 20, 22 of issue 13 on a Debian sysvinit image (ifupdown):
+/// --network and --fix write what ifupdown reads besides the ifcfg files,
+/// the getty on hvc0 gets a TERM the image's terminfo has and no second
+/// one on xvc0, Debian's S01ssh links stay, no securetty is demanded (PAM
+/// does not use it), and the host name goes on 127.0.1.1.
+#[test]
+fn debian_sysvinit_image_gets_what_its_own_stack_reads() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let mut files: Vec<(&str, &str)> = DEBIAN_COMMON.to_vec();
+    files.extend_from_slice(&[
+        ("/usr/sbin/init", "ELF"),
+        (
+            "/etc/inittab",
+            "id:2:initdefault:\nsi::sysinit:/etc/init.d/rcS\nl2:2:wait:/etc/init.d/rc 2\n1:2345:respawn:/sbin/getty --noclear 38400 tty1\n",
+        ),
+        ("/usr/sbin/ifup", "ELF"),
+        ("/usr/sbin/dhclient", "ELF"),
+        ("/etc/init.d/networking", "#!/bin/sh\n"),
+        ("/etc/rcS.d/S10networking", "->../init.d/networking"),
+        (
+            "/etc/network/interfaces",
+            "# interfaces(5)\nsource /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n",
+        ),
+        ("/etc/network/interfaces.d/", ""),
+        ("/etc/init.d/ssh", "#!/bin/sh\n"),
+        ("/etc/rc2.d/S01ssh", "->../init.d/ssh"),
+        ("/etc/rc3.d/S01ssh", "->../init.d/ssh"),
+        ("/etc/rc4.d/S01ssh", "->../init.d/ssh"),
+        ("/etc/rc5.d/S01ssh", "->../init.d/ssh"),
+    ]);
+    let img = tree_image(d.path(), &files);
+    let (code, out) = check(&img, false);
+    assert_eq!(code, Some(1));
+    let net = out.lines().find(|l| l.starts_with("4 ")).unwrap();
+    assert!(net.contains("network stack: ifupdown"), "{net}");
+    assert!(
+        net.contains("eth0 is not brought up at boot: ifupdown: no `iface eth0 inet` stanza"),
+        "{net}"
+    );
+    let con = out.lines().find(|l| l.starts_with("5 ")).unwrap();
+    assert!(con.contains("does not use pam_securetty"), "{con}");
+    assert!(!con.contains("securetty is missing"), "{con}");
+    // The kernel is 6.1: the fix names hvc0, not RHEL 5's xvc0.
+    assert!(con.contains("--xen-console hvc0"), "{con}");
+
+    // --fix first, the console after it, as the boot test does.
+    cust_ok(
+        &img,
+        &[
+            "--fix",
+            "--root-password",
+            "pw",
+            "--enable-sshd",
+            "--xen-console",
+            "hvc0",
+        ],
+    );
+    let eth0 = text(&img, "/etc/network/interfaces.d/eth0");
+    assert_eq!(eth0, "allow-hotplug eth0\niface eth0 inet dhcp\n");
+    assert!(text(&img, "/etc/network/interfaces.d/eth1").contains("iface eth1 inet dhcp"));
+    assert!(text(&img, "/etc/sysconfig/network-scripts/ifcfg-eth0").contains("BOOTPROTO=dhcp"));
+    let inittab = text(&img, "/etc/inittab");
+    assert!(
+        inittab.contains(":2345:respawn:/sbin/agetty -L hvc0 9600 vt220\n"),
+        "{inittab}"
+    );
+    assert!(!inittab.contains("xvc0"), "{inittab}");
+    assert!(!inittab.contains("vt100-nav"), "{inittab}");
+    assert!(
+        run(&["stat", img.to_str().unwrap(), "/etc/securetty"], None)
+            .status
+            .code()
+            == Some(1)
+    );
+    let rc2 = ls(&img, "/etc/rc2.d");
+    assert!(rc2.contains("S01ssh -> ../init.d/ssh"), "{rc2}");
+    assert!(!rc2.contains("S55"), "{rc2}");
+    let hosts = text(&img, "/etc/hosts");
+    assert!(
+        hosts.starts_with("127.0.0.1\tlocalhost\n127.0.1.1\tdeb\n"),
+        "{hosts}"
+    );
+    let (code, out) = check(&img, false);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("eth0 is brought up at boot by ifupdown (/etc/network/interfaces.d/eth0:2: iface eth0 inet dhcp; /etc/network/interfaces.d/eth0:1: allow-hotplug eth0)"), "{out}");
+    assert!(out.contains("predictable names apply"), "{out}");
+
+    // A static address replaces the stanza in its file, once.
+    cust_ok(
+        &img,
+        &[
+            "--network",
+            "eth0=static:10.0.0.5/24,gw=10.0.0.1,dns=10.0.0.1",
+        ],
+    );
+    assert_eq!(
+        text(&img, "/etc/network/interfaces.d/eth0"),
+        "allow-hotplug eth0\niface eth0 inet static\n    address 10.0.0.5/24\n    gateway 10.0.0.1\n    dns-nameservers 10.0.0.1\n"
+    );
+    // A stanza of the image's own in /etc/network/interfaces is edited
+    // there, its other stanzas kept.
+    let d2 = tempfile::tempdir().unwrap();
+    let mut files2 = files.clone();
+    files2.retain(|f| f.0 != "/usr/sbin/dhclient");
+    for f in files2.iter_mut() {
+        if f.0 == "/etc/network/interfaces" {
+            f.1 = "auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet static\n    address 192.168.1.2/24\n\niface eth9 inet manual\n";
+        }
+    }
+    let img2 = tree_image(d2.path(), &files2);
+    cust_ok(&img2, &["--network", "eth0=dhcp"]);
+    assert_eq!(
+        text(&img2, "/etc/network/interfaces"),
+        "auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\n\niface eth9 inet manual\n"
+    );
+    // An image whose ifcfg-eth0 has a static address: --fix gives
+    // ifupdown the same address, and the ifcfg file keeps it.
+    let d3 = tempfile::tempdir().unwrap();
+    let mut files3 = files.clone();
+    files3.extend_from_slice(&[
+        (
+            "/etc/sysconfig/network-scripts/ifcfg-eth0",
+            "DEVICE=eth0\nBOOTPROTO=static\nIPADDR=10.0.0.5\nNETMASK=255.255.255.0\nGATEWAY=10.0.0.1\nONBOOT=yes\n",
+        ),
+        ("/etc/sysconfig/network", "NETWORKING=yes\n"),
+    ]);
+    let img3 = tree_image(d3.path(), &files3);
+    cust_ok(&img3, &["--fix"]);
+    assert_eq!(
+        text(&img3, "/etc/network/interfaces.d/eth0"),
+        "allow-hotplug eth0\niface eth0 inet static\n    address 10.0.0.5/24\n    gateway 10.0.0.1\n"
+    );
+    let ifcfg = text(&img3, "/etc/sysconfig/network-scripts/ifcfg-eth0");
+    assert!(ifcfg.contains("IPADDR=10.0.0.5\n"), "{ifcfg}");
+    assert!(text(&img3, "/etc/network/interfaces.d/eth1").contains("inet dhcp"));
+    // That image has no DHCP client (minbase does not install ifupdown's
+    // recommends): eth0 would get no address, and check says so.
+    let (code, out) = check(&img2, false);
+    assert_eq!(code, Some(1));
+    assert!(
+        out.contains("eth0 is not brought up at boot: ifupdown: /etc/network/interfaces:5: iface eth0 inet dhcp, but the image has no DHCP client"),
+        "{out}"
+    );
+}
+
+/// Items 19 and 20 of issue 13 on a Debian systemd image: networkd,
+/// installed but not enabled, gets a .network file for eth0 and eth1 and
+/// is enabled through unit links; the getty on hvc0 is the
+/// serial-getty@hvc0 link systemctl enable makes (no inittab written).
+#[test]
+fn debian_systemd_image_gets_networkd_and_getty_links() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let mut files: Vec<(&str, &str)> = DEBIAN_COMMON.to_vec();
+    files.extend_from_slice(&[
+        ("/usr/lib/systemd/systemd", "ELF"),
+        ("/usr/sbin/init", "->../lib/systemd/systemd"),
+        // As RHEL 7 has it: systemd does not read it.
+        (
+            "/etc/inittab",
+            "# inittab is no longer used when using systemd.\n",
+        ),
+        ("/usr/lib/systemd/systemd-networkd", "ELF"),
+        (
+            "/usr/lib/systemd/system/systemd-networkd.service",
+            "[Unit]\n",
+        ),
+        (
+            "/usr/lib/systemd/system/systemd-networkd.socket",
+            "[Unit]\n",
+        ),
+        ("/usr/lib/systemd/system/serial-getty@.service", "[Unit]\n"),
+        ("/usr/lib/systemd/system/ssh.service", "[Unit]\n"),
+        (
+            "/etc/systemd/system/multi-user.target.wants/ssh.service",
+            "->/lib/systemd/system/ssh.service",
+        ),
+        // A vendor file that matches by more than the name: not eth0's.
+        (
+            "/usr/lib/systemd/network/80-container-host0.network",
+            "[Match]\nVirtualization=container\nName=host0\n\n[Network]\nDHCP=yes\n",
+        ),
+    ]);
+    let img = tree_image(d.path(), &files);
+    let (code, out) = check(&img, false);
+    assert_eq!(code, Some(1));
+    let net = out.lines().find(|l| l.starts_with("4 ")).unwrap();
+    assert!(net.contains("network stack: systemd-networkd (/usr/lib/systemd/systemd-networkd), not started at boot"), "{net}");
+    assert!(net.contains("no network stack starts at boot"), "{net}");
+
+    cust_ok(
+        &img,
+        &["--fix", "--root-password", "pw", "--xen-console", "hvc0"],
+    );
+    assert_eq!(
+        text(&img, "/etc/systemd/network/10-eth0.network"),
+        "# Written by ext3edit customize --network.\n[Match]\nName=eth0\n\n[Network]\nDHCP=ipv4\n"
+    );
+    assert!(text(&img, "/etc/systemd/network/10-eth1.network").contains("Name=eth1\n"));
+    let mu = ls(&img, "/etc/systemd/system/multi-user.target.wants");
+    assert!(
+        mu.contains("systemd-networkd.service -> /usr/lib/systemd/system/systemd-networkd.service"),
+        "{mu}"
+    );
+    assert!(
+        mu.contains("ssh.service -> /lib/systemd/system/ssh.service"),
+        "{mu}"
+    );
+    let so = ls(&img, "/etc/systemd/system/sockets.target.wants");
+    assert!(
+        so.contains("systemd-networkd.socket -> /usr/lib/systemd/system/systemd-networkd.socket"),
+        "{so}"
+    );
+    let gt = ls(&img, "/etc/systemd/system/getty.target.wants");
+    assert!(
+        gt.contains("serial-getty@hvc0.service -> /usr/lib/systemd/system/serial-getty@.service"),
+        "{gt}"
+    );
+    assert!(!gt.contains("xvc0"), "{gt}");
+    assert_eq!(
+        text(&img, "/etc/inittab"),
+        "# inittab is no longer used when using systemd.\n"
+    );
+    let (code, out) = check(&img, false);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(
+            "eth0 is brought up at boot by systemd-networkd (/etc/systemd/network/10-eth0.network)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("systemd: /etc/systemd/system/getty.target.wants/serial-getty@hvc0.service"),
+        "{out}"
+    );
+}
+
+/// Item 20 of issue 13: on an image with RHEL's vt100-nav in its
+/// terminfo (and agetty, no mingetty), the getty keeps vt100-nav; and
+/// NetworkManager on a non-Red Hat image gets a 0600 keyfile.
+#[test]
+fn term_follows_terminfo_and_network_manager_gets_a_keyfile() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let mut files: Vec<(&str, &str)> = DEBIAN_COMMON.to_vec();
+    files.extend_from_slice(&[
+        ("/usr/share/terminfo/v/vt100-nav", "ti"),
+        ("/usr/sbin/init", "ELF"),
+        ("/etc/inittab", "id:3:initdefault:\n"),
+        ("/usr/sbin/NetworkManager", "ELF"),
+        ("/etc/init.d/NetworkManager", "#!/bin/sh\n"),
+        ("/etc/rc3.d/S20NetworkManager", "->../init.d/NetworkManager"),
+        (
+            "/etc/NetworkManager/NetworkManager.conf",
+            "[main]\nno-auto-default=*\n",
+        ),
+    ]);
+    let img = tree_image(d.path(), &files);
+    let (_, out) = check(&img, false);
+    assert!(out.contains("eth0 is not brought up at boot: NetworkManager: no keyfile names eth0 and no-auto-default=* is set"), "{out}");
+    cust_ok(
+        &img,
+        &[
+            "--xen-console",
+            "hvc0",
+            "--network",
+            "eth0=static:10.1.0.2/16,gw=10.1.0.1",
+        ],
+    );
+    assert!(text(&img, "/etc/inittab").contains("/sbin/agetty -L hvc0 9600 vt100-nav\n"));
+    let p = "/etc/NetworkManager/system-connections/eth0.nmconnection";
+    let k = text(&img, p);
+    assert!(k.contains("interface-name=eth0\n"), "{k}");
+    assert!(
+        k.contains("method=manual\naddress1=10.1.0.2/16,10.1.0.1\n"),
+        "{k}"
+    );
+    let st = debugfs(&img, &format!("stat {p}"));
+    assert!(st.contains("Mode:  0600"), "{st}");
+    let (_, out) = check(&img, false);
+    assert!(
+        out.contains(&format!(
+            "eth0 is brought up at boot by NetworkManager ({p})"
+        )),
+        "{out}"
+    );
+}
+
+/// Item 22 of issue 13: `--fix` followed by `--xen-console hvc0` puts one
+/// getty on hvc0, not a second one on xvc0 that would respawn too fast
+/// (the sample has no kernel, so --fix alone would name xvc0).
+#[test]
+fn fix_puts_its_getty_on_the_console_the_run_names() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let img = sample_copy(d.path());
+    cust_ok(&img, &["--fix", "--xen-console", "hvc0"]);
+    let inittab = text(&img, "/etc/inittab");
+    assert!(
+        inittab.contains(":respawn:/sbin/mingetty hvc0\n"),
+        "{inittab}"
+    );
+    assert!(!inittab.contains("xvc0"), "{inittab}");
+    let securetty = text(&img, "/etc/securetty");
+    assert!(securetty.lines().any(|l| l == "hvc0"), "{securetty}");
+    // Alone, --fix still names RHEL 5's xvc0.
+    let d2 = tempfile::tempdir().unwrap();
+    let img2 = sample_copy(d2.path());
+    cust_ok(&img2, &["--fix"]);
+    assert!(text(&img2, "/etc/inittab").contains(":respawn:/sbin/mingetty xvc0\n"));
+}
+
 fn put(img: &Path, path: &str, body: &[u8]) {
     let out = run(&["put", img.to_str().unwrap(), "-", path], Some(body));
     assert!(

@@ -120,19 +120,28 @@ sshd:
   --sshd-set KEY=VALUE            edit one setting in place (keyword and value
                                   checked against the image's OpenSSH; comments
                                   and other lines kept); KEY= comments it out
-  --enable-sshd                   SysV S55sshd links (runlevels 2-5), or the
-                                  systemd multi-user.target.wants link
+  --enable-sshd                   SysV S55sshd links (runlevels 2-5; start links
+                                  already there, like Debian's S01ssh, stay), or
+                                  the systemd multi-user.target.wants link
   --ssh-hostkeys                  make the host keys sshd lacks (the host's
                                   ssh-keygen; RSA in PEM, ECDSA, Ed25519 as
                                   the image's OpenSSH reads them)
 Network:
-  --hostname NAME                 /etc/sysconfig/network, /etc/hosts, /etc/hostname
+  --hostname NAME                 /etc/sysconfig/network, /etc/hosts (on Debian the
+                                  name goes on 127.0.1.1), /etc/hostname
   --network IFACE=dhcp
   --network IFACE=static:ADDR/PREFIX[,gw=GW][,dns=DNS]
-                                  ifcfg-IFACE with ONBOOT=yes; NETWORKING=yes
+                                  ifcfg-IFACE with ONBOOT=yes; NETWORKING=yes; and
+                                  what the image's own stack reads: ifupdown's
+                                  interfaces(.d), a networkd 10-IFACE.network
+                                  (Name=IFACE), a NetworkManager keyfile; a stack
+                                  installed but not started is enabled
   --resolv-conf FILE              copy a host file to /etc/resolv.conf
 Xen:
-  --xen-console [NAME]            getty in /etc/inittab, entry in /etc/securetty
+  --xen-console [NAME]            getty in /etc/inittab (TERM from the image's
+                                  terminfo), or serial-getty@NAME linked into
+                                  getty.target.wants on systemd; NAME in
+                                  /etc/securetty where login's PAM uses it
                                   (default xvc0)
   --xen-ldconf                    /etc/ld.so.conf.d/libc6-xen.conf: hwcap 0 nosegneg
 Files (paths in the image are absolute; TEXT takes \\n for a newline):
@@ -270,6 +279,7 @@ fn run_customize(image: &Path, dry_run: bool, w: &WriteOpts, words: Vec<String>)
         notes: Vec::new(),
         unfixed: Vec::new(),
         relabel: false,
+        console: None,
         dry_run: dry,
     };
     let policy = ext3edit::selinux::Policy::load_from_image(&fs).map_err(|e| {

@@ -21,6 +21,7 @@ pub mod distro;
 pub mod fstype;
 pub mod home;
 pub mod loader;
+pub mod netstack;
 pub mod network;
 pub mod shadow;
 pub mod ssh;

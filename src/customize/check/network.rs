@@ -7,8 +7,9 @@
 //! /etc/sysconfig/network needs NETWORKING=yes; /etc/hosts a line that
 //! maps a loopback address to `localhost`.
 
+use super::netstack::{self, Stack};
 use super::{text_or_note, Finding, Status};
-use crate::customize::text::{content_lines, parse_vars, var, View};
+use crate::customize::text::{content_lines, parse_vars, read_text, var, View};
 use crate::error::Result;
 
 /// Where RHEL keeps the interface files.
@@ -52,6 +53,8 @@ pub fn check(v: &dyn View) -> Result<Finding> {
         "network",
         "network configuration: ifcfg-eth0, ifcfg-eth1, /etc/sysconfig/network, /etc/hosts",
     );
+    // Which ifcfg files would bring their interface up.
+    let mut ifcfg_up = Vec::new();
     for dev in ["eth0", "eth1"] {
         let p = format!("{SCRIPTS}/ifcfg-{dev}");
         let Some(t) = text_or_note(v, &mut f, &p)? else {
@@ -67,6 +70,11 @@ pub fn check(v: &dyn View) -> Result<Finding> {
         let proto = var(&vars, "BOOTPROTO").map(|v| v.value.to_ascii_lowercase());
         let ip = var(&vars, "IPADDR");
         let mut what = Vec::new();
+        let onboot = !var(&vars, "ONBOOT").is_some_and(|v| v.value.eq_ignore_ascii_case("no"));
+        let has_addr = matches!(proto.as_deref(), Some("dhcp") | Some("bootp")) || ip.is_some();
+        if onboot && has_addr && device.is_none_or(|d| d.value == dev) {
+            ifcfg_up.push(dev);
+        }
         match device {
             Some(d) if d.value == dev => what.push(format!("DEVICE={} (line {})", d.value, d.line)),
             Some(d) => {
@@ -105,6 +113,7 @@ pub fn check(v: &dyn View) -> Result<Finding> {
             f.saw(format!("{p}: {}", what.join(", ")));
         }
     }
+    stack(v, &mut f, &ifcfg_up)?;
     let net = "/etc/sysconfig/network";
     match text_or_note(v, &mut f, net)? {
         None => {
@@ -156,4 +165,197 @@ pub fn check(v: &dyn View) -> Result<Finding> {
         }
     }
     Ok(f)
+}
+
+/// The image's own network stack: which one it is, whether it starts at
+/// boot, and whether it brings eth0 and eth1 up (the ifcfg files only
+/// count where network-scripts, or NetworkManager on the Red Hat family,
+/// reads them).
+fn stack(v: &dyn View, f: &mut Finding, ifcfg_up: &[&str]) -> Result<()> {
+    let found = netstack::detect(v)?;
+    // None found (a tree of configuration files only): the ifcfg files
+    // are what counts, as on RHEL.
+    if found.is_empty() {
+        return Ok(());
+    }
+    let redhat = super::distro::detect(v)?.is_some_and(|d| d.redhat_family);
+    for s in &found {
+        match &s.enabled {
+            Some(l) => f.saw(format!(
+                "network stack: {} ({}), started at boot by {l}",
+                s.stack.name(),
+                s.installed
+            )),
+            None => f.saw(format!(
+                "network stack: {} ({}), not started at boot",
+                s.stack.name(),
+                s.installed
+            )),
+        }
+    }
+    let active: Vec<Stack> = found
+        .iter()
+        .filter(|s| s.enabled.is_some())
+        .map(|s| s.stack)
+        .collect();
+    if active.is_empty() {
+        let can = !netstack::targets(v, redhat)?.is_empty();
+        let names: Vec<&str> = found.iter().map(|s| s.stack.name()).collect();
+        f.mark(
+            if can { Status::Fail } else { Status::Warn },
+            format!(
+                "no network stack starts at boot ({} installed but not enabled): eth0 stays down",
+                names.join(", ")
+            ),
+        );
+        if can {
+            f.fix_with(&["--network", "eth0=dhcp"]);
+        }
+        return Ok(());
+    }
+    let ifaces = netstack::interfaces_files(v)?;
+    let networks = netstack::network_files(v)?;
+    for dev in ["eth0", "eth1"] {
+        let mut up: Option<String> = None;
+        let mut why: Vec<String> = Vec::new();
+        for s in &active {
+            if *s == Stack::NetworkScripts || (redhat && *s == Stack::NetworkManager) {
+                if ifcfg_up.contains(&dev) {
+                    up.get_or_insert(format!("{} ({SCRIPTS}/ifcfg-{dev})", s.name()));
+                } else {
+                    why.push(format!("{}: no usable ifcfg-{dev}", s.name()));
+                }
+                continue;
+            }
+            match s {
+                Stack::NetworkScripts => {}
+                Stack::Ifupdown => match netstack::ifupdown_iface(&ifaces, dev) {
+                    (Some((st, m)), Some(_)) if m == "dhcp" && !dhcp_client(v)? => why.push(format!(
+                        "ifupdown: {st}, but the image has no DHCP client (dhclient, dhcpcd or udhcpc: install isc-dhcp-client)"
+                    )),
+                    (Some((st, m)), Some(auto)) if m != "manual" => {
+                        up.get_or_insert(format!("ifupdown ({st}; {auto})"));
+                    }
+                    (Some((st, _)), Some(_)) => {
+                        why.push(format!("ifupdown: {st}: method manual gives no address"))
+                    }
+                    (Some((st, _)), None) => why.push(format!(
+                        "ifupdown: {st}, but no auto or allow-hotplug line names {dev}"
+                    )),
+                    (None, _) => why.push(format!(
+                        "ifupdown: no `iface {dev} inet` stanza in /etc/network/interfaces or what it sources"
+                    )),
+                },
+                Stack::Networkd => match netstack::networkd_iface(&networks, dev) {
+                    Some((p, true)) => {
+                        up.get_or_insert(format!("systemd-networkd ({p})"));
+                    }
+                    Some((p, false)) => {
+                        why.push(format!("systemd-networkd: {p} matches {dev} but gives no DHCP or Address"))
+                    }
+                    None => why.push(format!("systemd-networkd: no .network file matches {dev}")),
+                },
+                Stack::NetworkManager => match netstack::nm_iface(v, dev)? {
+                    Some((p, true)) => {
+                        up.get_or_insert(format!("NetworkManager ({p})"));
+                    }
+                    Some((p, false)) => why.push(format!("NetworkManager: {p} has autoconnect=false")),
+                    None if netstack::nm_auto_default(v)? => {
+                        up.get_or_insert(
+                            "NetworkManager (its automatic wired connection, DHCP)".to_string(),
+                        );
+                    }
+                    None => why.push(format!(
+                        "NetworkManager: no keyfile names {dev} and no-auto-default=* is set"
+                    )),
+                },
+            }
+        }
+        match up {
+            Some(u) => f.saw(format!("{dev} is brought up at boot by {u}")),
+            None => {
+                f.mark(
+                    Status::Fail,
+                    format!("{dev} is not brought up at boot: {}", why.join("; ")),
+                );
+                if why.iter().all(|w| w.contains("no DHCP client")) {
+                    f.fix_by_hand("install a DHCP client in the image (isc-dhcp-client); ext3edit does not install packages");
+                } else {
+                    // What the ifcfg file says, so that the fix does not
+                    // turn a static address into DHCP.
+                    let arg = network_arg(v, dev)?;
+                    f.fix_with(&["--network", &arg]);
+                }
+            }
+        }
+    }
+    if let Some(rule) = netstack::predictable_names(v)? {
+        f.saw(format!(
+            "interface names: udev's predictable names apply ({rule}, no .link file in /etc/systemd/network): \
+             Xen's netfront devices stay eth0 and eth1, but under KVM or qemu they are named ens3 or enp0s3 \
+             unless the kernel gets net.ifnames=0"
+        ));
+    }
+    Ok(())
+}
+
+/// True when the image has a DHCP client ifupdown can run.
+fn dhcp_client(v: &dyn View) -> Result<bool> {
+    for p in [
+        "/sbin/dhclient",
+        "/usr/sbin/dhclient",
+        "/sbin/dhcpcd",
+        "/usr/sbin/dhcpcd",
+        "/sbin/udhcpc",
+        "/usr/sbin/udhcpc",
+        "/sbin/pump",
+    ] {
+        if v.meta(p, true)?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// `IFACE=dhcp`, or `IFACE=static:ADDR/PREFIX[,gw=GW][,dns=DNS]...` when
+/// ifcfg-IFACE gives a static address.
+fn network_arg(v: &dyn View, dev: &str) -> Result<String> {
+    let p = format!("{SCRIPTS}/ifcfg-{dev}");
+    let dhcp = format!("{dev}=dhcp");
+    let Some(t) = read_text(v, &p).ok().flatten() else {
+        return Ok(dhcp);
+    };
+    let (vars, _) = parse_vars(&t);
+    let get = |k: &str| var(&vars, k).map(|x| x.value.clone());
+    let proto = get("BOOTPROTO").unwrap_or_default().to_ascii_lowercase();
+    let Some(ip) = get("IPADDR").filter(|_| proto != "dhcp" && proto != "bootp") else {
+        return Ok(dhcp);
+    };
+    let Ok(addr) = ip.parse::<std::net::Ipv4Addr>() else {
+        return Ok(dhcp);
+    };
+    let prefix = get("PREFIX")
+        .and_then(|p| p.parse::<u8>().ok())
+        .or_else(|| {
+            let m: std::net::Ipv4Addr = get("NETMASK")?.parse().ok()?;
+            let m = u32::from(m);
+            (m.leading_ones() + m.trailing_zeros() == 32).then_some(m.leading_ones() as u8)
+        })
+        .filter(|p| *p <= 32)
+        // Neither: the class's netmask, as RHEL's ipcalc gives it.
+        .unwrap_or(match addr.octets()[0] {
+            0..=127 => 8,
+            128..=191 => 16,
+            _ => 24,
+        });
+    let mut a = format!("{dev}=static:{addr}/{prefix}");
+    if let Some(g) = get("GATEWAY").filter(|g| g.parse::<std::net::Ipv4Addr>().is_ok()) {
+        a.push_str(&format!(",gw={g}"));
+    }
+    for k in ["DNS1", "DNS2", "DNS3"] {
+        if let Some(d) = get(k).filter(|d| d.parse::<std::net::IpAddr>().is_ok()) {
+            a.push_str(&format!(",dns={d}"));
+        }
+    }
+    Ok(a)
 }

@@ -59,7 +59,17 @@ pub fn fix(plan: &mut Plan, ctx: &mut Context) -> Result<()> {
                     if !args.iter().any(|a| a == "--sshd-config" || a == "--fix")
                         && !applied.contains(args) =>
                 {
-                    for s in parse_args(args)? {
+                    // The console the run names later (--xen-console hvc0
+                    // after --fix), not a second getty on xvc0.
+                    let mut args2 = args.clone();
+                    if let Some(c) = &ctx.console {
+                        for i in 1..args2.len() {
+                            if args2[i - 1] == "--xen-console" {
+                                args2[i] = c.clone();
+                            }
+                        }
+                    }
+                    for s in parse_args(&args2)? {
                         apply_step(&s, plan, ctx)?;
                     }
                     applied.push(args.clone());

@@ -598,6 +598,9 @@ pub struct Context<'s> {
     /// `--selinux-relabel` was asked: the caller relabels the whole image
     /// once the planned changes are made.
     pub relabel: bool,
+    /// The console a `--xen-console` step of the run names (set by
+    /// [`apply`]): `--fix` puts its getty there rather than on xvc0.
+    pub console: Option<String>,
     /// A `--dry-run`: the plan is shown, not written (secrets such as new
     /// host keys are not made, a placeholder stands for them).
     pub dry_run: bool,
@@ -605,6 +608,12 @@ pub struct Context<'s> {
 
 /// Apply `steps` to the plan in order; an error names the step.
 pub fn apply(steps: &[Step], plan: &mut Plan, ctx: &mut Context) -> Result<()> {
+    if ctx.console.is_none() {
+        ctx.console = steps.iter().find_map(|s| match &s.kind {
+            StepKind::XenConsole(n) => Some(n.clone()),
+            _ => None,
+        });
+    }
     for s in steps {
         apply_step(s, plan, ctx).map_err(|e| {
             // The error's own words say what kind of problem it is ("no

@@ -2,9 +2,11 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use crate::customize::check::netstack::{self, Stack};
 use crate::customize::check::network::SCRIPTS;
+use crate::customize::check::{distro, ssh::uses_systemd};
 use crate::customize::plan::{Attrs, Content, Plan};
-use crate::customize::text::{self, read_text, View};
+use crate::customize::text::{self, content_lines, read_text, View};
 use crate::error::Result;
 
 /// How an interface gets its address.
@@ -192,6 +194,230 @@ pub fn network(plan: &mut Plan, iface: &str, cfg: &NetConfig) -> Result<()> {
     if text != text::encode(&cur) {
         plan.write(net, Content::Bytes(text), Attrs::root(0o644))?;
     }
+    // And what the image's own stack reads, where that is not ifcfg.
+    let redhat = distro::detect(plan)?.is_some_and(|d| d.redhat_family);
+    for (stack, enable) in netstack::targets(plan, redhat)? {
+        match stack {
+            Stack::Ifupdown => ifupdown(plan, iface, cfg, enable)?,
+            Stack::Networkd => networkd(plan, iface, cfg, enable)?,
+            Stack::NetworkManager => network_manager(plan, iface, cfg, enable)?,
+            Stack::NetworkScripts => {}
+        }
+    }
+    Ok(())
+}
+
+/// Link `unit` (a vendor unit file) into `/etc/systemd/system/WANTS`, as
+/// `systemctl enable` does; a unit the image lacks is skipped.
+fn enable_unit(plan: &mut Plan, unit: &str, wants: &str) -> Result<()> {
+    let Some(file) = netstack::unit_file(plan, unit)? else {
+        return Ok(());
+    };
+    let dir = format!("/etc/systemd/system/{wants}");
+    plan.mkdir_p(&dir, Attrs::root(0o755))?;
+    plan.symlink(&file, &format!("{dir}/{unit}"), 0, 0)
+}
+
+/// The first word of an /etc/network/interfaces line that starts a new
+/// stanza.
+fn stanza_start(l: &str) -> bool {
+    let w = l.split_whitespace().next().unwrap_or("");
+    matches!(
+        w,
+        "iface"
+            | "mapping"
+            | "auto"
+            | "source"
+            | "source-directory"
+            | "source-dir"
+            | "rename"
+            | "no-auto-down"
+            | "no-scripts"
+    ) || w.starts_with("allow-")
+}
+
+/// ifupdown: the `iface IFACE inet` stanza where the image has one
+/// (replaced in its file, other stanzas kept), else a new file in
+/// /etc/network/interfaces.d (when /etc/network/interfaces sources it)
+/// or a stanza appended to /etc/network/interfaces; `allow-hotplug
+/// IFACE` when nothing brings it up yet (ifupdown raises it when the
+/// device appears, and an absent eth1 is no error at boot).
+fn ifupdown(plan: &mut Plan, iface: &str, cfg: &NetConfig, enable: bool) -> Result<()> {
+    let mut body = match cfg {
+        NetConfig::Dhcp => format!("iface {iface} inet dhcp\n"),
+        NetConfig::Static {
+            addr,
+            prefix,
+            gw,
+            dns,
+        } => {
+            let mut b = format!("iface {iface} inet static\n    address {addr}/{prefix}\n");
+            if let Some(g) = gw {
+                b.push_str(&format!("    gateway {g}\n"));
+            }
+            if !dns.is_empty() {
+                let d: Vec<String> = dns.iter().map(|d| d.to_string()).collect();
+                b.push_str(&format!("    dns-nameservers {}\n", d.join(" ")));
+            }
+            b
+        }
+    };
+    let files = netstack::interfaces_files(plan)?;
+    let (_, auto) = netstack::ifupdown_iface(&files, iface);
+    if auto.is_none() {
+        body.insert_str(0, &format!("allow-hotplug {iface}\n"));
+    }
+    let defined = files.iter().find(|(_, t)| {
+        content_lines(t).any(|(_, l)| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.len() >= 3 && w[0] == "iface" && w[1] == iface && w[2] == "inet"
+        })
+    });
+    if let Some((p, t)) = defined {
+        // Replace the stanza: its iface line and the option lines under it.
+        let mut out = String::new();
+        let mut skipping = false;
+        let mut done = false;
+        for l in t.split_inclusive('\n') {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let is_ours = w.len() >= 3 && w[0] == "iface" && w[1] == iface && w[2] == "inet";
+            if is_ours {
+                if !done {
+                    out.push_str(&body);
+                    done = true;
+                }
+                skipping = true;
+                continue;
+            }
+            if skipping && (stanza_start(l) || l.trim().is_empty()) {
+                skipping = false;
+            }
+            if !skipping {
+                out.push_str(l);
+            }
+        }
+        let (p, bytes) = (p.clone(), text::edited(t, &out));
+        plan.write(&p, Content::Bytes(bytes), Attrs::root(0o644))?;
+    } else {
+        let main = "/etc/network/interfaces";
+        let cur = read_text(plan, main)?;
+        match cur {
+            Some(t) if netstack::sources_interfaces_d(&t) => {
+                let d = "/etc/network/interfaces.d";
+                plan.mkdir_p(d, Attrs::root(0o755))?;
+                plan.write(
+                    &format!("{d}/{iface}"),
+                    Content::Bytes(body.into_bytes()),
+                    Attrs::root(0o644),
+                )?;
+            }
+            cur => {
+                let old = cur.unwrap_or_default();
+                let mut t = if old.is_empty() {
+                    "auto lo\niface lo inet loopback\n".to_string()
+                } else {
+                    old.clone()
+                };
+                if !t.is_empty() && !t.ends_with('\n') {
+                    t.push('\n');
+                }
+                t.push('\n');
+                t.push_str(&body);
+                plan.mkdir_p("/etc/network", Attrs::root(0o755))?;
+                plan.write(
+                    main,
+                    Content::Bytes(text::edited(&old, &t)),
+                    Attrs::root(0o644),
+                )?;
+            }
+        }
+    }
+    if enable {
+        if uses_systemd(plan)? {
+            enable_unit(plan, "networking.service", "multi-user.target.wants")?;
+        } else if plan.meta("/etc/init.d/networking", true)?.is_some() {
+            plan.mkdir_p("/etc/rcS.d", Attrs::root(0o755))?;
+            plan.symlink("../init.d/networking", "/etc/rcS.d/S01networking", 0, 0)?;
+        }
+    }
+    Ok(())
+}
+
+/// systemd-networkd: /etc/systemd/network/10-IFACE.network matching
+/// `Name=IFACE` (or the image's own file for IFACE in /etc, when it comes
+/// first), and the service enabled when nothing else brings the network up.
+fn networkd(plan: &mut Plan, iface: &str, cfg: &NetConfig, enable: bool) -> Result<()> {
+    let mut t =
+        format!("# Written by ext3edit customize --network.\n[Match]\nName={iface}\n\n[Network]\n");
+    match cfg {
+        NetConfig::Dhcp => t.push_str("DHCP=ipv4\n"),
+        NetConfig::Static {
+            addr,
+            prefix,
+            gw,
+            dns,
+        } => {
+            t.push_str(&format!("Address={addr}/{prefix}\n"));
+            if let Some(g) = gw {
+                t.push_str(&format!("Gateway={g}\n"));
+            }
+            for d in dns {
+                t.push_str(&format!("DNS={d}\n"));
+            }
+        }
+    }
+    let d = "/etc/systemd/network";
+    let ours = format!("{d}/10-{iface}.network");
+    let files = netstack::network_files(plan)?;
+    let path = match netstack::networkd_iface(&files, iface) {
+        Some((p, _)) if p.starts_with(d) && p < ours => p,
+        _ => ours,
+    };
+    plan.mkdir_p(d, Attrs::root(0o755))?;
+    plan.write(&path, Content::Bytes(t.into_bytes()), Attrs::root(0o644))?;
+    if enable {
+        enable_unit(plan, "systemd-networkd.service", "multi-user.target.wants")?;
+        enable_unit(plan, "systemd-networkd.socket", "sockets.target.wants")?;
+    }
+    Ok(())
+}
+
+/// NetworkManager: a keyfile for IFACE (the image's own one for IFACE
+/// where it has one), mode 0600 as NetworkManager demands.
+fn network_manager(plan: &mut Plan, iface: &str, cfg: &NetConfig, enable: bool) -> Result<()> {
+    let mut t = format!(
+        "# Written by ext3edit customize --network.\n[connection]\nid={iface}\ntype=ethernet\ninterface-name={iface}\nautoconnect=true\n\n[ipv4]\n"
+    );
+    match cfg {
+        NetConfig::Dhcp => t.push_str("method=auto\n"),
+        NetConfig::Static {
+            addr,
+            prefix,
+            gw,
+            dns,
+        } => {
+            t.push_str("method=manual\n");
+            match gw {
+                Some(g) => t.push_str(&format!("address1={addr}/{prefix},{g}\n")),
+                None => t.push_str(&format!("address1={addr}/{prefix}\n")),
+            }
+            if !dns.is_empty() {
+                let d: Vec<String> = dns.iter().map(|d| format!("{d};")).collect();
+                t.push_str(&format!("dns={}\n", d.concat()));
+            }
+        }
+    }
+    t.push_str("\n[ipv6]\nmethod=auto\n");
+    let d = "/etc/NetworkManager/system-connections";
+    let path = match netstack::nm_iface(plan, iface)? {
+        Some((p, _)) => p,
+        None => format!("{d}/{iface}.nmconnection"),
+    };
+    plan.mkdir_p(d, Attrs::root(0o755))?;
+    plan.write(&path, Content::Bytes(t.into_bytes()), Attrs::root(0o600))?;
+    if enable && uses_systemd(plan)? {
+        enable_unit(plan, "NetworkManager.service", "multi-user.target.wants")?;
+    }
     Ok(())
 }
 
@@ -223,7 +449,17 @@ pub fn hostname(plan: &mut Plan, name: &str) -> Result<()> {
         old.extend(h.split_whitespace().next().map(String::from));
     }
     let hosts = read_text(plan, "/etc/hosts")?.unwrap_or_default();
-    let t = update_hosts(&hosts, &old, name);
+    // Debian keeps the host's own name on 127.0.1.1, localhost alone on
+    // 127.0.0.1 (its installer writes it so, and tools rely on it).
+    let debian = plan.meta("/etc/debian_version", true)?.is_some()
+        || hosts
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some("127.0.1.1"));
+    let t = if debian {
+        update_hosts_debian(&hosts, &old, name)
+    } else {
+        update_hosts(&hosts, &old, name)
+    };
     plan.write(
         "/etc/hosts",
         Content::Bytes(text::edited(&hosts, &t)),
@@ -316,6 +552,83 @@ pub fn update_hosts(hosts: &str, old: &[String], name: &str) -> String {
     t
 }
 
+/// /etc/hosts as Debian has it: `127.0.0.1 localhost`, and `name` (and
+/// its first label) on the first 127.0.1.1 line, made after the
+/// 127.0.0.1 line when missing; the names in `old` (and the new ones)
+/// are taken off the other loopback lines, everything else stays. An
+/// empty file gets Debian's IPv6 lines too.
+pub fn update_hosts_debian(hosts: &str, old: &[String], name: &str) -> String {
+    let short = name.split('.').next().unwrap_or(name);
+    let mut new: Vec<&str> = vec![name];
+    if short != name {
+        new.push(short);
+    }
+    let mut gone: Vec<&str> = new.clone();
+    for o in old {
+        for n in [o.as_str(), o.split('.').next().unwrap_or(o)] {
+            if !n.is_empty() && !n.starts_with("localhost") {
+                gone.push(n);
+            }
+        }
+    }
+    let mut lines: Vec<String> = hosts.lines().map(String::from).collect();
+    let (mut lo, mut own) = (None, false);
+    let mut i = 0;
+    while i < lines.len() {
+        let l = lines[i].clone();
+        let (body, comment) = match l.split_once('#') {
+            Some((b, c)) => (b.to_string(), format!(" #{c}")),
+            None => (l.clone(), String::new()),
+        };
+        let mut words: Vec<&str> = body.split_whitespace().collect();
+        let addr = words.first().copied().unwrap_or("");
+        if addr != "127.0.0.1" && addr != "127.0.1.1" {
+            i += 1;
+            continue;
+        }
+        words.remove(0);
+        words.retain(|w| !gone.contains(w));
+        if addr == "127.0.0.1" && lo.is_none() {
+            lo = Some(i);
+            if !words.contains(&"localhost") {
+                words.insert(0, "localhost");
+            }
+        }
+        if addr == "127.0.1.1" && !own {
+            own = true;
+            for n in new.iter().rev() {
+                words.insert(0, n);
+            }
+        }
+        if words.is_empty() {
+            lines.remove(i);
+            continue;
+        }
+        lines[i] = format!("{addr}\t{}{comment}", words.join(" "));
+        i += 1;
+    }
+    let lo = match lo {
+        Some(i) => i,
+        None => {
+            lines.insert(0, "127.0.0.1\tlocalhost".to_string());
+            0
+        }
+    };
+    if !own {
+        lines.insert(lo + 1, format!("127.0.1.1\t{}", new.join(" ")));
+    }
+    if hosts.trim().is_empty() {
+        lines.push(String::new());
+        lines.push("# The following lines are desirable for IPv6 capable hosts".into());
+        lines.push("::1     localhost ip6-localhost ip6-loopback".into());
+        lines.push("ff02::1 ip6-allnodes".into());
+        lines.push("ff02::2 ip6-allrouters".into());
+    }
+    let mut t = lines.join("\n");
+    t.push('\n');
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,6 +655,25 @@ mod tests {
         // The same name again changes nothing more.
         let once = update_hosts("", &[], "a.b");
         assert_eq!(update_hosts(&once, &["a.b".into()], "a.b"), once);
+    }
+
+    #[test]
+    fn debian_hosts_keep_the_name_on_127_0_1_1() {
+        let t = update_hosts_debian("", &[], "vm1.example.org");
+        assert!(
+            t.starts_with("127.0.0.1\tlocalhost\n127.0.1.1\tvm1.example.org vm1\n"),
+            "{t}"
+        );
+        assert!(t.contains("::1     localhost ip6-localhost"), "{t}");
+        // An old name moves off both lines; other lines stay.
+        let t = "127.0.0.1 localhost old\n127.0.1.1\told.lan old # mine\n10.0.0.2 db\n";
+        assert_eq!(
+            update_hosts_debian(t, &["old.lan".into()], "new"),
+            "127.0.0.1\tlocalhost\n127.0.1.1\tnew # mine\n10.0.0.2 db\n"
+        );
+        // Idempotent.
+        let once = update_hosts_debian("", &[], "a.b");
+        assert_eq!(update_hosts_debian(&once, &["a.b".into()], "a.b"), once);
     }
 
     #[test]

@@ -131,7 +131,8 @@ pub fn check_setting_early(key: &str, value: &str) -> std::result::Result<(), St
 }
 
 /// `--enable-sshd`: SysV: `S55sshd` links in runlevels 2 to 5 (and the
-/// default runlevel) to the sshd init script, `K` links there removed;
+/// default runlevel) to the sshd init script, `K` links there removed,
+/// where the runlevel has no start link to it yet;
 /// systemd: the multi-user.target.wants link to the sshd unit.
 pub fn enable(plan: &mut Plan) -> Result<()> {
     if uses_systemd(plan)? {
@@ -199,15 +200,33 @@ pub fn enable(plan: &mut Plan) -> Result<()> {
             }
             None => continue,
         };
-        for e in plan.list_dir(&dir)?.unwrap_or_default() {
-            if e.ftype != FileType::Symlink {
-                continue;
-            }
-            let p = format!("{dir}/{}", e.name);
-            let t = plan.read_link(&p)?.unwrap_or_default();
-            let base = t.rsplit('/').next().unwrap_or("");
-            if base == name && (e.name.starts_with('K') || e.name.starts_with('S')) {
-                plan.delete(&p)?;
+        // A start link already there stays as it is (Debian's insserv
+        // numbers its links by dependency: S01ssh is not to be renamed).
+        let mine: Vec<(String, String)> = plan
+            .list_dir(&dir)?
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.ftype == FileType::Symlink)
+            .map(|e| {
+                let p = format!("{dir}/{}", e.name);
+                let t = plan.read_link(&p).ok().flatten().unwrap_or_default();
+                (e.name, t)
+            })
+            .filter(|(_, t)| t.rsplit('/').next() == Some(name))
+            .collect();
+        let live = |n: &str| {
+            plan.meta(&format!("{dir}/{n}"), true)
+                .ok()
+                .flatten()
+                .is_some_and(|m| m.is_reg())
+        };
+        if mine.iter().any(|(n, _)| n.starts_with('S') && live(n)) {
+            made += 1;
+            continue;
+        }
+        for (n, _) in &mine {
+            if n.starts_with('K') || n.starts_with('S') {
+                plan.delete(&format!("{dir}/{n}"))?;
             }
         }
         // ../init.d/sshd relative to rcN.d, wherever init.d is.

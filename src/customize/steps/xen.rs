@@ -1,18 +1,22 @@
 //! Xen steps: a getty and root login on the Xen console, and the loader
 //! configuration for Xen's segment handling.
 
+use crate::customize::check::console::{console_term, securetty_used, GETTY_WANTS};
 use crate::customize::check::loader::XEN_CONF;
+use crate::customize::check::netstack::unit_file;
 use crate::customize::check::ssh::uses_systemd;
 use crate::customize::plan::{Attrs, Content, Plan};
 use crate::customize::text::{self, content_lines, read_text, View};
 use crate::error::Result;
 
-/// `--xen-console NAME`: a respawned getty on NAME in /etc/inittab (or
-/// systemd's serial-getty@NAME when the image has no inittab), and NAME
-/// in /etc/securetty. Nothing is added twice.
+/// `--xen-console NAME`: a respawned getty on NAME in /etc/inittab (on a
+/// systemd image, which ignores inittab, the serial-getty@NAME link in
+/// getty.target.wants), and NAME in /etc/securetty where login uses it.
+/// Nothing is added twice.
 pub fn console(plan: &mut Plan, name: &str) -> Result<()> {
-    match read_text(plan, "/etc/inittab")? {
-        Some(t) => {
+    let systemd = uses_systemd(plan)?;
+    match (systemd, read_text(plan, "/etc/inittab")?) {
+        (false, Some(t)) => {
             let has = content_lines(&t).any(|(_, l)| {
                 let p: Vec<&str> = l.splitn(4, ':').collect();
                 p.len() == 4
@@ -37,7 +41,10 @@ pub fn console(plan: &mut Plan, name: &str) -> Result<()> {
                 let getty = if plan.meta("/sbin/mingetty", true)?.is_some() {
                     format!("/sbin/mingetty {name}")
                 } else if plan.meta("/sbin/agetty", true)?.is_some() {
-                    format!("/sbin/agetty {name} 9600 vt100-nav")
+                    // A TERM the image's terminfo knows (Debian has no
+                    // vt100-nav: tput and less would not work).
+                    let term = console_term(plan)?;
+                    format!("/sbin/agetty -L {name} 9600 {term}")
                 } else if plan.meta("/sbin/getty", true)?.is_some() {
                     format!("/sbin/getty 9600 {name}")
                 } else {
@@ -57,17 +64,20 @@ pub fn console(plan: &mut Plan, name: &str) -> Result<()> {
                 )?;
             }
         }
-        None if uses_systemd(plan)? => {
-            let unit = ["/usr/lib/systemd/system", "/lib/systemd/system"]
-                .iter()
-                .map(|d| format!("{d}/serial-getty@.service"))
-                .find(|u| plan.meta(u, true).ok().flatten().is_some())
+        // systemd does not read inittab: the unit link, as `systemctl
+        // enable serial-getty@NAME.service` makes it.
+        (true, _) => {
+            let unit = unit_file(plan, "serial-getty@.service")?
                 .unwrap_or_else(|| "/usr/lib/systemd/system/serial-getty@.service".into());
-            let wants = "/etc/systemd/system/getty.target.wants";
-            plan.mkdir_p(wants, Attrs::root(0o755))?;
-            plan.symlink(&unit, &format!("{wants}/serial-getty@{name}.service"), 0, 0)?;
+            plan.mkdir_p(GETTY_WANTS, Attrs::root(0o755))?;
+            plan.symlink(
+                &unit,
+                &format!("{GETTY_WANTS}/serial-getty@{name}.service"),
+                0,
+                0,
+            )?;
         }
-        None => {
+        (false, None) => {
             let t = format!("id:3:initdefault:\nco:2345:respawn:/sbin/mingetty {name}\n");
             plan.write(
                 "/etc/inittab",
@@ -77,6 +87,11 @@ pub fn console(plan: &mut Plan, name: &str) -> Result<()> {
         }
     }
     let cur = read_text(plan, "/etc/securetty")?;
+    // Where login's PAM does not use pam_securetty, nothing reads the
+    // file: none is made.
+    if cur.is_none() && matches!(securetty_used(plan)?, Some((false, _))) {
+        return Ok(());
+    }
     let has = cur
         .as_deref()
         .is_some_and(|t| content_lines(t).any(|(_, l)| l.trim_start_matches("/dev/") == name));
