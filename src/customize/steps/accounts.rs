@@ -404,7 +404,8 @@ fn planted(path: &str, user: &str, what: &str, to: Option<String>) -> Error {
 /// or by root and then the home of no other user (not root's /root).
 /// Its canonical path, and whether root owns it.
 fn user_home(plan: &Plan, name: &str, uid: u32, home: &str) -> Result<(String, bool)> {
-    let shown: String = home.escape_debug().collect();
+    // Control characters are escaped where the message is shown.
+    let shown = home;
     if !home.starts_with('/') || home.split('/').any(|c| c == "..") {
         return Err(Error::Invalid(format!(
             "{name}'s home in /etc/passwd is {shown}: not an absolute path without .."
