@@ -316,7 +316,13 @@ fn journal_tree(
     let img = dir.path().join("a.img");
     let st = Command::new("mke2fs")
         .args(["-q", "-F", "-t", "ext3", "-b", "1024", "-I", "128"])
-        .args(["-J", "size=1", "-N", &(dirs * 100 + 2000).to_string(), "-d"])
+        .args([
+            "-J",
+            "size=1",
+            "-N",
+            &(dirs * 100 + 6000).max(10000).to_string(),
+            "-d",
+        ])
         .arg(&root)
         .arg(&img)
         .arg(size)
