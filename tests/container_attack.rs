@@ -1046,3 +1046,59 @@ fn a_gzip_member_spanning_a_hidden_member_is_not_seekable() {
         .unwrap()
         .is_some());
 }
+
+/// A member in `pack`'s layout whose deflate data is an empty final block,
+/// followed by its trailer and a whole member with gzip 0.5's magic
+/// (`1f 9e`, which gunzip 1.12 still reads as a member, silently) holding
+/// other bytes for the chunk, its trailer agreeing with E3: the span held
+/// no `1f 8b 08`, so it was not decoded at open, and with that chunk
+/// unread (file data `ls` and `put` do not touch) the seekable reader
+/// showed and edited another image than gunzip's, exit 0. Such a file is
+/// not seekable.
+#[test]
+fn a_gzip_member_spanning_an_old_magic_member_is_not_seekable() {
+    if !have_e2fsprogs() {
+        return;
+    }
+    let t = setup();
+    ok(&t.dir, &["pack", s(&t.img), "p.gz"]);
+    let packed = std::fs::read(t.dir.join("p.gz")).unwrap();
+    let raw = std::fs::read(&t.img).unwrap();
+    const M: usize = 1 << 20;
+    let other = vec![0x5au8; M];
+    let mut d = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
+    d.write_all(&other).unwrap();
+    let body = d.finish().unwrap();
+    let mut crc = flate2::Crc::new();
+    crc.update(&other);
+    let mut hidden = vec![0x1f, 0x9e, 8, 0, 0, 0, 0, 0, 0, 3];
+    hidden.extend_from_slice(&body);
+    hidden.extend_from_slice(&crc.sum().to_le_bytes());
+    hidden.extend_from_slice(&(M as u32).to_le_bytes());
+    // An empty final stored block, then CRC 0 and ISIZE 0.
+    let inner = [&[3u8, 0, 0, 0, 0, 0, 0, 0, 0, 0][..], &hidden].concat();
+    let mut bad = vec![0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 3, 12, 0, b'E', b'3', 8, 0];
+    bad.extend_from_slice(&((24 + inner.len()) as u32).to_le_bytes());
+    bad.extend_from_slice(&(M as u32).to_le_bytes());
+    bad.extend_from_slice(&inner);
+    let mut members = e3_members(&packed);
+    members[2] = &bad;
+    let f = t.dir.join("h.gz");
+    std::fs::write(&f, members.concat()).unwrap();
+    if let Ok(o) = Command::new("gunzip").arg("-c").arg(&f).output() {
+        if o.status.success() {
+            assert_eq!(o.stdout.len(), raw.len(), "gunzip's view");
+            assert!(o.stdout[2 * M..3 * M] == other[..], "gunzip's view");
+        }
+    }
+    let c = ext3edit::container::Container::open(&f).unwrap();
+    let sk = ext3edit::container::Seekable::open(&c, false, &t.dir, None).unwrap();
+    assert!(
+        sk.is_none(),
+        "a member hiding an old-magic member is seekable"
+    );
+    let before = std::fs::read(&f).unwrap();
+    let e = fails(&t.dir, &["put", "h.gz", s(&t.file), "/new"]);
+    assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+    assert!(std::fs::read(&f).unwrap() == before);
+}
