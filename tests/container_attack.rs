@@ -1230,3 +1230,44 @@ fn a_bzip2_block_magic_planted_in_a_symbol_map_is_noticed() {
     assert!(bytes(&t.dir.join("u.img")) == raw);
     assert!(std::fs::read(&f).unwrap() == before);
 }
+
+/// A member of a file in `pack`'s layout with a reserved FLG bit set
+/// (0x20: gunzip says "encrypted -- not supported" and gives nothing),
+/// and one with a wrong FHCRC (gunzip: "header checksum ... != computed"):
+/// the seekable reader took both and read, listed and edited the image
+/// (exit 0) where gunzip gives none. Neither is seekable now.
+#[test]
+fn gzip_members_gunzip_refuses_for_their_header_are_not_seekable() {
+    if !have_e2fsprogs() {
+        return;
+    }
+    let t = setup();
+    ok(&t.dir, &["pack", s(&t.img), "p.gz"]);
+    let packed = std::fs::read(t.dir.join("p.gz")).unwrap();
+    let members = e3_members(&packed);
+    let mut flagged = members[1].to_vec();
+    flagged[3] |= 0x20;
+    // FHCRC over a header whose CRC field holds the wrong value: the
+    // member grows by the two bytes, so its E3 size too.
+    let m = members[2];
+    let mut hcrc = m[..24].to_vec();
+    hcrc[3] |= 2;
+    let size = (m.len() + 2) as u32;
+    hcrc[16..20].copy_from_slice(&size.to_le_bytes());
+    let mut crc = flate2::Crc::new();
+    crc.update(&hcrc);
+    hcrc.extend_from_slice(&((crc.sum() as u16) ^ 1).to_le_bytes());
+    hcrc.extend_from_slice(&m[24..]);
+    for (what, i, new) in [("reserved flag", 1, flagged), ("header CRC", 2, hcrc)] {
+        let mut v = members.clone();
+        v[i] = &new;
+        let f = t.dir.join("f.gz");
+        std::fs::write(&f, v.concat()).unwrap();
+        if let Ok(o) = Command::new("gunzip").arg("-t").arg(&f).output() {
+            assert!(!o.status.success(), "{what}: gunzip takes it");
+        }
+        let c = ext3edit::container::Container::open(&f).unwrap();
+        let sk = ext3edit::container::Seekable::open(&c, false, &t.dir, None).unwrap();
+        assert!(sk.is_none(), "{what}: seekable");
+    }
+}

@@ -137,6 +137,11 @@ fn parse_header(b: &[u8]) -> Result<Option<Header>> {
         return Err(damaged("bad member header"));
     }
     let flg = b[3];
+    // gunzip refuses reserved flags ("encrypted", "continuation"): such a
+    // member is not read as one here either.
+    if flg & 0xe0 != 0 {
+        return Err(damaged("reserved header flags"));
+    }
     let mut at = 10;
     let mut member = None;
     let mut raw = None;
@@ -173,6 +178,16 @@ fn parse_header(b: &[u8]) -> Result<Option<Header>> {
     }
     if flg & 2 != 0 {
         at += 2;
+        if b.len() < at {
+            return Ok(None);
+        }
+        // FHCRC: the low 16 bits of the CRC-32 of the header before it,
+        // which gunzip checks.
+        let mut crc = Crc::new();
+        crc.update(&b[..at - 2]);
+        if u16::from_le_bytes([b[at - 2], b[at - 1]]) != crc.sum() as u16 {
+            return Err(damaged("header CRC mismatch"));
+        }
     }
     if b.len() < at {
         return Ok(None);
