@@ -178,8 +178,9 @@ impl fmt::Display for User {
 const BG_INODE_UNINIT: u16 = 0x1;
 
 /// Every block in use, as e2fsck's first pass finds them: the block maps
-/// of the in-use inodes (the inode bitmap's, and the reserved inodes
-/// always: bad blocks, resize, journal), their xattr blocks, then the
+/// of the in-use inodes (the inode bitmap's, those with links whatever
+/// the bitmap says, and the reserved inodes always: bad blocks, resize,
+/// journal), their xattr blocks, then the
 /// metadata of every group. With `stop`, return as soon as block `stop`
 /// is marked, with its user. A corrupt map (a block claimed twice, a
 /// pointer outside the file system, a bad extent node) is refused.
@@ -211,13 +212,26 @@ fn walk_used(fs: &Filesystem, stop: Option<u64>) -> Result<(BlockSet, Option<Use
                 gd.free_inodes()
             )));
         }
+        // With checksums, the inodes past bg_itable_unused were never
+        // written (e2fsck skips them too).
+        let unused_from = if csum {
+            ipg.saturating_sub(gd.itable_unused())
+        } else {
+            ipg
+        };
         for i in 0..ipg {
             let ino = g * ipg + i + 1;
             let in_use = bitmap[(i / 8) as usize] & (1 << (i % 8)) != 0;
-            if ino > sb.inodes_count || !(in_use || ino < sb.first_ino) {
+            if ino > sb.inodes_count || !(in_use || ino < sb.first_ino || i < unused_from) {
                 continue;
             }
             let inode = fs.read_inode(ino).map_err(fix)?;
+            // An inode the bitmap calls free but that has links is in use
+            // for e2fsck's first pass (the fifth then sets its bit): its
+            // blocks are a file's.
+            if !in_use && ino >= sb.first_ino && inode.links() == 0 {
+                continue;
+            }
             let no_map = matches!(
                 FileType::from_mode(inode.mode()),
                 FileType::CharDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket

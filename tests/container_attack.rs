@@ -1046,3 +1046,228 @@ fn a_gzip_member_spanning_a_hidden_member_is_not_seekable() {
         .unwrap()
         .is_some());
 }
+
+/// A member in `pack`'s layout whose deflate data is an empty final block,
+/// followed by its trailer and a whole member with gzip 0.5's magic
+/// (`1f 9e`, which gunzip 1.12 still reads as a member, silently) holding
+/// other bytes for the chunk, its trailer agreeing with E3: the span held
+/// no `1f 8b 08`, so it was not decoded at open, and with that chunk
+/// unread (file data `ls` and `put` do not touch) the seekable reader
+/// showed and edited another image than gunzip's, exit 0. Such a file is
+/// not seekable.
+#[test]
+fn a_gzip_member_spanning_an_old_magic_member_is_not_seekable() {
+    if !have_e2fsprogs() {
+        return;
+    }
+    let t = setup();
+    ok(&t.dir, &["pack", s(&t.img), "p.gz"]);
+    let packed = std::fs::read(t.dir.join("p.gz")).unwrap();
+    let raw = std::fs::read(&t.img).unwrap();
+    const M: usize = 1 << 20;
+    let other = vec![0x5au8; M];
+    let mut d = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
+    d.write_all(&other).unwrap();
+    let body = d.finish().unwrap();
+    let mut crc = flate2::Crc::new();
+    crc.update(&other);
+    let mut hidden = vec![0x1f, 0x9e, 8, 0, 0, 0, 0, 0, 0, 3];
+    hidden.extend_from_slice(&body);
+    hidden.extend_from_slice(&crc.sum().to_le_bytes());
+    hidden.extend_from_slice(&(M as u32).to_le_bytes());
+    // An empty final stored block, then CRC 0 and ISIZE 0.
+    let inner = [&[3u8, 0, 0, 0, 0, 0, 0, 0, 0, 0][..], &hidden].concat();
+    let mut bad = vec![0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 3, 12, 0, b'E', b'3', 8, 0];
+    bad.extend_from_slice(&((24 + inner.len()) as u32).to_le_bytes());
+    bad.extend_from_slice(&(M as u32).to_le_bytes());
+    bad.extend_from_slice(&inner);
+    let mut members = e3_members(&packed);
+    members[2] = &bad;
+    let f = t.dir.join("h.gz");
+    std::fs::write(&f, members.concat()).unwrap();
+    if let Ok(o) = Command::new("gunzip").arg("-c").arg(&f).output() {
+        if o.status.success() {
+            assert_eq!(o.stdout.len(), raw.len(), "gunzip's view");
+            assert!(o.stdout[2 * M..3 * M] == other[..], "gunzip's view");
+        }
+    }
+    let c = ext3edit::container::Container::open(&f).unwrap();
+    let sk = ext3edit::container::Seekable::open(&c, false, &t.dir, None).unwrap();
+    assert!(
+        sk.is_none(),
+        "a member hiding an old-magic member is seekable"
+    );
+    let before = std::fs::read(&f).unwrap();
+    let e = fails(&t.dir, &["put", "h.gz", s(&t.file), "/new"]);
+    assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+    assert!(std::fs::read(&f).unwrap() == before);
+}
+
+/// bzip2's block CRC (CRC-32, most significant bit first) of `data`.
+fn bz_crc(data: &[u8]) -> u32 {
+    let mut t = [0u32; 256];
+    for (i, e) in t.iter_mut().enumerate() {
+        let mut c = (i as u32) << 24;
+        for _ in 0..8 {
+            c = if c & 0x8000_0000 != 0 {
+                c << 1 ^ 0x04c1_1db7
+            } else {
+                c << 1
+            };
+        }
+        *e = c;
+    }
+    !data
+        .iter()
+        .fold(!0u32, |c, &b| c << 8 ^ t[((c >> 24) as u8 ^ b) as usize])
+}
+
+/// A `.bz2` in `pack`'s layout (one stream, one block per 700 KiB chunk)
+/// where chunk 2's bytes are a set of byte values chosen so that its
+/// block's symbol map (16 bits per group of 16 byte values that occur)
+/// spells a block magic and 32 bits after it, and chunk 0's first 4
+/// bytes (the boot sector, unused) are set so that the stream CRC, which
+/// bunzip2 checks, also folds to the CRCs the scanner reads, the planted
+/// "block" included. No bzip2 encoder of one's own is needed. The
+/// seekable index took chunk 2 as two chunks and every chunk after it one
+/// chunk (700 KiB) further into the image than bunzip2 puts it: a file
+/// there read as other bytes (a decoy) than bunzip2 + debugfs show, and
+/// an edit wrote at the wrong offsets (exit 0, a file bunzip2 rejects).
+/// The magic inside a block's header is noticed: the file takes the full
+/// path.
+#[test]
+fn a_bzip2_block_magic_planted_in_a_symbol_map_is_noticed() {
+    use std::io::Read;
+    if !have_e2fsprogs() {
+        return;
+    }
+    let t = setup();
+    let c = 716_800usize; // the chunk of level 9
+    let mut raw = bytes(&t.img);
+    let x = 2;
+    assert!(raw.len() > (x + 2) * c);
+    let c2: u32 = 0x1234_1234; // even weight, both halves non-zero
+    let mut groups = [0x8000u16; 16];
+    groups[1..4].copy_from_slice(&[0x3141, 0x5926, 0x5359]);
+    groups[4] = (c2 >> 16) as u16;
+    groups[5] = c2 as u16;
+    let set: Vec<u8> = (0..256usize)
+        .filter(|&v| groups[v / 16] >> (15 - v % 16) & 1 == 1)
+        .map(|v| v as u8)
+        .collect();
+    for (i, b) in raw[x * c..(x + 1) * c].iter_mut().enumerate() {
+        *b = set[i % set.len()];
+    }
+    // The fold of the real CRCs up to chunk x must be P with
+    // P ^ rotl(P, 1) == c2 for both folds to agree.
+    let mut bits = [0u32; 32];
+    for i in 1..32 {
+        bits[i] = (c2 >> i & 1) ^ bits[i - 1];
+    }
+    let p: u32 = (0..32).map(|i| bits[i] << i).sum();
+    let rest = (1..=x).fold(0u32, |a, j| {
+        a ^ bz_crc(&raw[j * c..(j + 1) * c]).rotate_left((x - j) as u32)
+    });
+    let want0 = (p ^ rest).rotate_right(x as u32);
+    raw[..4].fill(0);
+    let f0 = bz_crc(&raw[..c]);
+    // Solve the 32 boot-sector bits that give chunk 0 the CRC `want0`.
+    let mut basis: Vec<(u32, u32)> = Vec::new();
+    for i in 0..32 {
+        raw[i / 8] ^= 1 << (i % 8);
+        let (mut v, mut m) = (bz_crc(&raw[..c]) ^ f0, 1u32 << i);
+        raw[i / 8] ^= 1 << (i % 8);
+        for &(bv, bm) in &basis {
+            if v ^ bv < v {
+                v ^= bv;
+                m ^= bm;
+            }
+        }
+        if v != 0 {
+            basis.push((v, m));
+            basis.sort_unstable_by(|a, b| b.cmp(a));
+        }
+    }
+    let (mut r, mut m) = (want0 ^ f0, 0u32);
+    for &(bv, bm) in &basis {
+        if r ^ bv < r {
+            r ^= bv;
+            m ^= bm;
+        }
+    }
+    assert_eq!(r, 0, "the boot sector bits give any CRC");
+    for i in 0..32 {
+        if m >> i & 1 == 1 {
+            raw[i / 8] ^= 1 << (i % 8);
+        }
+    }
+    assert_eq!(bz_crc(&raw[..c]), want0);
+    std::fs::write(t.dir.join("planted.img"), &raw).unwrap();
+    ok(
+        &t.dir,
+        &[
+            "pack",
+            "planted.img",
+            "p.bz2",
+            "--format",
+            "bz2",
+            "--level",
+            "9",
+        ],
+    );
+    let f = t.dir.join("p.bz2");
+    let mut real = Vec::new();
+    bzip2::read::MultiBzDecoder::new(std::fs::File::open(&f).unwrap())
+        .read_to_end(&mut real)
+        .unwrap();
+    assert!(real == raw, "bunzip2's view is the image");
+    let co = ext3edit::container::Container::open(&f).unwrap();
+    if let Some(sk) = ext3edit::container::Seekable::open(&co, false, &t.dir, None).unwrap() {
+        assert_eq!(sk.len(), raw.len() as u64, "the seekable view is shifted");
+    }
+    let before = std::fs::read(&f).unwrap();
+    ok(&t.dir, &["unpack", "p.bz2", "u.img"]);
+    assert!(bytes(&t.dir.join("u.img")) == raw);
+    assert!(std::fs::read(&f).unwrap() == before);
+}
+
+/// A member of a file in `pack`'s layout with a reserved FLG bit set
+/// (0x20: gunzip says "encrypted -- not supported" and gives nothing),
+/// and one with a wrong FHCRC (gunzip: "header checksum ... != computed"):
+/// the seekable reader took both and read, listed and edited the image
+/// (exit 0) where gunzip gives none. Neither is seekable now.
+#[test]
+fn gzip_members_gunzip_refuses_for_their_header_are_not_seekable() {
+    if !have_e2fsprogs() {
+        return;
+    }
+    let t = setup();
+    ok(&t.dir, &["pack", s(&t.img), "p.gz"]);
+    let packed = std::fs::read(t.dir.join("p.gz")).unwrap();
+    let members = e3_members(&packed);
+    let mut flagged = members[1].to_vec();
+    flagged[3] |= 0x20;
+    // FHCRC over a header whose CRC field holds the wrong value: the
+    // member grows by the two bytes, so its E3 size too.
+    let m = members[2];
+    let mut hcrc = m[..24].to_vec();
+    hcrc[3] |= 2;
+    let size = (m.len() + 2) as u32;
+    hcrc[16..20].copy_from_slice(&size.to_le_bytes());
+    let mut crc = flate2::Crc::new();
+    crc.update(&hcrc);
+    hcrc.extend_from_slice(&((crc.sum() as u16) ^ 1).to_le_bytes());
+    hcrc.extend_from_slice(&m[24..]);
+    for (what, i, new) in [("reserved flag", 1, flagged), ("header CRC", 2, hcrc)] {
+        let mut v = members.clone();
+        v[i] = &new;
+        let f = t.dir.join("f.gz");
+        std::fs::write(&f, v.concat()).unwrap();
+        if let Ok(o) = Command::new("gunzip").arg("-t").arg(&f).output() {
+            assert!(!o.status.success(), "{what}: gunzip takes it");
+        }
+        let c = ext3edit::container::Container::open(&f).unwrap();
+        let sk = ext3edit::container::Seekable::open(&c, false, &t.dir, None).unwrap();
+        assert!(sk.is_none(), "{what}: seekable");
+    }
+}

@@ -512,3 +512,56 @@ fn zero_free_walk_ends_on_a_looping_map() {
     assert!(t.elapsed().as_secs() < 5);
     assert!(bytes(&img.path) == b, "the refused image changed");
 }
+
+/// A file whose data block and inode the bitmaps both call free (the
+/// descriptor counts agreeing): the walk took only the inode bitmap's
+/// inodes, so zero-free zeroed the data of a file that a directory still
+/// names and that e2fsck keeps (its first pass takes every inode with
+/// links; the fifth only sets the bits). It is refused, nothing written.
+#[test]
+fn zero_free_refuses_a_linked_inode_the_inode_bitmap_calls_free() {
+    require_e2fsprogs!();
+    let base = mapped_image();
+    let big = inode_number(&base.path, "/big");
+    let b = stat_blocks(&base.path, "/big")[0].1;
+    let img = base.dir.path().join("case.img");
+    std::fs::copy(&base.path, &img).unwrap();
+    free_wrongly(&img, b);
+    let ipg = stat_field(&img, "Inodes per group:");
+    let g = (big as u64 - 1) / ipg;
+    let stats = debugfs(&img, "stats");
+    let mut lines = stats.lines();
+    lines
+        .find(|l| {
+            l.trim_start()
+                .strip_prefix("Group ")
+                .and_then(|r| r.split(':').next())
+                .is_some_and(|n| n.trim() == g.to_string())
+        })
+        .unwrap();
+    let free_inodes: u64 = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    debugfs_w(&img, &format!("freei <{big}>"));
+    debugfs_w(
+        &img,
+        &format!("set_bg {g} free_inodes_count {}", free_inodes + 1),
+    );
+    let before = bytes(&img);
+    let err = fails(&img, "zero-free", &[], 1);
+    assert!(
+        err.contains(&format!(
+            "block {b}: the block bitmap says free but inode {big} uses it"
+        )) && err.trim_end().lines().count() == 1,
+        "{err}"
+    );
+    assert!(bytes(&img) == before, "the refused image changed");
+}

@@ -785,6 +785,9 @@ pub fn chunk_index(input: &File, total: u64, chunk: u64) -> Result<Option<Vec<Ch
                 return Ok(None);
             }
         }
+        if !header_fits(input, b0, b1)? {
+            return Ok(None);
+        }
         rd(&mut hdr, b0 / 8)?;
         let c = bits_at(&hdr, b0 % 8 + 48, 32) as u32;
         crc = crc.rotate_left(1) ^ c;
@@ -803,6 +806,106 @@ pub fn chunk_index(input: &File, total: u64, chunk: u64) -> Result<Option<Vec<Ch
         return Ok(None);
     }
     Ok(Some(chunks))
+}
+
+/// The most bits a block header can take, magic to the first Huffman
+/// code: 105 fixed, a symbol map of 16 + 256, 18 for the table and
+/// selector counts, 32767 selectors of up to 6 bits, 6 tables of 258 code
+/// lengths of up to 41 bits each.
+const MAX_HEADER_BITS: u64 = 105 + 272 + 18 + 32767 * 6 + 6 * 258 * 41;
+
+/// False when the block header at bit `b0` of `input` (magic, CRC, origin
+/// pointer, symbol map, selectors and code tables, as libbzip2 reads
+/// them) runs past `b1`, where the next magic was found. A block magic planted inside a real block's header (its symbol
+/// map is the set of byte values of the chunk, which an image author
+/// chooses) would otherwise cut that block in two unseen, and put every
+/// chunk after it one chunk further in the image than bunzip2 does.
+fn header_fits(input: &File, b0: u64, b1: u64) -> Result<bool> {
+    let first = b0 / 8;
+    let want = ((b1 - b0).min(MAX_HEADER_BITS) + 8).div_ceil(8) as usize + 8;
+    // Most headers take a few hundred bytes: read more only when needed.
+    let mut size = want.min(4096);
+    loop {
+        let mut buf = vec![0u8; size];
+        let n = input
+            .read_at(&mut buf, first)
+            .map_err(|e| Error::io("reading the bzip2 data", e))?;
+        buf.truncate(n);
+        match parse_block_header(&buf, b0 % 8, b1 - first * 8) {
+            Some(fits) => return Ok(fits),
+            None if size < want && n == size => size = want,
+            None => return Ok(false),
+        }
+    }
+}
+
+/// [`header_fits`] on `buf` (the header's bits from bit `at`, the next
+/// magic at bit `limit`): None when `buf` ends first.
+fn parse_block_header(buf: &[u8], mut at: u64, limit: u64) -> Option<bool> {
+    let mut past_limit = false;
+    let mut get = |n: u32| -> Option<u64> {
+        if at + n as u64 > limit {
+            past_limit = true;
+            return None;
+        }
+        if (at + n as u64).div_ceil(8) > buf.len() as u64 {
+            return None;
+        }
+        let v = bits_at(buf, at, n);
+        at += n as u64;
+        Some(v)
+    };
+    // Some(true) also for a header libbzip2 rejects (damage, which the
+    // chunk's decoding reports when it is read, as for any damage in a
+    // chunk nothing reads); None: out of bits (of `buf` or the block).
+    let mut parse = || -> Option<bool> {
+        get(48)?;
+        get(32)?;
+        get(25)?;
+        let used = get(16)?;
+        let mut symbols = 0;
+        for i in 0..16 {
+            if used >> (15 - i) & 1 == 1 {
+                symbols += get(16)?.count_ones();
+            }
+        }
+        let groups = get(3)?;
+        let selectors = get(15)?;
+        if symbols == 0 || !(2..=6).contains(&groups) || selectors == 0 {
+            return Some(true);
+        }
+        for _ in 0..selectors {
+            let mut j = 0;
+            while get(1)? == 1 {
+                j += 1;
+                if j >= groups {
+                    return Some(true);
+                }
+            }
+        }
+        for _ in 0..groups {
+            let mut len = get(5)? as i64;
+            for _ in 0..symbols + 2 {
+                loop {
+                    if !(1..=20).contains(&len) {
+                        return Some(true);
+                    }
+                    if get(1)? == 0 {
+                        break;
+                    }
+                    len += if get(1)? == 0 { 1 } else { -1 };
+                }
+            }
+        }
+        Some(true)
+    };
+    let r = parse();
+    drop(parse);
+    match r {
+        Some(fits) => Some(fits),
+        None if past_limit => Some(false),
+        None => None,
+    }
 }
 
 /// A chunk's block bits (its bytes `comp`, read from `k.at`) shifted to

@@ -137,6 +137,11 @@ fn parse_header(b: &[u8]) -> Result<Option<Header>> {
         return Err(damaged("bad member header"));
     }
     let flg = b[3];
+    // gunzip refuses reserved flags ("encrypted", "continuation"): such a
+    // member is not read as one here either.
+    if flg & 0xe0 != 0 {
+        return Err(damaged("reserved header flags"));
+    }
     let mut at = 10;
     let mut member = None;
     let mut raw = None;
@@ -173,6 +178,16 @@ fn parse_header(b: &[u8]) -> Result<Option<Header>> {
     }
     if flg & 2 != 0 {
         at += 2;
+        if b.len() < at {
+            return Ok(None);
+        }
+        // FHCRC: the low 16 bits of the CRC-32 of the header before it,
+        // which gunzip checks.
+        let mut crc = Crc::new();
+        crc.update(&b[..at - 2]);
+        if u16::from_le_bytes([b[at - 2], b[at - 1]]) != crc.sum() as u16 {
+            return Err(damaged("header CRC mismatch"));
+        }
     }
     if b.len() < at {
         return Ok(None);
@@ -424,12 +439,19 @@ pub fn chunk_index(input: &File, total: u64) -> Result<Option<Vec<Chunk>>> {
 /// end, with another member after it inside the stated size: gunzip
 /// reads both, while the seekable reader (which decodes only the chunks
 /// the engine reads) would take the span as one chunk of its E3 size. Such
-/// a span holds a gzip header (`1f 8b 08`) past its own; every member
-/// that does (by chance, a few in a hundred of `pack`'s) is decoded
-/// here, and must end exactly at its stated end. The file is read once.
+/// a span holds a gzip header past its own: `1f 8b 08`, or `1f 9e 08`
+/// (gzip 0.5's magic, which gunzip still takes for any member); every
+/// member that does (by chance, a few in a hundred of `pack`'s) is
+/// decoded here, and must end exactly at its stated end. The last member
+/// is always decoded (one chunk): gunzip also takes a member in
+/// `compress`, `pack` or LZH format (`1f 9d`, `1f 1e`, `1f a0`), which
+/// runs to the end of the file. The file is read once.
 fn members_end_where_stated(input: &File, total: u64, chunks: &[Chunk]) -> Result<bool> {
     const W: usize = 4 << 20;
-    let magic = memchr::memmem::Finder::new(&[0x1f, 0x8b, 8]);
+    let magics = [
+        memchr::memmem::Finder::new(&[0x1f, 0x8b, 8]),
+        memchr::memmem::Finder::new(&[0x1f, 0x9e, 8]),
+    ];
     let mut suspect: Vec<usize> = Vec::new();
     let mut buf = vec![0u8; W + 2];
     let mut at = 0u64;
@@ -438,11 +460,13 @@ fn members_end_where_stated(input: &File, total: u64, chunks: &[Chunk]) -> Resul
         input
             .read_exact_at(&mut buf[..n], at)
             .map_err(|e| Error::io("reading the gzip data", e))?;
-        for h in magic.find_iter(&buf[..n]) {
-            let p = at + h as u64;
-            let i = chunks.partition_point(|k| k.at + k.size <= p);
-            if i < chunks.len() && p != chunks[i].at && suspect.last() != Some(&i) {
-                suspect.push(i);
+        for magic in &magics {
+            for h in magic.find_iter(&buf[..n]) {
+                let p = at + h as u64;
+                let i = chunks.partition_point(|k| k.at + k.size <= p);
+                if i < chunks.len() && p != chunks[i].at {
+                    suspect.push(i);
+                }
             }
         }
         at += (n as u64).min(W as u64);
@@ -450,6 +474,8 @@ fn members_end_where_stated(input: &File, total: u64, chunks: &[Chunk]) -> Resul
             break;
         }
     }
+    suspect.extend(chunks.len().checked_sub(1));
+    suspect.sort_unstable();
     suspect.dedup();
     for i in suspect {
         let k = &chunks[i];
