@@ -1162,6 +1162,41 @@ fn sshd_config_lexed_and_valued_as_sshd_does() {
     assert_eq!(req2(&img)["status"], "pass", "{}", req2(&img));
 }
 
+/// Debian's sshd_config reads sshd_config.d/*.conf first: a value set
+/// there wins, so `--sshd-set` of the same keyword below would change
+/// nothing; it is refused, naming that file and line.
+#[test]
+fn sshd_set_refuses_what_an_earlier_include_overrides() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let img = sample_copy(d.path());
+    cust_ok(&img, &["--fix"]);
+    put(&img, "/usr/sbin/sshd", b"\x7fELF\0OpenSSH_9.2p1\0");
+    put(
+        &img,
+        "/etc/ssh/sshd_config",
+        b"Include /etc/ssh/sshd_config.d/*.conf\nUsePAM yes\n",
+    );
+    cust_ok(&img, &["--mkdir", "/etc/ssh/sshd_config.d"]);
+    put(
+        &img,
+        "/etc/ssh/sshd_config.d/50-cloud.conf",
+        b"PasswordAuthentication no\n",
+    );
+    let before = bytes(&img);
+    let out = cust(&img, &["--sshd-set", "PasswordAuthentication=yes"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/etc/ssh/sshd_config.d/50-cloud.conf:1"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(before, bytes(&img));
+    // A keyword the included file leaves alone is set as before.
+    cust_ok(&img, &["--sshd-set", "PermitRootLogin=yes"]);
+}
+
 fn put(img: &Path, path: &str, body: &[u8]) {
     let out = run(&["put", img.to_str().unwrap(), "-", path], Some(body));
     assert!(
