@@ -1112,6 +1112,91 @@ fn fix_puts_its_getty_on_the_console_the_run_names() {
     assert!(text(&img2, "/etc/inittab").contains(":respawn:/sbin/mingetty xvc0\n"));
 }
 
+/// sshd's own lexing: white space is space, tab, CR and LF (a no-break
+/// space or a vertical tab is part of the word), one `=` only, quotes must
+/// close; and the values of common yes/no, number and time keywords are
+/// checked. Each of these lines stops that sshd; check used to pass them.
+#[test]
+fn sshd_config_lexed_and_valued_as_sshd_does() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let base = sample_copy(d.path());
+    cust_ok(&base, &["--fix"]);
+    let conf = String::from_utf8(debugfs_cat(&base, "/etc/ssh/sshd_config")).unwrap();
+    for bad in [
+        "PermitRootLogin\u{a0}yes",
+        "PasswordAuthentication\u{b}yes",
+        "PermitRootLogin==yes",
+        "Banner \"/etc/issue",
+        "X11Forwarding yess",
+        "LoginGraceTime abc",
+        "MaxAuthTries -1",
+    ] {
+        let img = d.path().join("lex.ext3");
+        std::fs::copy(&base, &img).unwrap();
+        put(
+            &img,
+            "/etc/ssh/sshd_config",
+            format!("{bad}\n{conf}").as_bytes(),
+        );
+        let r = req2(&img);
+        assert_eq!(r["status"], "fail", "{bad:?}: {r}");
+        assert!(r.to_string().contains("sshd_config:1"), "{bad:?}: {r}");
+        let host = d.path().join("lex_conf");
+        std::fs::write(&host, format!("{bad}\n{conf}")).unwrap();
+        let before = bytes(&base);
+        let out = cust(&base, &["--sshd-config", host.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{bad:?}");
+        assert_eq!(before, bytes(&base));
+    }
+    // What sshd takes still passes.
+    let img = d.path().join("lex.ext3");
+    std::fs::copy(&base, &img).unwrap();
+    let good =
+        "X11Forwarding yes\nLoginGraceTime 1m30s\nPermitRootLogin = yes\n\tUseDNS\tno\u{c}\n";
+    put(
+        &img,
+        "/etc/ssh/sshd_config",
+        format!("{good}{conf}").as_bytes(),
+    );
+    assert_eq!(req2(&img)["status"], "pass", "{}", req2(&img));
+}
+
+/// Debian's sshd_config reads sshd_config.d/*.conf first: a value set
+/// there wins, so `--sshd-set` of the same keyword below would change
+/// nothing; it is refused, naming that file and line.
+#[test]
+fn sshd_set_refuses_what_an_earlier_include_overrides() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let img = sample_copy(d.path());
+    cust_ok(&img, &["--fix"]);
+    put(&img, "/usr/sbin/sshd", b"\x7fELF\0OpenSSH_9.2p1\0");
+    put(
+        &img,
+        "/etc/ssh/sshd_config",
+        b"Include /etc/ssh/sshd_config.d/*.conf\nUsePAM yes\n",
+    );
+    cust_ok(&img, &["--mkdir", "/etc/ssh/sshd_config.d"]);
+    put(
+        &img,
+        "/etc/ssh/sshd_config.d/50-cloud.conf",
+        b"PasswordAuthentication no\n",
+    );
+    let before = bytes(&img);
+    let out = cust(&img, &["--sshd-set", "PasswordAuthentication=yes"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/etc/ssh/sshd_config.d/50-cloud.conf:1"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(before, bytes(&img));
+    // A keyword the included file leaves alone is set as before.
+    cust_ok(&img, &["--sshd-set", "PermitRootLogin=yes"]);
+}
+
 fn put(img: &Path, path: &str, body: &[u8]) {
     let out = run(&["put", img.to_str().unwrap(), "-", path], Some(body));
     assert!(

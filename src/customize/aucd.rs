@@ -487,6 +487,14 @@ pub fn allowed(conf: &str, url: &str) -> Result<Verdict> {
     let mut matched = None;
     let mut invalid = Vec::new();
     for p in &patterns {
+        if let Some(why) = differs_from_python(&p.regex, url) {
+            // Python reads this pattern otherwise (or refuses it): what
+            // it decides before a match is found cannot be told here.
+            if matched.is_none() && undecided.is_none() {
+                undecided = Some((p.line, why));
+            }
+            continue;
+        }
         match regex::Regex::new(&format!("^(?:{})", p.regex)) {
             Ok(re) => {
                 if matched.is_none() && re.is_match(url) {
@@ -517,6 +525,94 @@ pub fn allowed(conf: &str, url: &str) -> Result<Verdict> {
         set,
         undecided,
     })
+}
+
+/// Why `re` (a Python regular expression) may not mean for `url` what
+/// the Rust regex crate makes of it, or `None` when both read it alike.
+/// Rust knows syntax Python takes literally or refuses (`[[:alpha:]]`,
+/// `[a&&b]`, `\z`, `\pL`, `\<`, `(?<n>...)`, `(?U)`, flags after the
+/// start), and Python's `$` also matches before a final newline.
+fn differs_from_python(re: &str, url: &str) -> Option<String> {
+    let b = re.as_bytes();
+    let mut i = 0;
+    let mut class = false;
+    let why = |what: &str| {
+        Some(format!(
+            "pattern {re:?}: {what} means something else in Python"
+        ))
+    };
+    while i < b.len() {
+        let c = b[i];
+        if c == b'\\' {
+            let Some(&n) = b.get(i + 1) else {
+                return why("a final backslash");
+            };
+            let same = match n {
+                b'd' | b'D' | b'w' | b'W' | b's' | b'S' => url.is_ascii(),
+                b'b' | b'B' | b'A' => !class && url.is_ascii(),
+                b't' | b'n' | b'r' | b'f' | b'v' => true,
+                b'x' => {
+                    b.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+                        && b.get(i + 3).is_some_and(u8::is_ascii_hexdigit)
+                }
+                b'<' | b'>' => false,
+                _ => n.is_ascii_punctuation(),
+            };
+            if !same {
+                return why(&format!("\\{}", n as char));
+            }
+            i += 2;
+            continue;
+        }
+        if class {
+            if c == b'[' {
+                return why("[ inside a character class");
+            }
+            if (c == b'&' || c == b'-' || c == b'~') && b.get(i + 1) == Some(&c) {
+                return why(&format!("{0}{0} inside a character class", c as char));
+            }
+            if c == b']' {
+                class = false;
+            }
+            i += 1;
+            continue;
+        }
+        match c {
+            b'[' => {
+                class = true;
+                i += 1;
+                // A first ] (after an optional ^) is a literal in both.
+                if b.get(i) == Some(&b'^') {
+                    i += 1;
+                }
+                if b.get(i) == Some(&b']') {
+                    i += 1;
+                }
+                continue;
+            }
+            b'(' if b.get(i + 1) == Some(&b'?') => {
+                let rest = &re[i + 2..];
+                let flags: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphabetic())
+                    .collect();
+                let ok = rest.starts_with(':')
+                    || rest.starts_with("P<")
+                    || (i == 0
+                        && !flags.is_empty()
+                        && flags.chars().all(|f| "ims".contains(f))
+                        && rest[flags.len()..].starts_with(')')
+                        && (url.is_ascii() || !flags.contains('i')));
+                if !ok {
+                    return why(&format!("(?{}", rest.chars().take(3).collect::<String>()));
+                }
+            }
+            b'$' if url.contains('\n') => return why("$ with a newline in the URL"),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -567,6 +663,41 @@ AllowedFileSystemImageRegexs.append("file:///srv/.*")
         )
         .unwrap();
         assert!(v.matched.is_none());
+    }
+
+    #[test]
+    fn rust_only_regex_syntax_is_undecided() {
+        // Each pattern "matches" in the Rust regex crate, but Python's re
+        // reads it otherwise (no match) or refuses it.
+        for (re, url) in [
+            (r"http://e[[:alpha:]]", "http://ev"),
+            (r"http://[a-z&&[^x]]+/", "http://evil/"),
+            (r"http://evil\z", "http://evil"),
+            (r"http://\pL", "http://e"),
+            (r"http://(?<n>e)", "http://e"),
+            (r"http://(?U)e+", "http://e"),
+            (r"http://(?s).", "http://e"),
+            (r"http://\x{65}", "http://e"),
+            (r"http://e\<", "http://e<"),
+            (r"http://good/x\.img$", "http://good/x.img\n"),
+        ] {
+            let conf = format!("AllowedFileSystemImageRegexs = [r'{re}']\n");
+            let v = allowed(&conf, url).unwrap();
+            assert!(
+                v.undecided.is_some() && !v.allowed(),
+                "{re:?} {url:?}: {v:?}"
+            );
+        }
+        // What both read alike still decides.
+        for re in [
+            r"(?i)HTTP://E",
+            r"http://e[]v]",
+            r"http://ev\w+/?$",
+            r"http://(?P<h>e)",
+        ] {
+            let conf = format!("AllowedFileSystemImageRegexs = [r'{re}']\n");
+            assert!(allowed(&conf, "http://evil").unwrap().allowed(), "{re:?}");
+        }
     }
 
     #[test]

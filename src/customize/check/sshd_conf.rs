@@ -411,11 +411,28 @@ fn flag(a: &str, ver: Option<V>, extra: &[&str]) -> bool {
     })
 }
 
+/// A time as sshd reads it: numbers, each with an optional unit
+/// (s, m, h, d, w).
+fn time_ok(t: &str) -> bool {
+    let mut digits = false;
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            digits = true;
+        } else if digits && "sSmMhHdDwW".contains(c) {
+            digits = false;
+        } else {
+            return false;
+        }
+    }
+    !t.is_empty() && t.starts_with(|c: char| c.is_ascii_digit())
+}
+
 fn port_ok(p: &str) -> bool {
     p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n))
 }
 
-/// The arguments of a value: white-space separated, double quotes
+/// The arguments of a value: separated by spaces and tabs (as sshd 8.7+
+/// splits them), double quotes
 /// grouping, a word starting with `#` ending the line.
 pub fn args(value: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -425,7 +442,7 @@ pub fn args(value: &str) -> Vec<String> {
         if c == '"' {
             inq = !inq;
             any = true;
-        } else if c.is_whitespace() && !inq {
+        } else if (c == ' ' || c == '\t') && !inq {
             if any {
                 out.push(std::mem::take(&mut cur));
                 any = false;
@@ -488,6 +505,59 @@ pub fn check_value(key: &str, value: &str, ver: Option<V>) -> std::result::Resul
             };
             one(hit, &ok.join(", "))
         }
+        "x11forwarding"
+        | "x11uselocalhost"
+        | "printmotd"
+        | "printlastlog"
+        | "strictmodes"
+        | "tcpkeepalive"
+        | "keepalive"
+        | "usedns"
+        | "permitemptypasswords"
+        | "ignoreuserknownhosts"
+        | "hostbasedauthentication"
+        | "hostbasedusesnamefrompacketonly"
+        | "gssapiauthentication"
+        | "gssapicleanupcredentials"
+        | "kerberosauthentication"
+        | "kerberosorlocalpasswd"
+        | "kerberosticketcleanup"
+        | "permittty"
+        | "permituserrc"
+        | "exposeauthinfo"
+        | "disableforwarding"
+        | "allowagentforwarding"
+        | "streamlocalbindunlink" => one(flag(first, ver, &[]), "yes or no"),
+        "allowtcpforwarding" | "allowstreamlocalforwarding" => {
+            let extra = ["all", "local", "remote"];
+            one(flag(first, ver, &extra), "yes, no, all, local or remote")
+        }
+        "gatewayports" => one(
+            flag(first, ver, &["clientspecified"]),
+            "yes, no or clientspecified",
+        ),
+        "compression" => one(flag(first, ver, &["delayed"]), "yes, no or delayed"),
+        "permittunnel" => one(
+            flag(first, ver, &["point-to-point", "ethernet"]),
+            "yes, no, point-to-point or ethernet",
+        ),
+        "maxauthtries" | "maxsessions" | "clientalivecountmax" => one(
+            !first.is_empty() && first.chars().all(|c| c.is_ascii_digit()),
+            "a whole number",
+        ),
+        "logingracetime" | "clientaliveinterval" => one(time_ok(first), "a time (30, 2m, 1h30m)"),
+        "loglevel" => one(
+            [
+                "QUIET", "FATAL", "ERROR", "INFO", "VERBOSE", "DEBUG", "DEBUG1", "DEBUG2", "DEBUG3",
+            ]
+            .iter()
+            .any(|l| l.eq_ignore_ascii_case(first)),
+            "QUIET, FATAL, ERROR, INFO, VERBOSE or DEBUG1-3",
+        ),
+        "addressfamily" => one(
+            flag(first, ver, &["any", "inet", "inet6"]) && !flag(first, ver, &[]),
+            "any, inet or inet6",
+        ),
         "port" => one(port_ok(first), "a port number from 1 to 65535"),
         "listenaddress" => {
             let port = if let Some(r) = first.strip_prefix('[') {
@@ -620,6 +690,17 @@ impl Config {
     }
 }
 
+/// sshd's white space (WHITESPACE in misc.h), and with the form feed it
+/// allows at the end of a line.
+const SSHD_SPACE: &[char] = &[' ', '\t', '\r', '\n'];
+const SSHD_SPACE_FF: &[char] = &[' ', '\t', '\r', '\n', '\u{c}'];
+
+/// The keyword as written when the line is in the main file outside
+/// `Match` (so `--sshd-set KEYWORD=` can comment it out).
+fn here_global(word: &str, in_match: bool, main: bool) -> Option<&str> {
+    (main && !in_match && !word.eq_ignore_ascii_case("match")).then_some(word)
+}
+
 /// How deep sshd follows `Include`.
 const MAX_DEPTH: usize = 16;
 /// Bounds on what `Include` may pull in here: files and bytes.
@@ -677,21 +758,40 @@ impl Reader<'_> {
         let mut in_match = inherited_match;
         for (i, raw) in text.lines().enumerate() {
             let at = format!("{path}:{}", i + 1);
-            let line = raw.trim_matches(|c: char| c.is_whitespace() || c == '\u{c}');
+            // sshd's white space is space, tab, CR and LF only (a form
+            // feed may end the line): a vertical tab or a no-break space
+            // is part of the word.
+            let line = raw
+                .trim_end_matches(SSHD_SPACE_FF)
+                .trim_start_matches(SSHD_SPACE);
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (word, value) = match line.split_once(|c: char| c.is_whitespace() || c == '=') {
-                Some((k, rest)) => {
-                    let rest = rest.trim_start();
-                    let rest = rest.strip_prefix('=').unwrap_or(rest).trim_start();
+            // The keyword ends at white space or one `=`; one `=` may
+            // follow the white space.
+            let (word, value) = match line.find(|c: char| SSHD_SPACE.contains(&c) || c == '=') {
+                Some(at) => {
+                    let (k, rest) = line.split_at(at);
+                    let eq = rest.starts_with('=');
+                    let rest = rest[1..].trim_start_matches(SSHD_SPACE);
+                    let rest = match rest.strip_prefix('=') {
+                        Some(r) if !eq => r.trim_start_matches(SSHD_SPACE),
+                        _ => rest,
+                    };
                     (k, rest)
                 }
                 None => (line, ""),
             };
-            let here_global =
-                (path == self.main && !in_match && !word.eq_ignore_ascii_case("match"))
-                    .then_some(word);
+            if value.chars().filter(|&c| c == '"').count() % 2 == 1 {
+                self.problem(
+                    at,
+                    true,
+                    format!("{word}: invalid quotes"),
+                    here_global(word, in_match, path == self.main),
+                );
+                continue;
+            }
+            let here_global = here_global(word, in_match, path == self.main);
             if value.is_empty() || value.starts_with('#') {
                 self.problem(at, true, format!("no argument after {word}"), here_global);
                 continue;

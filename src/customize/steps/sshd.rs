@@ -89,6 +89,19 @@ pub fn set(plan: &mut Plan, key: &str, value: &str) -> Result<()> {
     }
     let mut out = lines.join("\n");
     out.push('\n');
+    if !value.is_empty() {
+        // sshd takes the first value it reads: one an Include above sets
+        // wins over the line written here.
+        let c =
+            crate::customize::check::sshd_conf::parse(plan, SSHD_CONFIG, &out, release.as_ref())?;
+        if let Some((v, at)) = c.get(key) {
+            if !at.starts_with(&format!("{SSHD_CONFIG}:")) {
+                return Err(Error::Invalid(format!(
+                    "{at} sets {key} {v} first (an Include read before {SSHD_CONFIG}'s line), and sshd takes the first value: change that file (--write or --delete)"
+                )));
+            }
+        }
+    }
     plan.write(
         SSHD_CONFIG,
         Content::Bytes(text::edited(&text, &out)),
