@@ -1197,6 +1197,51 @@ fn sshd_set_refuses_what_an_earlier_include_overrides() {
     cust_ok(&img, &["--sshd-set", "PermitRootLogin=yes"]);
 }
 
+/// `--ssh-inject` into ~/.ssh/authorized_keys when the image's sshd reads
+/// keys from somewhere else (AuthorizedKeysFile, here through an Include)
+/// would give a key nobody's sshd reads: refused with one line naming the
+/// setting; after `--sshd-set AuthorizedKeysFile=.ssh/authorized_keys` in
+/// the same run (or with the default list) it works.
+#[test]
+fn ssh_inject_refuses_where_sshd_reads_keys_elsewhere() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let img = sample_copy(d.path());
+    let key = d.path().join("k.pub");
+    std::fs::write(
+        &key,
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl t@h\n",
+    )
+    .unwrap();
+    let k = format!("root:{}", key.display());
+    put(
+        &img,
+        "/etc/ssh/sshd_config",
+        b"AuthorizedKeysFile /etc/ssh/keys/%u\nUsePAM yes\n",
+    );
+    let before = bytes(&img);
+    let out = cust(&img, &["--ssh-inject", &k]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("AuthorizedKeysFile /etc/ssh/keys/%u (/etc/ssh/sshd_config:1)"),
+        "{err}"
+    );
+    assert_eq!(before, bytes(&img));
+    // Pointed back at the default in the same run: the key goes in.
+    cust_ok(
+        &img,
+        &[
+            "--sshd-set",
+            "AuthorizedKeysFile=.ssh/authorized_keys .ssh/authorized_keys2",
+            "--ssh-inject",
+            &k,
+        ],
+    );
+    assert!(text(&img, "/root/.ssh/authorized_keys").contains("t@h"));
+}
+
 fn put(img: &Path, path: &str, body: &[u8]) {
     let out = run(&["put", img.to_str().unwrap(), "-", path], Some(body));
     assert!(

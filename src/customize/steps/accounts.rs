@@ -287,6 +287,11 @@ pub fn ssh_inject(plan: &mut Plan, name: &str, keys: &Path) -> Result<()> {
             )));
         }
     }
+    if let Some((value, at)) = super::sshd::keys_elsewhere(plan)? {
+        return Err(Error::Invalid(format!(
+            "the image's sshd reads keys from AuthorizedKeysFile {value} ({at}), not ~/.ssh/authorized_keys: a key put there would never be read (--sshd-set AuthorizedKeysFile=.ssh/authorized_keys first)"
+        )));
+    }
     let (home, root_home) = user_home(plan, name, uid, &home)?;
     // In a home root owns (made with --mkdir), what is already there must
     // be the user's: a root-owned .ssh there is root's, not the user's.

@@ -381,3 +381,28 @@ fn keygen(kind: &str) -> Result<(Vec<u8>, Vec<u8>)> {
         |p: &Path| std::fs::read(p).map_err(|e| Error::io(format!("reading {}", p.display()), e));
     Ok((read(&key)?, read(&dir.path().join("key.pub"))?))
 }
+
+/// Where the image's sshd looks for a user's keys when that is not
+/// `~/.ssh/authorized_keys`: the `AuthorizedKeysFile` value sshd uses
+/// (outside `Match`) and where it is set, or `None` when sshd reads that
+/// file (the default, or a list that names it as `.ssh/authorized_keys`,
+/// `%h/.ssh/authorized_keys` or `~/.ssh/authorized_keys`).
+pub fn keys_elsewhere(plan: &Plan) -> Result<Option<(String, String)>> {
+    let Some(text) = read_text(plan, SSHD_CONFIG)? else {
+        return Ok(None);
+    };
+    let release = detect_version(plan)?;
+    let c = crate::customize::check::sshd_conf::parse(plan, SSHD_CONFIG, &text, release.as_ref())?;
+    let Some((value, at)) = c.get("AuthorizedKeysFile") else {
+        return Ok(None);
+    };
+    let reads_default = crate::customize::check::sshd_conf::args(value)
+        .iter()
+        .any(|a| {
+            matches!(
+                a.as_str(),
+                ".ssh/authorized_keys" | "%h/.ssh/authorized_keys" | "~/.ssh/authorized_keys"
+            )
+        });
+    Ok((!reads_default).then(|| (value.to_string(), at.to_string())))
+}
