@@ -711,3 +711,41 @@ fn add_user_never_reuses_an_id() {
     // An explicit uid that is taken is refused.
     refused(&b, &["--add-user", "eve:1000"], "uid 1000 in /etc/passwd");
 }
+
+/// A directory hard link (only a crafted image has one) anywhere on the
+/// way, not only at the end: a path below bob's home through a second name
+/// of /etc reaches /etc/shadow, and a home that is a second name of /root
+/// (whose .ssh is missing) would give bob /root/.ssh.
+#[test]
+fn steps_never_go_through_a_hard_linked_directory_on_the_way() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let (img, key) = with_bob(d.path());
+    let before = guarded(&img);
+    e(&["mkdir", s(&img), "/home/bob/sub"]);
+    debugfs_w(&img, &["ln /etc /home/bob/sub/etc"]);
+    refused(
+        &img,
+        &["--write", "/home/bob/sub/etc/shadow:bob::0:0:::::\n"],
+        "/home/bob/sub/etc is a second name of a directory",
+    );
+    refused(
+        &img,
+        &["--chmod", "0666:/home/bob/sub/etc/shadow"],
+        "/home/bob/sub/etc is a second name of a directory",
+    );
+    debugfs_w(&img, &["unlink /home/bob/sub/etc"]);
+    assert_eq!(before, guarded(&img));
+    // carol's home is a second name of /root, which has no .ssh yet.
+    let pw = String::from_utf8(debugfs_cat(&img, "/etc/passwd")).unwrap()
+        + "carol:x:1001:1001::/home/carol:/bin/sh\n";
+    put(&img, "/etc/passwd", pw.as_bytes());
+    e(&["rm", s(&img), "-r", "/root/.ssh"]);
+    debugfs_w(&img, &["ln /root /home/carol"]);
+    refused(
+        &img,
+        &["--ssh-inject", &format!("carol:{}", s(&key))],
+        "/home/carol is a second name of a directory",
+    );
+    assert!(debugfs(&img, "ls /root").find(".ssh").is_none());
+}

@@ -313,9 +313,34 @@ impl<'a> Plan<'a> {
                     continue;
                 }
             }
+            if guard {
+                self.not_linked_elsewhere(&cur, &next)?;
+            }
             cur = next;
         }
         Ok((cur, owner))
+    }
+
+    /// Refuse to go from directory `parent` into `dir` (both canonical)
+    /// when `dir` is a directory whose `..` names another directory: a
+    /// hard-linked directory (only a crafted image has one), through which
+    /// a path below a home could reach /etc or /root.
+    fn not_linked_elsewhere(&self, parent: &str, dir: &str) -> Result<()> {
+        let Some(d) = self.node(dir)? else {
+            return Ok(());
+        };
+        if d.ino == 0 || d.parent == 0 {
+            return Ok(());
+        }
+        let up = self.node(parent)?.map_or(0, |n| n.ino);
+        if up != 0 && d.parent != up {
+            return Err(Error::Invalid(format!(
+                "{dir} is a second name of a directory that is elsewhere (its .. is inode {}, not {up}): \
+                 refusing to go through it, it could be /etc or /root",
+                d.parent
+            )));
+        }
+        Ok(())
     }
 
     /// The canonical path a step may change: no symlink planted by a user
