@@ -749,3 +749,62 @@ fn steps_never_go_through_a_hard_linked_directory_on_the_way() {
     );
     assert!(debugfs(&img, "ls /root").find(".ssh").is_none());
 }
+
+/// --selinux-relabel on a crafted tree: 20,000 names (hard links to one
+/// file) in a directory 400 levels deep with 250-byte names, a path of
+/// 100 KB: a walk that queues a whole path for each name waiting needs
+/// 2 GB before it labels the first (SIGABRT under the 1 GiB cap).
+#[test]
+fn relabel_of_a_wide_directory_deep_down_stays_small() {
+    require_e2fsprogs!();
+    use ext3edit::{Filesystem, NewFile, OpenOptions};
+    let d = tempfile::tempdir().unwrap();
+    let img = d.path().join("wide.ext3");
+    let o = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext3", "-b", "4096", "-N", "2048"])
+        .arg(&img)
+        .arg("64M")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dir = "/etc/selinux/targeted/contexts/files";
+    e(&["mkdir", s(&img), dir, "-p"]);
+    put(
+        &img,
+        "/etc/selinux/config",
+        b"SELINUX=enforcing\nSELINUXTYPE=targeted\n",
+    );
+    put(
+        &img,
+        &format!("{dir}/file_contexts"),
+        b"/.*\tsystem_u:object_r:default_t:s0\n",
+    );
+    {
+        let mut fs = Filesystem::open(&img, &OpenOptions::read_write()).unwrap();
+        let a = NewFile {
+            perm: 0o755,
+            ..Default::default()
+        };
+        let mut parent = fs.root();
+        let name = [b'd'; 250];
+        for _ in 0..400 {
+            parent = fs.mkdir(parent, &name, &a).unwrap();
+        }
+        let f = fs.create_file(parent, b"f", &a, &mut &b""[..]).unwrap();
+        for i in 0..20_000 {
+            fs.link(f, parent, format!("{i}").as_bytes()).unwrap();
+        }
+        fs.commit().unwrap();
+    }
+    fsck_clean(&img);
+    let Some((o, _)) = capped(&["customize", s(&img), "--selinux-relabel"]) else {
+        return;
+    };
+    assert!(
+        o.status.success(),
+        "{:?}: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    fsck_clean(&img);
+}
