@@ -808,3 +808,33 @@ fn relabel_of_a_wide_directory_deep_down_stays_small() {
     );
     fsck_clean(&img);
 }
+
+/// Edits of many crafted 16 MiB files (holes: a small image) in one run:
+/// each planned content is held until the plan is applied, 1.3 GB for
+/// forty of them (SIGABRT under the 1 GiB cap). The run's total is
+/// bounded: one line, exit 1, the image as before.
+#[test]
+fn many_large_edits_in_one_run_end_in_one_line() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let (img, _) = with_bob(d.path());
+    let mut steps = Vec::new();
+    for i in 0..40 {
+        let f = format!("/etc/big{i}");
+        put(&img, &f, b"x\n");
+        e(&["truncate", s(&img), &f, "16777215"]);
+        steps.push("--append-line".to_string());
+        steps.push(format!("{f}:hello"));
+    }
+    let before = bytes(&img);
+    let mut a = vec!["customize", s(&img)];
+    a.extend(steps.iter().map(String::as_str));
+    let Some((o, _)) = capped(&a) else {
+        return;
+    };
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{:?}: {err}", o.status);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("MiB of file contents"), "{err}");
+    assert!(before == bytes(&img), "the image changed");
+}
