@@ -838,3 +838,36 @@ fn many_large_edits_in_one_run_end_in_one_line() {
     assert!(err.contains("MiB of file contents"), "{err}");
     assert!(before == bytes(&img), "the image changed");
 }
+
+/// A stale /etc/shadow (or gshadow) entry for the name being added, with
+/// no passwd entry: appending the new locked one after it leaves the
+/// stale hash first, and that is the one login uses.
+#[test]
+fn add_user_refuses_a_stale_shadow_entry_of_that_name() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let (img, _) = with_bob(d.path());
+    let sh = String::from_utf8(debugfs_cat(&img, "/etc/shadow")).unwrap()
+        + "alice:$6$known$KnownHashOfTheImageAuthor:19000:0:99999:7:::\n";
+    put(&img, "/etc/shadow", sh.as_bytes());
+    refused(
+        &img,
+        &["--add-user", "alice"],
+        "user alice in /etc/shadow (without a /etc/passwd entry)",
+    );
+    let sh = sh.replace(
+        "alice:$6$known$KnownHashOfTheImageAuthor:19000:0:99999:7:::\n",
+        "",
+    );
+    put(&img, "/etc/shadow", sh.as_bytes());
+    if debugfs(&img, "ls /etc").contains("gshadow") {
+        let gs =
+            String::from_utf8(debugfs_cat(&img, "/etc/gshadow")).unwrap() + "alice:$6$known$x::\n";
+        put(&img, "/etc/gshadow", gs.as_bytes());
+        refused(
+            &img,
+            &["--add-user", "alice"],
+            "group alice in /etc/gshadow (without a /etc/group entry)",
+        );
+    }
+}
