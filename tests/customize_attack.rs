@@ -711,3 +711,163 @@ fn add_user_never_reuses_an_id() {
     // An explicit uid that is taken is refused.
     refused(&b, &["--add-user", "eve:1000"], "uid 1000 in /etc/passwd");
 }
+
+/// A directory hard link (only a crafted image has one) anywhere on the
+/// way, not only at the end: a path below bob's home through a second name
+/// of /etc reaches /etc/shadow, and a home that is a second name of /root
+/// (whose .ssh is missing) would give bob /root/.ssh.
+#[test]
+fn steps_never_go_through_a_hard_linked_directory_on_the_way() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let (img, key) = with_bob(d.path());
+    let before = guarded(&img);
+    e(&["mkdir", s(&img), "/home/bob/sub"]);
+    debugfs_w(&img, &["ln /etc /home/bob/sub/etc"]);
+    refused(
+        &img,
+        &["--write", "/home/bob/sub/etc/shadow:bob::0:0:::::\n"],
+        "/home/bob/sub/etc is a second name of a directory",
+    );
+    refused(
+        &img,
+        &["--chmod", "0666:/home/bob/sub/etc/shadow"],
+        "/home/bob/sub/etc is a second name of a directory",
+    );
+    debugfs_w(&img, &["unlink /home/bob/sub/etc"]);
+    assert_eq!(before, guarded(&img));
+    // carol's home is a second name of /root, which has no .ssh yet.
+    let pw = String::from_utf8(debugfs_cat(&img, "/etc/passwd")).unwrap()
+        + "carol:x:1001:1001::/home/carol:/bin/sh\n";
+    put(&img, "/etc/passwd", pw.as_bytes());
+    e(&["rm", s(&img), "-r", "/root/.ssh"]);
+    debugfs_w(&img, &["ln /root /home/carol"]);
+    refused(
+        &img,
+        &["--ssh-inject", &format!("carol:{}", s(&key))],
+        "/home/carol is a second name of a directory",
+    );
+    assert!(debugfs(&img, "ls /root").find(".ssh").is_none());
+}
+
+/// --selinux-relabel on a crafted tree: 20,000 names (hard links to one
+/// file) in a directory 400 levels deep with 250-byte names, a path of
+/// 100 KB: a walk that queues a whole path for each name waiting needs
+/// 2 GB before it labels the first (SIGABRT under the 1 GiB cap).
+#[test]
+fn relabel_of_a_wide_directory_deep_down_stays_small() {
+    require_e2fsprogs!();
+    use ext3edit::{Filesystem, NewFile, OpenOptions};
+    let d = tempfile::tempdir().unwrap();
+    let img = d.path().join("wide.ext3");
+    let o = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext3", "-b", "4096", "-N", "2048"])
+        .arg(&img)
+        .arg("64M")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dir = "/etc/selinux/targeted/contexts/files";
+    e(&["mkdir", s(&img), dir, "-p"]);
+    put(
+        &img,
+        "/etc/selinux/config",
+        b"SELINUX=enforcing\nSELINUXTYPE=targeted\n",
+    );
+    put(
+        &img,
+        &format!("{dir}/file_contexts"),
+        b"/.*\tsystem_u:object_r:default_t:s0\n",
+    );
+    {
+        let mut fs = Filesystem::open(&img, &OpenOptions::read_write()).unwrap();
+        let a = NewFile {
+            perm: 0o755,
+            ..Default::default()
+        };
+        let mut parent = fs.root();
+        let name = [b'd'; 250];
+        for _ in 0..400 {
+            parent = fs.mkdir(parent, &name, &a).unwrap();
+        }
+        let f = fs.create_file(parent, b"f", &a, &mut &b""[..]).unwrap();
+        for i in 0..20_000 {
+            fs.link(f, parent, format!("{i}").as_bytes()).unwrap();
+        }
+        fs.commit().unwrap();
+    }
+    fsck_clean(&img);
+    let Some((o, _)) = capped(&["customize", s(&img), "--selinux-relabel"]) else {
+        return;
+    };
+    assert!(
+        o.status.success(),
+        "{:?}: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    fsck_clean(&img);
+}
+
+/// Edits of many crafted 16 MiB files (holes: a small image) in one run:
+/// each planned content is held until the plan is applied, 1.3 GB for
+/// forty of them (SIGABRT under the 1 GiB cap). The run's total is
+/// bounded: one line, exit 1, the image as before.
+#[test]
+fn many_large_edits_in_one_run_end_in_one_line() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let (img, _) = with_bob(d.path());
+    let mut steps = Vec::new();
+    for i in 0..40 {
+        let f = format!("/etc/big{i}");
+        put(&img, &f, b"x\n");
+        e(&["truncate", s(&img), &f, "16777215"]);
+        steps.push("--append-line".to_string());
+        steps.push(format!("{f}:hello"));
+    }
+    let before = bytes(&img);
+    let mut a = vec!["customize", s(&img)];
+    a.extend(steps.iter().map(String::as_str));
+    let Some((o, _)) = capped(&a) else {
+        return;
+    };
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{:?}: {err}", o.status);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("MiB of file contents"), "{err}");
+    assert!(before == bytes(&img), "the image changed");
+}
+
+/// A stale /etc/shadow (or gshadow) entry for the name being added, with
+/// no passwd entry: appending the new locked one after it leaves the
+/// stale hash first, and that is the one login uses.
+#[test]
+fn add_user_refuses_a_stale_shadow_entry_of_that_name() {
+    require_e2fsprogs!();
+    let d = tempfile::tempdir().unwrap();
+    let (img, _) = with_bob(d.path());
+    let sh = String::from_utf8(debugfs_cat(&img, "/etc/shadow")).unwrap()
+        + "alice:$6$known$KnownHashOfTheImageAuthor:19000:0:99999:7:::\n";
+    put(&img, "/etc/shadow", sh.as_bytes());
+    refused(
+        &img,
+        &["--add-user", "alice"],
+        "user alice in /etc/shadow (without a /etc/passwd entry)",
+    );
+    let sh = sh.replace(
+        "alice:$6$known$KnownHashOfTheImageAuthor:19000:0:99999:7:::\n",
+        "",
+    );
+    put(&img, "/etc/shadow", sh.as_bytes());
+    if debugfs(&img, "ls /etc").contains("gshadow") {
+        let gs =
+            String::from_utf8(debugfs_cat(&img, "/etc/gshadow")).unwrap() + "alice:$6$known$x::\n";
+        put(&img, "/etc/gshadow", gs.as_bytes());
+        refused(
+            &img,
+            &["--add-user", "alice"],
+            "group alice in /etc/gshadow (without a /etc/group entry)",
+        );
+    }
+}

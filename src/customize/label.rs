@@ -4,6 +4,8 @@
 //! `security.selinux` attribute as the kernel stores it (with a NUL).
 //! Images without a policy get no labels.
 
+use std::rc::Rc;
+
 use crate::error::{Error, Result};
 use crate::fs::Filesystem;
 use crate::inode::Ino;
@@ -43,11 +45,22 @@ pub struct Relabelled {
 pub fn relabel(fs: &mut Filesystem, policy: &Policy) -> Result<Relabelled> {
     let mut st = Relabelled::default();
     let mut seen = std::collections::HashSet::new();
-    let mut stack: Vec<(String, Ino)> = vec![("/".to_string(), fs.root())];
-    while let Some((path, ino)) = stack.pop() {
+    // Each entry waiting on the stack holds its parent's path shared with
+    // its siblings, not a path of its own: a wide directory deep in a
+    // crafted tree (20,000 names below a 100 KB path) would otherwise
+    // take gigabytes before the first of them is labelled.
+    let mut stack: Vec<(Rc<str>, Vec<u8>, Ino)> = vec![(Rc::from(""), Vec::new(), fs.root())];
+    while let Some((parent, name, ino)) = stack.pop() {
         if !seen.insert(ino) {
             continue;
         }
+        let path = if name.is_empty() {
+            "/".to_string()
+        } else if &*parent == "/" {
+            format!("/{}", String::from_utf8_lossy(&name))
+        } else {
+            format!("{parent}/{}", String::from_utf8_lossy(&name))
+        };
         st.inodes += 1;
         let inode = fs.read_inode(ino)?;
         let ftype = inode.file_type();
@@ -64,20 +77,15 @@ pub fn relabel(fs: &mut Filesystem, policy: &Policy) -> Result<Relabelled> {
         }
         if ftype == FileType::Directory {
             let entries = fs.read_dir(&inode).map_err(|e| e.at(&path))?;
+            let here: Rc<str> = Rc::from(path);
             for e in entries.into_iter().rev() {
-                if e.name == b"." || e.name == b".." {
+                if e.name == b"." || e.name == b".." || seen.contains(&e.ino) {
                     continue;
                 }
-                let name = String::from_utf8_lossy(&e.name);
-                let child = if path == "/" {
-                    format!("/{name}")
-                } else {
-                    format!("{path}/{name}")
-                };
                 if stack.len() > 10_000_000 {
                     return Err(Error::corrupt("directory tree too large to relabel"));
                 }
-                stack.push((child, e.ino));
+                stack.push((Rc::clone(&here), e.name, e.ino));
             }
         }
     }

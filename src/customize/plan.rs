@@ -144,7 +144,18 @@ pub struct Plan<'a> {
     changes: Vec<Change>,
     /// Regular files the plan creates (not in the image yet).
     fresh_files: BTreeSet<String>,
+    /// Bytes of file content the plan holds so far (every write counted,
+    /// a file written twice twice): see [`PLAN_MAX_BYTES`].
+    held: u64,
 }
+
+/// How many bytes of new file content one run may hold in memory. Each
+/// edited file can be up to 16 MiB ([`MAX_TEXT`]) and is kept until the
+/// plan is applied (twice: in the planned tree and in the change list):
+/// forty `--append-line` on crafted 16 MiB files took 1.3 GB and were
+/// killed under a 1 GiB cap. Host files (`--upload`) are read when the
+/// plan is applied and do not count.
+pub const PLAN_MAX_BYTES: u64 = 256 << 20;
 
 fn parent_of(p: &str) -> (&str, &str) {
     match p.rfind('/') {
@@ -187,6 +198,7 @@ impl<'a> Plan<'a> {
             nodes: BTreeMap::new(),
             changes: Vec::new(),
             fresh_files: BTreeSet::new(),
+            held: 0,
         }
     }
 
@@ -313,9 +325,34 @@ impl<'a> Plan<'a> {
                     continue;
                 }
             }
+            if guard {
+                self.not_linked_elsewhere(&cur, &next)?;
+            }
             cur = next;
         }
         Ok((cur, owner))
+    }
+
+    /// Refuse to go from directory `parent` into `dir` (both canonical)
+    /// when `dir` is a directory whose `..` names another directory: a
+    /// hard-linked directory (only a crafted image has one), through which
+    /// a path below a home could reach /etc or /root.
+    fn not_linked_elsewhere(&self, parent: &str, dir: &str) -> Result<()> {
+        let Some(d) = self.node(dir)? else {
+            return Ok(());
+        };
+        if d.ino == 0 || d.parent == 0 {
+            return Ok(());
+        }
+        let up = self.node(parent)?.map_or(0, |n| n.ino);
+        if up != 0 && d.parent != up {
+            return Err(Error::Invalid(format!(
+                "{dir} is a second name of a directory that is elsewhere (its .. is inode {}, not {up}): \
+                 refusing to go through it, it could be /etc or /root",
+                d.parent
+            )));
+        }
+        Ok(())
     }
 
     /// The canonical path a step may change: no symlink planted by a user
@@ -423,7 +460,17 @@ impl<'a> Plan<'a> {
             }
         };
         let size = match &content {
-            Content::Bytes(b) => b.len() as u64,
+            Content::Bytes(b) => {
+                self.held += b.len() as u64;
+                if self.held > PLAN_MAX_BYTES {
+                    return Err(Error::Invalid(format!(
+                        "{path}: the run's edits would hold more than {} MiB of file contents in memory: \
+                         refusing (split the steps into several runs)",
+                        PLAN_MAX_BYTES >> 20
+                    )));
+                }
+                b.len() as u64
+            }
             Content::Host(p) => std::fs::metadata(p)
                 .map_err(|e| Error::io(format!("reading {}", p.display()), e))?
                 .len(),

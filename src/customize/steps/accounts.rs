@@ -526,11 +526,23 @@ pub fn add_user(plan: &mut Plan, ctx: &mut Context, name: &str, uid: Option<u32>
     pw.save(plan, 0o644)?;
     gr.push(&s(&[name, "x", &gid.to_string(), ""]));
     gr.save(plan, 0o644)?;
+    // A stale entry of that name would come first and win (its hash, not
+    // the new locked one): refuse it, as passwd and group above.
     if let Some(mut sh) = Table::load(plan, "/etc/shadow")? {
+        if sh.find(name).is_some() {
+            return Err(Error::Exists(format!(
+                "user {name} in /etc/shadow (without a /etc/passwd entry)"
+            )));
+        }
         sh.push(&s(&[name, "!!", &days(ctx), "0", "99999", "7", "", "", ""]));
         sh.save(plan, 0o400)?;
     }
     if let Some(mut gs) = Table::load(plan, "/etc/gshadow")? {
+        if gs.find(name).is_some() {
+            return Err(Error::Exists(format!(
+                "group {name} in /etc/gshadow (without a /etc/group entry)"
+            )));
+        }
         gs.push(&s(&[name, "!", "", ""]));
         gs.save(plan, 0o400)?;
     }
