@@ -246,6 +246,45 @@ impl BlockSet {
     }
 }
 
+/// What a metadata block that a writer stages is, so that its checksum
+/// (metadata_csum) can be set in one place at commit: writers say what a
+/// block is with [`Filesystem::set_block_role`] when they stage it; the
+/// superblock, group descriptors, bitmaps and inode tables are the
+/// engine's own and need no role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockRole {
+    /// A directory leaf block (linear, or an htree leaf): the dirent tail.
+    DirLeaf {
+        /// The directory's inode.
+        ino: Ino,
+        /// Its generation.
+        gen: u32,
+    },
+    /// An htree index node (the root block or an interior node): dx_tail.
+    DxNode {
+        /// The directory's inode.
+        ino: Ino,
+        /// Its generation.
+        gen: u32,
+    },
+    /// An extent tree block (index or leaf): the ext4_extent_tail.
+    ExtentNode {
+        /// The file's inode.
+        ino: Ino,
+        /// Its generation.
+        gen: u32,
+    },
+    /// An extended attribute block (h_checksum over the block number).
+    Xattr,
+    /// An orphan file block (ext4 orphan_file): its tail.
+    OrphanBlock {
+        /// The orphan file's inode.
+        ino: Ino,
+        /// Its generation.
+        gen: u32,
+    },
+}
+
 /// An open ext2/3/4 filesystem image.
 pub struct Filesystem {
     dev: Box<dyn BlockDevice>,
@@ -295,6 +334,9 @@ pub struct Filesystem {
     recovery_note: Option<String>,
     disk_needs_recovery: bool,
     journal_error: Option<String>,
+    /// Roles of the metadata blocks staged in this transaction (see
+    /// [`BlockRole`]).
+    pub(crate) roles: HashMap<u64, BlockRole>,
 }
 
 /// A journal replay staged in memory and not yet written to the image.
@@ -439,6 +481,7 @@ impl Filesystem {
             recovery_note: None,
             disk_needs_recovery: sb.has_incompat(feature::INCOMPAT_RECOVER),
             journal_error: None,
+            roles: HashMap::new(),
             sb,
         };
         fs.load_groups()?;
@@ -1366,10 +1409,24 @@ impl Filesystem {
             self.forget_undo();
         }
         self.overlay.clear();
+        self.roles.clear();
         self.staged_data = 0;
         self.freed_blocks.clear();
         self.new_blocks.clear();
         Ok(())
+    }
+
+    /// Say what the staged metadata block `b` is, for its checksum at
+    /// commit on metadata_csum file systems (see [`BlockRole`]). Call it
+    /// for every block of these kinds that is staged; a later role for the
+    /// same block replaces the earlier one.
+    pub fn set_block_role(&mut self, b: u64, role: BlockRole) {
+        self.roles.insert(b, role);
+    }
+
+    /// The role given to staged block `b` in this transaction.
+    pub fn block_role(&self, b: u64) -> Option<BlockRole> {
+        self.roles.get(&b).copied()
     }
 
     /// Blocks staged as metadata: a caller doing a long series of changes
@@ -1620,6 +1677,7 @@ impl Filesystem {
         self.undo_committed = false;
         self.restore_undo()?;
         self.overlay.clear();
+        self.roles.clear();
         self.staged_data = 0;
         self.freed_blocks.clear();
         self.new_blocks.clear();

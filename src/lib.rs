@@ -59,7 +59,7 @@ pub mod xattr;
 pub mod zero_free;
 
 pub use error::{Error, Result};
-pub use fs::{Filesystem, OpenOptions};
+pub use fs::{BlockRole, Filesystem, OpenOptions};
 pub use inode::{Ino, Inode, Timestamp};
 pub use layout::FileType;
 pub use ops::NewFile;
