@@ -13,6 +13,16 @@
 //! or [`Filesystem::write_meta_block`], the one place where a journal can log
 //! them and checksums can be set.
 
+pub mod bmap;
+pub mod dir;
+pub mod file;
+pub mod htree;
+pub mod inode;
+pub mod journal;
+pub mod layout;
+pub mod superblock;
+pub mod xattr;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
