@@ -528,7 +528,8 @@ impl Filesystem {
         let spb = self.sectors_per_block();
         let a = self.ptrs_per_block();
         let alloc = |fs: &mut Filesystem, goal: &mut u64| -> Result<u64> {
-            let b = fs.alloc_block(*goal)?;
+            // Indirect maps hold 32-bit block numbers.
+            let b = fs.alloc_block_32(*goal)?;
             *goal = b + 1;
             Ok(b)
         };
@@ -541,7 +542,7 @@ impl Filesystem {
             }
             let b = alloc(self, goal)?;
             inode.set_block(lblk as usize, b as u32);
-            inode.set_sectors(inode.sectors(false, 0) + spb);
+            self.add_inode_sectors(inode, spb as i64)?;
             return Ok(b);
         }
         let mut rest = lblk - 12;
@@ -562,7 +563,7 @@ impl Filesystem {
             cur = alloc(self, goal)?;
             self.write_meta_block(cur, &vec![0u8; self.block_size()])?;
             inode.set_block(slot, cur as u32);
-            inode.set_sectors(inode.sectors(false, 0) + spb);
+            self.add_inode_sectors(inode, spb as i64)?;
         }
         let mut sub = span;
         for depth in 0..level {
@@ -582,7 +583,7 @@ impl Filesystem {
                 self.modify_block(cur, |d| {
                     d[idx * 4..idx * 4 + 4].copy_from_slice(&(b as u32).to_le_bytes())
                 })?;
-                inode.set_sectors(inode.sectors(false, 0) + spb);
+                self.add_inode_sectors(inode, spb as i64)?;
                 return Ok(b);
             }
             if existing == 0 {
@@ -591,7 +592,7 @@ impl Filesystem {
                 self.modify_block(cur, |d| {
                     d[idx * 4..idx * 4 + 4].copy_from_slice(&(nb as u32).to_le_bytes())
                 })?;
-                inode.set_sectors(inode.sectors(false, 0) + spb);
+                self.add_inode_sectors(inode, spb as i64)?;
                 cur = nb;
             } else {
                 self.check_block(existing, &|| format!("inode {}: indirect block", inode.ino))?;
@@ -609,7 +610,7 @@ impl Filesystem {
         // device nodes keep their device number in i_block.
         let maps_blocks = match inode.file_type() {
             FileType::Regular | FileType::Directory => true,
-            FileType::Symlink => inode.sectors(false, 0) > self.xattr_sectors(inode),
+            FileType::Symlink => self.inode_sectors(inode) > self.xattr_sectors(inode),
             _ => false,
         };
         if !maps_blocks || inode.has_flag(iflag::INLINE_DATA) {
@@ -661,10 +662,7 @@ impl Filesystem {
             self.free_blocks_run(freed[i], (j - i) as u32)?;
             i = j;
         }
-        let sect = inode
-            .sectors(false, 0)
-            .saturating_sub(n * self.sectors_per_block());
-        inode.set_sectors(sect);
+        self.add_inode_sectors(inode, -((n * self.sectors_per_block()) as i64))?;
         Ok(())
     }
 

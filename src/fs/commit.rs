@@ -171,8 +171,18 @@ impl Filesystem {
         }
         // Group descriptors into their blocks.
         let dirty: Vec<u32> = std::mem::take(&mut self.dirty_groups).into_iter().collect();
+        // uninit_bg without metadata_csum: each descriptor carries a crc16
+        // (set here, the one place descriptors are written).
+        let crc16 = self.sb.has_ro_compat(feature::RO_COMPAT_GDT_CSUM)
+            && !self.sb.has_ro_compat(feature::RO_COMPAT_METADATA_CSUM);
         for g in dirty {
             let (blk, off) = self.desc_location(g);
+            if crc16 {
+                let uuid = self.sb.raw()[0x68..0x78].to_vec();
+                let gd = &mut self.groups[g as usize];
+                let c = gd.gdt_csum16(&uuid, g);
+                gd.set_checksum(c);
+            }
             let raw = self.groups[g as usize].raw().to_vec();
             self.modify_block(blk, |b| b[off..off + raw.len()].copy_from_slice(&raw))?;
         }
@@ -462,6 +472,7 @@ impl Filesystem {
         self.sb_dirty = false;
         self.dir_room_hint.clear();
         self.fresh_dirs.clear();
+        self.subdir_counts.clear();
         let mut raw = vec![0u8; SUPERBLOCK_SIZE];
         self.dev
             .read_at(SUPERBLOCK_OFFSET, &mut raw)

@@ -56,6 +56,33 @@ impl Filesystem {
         self.modify_block(blk, |b| b[off..off + raw.len()].copy_from_slice(raw))
     }
 
+    /// `i_blocks` of `inode` in 512-byte sectors, as this file system
+    /// encodes it (huge_file: 48 bits, or file system blocks with the
+    /// HUGE_FILE flag).
+    pub fn inode_sectors(&self, inode: &Inode) -> u64 {
+        inode.sectors(self.huge_file(), self.bs as u32)
+    }
+
+    /// Set `i_blocks` of `inode` to `v` sectors as this file system
+    /// encodes it.
+    pub fn set_inode_sectors(&self, inode: &mut Inode, v: u64) -> Result<()> {
+        inode
+            .set_sectors_fs(v, self.huge_file(), self.bs as u32)
+            .map_err(Error::Invalid)
+    }
+
+    /// Add `delta` sectors to `i_blocks` of `inode` (subtract with a
+    /// negative one, stopping at 0).
+    pub fn add_inode_sectors(&self, inode: &mut Inode, delta: i64) -> Result<()> {
+        let v = self.inode_sectors(inode);
+        let nv = if delta >= 0 {
+            v.saturating_add(delta as u64)
+        } else {
+            v.saturating_sub(delta.unsigned_abs())
+        };
+        self.set_inode_sectors(inode, nv)
+    }
+
     /// Blocks of the inode table of every group (for `info`).
     pub fn inode_table_blocks(&self) -> u64 {
         self.itable_blocks

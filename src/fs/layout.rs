@@ -96,6 +96,7 @@ pub mod sb {
     pub const MIN_EXTRA_ISIZE: usize = 0x15C;
     pub const WANT_EXTRA_ISIZE: usize = 0x15E;
     pub const FLAGS: usize = 0x160;
+    pub const LOG_GROUPS_PER_FLEX: usize = 0x174;
 }
 
 /// Feature bits.
@@ -223,10 +224,19 @@ pub mod feature {
         | COMPAT_EXT_ATTR
         | COMPAT_RESIZE_INODE
         | COMPAT_DIR_INDEX;
-    /// Incompat features this crate can write.
-    pub const INCOMPAT_WRITE: u32 = INCOMPAT_FILETYPE;
-    /// Ro-compat features this crate can write.
-    pub const RO_COMPAT_WRITE: u32 = RO_COMPAT_SPARSE_SUPER | RO_COMPAT_LARGE_FILE;
+    /// Incompat features this crate can write: flex_bg (metadata placement
+    /// is read from the descriptors) and 64bit (64-byte descriptors, block
+    /// numbers past 2^32 only where extents map them).
+    pub const INCOMPAT_WRITE: u32 = INCOMPAT_FILETYPE | INCOMPAT_FLEX_BG | INCOMPAT_64BIT;
+    /// Ro-compat features this crate can write: uninit_bg (uninitialised
+    /// groups, crc16 descriptor checksums), huge_file (48-bit i_blocks),
+    /// dir_nlink (directory link counts past 65,000), extra_isize.
+    pub const RO_COMPAT_WRITE: u32 = RO_COMPAT_SPARSE_SUPER
+        | RO_COMPAT_LARGE_FILE
+        | RO_COMPAT_GDT_CSUM
+        | RO_COMPAT_HUGE_FILE
+        | RO_COMPAT_DIR_NLINK
+        | RO_COMPAT_EXTRA_ISIZE;
 
     /// Names of the bits set in `bits` of feature set `set` (0 compat,
     /// 1 incompat, 2 ro_compat); unknown bits as `FEATURE_C12` style names.
@@ -274,6 +284,19 @@ pub mod ino {
     pub const ATIME_EXTRA: usize = 0x8C;
     pub const CRTIME: usize = 0x90;
     pub const CRTIME_EXTRA: usize = 0x94;
+}
+
+/// Group descriptor `bg_flags` bits (meaningful with uninit_bg or
+/// metadata_csum only).
+#[allow(missing_docs)]
+pub mod bgflag {
+    /// The inode bitmap and table are not initialised: every inode is free.
+    pub const INODE_UNINIT: u16 = 0x1;
+    /// The block bitmap is not initialised: only the group's metadata is
+    /// in use (computed from the layout).
+    pub const BLOCK_UNINIT: u16 = 0x2;
+    /// The inode table is known to be zeroed.
+    pub const ITABLE_ZEROED: u16 = 0x4;
 }
 
 /// Inode flag bits.

@@ -155,6 +155,9 @@ pub struct Filesystem {
     /// (every change to them goes through this handle, so the set is
     /// exact and spares a directory scan per new entry).
     pub(crate) fresh_dirs: HashMap<Ino, HashSet<Vec<u8>>>,
+    /// Subdirectories of directories whose link count is 1 (dir_nlink:
+    /// more than a link count holds), counted once per handle.
+    pub(crate) subdir_counts: HashMap<Ino, u64>,
     itable_blocks: u64,
     last_data: Option<u64>,
     pub(crate) io_buf: Vec<u8>,

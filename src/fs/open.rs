@@ -43,6 +43,25 @@ pub(super) fn compressed_hint(dev: &dyn BlockDevice, e: Error) -> Error {
     }
 }
 
+/// The time new timestamps get: `fixed` (whole seconds) when given, or
+/// `SOURCE_DATE_EPOCH`, else the system clock with its nanoseconds (large
+/// inodes keep them).
+pub(super) fn now_timestamp(fixed: Option<i64>) -> Timestamp {
+    if let Some(t) = fixed {
+        return Timestamp::from_secs(t);
+    }
+    if std::env::var_os("SOURCE_DATE_EPOCH").is_some() {
+        return Timestamp::from_secs(default_now());
+    }
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => Timestamp {
+            secs: d.as_secs() as i64,
+            nanos: d.subsec_nanos(),
+        },
+        Err(_) => Timestamp::from_secs(0),
+    }
+}
+
 impl Filesystem {
     /// Open an image file.
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<Self> {
@@ -95,9 +114,10 @@ impl Filesystem {
             write_refusal: None,
             writable: false,
             freed_blocks: BlockSet::default(),
-            now: Timestamp::from_secs(opts.now.unwrap_or_else(default_now)),
+            now: now_timestamp(opts.now),
             dir_room_hint: HashMap::new(),
             fresh_dirs: HashMap::new(),
+            subdir_counts: HashMap::new(),
             itable_blocks: (sb.inodes_per_group as u64 * sb.inode_size as u64).div_ceil(bs as u64),
             last_data: None,
             io_buf: Vec::new(),

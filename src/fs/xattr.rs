@@ -540,7 +540,7 @@ impl Filesystem {
             self.modify_block(old, |d| put32(d, 4, refs - 1))?;
         } else {
             let spb = bs as u64 / 512;
-            inode.set_sectors(inode.sectors(false, 0) + spb);
+            self.add_inode_sectors(inode, spb as i64)?;
         }
         inode.set_file_acl(b);
         Ok(())
@@ -570,7 +570,7 @@ impl Filesystem {
             self.modify_block(blk, |d| put32(d, 4, refs - 1))?;
         }
         let spb = self.block_size() as u64 / 512;
-        inode.set_sectors(inode.sectors(false, 0).saturating_sub(spb));
+        self.add_inode_sectors(inode, -(spb as i64))?;
         inode.set_file_acl(0);
         Ok(())
     }
