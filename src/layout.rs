@@ -224,7 +224,7 @@ pub mod feature {
         | COMPAT_RESIZE_INODE
         | COMPAT_DIR_INDEX;
     /// Incompat features this crate can write.
-    pub const INCOMPAT_WRITE: u32 = INCOMPAT_FILETYPE;
+    pub const INCOMPAT_WRITE: u32 = INCOMPAT_FILETYPE | INCOMPAT_EXTENTS;
     /// Ro-compat features this crate can write.
     pub const RO_COMPAT_WRITE: u32 = RO_COMPAT_SPARSE_SUPER | RO_COMPAT_LARGE_FILE;
 
