@@ -647,6 +647,9 @@ impl Filesystem {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::MemDevice;
+    use crate::fs::OpenOptions;
+    use crate::ops::NewFile;
 
     #[test]
     fn entries_encode_and_decode() {
@@ -660,5 +663,113 @@ mod tests {
         let r = empty_root();
         assert_eq!(le16(&r, 0), MAGIC);
         assert_eq!((le16(&r, 2), le16(&r, 4), le16(&r, 6)), (0, 4, 0));
+    }
+
+    /// The 1 KiB-block sample image with `extent` turned on, and an empty
+    /// extent-mapped file in it.
+    fn sample() -> (Filesystem, Inode) {
+        let mut bytes =
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/sample.ext3")).unwrap();
+        bytes[1024 + 0x60] |= 0x40;
+        let mut fs =
+            Filesystem::open_device(Box::new(MemDevice::new(bytes)), &OpenOptions::read_write())
+                .unwrap();
+        let root = fs.root();
+        let ino = fs
+            .create_file_from_vec(root, b"t", &NewFile::default(), Vec::new())
+            .unwrap();
+        let inode = fs.read_inode(ino).unwrap();
+        assert!(inode.has_flag(iflag::EXTENTS));
+        (fs, inode)
+    }
+
+    /// Walk the tree: every index key equals its child's first key, every
+    /// node is within its room, all leaves are at depth 0, and every block
+    /// node has the extent role. Returns (leaf entries, tree blocks).
+    fn check_tree(fs: &Filesystem, inode: &Inode) -> (Vec<(u64, u64, u64)>, u64) {
+        fn walk(
+            fs: &Filesystem,
+            inode: &Inode,
+            n: &Node,
+            out: &mut Vec<(u64, u64, u64)>,
+            blocks: &mut u64,
+        ) {
+            assert!(n.ents.len() <= n.max as usize);
+            if let Some(b) = n.blk {
+                *blocks += 1;
+                assert!(matches!(
+                    fs.block_role(b),
+                    Some(BlockRole::ExtentNode { ino, .. }) if ino == inode.ino
+                ));
+            }
+            for e in &n.ents {
+                if n.depth == 0 {
+                    let (l, len, p, _) = leaf(e);
+                    out.push((l, len, p));
+                } else {
+                    let c = fs.load_node(inode, child(e), n.depth - 1).unwrap();
+                    assert!(!c.ents.is_empty());
+                    assert_eq!(key(&c.ents[0]), key(e), "index key = child's first key");
+                    walk(fs, inode, &c, out, blocks);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        let mut blocks = 0;
+        walk(
+            fs,
+            inode,
+            &fs.load_root(inode).unwrap(),
+            &mut out,
+            &mut blocks,
+        );
+        (out, blocks)
+    }
+
+    #[test]
+    fn random_order_inserts_split_nodes_up_to_depth_three() {
+        let (mut fs, mut inode) = sample();
+        // 1 KiB blocks: 84 entries a block, 4 in the root; depth 2 holds
+        // 4 * 84 * 84 = 28224 extents. One-block extents with holes between
+        // them never merge. A fixed shuffle: i * 7919 mod n.
+        let n = 28_600u64;
+        let mut goal = 0;
+        for k in 0..n {
+            let i = k * 7919 % n;
+            // Data blocks are not allocated here: only the tree is tested.
+            fs.ext_insert(&mut inode, 2 * i, 100 + i % 3000, 1, &mut goal)
+                .unwrap();
+        }
+        assert_eq!(fs.extent_depth(&inode).unwrap(), 3);
+        let (ents, blocks) = check_tree(&fs, &inode);
+        let want: Vec<_> = (0..n).map(|i| (2 * i, 1, 100 + i % 3000)).collect();
+        assert_eq!(ents, want);
+        // i_blocks counts exactly the tree blocks (no data was counted).
+        assert_eq!(inode.sectors(false, 0), blocks * 2);
+        // Mapping an occupied block is refused.
+        let e = fs
+            .ext_insert(&mut inode, 2 * 77, 5, 1, &mut goal)
+            .unwrap_err();
+        assert!(e.to_string().contains("already mapped"), "{e}");
+    }
+
+    #[test]
+    fn runs_merge_up_to_32768_blocks_and_on_both_sides() {
+        let (mut fs, mut inode) = sample();
+        let mut goal = 0;
+        fs.ext_insert(&mut inode, 0, 1000, 30000, &mut goal)
+            .unwrap();
+        fs.ext_insert(&mut inode, 30000, 31000, 5000, &mut goal)
+            .unwrap();
+        let (ents, _) = check_tree(&fs, &inode);
+        assert_eq!(ents, vec![(0, 32768, 1000), (32768, 2232, 33768)]);
+        // A run just before an extent joins it from the left.
+        fs.ext_insert(&mut inode, 40000, 50000, 10, &mut goal)
+            .unwrap();
+        fs.ext_insert(&mut inode, 39990, 49990, 10, &mut goal)
+            .unwrap();
+        let (ents, _) = check_tree(&fs, &inode);
+        assert_eq!(ents[2], (39990, 20, 49990));
+        assert_eq!(ents.len(), 3);
     }
 }
