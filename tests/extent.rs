@@ -533,3 +533,37 @@ fn random_put_truncate_rm_sequences() {
         assert_eq!(common::read_sb(&img.path).free_blocks, start_free);
     }
 }
+
+#[test]
+fn writing_into_an_unwritten_extent_is_refused_and_changes_nothing() {
+    require_e2fsprogs!();
+    let img = mkfs_ext(1024, 128, 8 * 1024, &["-O", "^dir_index"]);
+    common::ok(&img.path, "mkdir", &["/d"]);
+    // Unwritten blocks 1..5 of the directory, past its size: the next
+    // block it needs lies in them.
+    let out = Command::new("debugfs")
+        .args(["-w", "-R", "fallocate /d 1 5"])
+        .arg(&img.path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut refused = false;
+    for i in 0..100 {
+        let before = common::bytes(&img.path);
+        let p = format!("/d/a-rather-long-name-for-entry-{i:03}");
+        let out = common::run(&["touch", img.path.to_str().unwrap(), &p], None);
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{err}");
+            assert!(
+                err.contains("unwritten") && err.contains("inode 12"),
+                "{err}"
+            );
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(common::bytes(&img.path) == before, "image changed");
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the directory never needed its second block");
+}
