@@ -39,26 +39,18 @@
 #![warn(missing_docs)]
 
 pub mod accounts;
-pub mod bmap;
 pub mod container;
 pub mod customize;
 pub mod device;
-pub mod dir;
 pub mod error;
-pub mod extent;
-pub mod file;
 pub mod fs;
+// The engine's modules live in src/fs/; they keep their crate-root paths.
+pub use fs::{bmap, dir, extent, file, htree, inode, journal, layout, superblock, xattr};
 pub mod host;
-pub mod htree;
-pub mod inode;
 pub mod interrupt;
-pub mod journal;
-pub mod layout;
 pub mod ops;
 pub mod path;
 pub mod selinux;
-pub mod superblock;
-pub mod xattr;
 pub mod zero_free;
 
 pub use error::{Error, Result};
