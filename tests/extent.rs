@@ -567,3 +567,74 @@ fn writing_into_an_unwritten_extent_is_refused_and_changes_nothing() {
     }
     assert!(refused, "the directory never needed its second block");
 }
+
+#[test]
+fn a_corrupt_extent_block_is_refused_and_the_image_is_unchanged() {
+    require_e2fsprogs!();
+    let img = mkfs_ext(1024, 128, 8 * 1024, &[]);
+    // 40 one-block extents: a depth-1 tree with one leaf block.
+    let mut d = vec![0u8; 80 * 1024];
+    for k in (0..80).step_by(2) {
+        d[k * 1024] = 1;
+    }
+    put(&img.path, &d, "/f");
+    fsck(&img.path);
+    let (ino, leaf) = {
+        let fs = Filesystem::open(&img.path, &OpenOptions::read_only()).unwrap();
+        let ino = fs.resolve("/f", false).unwrap();
+        let inode = fs.read_inode(ino).unwrap();
+        let r = inode.block_bytes();
+        assert_eq!(u16::from_le_bytes([r[6], r[7]]), 1, "depth 1");
+        (
+            ino,
+            u32::from_le_bytes(r[16..20].try_into().unwrap()) as u64,
+        )
+    };
+    // Break the leaf's magic.
+    let mut raw = std::fs::read(&img.path).unwrap();
+    raw[(leaf * 1024) as usize] ^= 0xff;
+    std::fs::write(&img.path, &raw).unwrap();
+    let src = img.path.with_extension("src");
+    std::fs::write(&src, b"new").unwrap();
+    for (cmd, rest) in [
+        ("rm", vec!["/f"]),
+        ("truncate", vec!["/f", "1000"]),
+        ("put", vec![src.to_str().unwrap(), "/f"]),
+    ] {
+        let err = common::fails(&img.path, cmd, &rest, 1);
+        assert!(
+            err.contains(&format!("inode {ino}")) && err.contains(&format!("block {leaf}")),
+            "{cmd}: {err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "{cmd}: {err}");
+        assert!(common::bytes(&img.path) == raw, "{cmd} changed the image");
+    }
+}
+
+#[test]
+fn depth_two_with_4k_blocks_from_a_sparse_file() {
+    require_e2fsprogs!();
+    // 4 KiB blocks: 340 extents a block, so 1500 one-block extents need
+    // five leaves under an index block.
+    for inode in [128, 256] {
+        let img = mkfs_ext(4096, inode, 32 * 1024, &[]);
+        let bs = 4096usize;
+        let mut data = vec![0u8; 3000 * bs];
+        for k in (0..3000).step_by(2) {
+            data[k * bs + k % bs] = 0xa5;
+        }
+        let before = common::read_sb(&img.path).free_blocks;
+        put(&img.path, &data, "/s");
+        fsck(&img.path);
+        let (d, n) = debugfs_extents(&img.path, "/s");
+        assert_eq!((d, n), (2, 1500));
+        read_back(&img.path, "/s", &data);
+        common::ok(&img.path, "truncate", &["/s", &(1001 * bs + 3).to_string()]);
+        fsck(&img.path);
+        assert_eq!(depth(&img.path, "/s"), 1);
+        read_back(&img.path, "/s", &data[..1001 * bs + 3]);
+        common::ok(&img.path, "rm", &["/s"]);
+        fsck(&img.path);
+        assert_eq!(common::read_sb(&img.path).free_blocks, before);
+    }
+}
