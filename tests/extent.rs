@@ -638,3 +638,54 @@ fn depth_two_with_4k_blocks_from_a_sparse_file() {
         assert_eq!(common::read_sb(&img.path).free_blocks, before);
     }
 }
+
+#[test]
+fn every_write_command_on_extent_images() {
+    require_e2fsprogs!();
+    for (block, inode) in [(1024, 128), (4096, 256)] {
+        let img = mkfs_ext(block, inode, 32 * 1024, &[]);
+        let p = &img.path;
+        let tmp = img._dir.path();
+        let big = common::pseudo_random(3 << 20, 11);
+        std::fs::write(tmp.join("big"), &big).unwrap();
+        let tree = tmp.join("tree");
+        std::fs::create_dir_all(tree.join("sub/deeper")).unwrap();
+        for i in 0..300 {
+            std::fs::write(tree.join(format!("file-{i:04}")), format!("{i}\n")).unwrap();
+        }
+        std::fs::write(
+            tree.join("sub/deeper/data"),
+            common::pseudo_random(70_000, 7),
+        )
+        .unwrap();
+        let w = |cmd: &str, rest: &[&str]| {
+            common::ok(p, cmd, rest);
+            fsck(p);
+        };
+        let big_s = tmp.join("big");
+        w("mkdir", &["-p", "/a/b/c"]);
+        w("put", &[big_s.to_str().unwrap(), "/a/big"]);
+        w("put", &["-r", tree.to_str().unwrap(), "/tree"]);
+        w("ln", &["-s", &"long-target/".repeat(8), "/a/link"]);
+        w("ln", &["/a/big", "/a/b/hard"]);
+        w("mv", &["/a/big", "/a/b/c/big"]);
+        w("chmod", &["600", "/a/b/c/big"]);
+        w("chown", &["5:6", "/a/b/c/big"]);
+        w("touch", &["/a/new"]);
+        w("mknod", &["/a/fifo", "p"]);
+        w("truncate", &["/a/b/c/big", "1000000"]);
+        w("truncate", &["/a/b/c/big", "5000000"]);
+        w("rm", &["/a/b/hard"]);
+        w("rm", &["-r", "/tree/sub"]);
+        w("mkdir", &["/a/empty"]);
+        w("rmdir", &["/a/empty"]);
+        let mut want = big[..1_000_000].to_vec();
+        want.resize(5_000_000, 0);
+        read_back(p, "/a/b/c/big", &want);
+        let v = common::view(p);
+        assert_eq!(v.read("/tree/file-0299").unwrap(), b"299\n");
+        assert_eq!(v.read_dir("/tree").unwrap().count(), 302);
+        w("rm", &["-r", "/a"]);
+        w("rm", &["-r", "/tree"]);
+    }
+}
