@@ -224,10 +224,11 @@ pub mod feature {
         | COMPAT_EXT_ATTR
         | COMPAT_RESIZE_INODE
         | COMPAT_DIR_INDEX;
-    /// Incompat features this crate can write: flex_bg (metadata placement
-    /// is read from the descriptors) and 64bit (64-byte descriptors, block
-    /// numbers past 2^32 only where extents map them).
-    pub const INCOMPAT_WRITE: u32 = INCOMPAT_FILETYPE | INCOMPAT_FLEX_BG | INCOMPAT_64BIT;
+    /// Incompat features this crate can write: extents, flex_bg (metadata
+    /// placement is read from the descriptors) and 64bit (64-byte
+    /// descriptors, block numbers past 2^32 only where extents map them).
+    pub const INCOMPAT_WRITE: u32 =
+        INCOMPAT_FILETYPE | INCOMPAT_EXTENTS | INCOMPAT_FLEX_BG | INCOMPAT_64BIT;
     /// Ro-compat features this crate can write: uninit_bg (uninitialised
     /// groups, crc16 descriptor checksums), huge_file (48-bit i_blocks),
     /// dir_nlink (directory link counts past 65,000), extra_isize.
