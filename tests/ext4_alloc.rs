@@ -24,10 +24,23 @@ const INODE_UNINIT: u16 = 0x1;
 
 /// mke2fs -t ext3 with `features` and extra arguments; reproducible.
 fn mk(dir: &Path, name: &str, block: u32, size: &str, features: &str, extra: &[&str]) -> PathBuf {
+    mk_t("ext3", dir, name, block, size, features, extra)
+}
+
+/// [`mk`] with mke2fs -t `fstype`.
+fn mk_t(
+    fstype: &str,
+    dir: &Path,
+    name: &str,
+    block: u32,
+    size: &str,
+    features: &str,
+    extra: &[&str],
+) -> PathBuf {
     let img = dir.join(name);
     let _ = std::fs::remove_file(&img);
     let out = Command::new("mke2fs")
-        .args(["-q", "-F", "-t", "ext3", "-b", &block.to_string()])
+        .args(["-q", "-F", "-t", fstype, "-b", &block.to_string()])
         .args(["-O", features])
         .args(["-U", "d9b0c4a0-3a2b-4c1d-8e5f-0123456789ab"])
         .args(extra)
@@ -222,6 +235,38 @@ fn uninit_groups_are_initialised_when_first_used() {
         let (b, i) = fill_across_groups(&img, dir.path(), kib);
         assert!(b >= 3, "{features} {extra:?}: {b} BLOCK_UNINIT groups used");
         assert!(i >= 3, "{features} {extra:?}: {i} INODE_UNINIT groups used");
+    }
+}
+
+/// 64bit (64-byte descriptors, with extents as mke2fs requires) and
+/// uninit_bg without metadata_csum: the crc16 covers the descriptors' high
+/// halves too; counts are written with their high halves.
+#[test]
+fn ext4_64bit_with_uninit_bg_filled_across_groups() {
+    require_e2fsprogs!();
+    let dir = tempfile::tempdir().unwrap();
+    for (block, extra) in [(1024, &[][..]), (4096, &["-g", "2048"][..])] {
+        let img = mk_t(
+            "ext4",
+            dir.path(),
+            "e.img",
+            block,
+            "64M",
+            "has_journal,extent,huge_file,flex_bg,^metadata_csum,uninit_bg,64bit,dir_nlink,extra_isize",
+            extra,
+        );
+        let g0 = geo(&img);
+        assert!(g0.groups.len() >= 8);
+        scribble_undefined(&img);
+        let (b, i) = fill_across_groups(&img, dir.path(), 3000);
+        assert!(
+            b >= 3 && i >= 3,
+            "{block}: {b} block, {i} inode groups used"
+        );
+        // Extent-mapped, and counted right through the high halves.
+        assert!(debugfs(&img, "stat /d0/f").contains("EXTENTS"));
+        ok(&img, "rm", &["-r", "/d1"]);
+        fsck_silent(&img);
     }
 }
 
