@@ -617,3 +617,47 @@ fn allocation_below_a_limit() {
     assert!(b >= limit);
     // Dropped uncommitted: the image stays as it was.
 }
+
+/// An inode allocated past the start of the unused tail (here: a hint
+/// kept across a rollback, in an INODE_UNINIT group again) gives up the
+/// inodes below it to e2fsck: on a table that is not zeroed they are
+/// zeroed first.
+#[test]
+fn inodes_given_up_by_the_unused_tail_are_zeroed() {
+    require_e2fsprogs!();
+    let dir = tempfile::tempdir().unwrap();
+    let img = mk(
+        dir.path(),
+        "z.img",
+        1024,
+        "64M",
+        "uninit_bg",
+        &["-I", "256"],
+    );
+    scribble_undefined(&img);
+    let a = ext3edit::NewFile {
+        perm: 0o755,
+        ..Default::default()
+    };
+    let mut fs = ext3edit::Filesystem::open(&img, &ext3edit::OpenOptions::read_write()).unwrap();
+    let root = fs.root();
+    let d = fs.mkdir(root, b"d", &a).unwrap();
+    let ipg = fs.superblock().inodes_per_group;
+    let g = (d - 1) / ipg;
+    assert!(g > 0, "the directory went to an uninitialised group");
+    for i in 0..4u8 {
+        fs.create_file(d, &[b'f', b'0' + i], &a, &mut &b"x"[..])
+            .unwrap();
+    }
+    fs.rollback().unwrap();
+    let d2 = fs.mkdir(root, b"d", &a).unwrap();
+    assert_eq!((d2 - 1) / ipg, g, "same group again");
+    fs.create_file(d2, b"f", &a, &mut &b"y"[..]).unwrap();
+    fs.commit().unwrap();
+    drop(fs);
+    fsck_silent(&img);
+    let gd = &geo(&img).groups[g as usize];
+    let top = (d2 - 1) % ipg + 1;
+    assert!(gd.itable_unused <= ipg - top, "{gd:?}");
+    assert_eq!(debugfs_cat(&img, "/d/f"), b"y");
+}
