@@ -2097,12 +2097,32 @@ fn random_ext2_2k_i128_htree() {
 /// most of them BLOCK_UNINIT and INODE_UNINIT at the start.
 #[test]
 fn random_ext3_1k_uninit_flex_groups() {
+    random_uninit_groups(
+        "ext3",
+        "uninit_bg,flex_bg,huge_file,dir_nlink,extra_isize",
+        0x6006,
+    );
+}
+
+/// ext4 as mke2fs makes it without metadata_csum (extent, 64bit, flex_bg,
+/// uninit_bg, huge_file, dir_nlink, extra_isize), in 8 groups of 1 KiB
+/// blocks.
+#[test]
+fn random_ext4_nocsum_1k_uninit_groups() {
+    random_uninit_groups(
+        "ext4",
+        "has_journal,extent,huge_file,flex_bg,^metadata_csum,uninit_bg,64bit,dir_nlink,extra_isize",
+        0x7007,
+    );
+}
+
+fn random_uninit_groups(fstype: &'static str, features: &str, default_seed: u64) {
     if !common::have_e2fsprogs() {
         common::skip("e2fsprogs (mke2fs, e2fsck, debugfs) not installed");
         return;
     }
     let cfg = Cfg {
-        fstype: "ext3",
+        fstype,
         block: 1024,
         inode: 256,
         dir_index: true,
@@ -2112,9 +2132,9 @@ fn random_ext3_1k_uninit_flex_groups() {
     let path = dir.path().join("uninit-flex.img");
     let out = Command::new("mke2fs")
         .args([
-            "-q", "-F", "-t", "ext3", "-b", "1024", "-I", "256", "-g", "1024",
+            "-q", "-F", "-t", fstype, "-b", "1024", "-I", "256", "-g", "1024",
         ])
-        .args(["-O", "uninit_bg,flex_bg,huge_file,dir_nlink,extra_isize"])
+        .args(["-O", features])
         .args(["-G", "4", "-U", "d9b0c4a0-3a2b-4c1d-8e5f-0123456789ab"])
         .arg(&path)
         .arg("8M")
@@ -2131,7 +2151,7 @@ fn random_ext3_1k_uninit_flex_groups() {
         path,
         cfg: cfg.clone(),
     };
-    let seed = env_num("RANDOM_SEED").unwrap_or(0x6006);
+    let seed = env_num("RANDOM_SEED").unwrap_or(default_seed);
     let n_ops = env_num("RANDOM_OPS")
         .map(|n| n as usize)
         .unwrap_or(DEFAULT_OPS);
@@ -2144,7 +2164,7 @@ fn random_ext3_1k_uninit_flex_groups() {
     let before = uninit(&img.path);
     assert!(before >= 4, "{before} BLOCK_UNINIT groups");
     let mut r = Runner::with_image(&cfg, seed, img);
-    r.name = "ext3-b1024-uninit-flex".into();
+    r.name = format!("{fstype}-b1024-uninit-groups");
     r.run(n_ops);
     let after = uninit(&r.img.path);
     assert!(
@@ -2152,8 +2172,8 @@ fn random_ext3_1k_uninit_flex_groups() {
         "BLOCK_UNINIT groups: {before} before, {after} after"
     );
     eprintln!(
-        "random ext3-b1024-uninit-flex seed {seed:#x}: {} ops, {} commits",
-        r.stats.ops, r.stats.commits
+        "random {} seed {seed:#x}: {} ops, {} commits",
+        r.name, r.stats.ops, r.stats.commits
     );
 }
 
