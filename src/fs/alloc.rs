@@ -1,5 +1,15 @@
 //! Allocation. `find_*` searches bitmaps without side effects; `record_*`
 //! updates bitmap, group counts and superblock counts together.
+//!
+//! With uninit_bg (or metadata_csum), a BLOCK_UNINIT group's on-disk block
+//! bitmap is not valid: searches read the bitmap the layout implies
+//! ([`Filesystem::computed_block_bitmap`]), and the first change to the
+//! group stages it and clears the flag. An INODE_UNINIT group has every
+//! inode free; its first allocation stages a zeroed inode bitmap. The
+//! never-used tail of an inode table (bg_itable_unused) is lowered as
+//! inodes are allocated in it, never raised. With flex_bg, directories are
+//! spread over flex groups and a file's data starts in its inode's flex
+//! group. Indirect block maps get blocks below 2^32 only.
 
 use super::*;
 use crate::layout::bgflag;
