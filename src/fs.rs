@@ -328,6 +328,15 @@ pub struct Filesystem {
     /// [`Self::check_journal_map`]).
     journal_map_ok: bool,
     journal: Option<Journal>,
+    /// The inode whose block map locates the journal: the journal inode,
+    /// or one rebuilt from the superblock's backup (`s_jnl_blocks`) when
+    /// the journal inode is damaged.
+    journal_inode: Option<Inode>,
+    /// True when `journal_inode` comes from the superblock's backup: the
+    /// replay writes it back to the journal inode, as e2fsck does.
+    journal_from_backup: bool,
+    /// The orphan list released in this change (see [`crate::orphan`]).
+    orphan_report: Option<crate::orphan::OrphanReport>,
     use_journal: bool,
     recovery: Option<Recovery>,
     replay_only: bool,
@@ -475,6 +484,9 @@ impl Filesystem {
             new_blocks: BlockSet::default(),
             journal_map_ok: false,
             journal: None,
+            journal_inode: None,
+            journal_from_backup: false,
+            orphan_report: None,
             use_journal: opts.journal,
             recovery: None,
             replay_only: false,
@@ -486,8 +498,8 @@ impl Filesystem {
         };
         fs.load_groups()?;
         if fs.sb.has_compat(feature::COMPAT_HAS_JOURNAL) {
-            match Journal::load(&fs) {
-                Ok(j) => fs.journal = j,
+            match fs.load_journal() {
+                Ok(j) => fs.set_journal(j),
                 Err(e) => {
                     fs.journal_error = Some(e.to_string());
                     if fs.needs_recovery() && (opts.write || opts.replay_only) {
@@ -526,6 +538,19 @@ impl Filesystem {
                 return Err(Error::corrupt("the image file is truncated"));
             }
             fs.replay_only = true;
+            if fs.orphans_pending() {
+                // As e2fsck -E journal_only: the orphan list is released
+                // after the replay, in place (without the journal, so that
+                // the journal ends as e2fsck leaves it).
+                if let Some(why) = &fs.write_refusal {
+                    return Err(Error::Unsupported(format!(
+                        "cannot release the orphan list: {why}"
+                    )));
+                }
+                fs.writable = true;
+                fs.use_journal = false;
+                fs.stage_orphans()?;
+            }
         } else if opts.write {
             if let Some(why) = &fs.write_refusal {
                 return Err(Error::Unsupported(format!(
@@ -537,6 +562,9 @@ impl Filesystem {
             }
             fs.writable = true;
             fs.sync_sb_counts();
+            // As the kernel at mount: a pending orphan list is released
+            // before anything else, in the first transaction.
+            fs.stage_orphans()?;
         }
         Ok(fs)
     }
@@ -649,6 +677,12 @@ impl Filesystem {
         if let Some(e) = self.check_groups() {
             return Some(format!("corrupt group descriptors ({e}); run e2fsck"));
         }
+        if self.journal_from_backup && self.recovery.is_none() {
+            return Some(format!(
+                "journal inode {} is damaged (the journal is found only through the superblock's backup of its block map); run e2fsck, which rebuilds it",
+                sb.journal_inum()
+            ));
+        }
         if sb.has_compat(feature::COMPAT_HAS_JOURNAL) && self.use_journal {
             match &self.journal {
                 None => {
@@ -687,11 +721,41 @@ impl Filesystem {
         Ok(b[off..off + SUPERBLOCK_SIZE].to_vec())
     }
 
+    /// Keep the journal found by [`Self::load_journal`].
+    fn set_journal(&mut self, j: Option<crate::journal_inode::Located>) {
+        match j {
+            Some(l) => {
+                self.journal = Some(l.journal);
+                self.journal_inode = Some(l.inode);
+                self.journal_from_backup = l.from_backup;
+            }
+            None => {
+                self.journal = None;
+                self.journal_inode = None;
+                self.journal_from_backup = false;
+            }
+        }
+    }
+
+    /// The journal inode rebuilt from the superblock's backup, when the
+    /// journal is located through it.
+    pub(crate) fn journal_inode_for_restore(&self) -> Option<&Inode> {
+        self.journal_inode
+            .as_ref()
+            .filter(|_| self.journal_from_backup)
+    }
+
+    /// The journal's view of this file system (blocks through the overlay,
+    /// the journal's block map).
+    pub(crate) fn jview(&self) -> crate::journal_inode::JournalView<'_> {
+        crate::journal_inode::JournalView::new(self, self.journal_inode.as_ref())
+    }
+
     /// Plan the journal replay and stage it in the overlay, so that reads
     /// see the recovered filesystem; nothing is written yet.
     fn stage_recovery(&mut self) -> Result<()> {
         let j = self.journal.as_ref().expect("journal loaded");
-        let report = j.plan_replay(self)?;
+        let report = j.plan_replay(&self.jview())?;
         let mut jsb = j.sb.clone();
         // As e2fsck: after a clean replay the log restarts after the last
         // transaction seen; after a failed one it keeps its number.
@@ -707,8 +771,14 @@ impl Filesystem {
         if j.sb.errno != 0 {
             jsb.set_errno(0);
         }
-        let jsb_block = j.phys(self, 0)?;
+        let jsb_block = j.phys(&self.jview(), 0)?;
         let mut blocks = report.blocks.clone();
+        if self.journal_from_backup {
+            // As e2fsck: the journal inode rebuilt from the superblock's
+            // backup is written back first; replayed blocks win.
+            let (blk, data) = self.restored_journal_inode_block()?;
+            blocks.entry(blk).or_insert(data);
+        }
         // The superblock after replay, needs_recovery still set: it is
         // cleared only once the journal is marked empty.
         let (sbb, off) = self.sb_location();
@@ -810,6 +880,11 @@ impl Filesystem {
     /// The superblock.
     pub fn superblock(&self) -> &Superblock {
         &self.sb
+    }
+    /// The superblock, to change it (written at the next commit).
+    pub(crate) fn superblock_mut(&mut self) -> &mut Superblock {
+        self.sb_dirty = true;
+        &mut self.sb
     }
     /// The group descriptors.
     pub fn groups(&self) -> &[GroupDesc] {
@@ -1224,7 +1299,10 @@ impl Filesystem {
             return Ok(());
         };
         let maxlen = j.sb.maxlen as u64;
-        let runs = self.block_runs(&j.inode, maxlen)?;
+        let Some(jinode) = self.journal_inode.as_ref() else {
+            return Ok(());
+        };
+        let runs = self.block_runs(jinode, maxlen)?;
         let mut next = 0u64;
         for r in &runs {
             if r.lblk != next || r.uninit {
@@ -1520,11 +1598,11 @@ impl Filesystem {
         };
         let mut placed = Vec::with_capacity(log.len());
         for (pos, data) in log {
-            placed.push((j.phys(self, pos)?, data));
+            placed.push((j.phys(&self.jview(), pos)?, data));
         }
         let after = j.sb.first + placed.len() as u32;
         let after = if after < j.sb.last() {
-            Some(j.phys(self, after)?)
+            Some(j.phys(&self.jview(), after)?)
         } else {
             None
         };
@@ -1532,7 +1610,7 @@ impl Filesystem {
             tid,
             placed,
             after,
-            jsb_block: j.phys(self, 0)?,
+            jsb_block: j.phys(&self.jview(), 0)?,
         })
     }
 
@@ -1611,7 +1689,7 @@ impl Filesystem {
     ) -> Result<()> {
         let (sbb, off) = self.sb_location();
         let tid = jsb.sequence;
-        let jsb_block = self.journal.as_ref().unwrap().phys(self, 0)?;
+        let jsb_block = self.journal.as_ref().unwrap().phys(&self.jview(), 0)?;
         // 3. Checkpoint: the metadata in place (superblock still marked).
         if let Some(s) = self.overlay.get_mut(&sbb) {
             patch_recover(&mut s.data[off..off + SUPERBLOCK_SIZE], true);
@@ -1696,23 +1774,48 @@ impl Filesystem {
             // where the change began (a replay it did is pending again).
             self.recovery = None;
             if self.journal.is_some() {
-                self.journal = Journal::load(self)?;
+                let j = self.load_journal()?;
+                self.set_journal(j);
             }
             if self.disk_needs_recovery && self.journal.is_some() {
                 self.stage_recovery()?;
+            }
+            self.orphan_report = None;
+            if self.writable {
+                self.stage_orphans()?;
             }
             return Ok(());
         }
         if self.recovery.take().is_some() {
             self.stage_recovery()?;
         }
+        if self.orphan_report.take().is_some() {
+            self.stage_orphans()?;
+        }
         Ok(())
+    }
+
+    /// Stage the release of a pending orphan list (see [`crate::orphan`]).
+    fn stage_orphans(&mut self) -> Result<()> {
+        if !self.orphans_pending() {
+            return Ok(());
+        }
+        let r = self
+            .release_orphans()
+            .map_err(|e| e.at("cannot release the orphan list"))?;
+        self.orphan_report = Some(r);
+        Ok(())
+    }
+
+    /// The orphan list released by this change, if the image had one.
+    pub fn orphan_report(&self) -> Option<&crate::orphan::OrphanReport> {
+        self.orphan_report.as_ref()
     }
 
     // ----------------------------------------------------------------
     // Inodes
 
-    fn inode_location(&self, ino: Ino) -> Result<(u64, usize)> {
+    pub(crate) fn inode_location(&self, ino: Ino) -> Result<(u64, usize)> {
         if ino == 0 || ino > self.sb.inodes_count {
             return Err(Error::corrupt(format!(
                 "inode number {ino} is out of range (1..={})",

@@ -87,6 +87,9 @@ pub mod sb {
     pub const LAST_ORPHAN: usize = 0xE8;
     pub const HASH_SEED: usize = 0xEC;
     pub const DEF_HASH_VERSION: usize = 0xFC;
+    pub const JNL_BACKUP_TYPE: usize = 0xFD;
+    pub const JNL_BLOCKS: usize = 0x10C;
+    pub const ORPHAN_FILE_INUM: usize = 0x280;
     pub const DESC_SIZE: usize = 0xFE;
     pub const FIRST_META_BG: usize = 0x104;
     pub const MKFS_TIME: usize = 0x108;
@@ -285,6 +288,7 @@ pub mod iflag {
     pub const IMAGIC: u32 = 0x2000;
     pub const HUGE_FILE: u32 = 0x40000;
     pub const EXTENTS: u32 = 0x80000;
+    pub const ENCRYPT: u32 = 0x800;
     pub const EA_INODE: u32 = 0x200000;
     pub const INLINE_DATA: u32 = 0x1000_0000;
 }
