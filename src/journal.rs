@@ -939,3 +939,85 @@ impl Journal {
         n
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// A journal of 64 blocks at filesystem blocks 100..164, in memory.
+    struct MemStore {
+        blocks: RefCell<HashMap<u64, Vec<u8>>>,
+    }
+
+    impl JournalStore for MemStore {
+        fn read_block(&self, b: u64) -> Result<Vec<u8>> {
+            Ok(self
+                .blocks
+                .borrow()
+                .get(&b)
+                .cloned()
+                .unwrap_or_else(|| vec![0; 1024]))
+        }
+        fn map_block(&self, j: u64) -> Result<Option<u64>> {
+            Ok((j < 64).then_some(100 + j))
+        }
+    }
+
+    fn jsb(start: u32, sequence: u32) -> Vec<u8> {
+        let mut b = vec![0u8; 1024];
+        put_be32(&mut b, 0, JBD2_MAGIC);
+        put_be32(&mut b, 4, BT_SB_V2);
+        put_be32(&mut b, 0x0C, 1024);
+        put_be32(&mut b, 0x10, 64);
+        put_be32(&mut b, 0x14, 1);
+        put_be32(&mut b, 0x18, sequence);
+        put_be32(&mut b, 0x1C, start);
+        put_be32(&mut b, 0x28, jfeature::INCOMPAT_REVOKE);
+        b
+    }
+
+    #[test]
+    fn replays_through_any_store_without_a_file_system() {
+        let store = MemStore {
+            blocks: RefCell::new(HashMap::new()),
+        };
+        store.blocks.borrow_mut().insert(100, jsb(0, 7));
+        let j = Journal::open(&store, 8, 64 * 1024, 1024, 1000).unwrap();
+        assert_eq!(j.plan_replay(&store).unwrap().blocks.len(), 0);
+        // One transaction logging block 500, written into the log, and the
+        // journal superblock pointed at it.
+        let data = vec![0x5Au8; 1024];
+        let log = j
+            .build_transaction(7, &[(500, &data)], 1_700_000_000)
+            .unwrap();
+        for (pos, b) in log {
+            store
+                .blocks
+                .borrow_mut()
+                .insert(j.phys(&store, pos).unwrap(), b);
+        }
+        store.blocks.borrow_mut().insert(100, jsb(1, 7));
+        let j = Journal::open(&store, 8, 64 * 1024, 1024, 1000).unwrap();
+        let r = j.plan_replay(&store).unwrap();
+        assert_eq!(r.transactions.len(), 1);
+        assert_eq!(r.blocks.get(&500), Some(&data));
+        assert_eq!(r.end_tid, 8);
+        // A block number past the file system's end is not replayed.
+        let j = Journal::open(&store, 8, 64 * 1024, 1024, 400).unwrap();
+        let r = j.plan_replay(&store).unwrap();
+        assert!(r.blocks.is_empty() && r.bad_blocks == 1);
+        // A journal whose superblock is not mapped is refused.
+        struct Holes;
+        impl JournalStore for Holes {
+            fn read_block(&self, _: u64) -> Result<Vec<u8>> {
+                Ok(vec![0; 1024])
+            }
+            fn map_block(&self, _: u64) -> Result<Option<u64>> {
+                Ok(None)
+            }
+        }
+        let e = Journal::open(&Holes, 8, 64 * 1024, 1024, 1000).unwrap_err();
+        assert!(e.to_string().contains("not mapped"), "{e}");
+    }
+}

@@ -72,22 +72,38 @@ impl Filesystem {
                 sb.journal_dev()
             )));
         }
-        let primary = self
-            .read_inode(ino)
-            .map_err(|e| e.at("journal inode"))
-            .and_then(|inode| self.open_journal_with(inode, false));
-        let err = match primary {
-            Ok(l) => return Ok(Some(l)),
-            Err(e) => e,
+        let (read, err) = match self.read_inode(ino) {
+            Ok(inode) => match self.open_journal_with(inode.clone(), false) {
+                Ok(l) => return Ok(Some(l)),
+                Err(e) => (Some(inode), e),
+            },
+            Err(e) => (None, e.at("journal inode")),
         };
         let Some(inode) = self.journal_backup_inode(ino)? else {
             return Err(err);
         };
+        // A backup that maps the journal as the inode does cannot help.
+        if let Some(orig) = &read {
+            if orig.raw()[0x28..0x64] == inode.raw()[0x28..0x64]
+                && orig.size_with(true) == inode.size_with(true)
+            {
+                return Err(err);
+            }
+        }
         match self.open_journal_with(inode, true) {
             Ok(l) => Ok(Some(l)),
-            Err(e2) => Err(Error::corrupt(format!(
-                "{err}; the superblock's backup of the journal inode does not help either ({e2})"
-            ))),
+            Err(e2) => {
+                let m2 = match e2 {
+                    Error::Corrupt(m) | Error::Unsupported(m) => m,
+                    e => e.to_string(),
+                };
+                Err(match err {
+                    Error::Corrupt(m) => Error::Corrupt(format!(
+                        "{m}; the superblock's backup of it does not help either ({m2})"
+                    )),
+                    e => e,
+                })
+            }
         }
     }
 

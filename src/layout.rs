@@ -225,11 +225,15 @@ pub mod feature {
         | COMPAT_HAS_JOURNAL
         | COMPAT_EXT_ATTR
         | COMPAT_RESIZE_INODE
-        | COMPAT_DIR_INDEX;
+        | COMPAT_DIR_INDEX
+        | COMPAT_ORPHAN_FILE;
     /// Incompat features this crate can write.
     pub const INCOMPAT_WRITE: u32 = INCOMPAT_FILETYPE;
     /// Ro-compat features this crate can write.
-    pub const RO_COMPAT_WRITE: u32 = RO_COMPAT_SPARSE_SUPER | RO_COMPAT_LARGE_FILE;
+    /// (`orphan_present` is cleared when a write opens the image: the
+    /// orphan list is released first, see [`crate::orphan`].)
+    pub const RO_COMPAT_WRITE: u32 =
+        RO_COMPAT_SPARSE_SUPER | RO_COMPAT_LARGE_FILE | RO_COMPAT_ORPHAN_PRESENT;
 
     /// Names of the bits set in `bits` of feature set `set` (0 compat,
     /// 1 incompat, 2 ro_compat); unknown bits as `FEATURE_C12` style names.

@@ -28,11 +28,12 @@
 //! anything is written: e2fsck then leaves a partly released list and a
 //! file system marked not clean, which only a full check repairs.
 //!
-//! Deliberate differences from e2fsck: a truncated (still linked) inode
+//! One deliberate difference from e2fsck: a truncated (still linked) inode
 //! keeps its extended attribute block (e2fsck drops the reference and may
-//! free it, losing the attributes; the kernel keeps them), and the zeroing
-//! e2fsck does in the block after the new end of a truncated file (which it
-//! then frees) is not repeated.
+//! free it, losing the attributes; the kernel keeps them). What e2fsck
+//! writes into blocks it frees is repeated (the indirect blocks freed by a
+//! truncation end up zero, and so does the tail, past the new end's offset,
+//! of the first data block freed), so that the images come out the same.
 
 use std::collections::HashSet;
 
@@ -169,6 +170,15 @@ impl Filesystem {
             let bs = self.block_size() as u64;
             let keep = inode.size_with(true).div_ceil(bs);
             let before = self.indirect_blocks(&inode).map_err(at)?;
+            // e2fsck zeroes, from the offset of the new end within its
+            // block, the tail of the block *after* the last one kept (the
+            // first it frees): match it, since that block is free anyway.
+            let tail = (inode.size_with(true) % bs) as usize;
+            let first_freed = if tail != 0 {
+                self.bmap(&inode, keep).map_err(at)?
+            } else {
+                None
+            };
             self.truncate_blocks(&mut work, keep).map_err(at)?;
             // e2fsck clears the pointers of the indirect blocks it frees
             // before freeing them: the freed blocks end up zero on disk.
@@ -176,6 +186,9 @@ impl Filesystem {
             let zero = vec![0u8; self.block_size()];
             for b in before.difference(&after) {
                 self.write_meta_block(*b, &zero)?;
+            }
+            if let Some(b) = first_freed {
+                self.modify_block(b, |d| d[tail..].fill(0))?;
             }
             work.set_dtime(0);
             self.write_inode(&work)?;
