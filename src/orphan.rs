@@ -174,7 +174,9 @@ impl Filesystem {
             // block, the tail of the block *after* the last one kept (the
             // first it frees): match it, since that block is free anyway.
             let tail = (inode.size_with(true) % bs) as usize;
-            let first_freed = if tail != 0 {
+            let mapped =
+                inode.has_flag(crate::layout::iflag::EXTENTS) || keep < self.max_indirect_blocks();
+            let first_freed = if tail != 0 && mapped {
                 self.bmap(&inode, keep).map_err(at)?
             } else {
                 None

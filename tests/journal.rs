@@ -883,3 +883,18 @@ fn a_damaged_journal_inode_refuses_writes_until_e2fsck() {
     assert!(err.contains("journal inode 8 is damaged"), "{err}");
     assert!(bytes(&img) == before);
 }
+
+#[test]
+fn on_a_file_system_with_errors_the_orphan_list_is_only_cleared() {
+    require_e2fsprogs!();
+    let (_d, img, _) = files_image("ext3", 1024, &[]);
+    let (f1, _, _) = make_orphan_chain(&img);
+    debugfs_w(&img, &["ssv state 3".into()]); // valid + errors
+    let (theirs, err) = both_replay(&img);
+    assert!(err.contains("marked with errors"), "{err}");
+    same_except_sb_times(&bytes(&theirs), &bytes(&img)).unwrap();
+    let fs = Filesystem::open(&img, &OpenOptions::read_only()).unwrap();
+    assert_eq!(fs.superblock().last_orphan(), 0);
+    // Nothing released: the inode is still in use, for e2fsck -f to judge.
+    assert!(debugfs(&img, &format!("testi <{f1}>")).contains("marked in use"));
+}
