@@ -853,6 +853,12 @@ impl Filesystem {
         self.journal.as_ref()
     }
 
+    /// True when the journal inode is damaged and the journal was found
+    /// through the superblock's backup of its block map (`s_jnl_blocks`).
+    pub fn journal_from_backup(&self) -> bool {
+        self.journal.is_some() && self.journal_from_backup
+    }
+
     /// Why this image cannot be written, or `None` if it can.
     pub fn write_refusal(&self) -> Option<&str> {
         self.write_refusal.as_deref()

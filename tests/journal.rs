@@ -849,6 +849,10 @@ fn damaged_journal_inode_is_replayed_from_the_superblock_backup() {
             (d, img, None)
         };
         debugfs_w(&img, &["clri <8>".into()]);
+        let info = run(&["journal", "info", img.to_str().unwrap(), "--json"], None);
+        let j: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+        assert_eq!(j["from_superblock_backup"], true, "{j}");
+        assert_eq!(j["state"], "needs recovery");
         let range = i_blocks_range(&img, 8);
         let (theirs, err) = both_replay(&img);
         assert!(err.contains("replayed 1 transaction"), "{err}");
