@@ -228,7 +228,7 @@ pub mod feature {
         | COMPAT_DIR_INDEX
         | COMPAT_ORPHAN_FILE;
     /// Incompat features this crate can write.
-    pub const INCOMPAT_WRITE: u32 = INCOMPAT_FILETYPE;
+    pub const INCOMPAT_WRITE: u32 = INCOMPAT_FILETYPE | INCOMPAT_EXTENTS;
     /// Ro-compat features this crate can write.
     /// (`orphan_present` is cleared when a write opens the image: the
     /// orphan list is released first, see [`crate::orphan`].)

@@ -306,3 +306,17 @@ impl Filesystem {
         Ok(())
     }
 }
+
+impl Filesystem {
+    /// Stage the release of a pending orphan list (see the module notes).
+    pub(super) fn stage_orphans(&mut self) -> Result<()> {
+        if !self.orphans_pending() {
+            return Ok(());
+        }
+        let r = self
+            .release_orphans()
+            .map_err(|e| e.at("cannot release the orphan list"))?;
+        self.orphan_report = Some(r);
+        Ok(())
+    }
+}

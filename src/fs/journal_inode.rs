@@ -209,7 +209,11 @@ impl Filesystem {
     /// `i_blocks` counted from the map, so that e2fsck finds it right;
     /// e2fsck itself leaves it 0).
     pub(crate) fn restored_journal_inode_block(&self) -> Result<(u64, Vec<u8>)> {
-        let Some(inode) = self.journal_inode_for_restore() else {
+        let Some(inode) = self
+            .journal_inode
+            .as_ref()
+            .filter(|_| self.journal_from_backup)
+        else {
             return Err(Error::corrupt("journal: no rebuilt journal inode to write"));
         };
         if self
@@ -229,5 +233,29 @@ impl Filesystem {
         let mut data = self.block(blk)?;
         data[off..off + 128].copy_from_slice(&inode.raw()[..128]);
         Ok((blk, data))
+    }
+}
+
+impl Filesystem {
+    /// Keep the journal found by [`Self::load_journal`].
+    pub(super) fn set_journal(&mut self, j: Option<Located>) {
+        match j {
+            Some(l) => {
+                self.journal = Some(l.journal);
+                self.journal_inode = Some(l.inode);
+                self.journal_from_backup = l.from_backup;
+            }
+            None => {
+                self.journal = None;
+                self.journal_inode = None;
+                self.journal_from_backup = false;
+            }
+        }
+    }
+
+    /// The journal's view of this file system (blocks through the overlay,
+    /// the journal's block map).
+    pub(super) fn jview(&self) -> JournalView<'_> {
+        JournalView::new(self, self.journal_inode.as_ref())
     }
 }
