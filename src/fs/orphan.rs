@@ -301,6 +301,13 @@ impl Filesystem {
             }
             if changed {
                 self.write_meta_block(pb, &data)?;
+                self.set_block_role(
+                    pb,
+                    super::BlockRole::OrphanBlock {
+                        ino: oino,
+                        gen: oinode.generation(),
+                    },
+                );
             }
         }
         Ok(())
