@@ -785,13 +785,21 @@ fn orphan_file_is_released_and_emptied() {
 #[test]
 fn write_open_releases_pending_orphans_first() {
     require_e2fsprogs!();
-    for fstype in ["ext3", "ext2"] {
+    for (fstype, dirty) in [("ext3", false), ("ext2", false), ("ext3", true)] {
         let (_d, img, f2_data) = files_image(fstype, 1024, &[]);
         let (f1, dd, f2) = make_orphan_chain(&img);
+        if dirty {
+            dirty_journal(&img);
+        }
         let o = run(&["mkdir", img.to_str().unwrap(), "/new"], None);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(o.status.success(), "{err}");
         assert!(err.contains("orphan list was pending"), "{err}");
+        assert_eq!(
+            err.contains("replaying it into the image first"),
+            dirty,
+            "{err}"
+        );
         fsck_clean(&img);
         let new = ino_of(&img, "/new");
         assert!(new != f2);
