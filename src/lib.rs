@@ -45,7 +45,7 @@ pub mod device;
 pub mod error;
 pub mod fs;
 // The engine's modules live in src/fs/; they keep their crate-root paths.
-pub use fs::{bmap, dir, extent, file, htree, inode, journal, layout, superblock, xattr};
+pub use fs::{bmap, dir, extent, file, htree, inode, journal, layout, orphan, superblock, xattr};
 pub mod host;
 pub mod interrupt;
 pub mod ops;

@@ -88,6 +88,11 @@ impl BlockSet {
         }
     }
 
+    /// How many blocks the set holds.
+    pub fn count(&self) -> u64 {
+        self.words.iter().map(|w| w.count_ones() as u64).sum()
+    }
+
     /// True if block `b` is in the set.
     pub fn contains(&self, b: u64) -> bool {
         b < self.len && self.words[(b / 64) as usize] & (1 << (b % 64)) != 0

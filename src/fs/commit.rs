@@ -56,7 +56,10 @@ impl Filesystem {
             return Ok(());
         };
         let maxlen = j.sb.maxlen as u64;
-        let runs = self.block_runs(&j.inode, maxlen)?;
+        let Some(jinode) = self.journal_inode.as_ref() else {
+            return Ok(());
+        };
+        let runs = self.block_runs(jinode, maxlen)?;
         let mut next = 0u64;
         for r in &runs {
             if r.lblk != next || r.uninit {
@@ -302,11 +305,11 @@ impl Filesystem {
         };
         let mut placed = Vec::with_capacity(log.len());
         for (pos, data) in log {
-            placed.push((j.phys(self, pos)?, data));
+            placed.push((j.phys(&self.jview(), pos)?, data));
         }
         let after = j.sb.first + placed.len() as u32;
         let after = if after < j.sb.last() {
-            Some(j.phys(self, after)?)
+            Some(j.phys(&self.jview(), after)?)
         } else {
             None
         };
@@ -314,7 +317,7 @@ impl Filesystem {
             tid,
             placed,
             after,
-            jsb_block: j.phys(self, 0)?,
+            jsb_block: j.phys(&self.jview(), 0)?,
         })
     }
 
@@ -398,7 +401,7 @@ impl Filesystem {
     ) -> Result<()> {
         let (sbb, off) = self.sb_location();
         let tid = jsb.sequence;
-        let jsb_block = self.journal.as_ref().unwrap().phys(self, 0)?;
+        let jsb_block = self.journal.as_ref().unwrap().phys(&self.jview(), 0)?;
         // 3. Checkpoint: the metadata in place (superblock still marked).
         if let Some(s) = self.overlay.get_mut(&sbb) {
             patch_recover(&mut s.data[off..off + SUPERBLOCK_SIZE], true);
@@ -484,15 +487,23 @@ impl Filesystem {
             // where the change began (a replay it did is pending again).
             self.recovery = None;
             if self.journal.is_some() {
-                self.journal = Journal::load(self)?;
+                let j = self.load_journal()?;
+                self.set_journal(j);
             }
             if self.disk_needs_recovery && self.journal.is_some() {
                 self.stage_recovery()?;
+            }
+            self.orphan_report = None;
+            if self.writable {
+                self.stage_orphans()?;
             }
             return Ok(());
         }
         if self.recovery.take().is_some() {
             self.stage_recovery()?;
+        }
+        if self.orphan_report.take().is_some() {
+            self.stage_orphans()?;
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 use super::*;
 
 impl Filesystem {
-    pub(super) fn inode_location(&self, ino: Ino) -> Result<(u64, usize)> {
+    pub(crate) fn inode_location(&self, ino: Ino) -> Result<(u64, usize)> {
         if ino == 0 || ino > self.sb.inodes_count {
             return Err(Error::corrupt(format!(
                 "inode number {ino} is out of range (1..={})",

@@ -35,6 +35,7 @@ pub mod htree;
 pub mod inode;
 pub mod journal;
 pub mod layout;
+pub mod orphan;
 pub mod superblock;
 pub mod xattr;
 
@@ -42,6 +43,7 @@ mod alloc;
 mod blockset;
 mod commit;
 mod itable;
+mod journal_inode;
 mod open;
 mod recovery;
 mod stage;
@@ -169,6 +171,15 @@ pub struct Filesystem {
     /// [`Self::check_journal_map`]).
     journal_map_ok: bool,
     journal: Option<Journal>,
+    /// The inode whose block map locates the journal: the journal inode,
+    /// or one rebuilt from the superblock's backup (`s_jnl_blocks`) when
+    /// the journal inode is damaged.
+    journal_inode: Option<Inode>,
+    /// True when `journal_inode` comes from the superblock's backup: the
+    /// replay writes it back to the journal inode, as e2fsck does.
+    journal_from_backup: bool,
+    /// The orphan list released in this change (see [`orphan`]).
+    orphan_report: Option<orphan::OrphanReport>,
     use_journal: bool,
     recovery: Option<Recovery>,
     replay_only: bool,
@@ -217,6 +228,17 @@ impl Filesystem {
         self.journal.as_ref()
     }
 
+    /// True when the journal inode is damaged and the journal was found
+    /// through the superblock's backup of its block map (`s_jnl_blocks`).
+    pub fn journal_from_backup(&self) -> bool {
+        self.journal.is_some() && self.journal_from_backup
+    }
+
+    /// The orphan list released by this change, if the image had one.
+    pub fn orphan_report(&self) -> Option<&orphan::OrphanReport> {
+        self.orphan_report.as_ref()
+    }
+
     /// Why this image cannot be written, or `None` if it can.
     pub fn write_refusal(&self) -> Option<&str> {
         self.write_refusal.as_deref()
@@ -244,6 +266,11 @@ impl Filesystem {
     /// The superblock.
     pub fn superblock(&self) -> &Superblock {
         &self.sb
+    }
+    /// The superblock, to change it (written at the next commit).
+    pub(crate) fn superblock_mut(&mut self) -> &mut Superblock {
+        self.sb_dirty = true;
+        &mut self.sb
     }
     /// The group descriptors.
     pub fn groups(&self) -> &[GroupDesc] {

@@ -125,6 +125,9 @@ impl Filesystem {
             new_blocks: BlockSet::default(),
             journal_map_ok: false,
             journal: None,
+            journal_inode: None,
+            journal_from_backup: false,
+            orphan_report: None,
             use_journal: opts.journal,
             recovery: None,
             replay_only: false,
@@ -136,8 +139,8 @@ impl Filesystem {
         };
         fs.load_groups()?;
         if fs.sb.has_compat(feature::COMPAT_HAS_JOURNAL) {
-            match Journal::load(&fs) {
-                Ok(j) => fs.journal = j,
+            match fs.load_journal() {
+                Ok(j) => fs.set_journal(j),
                 Err(e) => {
                     fs.journal_error = Some(e.to_string());
                     if fs.needs_recovery() && (opts.write || opts.replay_only) {
@@ -176,6 +179,19 @@ impl Filesystem {
                 return Err(Error::corrupt("the image file is truncated"));
             }
             fs.replay_only = true;
+            if fs.orphans_pending() {
+                // As e2fsck -E journal_only: the orphan list is released
+                // after the replay, in place (without the journal, so that
+                // the journal ends as e2fsck leaves it).
+                if let Some(why) = &fs.write_refusal {
+                    return Err(Error::Unsupported(format!(
+                        "cannot release the orphan list: {why}"
+                    )));
+                }
+                fs.writable = true;
+                fs.use_journal = false;
+                fs.stage_orphans()?;
+            }
         } else if opts.write {
             if let Some(why) = &fs.write_refusal {
                 return Err(Error::Unsupported(format!(
@@ -187,6 +203,9 @@ impl Filesystem {
             }
             fs.writable = true;
             fs.sync_sb_counts();
+            // As the kernel at mount: a pending orphan list is released
+            // before anything else, in the first transaction.
+            fs.stage_orphans()?;
         }
         Ok(fs)
     }
@@ -298,6 +317,12 @@ impl Filesystem {
         }
         if let Some(e) = self.check_groups() {
             return Some(format!("corrupt group descriptors ({e}); run e2fsck"));
+        }
+        if self.journal_from_backup && self.recovery.is_none() {
+            return Some(format!(
+                "journal inode {} is damaged (the journal is found only through the superblock's backup of its block map); run e2fsck, which rebuilds it",
+                sb.journal_inum()
+            ));
         }
         if sb.has_compat(feature::COMPAT_HAS_JOURNAL) && self.use_journal {
             match &self.journal {

@@ -271,6 +271,32 @@ impl Superblock {
     pub fn last_orphan(&self) -> u32 {
         le32(&self.raw, sb::LAST_ORPHAN)
     }
+    /// Set the head of the orphan inode list.
+    pub fn set_last_orphan(&mut self, ino: u32) {
+        put32(&mut self.raw, sb::LAST_ORPHAN, ino);
+    }
+    /// Turn off a ro_compat feature bit.
+    pub fn clear_ro_compat(&mut self, bit: u32) {
+        self.ro_compat &= !bit;
+        put32(&mut self.raw, sb::FEATURE_RO_COMPAT, self.ro_compat);
+    }
+    /// The orphan file's inode (orphan_file feature).
+    pub fn orphan_file_inum(&self) -> u32 {
+        le32(&self.raw, sb::ORPHAN_FILE_INUM)
+    }
+    /// The superblock's backup of the journal inode's block map
+    /// (`s_jnl_blocks`: 15 words of `i_block`, then `i_size_high`,
+    /// `i_size`) when `s_jnl_backup_type` says it holds one (1).
+    pub fn journal_backup(&self) -> Option<[u32; 17]> {
+        if self.raw[sb::JNL_BACKUP_TYPE] != 1 {
+            return None;
+        }
+        let mut w = [0u32; 17];
+        for (i, v) in w.iter_mut().enumerate() {
+            *v = le32(&self.raw, sb::JNL_BLOCKS + 4 * i);
+        }
+        Some(w)
+    }
     /// Reserved GDT blocks per group (resize_inode).
     pub fn reserved_gdt_blocks(&self) -> u16 {
         le16(&self.raw, sb::RESERVED_GDT_BLOCKS)
