@@ -2185,9 +2185,5 @@ fn patch_recover(raw: &mut [u8], on: bool) {
 /// With metadata_csum, the superblock carries a crc32c of its first 1020
 /// bytes.
 pub(crate) fn set_sb_csum(raw: &mut [u8]) {
-    use crate::layout::{le32, put32, sb};
-    if le32(raw, sb::FEATURE_RO_COMPAT) & feature::RO_COMPAT_METADATA_CSUM != 0 {
-        let c = crate::journal::crc32c_raw(!0, &raw[..0x3FC]);
-        put32(raw, 0x3FC, c);
-    }
+    crate::csum::set_superblock_csum(raw);
 }

@@ -19,7 +19,7 @@
 //! it cannot write are refused for writing with a message that names them.
 //!
 //! Layers, bottom up: [`device`] (bytes), [`layout`] (on-disk offsets),
-//! [`superblock`] and [`inode`] (checked records), [`fs`] (staging,
+//! [`csum`] (metadata checksums, pure functions), [`superblock`] and [`inode`] (checked records), [`fs`] (staging,
 //! allocation, commit), [`journal`] (JBD2 replay and transactions: every
 //! commit on ext3 goes through the journal), [`bmap`] (one block map over
 //! indirect blocks and extents), [`dir`] and [`htree`] (directory entries
@@ -39,6 +39,7 @@
 pub mod accounts;
 pub mod bmap;
 pub mod container;
+pub mod csum;
 pub mod customize;
 pub mod device;
 pub mod dir;
