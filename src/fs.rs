@@ -16,6 +16,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
+mod checksum;
+
 use crate::device::{BlockDevice, FileDevice};
 use crate::error::{Error, Result};
 use crate::inode::{Ino, Inode, Timestamp};
@@ -337,6 +339,12 @@ pub struct Filesystem {
     /// Roles of the metadata blocks staged in this transaction (see
     /// [`BlockRole`]).
     pub(crate) roles: HashMap<u64, BlockRole>,
+    /// What the checksums of this file system depend on (see
+    /// [`crate::csum`]).
+    pub(crate) csum: crate::csum::Params,
+    /// Inodes written in this transaction: their checksums are set at
+    /// commit, over the staged inode table block.
+    csum_inodes: BTreeSet<Ino>,
 }
 
 /// A journal replay staged in memory and not yet written to the image.
@@ -482,8 +490,11 @@ impl Filesystem {
             disk_needs_recovery: sb.has_incompat(feature::INCOMPAT_RECOVER),
             journal_error: None,
             roles: HashMap::new(),
+            csum: crate::csum::Params::from_superblock(sb.raw()),
+            csum_inodes: BTreeSet::new(),
             sb,
         };
+        fs.verify_superblock_csum(&raw)?;
         fs.load_groups()?;
         if fs.sb.has_compat(feature::COMPAT_HAS_JOURNAL) {
             match Journal::load(&fs) {
@@ -518,6 +529,12 @@ impl Filesystem {
             }
         }
         fs.write_refusal = fs.why_not_writable(image_blocks);
+        if fs.write_refusal.is_none() {
+            // A write never builds on a descriptor whose checksum is wrong
+            // (reading goes on, as the kernel mounts such an image
+            // read-only).
+            fs.write_refusal = fs.check_group_desc_csums();
+        }
         if opts.replay_only {
             if !fs.dev.writable() {
                 return Err(Error::ReadOnly("the image file is open read-only".into()));
@@ -1345,6 +1362,10 @@ impl Filesystem {
                 return Ok(());
             }
         }
+        // Every checksum of what is staged, in one place: blocks with a
+        // role, inodes, bitmaps into their descriptors, descriptors (the
+        // superblock's just below).
+        self.set_checksums()?;
         // Group descriptors into their blocks.
         let dirty: Vec<u32> = std::mem::take(&mut self.dirty_groups).into_iter().collect();
         for g in dirty {
@@ -1410,6 +1431,7 @@ impl Filesystem {
         }
         self.overlay.clear();
         self.roles.clear();
+        self.csum_inodes.clear();
         self.staged_data = 0;
         self.freed_blocks.clear();
         self.new_blocks.clear();
@@ -1678,6 +1700,7 @@ impl Filesystem {
         self.restore_undo()?;
         self.overlay.clear();
         self.roles.clear();
+        self.csum_inodes.clear();
         self.staged_data = 0;
         self.freed_blocks.clear();
         self.new_blocks.clear();
@@ -1746,6 +1769,11 @@ impl Filesystem {
             v
         };
         let inode = Inode::from_raw(ino, raw);
+        // An inode written in this transaction gets its checksum at
+        // commit; every other one is checked as read.
+        if !self.csum_inodes.contains(&ino) {
+            self.verify_inode_csum(&inode)?;
+        }
         if self.sb.inode_size > 128 {
             let extra = inode.extra_isize() as usize;
             if 128 + extra > is || !extra.is_multiple_of(4) {
@@ -1761,7 +1789,9 @@ impl Filesystem {
     pub fn write_inode(&mut self, inode: &Inode) -> Result<()> {
         let (blk, off) = self.inode_location(inode.ino)?;
         let raw = inode.raw();
-        self.modify_block(blk, |b| b[off..off + raw.len()].copy_from_slice(raw))
+        self.modify_block(blk, |b| b[off..off + raw.len()].copy_from_slice(raw))?;
+        self.csum_inodes.insert(inode.ino);
+        Ok(())
     }
 
     /// The root directory's inode number.
@@ -1806,6 +1836,7 @@ impl Filesystem {
             "block bitmap"
         };
         self.check_block(b, &|| format!("{what} of group {g}"))?;
+        self.verify_bitmap_csum(g, inode, b)?;
         Ok(b)
     }
 
@@ -1821,7 +1852,9 @@ impl Filesystem {
         let g0 = self.block_group(goal);
         for i in 0..=ngroups {
             let g = (g0 + i) % ngroups;
-            if self.groups[g as usize].free_blocks() == 0 {
+            // Uninitialised groups (BLOCK_UNINIT) are not allocated from
+            // yet: their bitmap on disk is not valid.
+            if self.groups[g as usize].free_blocks() == 0 || self.group_block_uninit(g) {
                 continue;
             }
             let first = self.sb.group_first_block(g);
@@ -1999,6 +2032,7 @@ impl Filesystem {
                 let g = (pg + i) % n;
                 let gd = &self.groups[g as usize];
                 if gd.free_inodes() == 0
+                    || self.group_inode_uninit(g)
                     || (gd.free_inodes() as u64) < avg_fi
                     || (gd.free_blocks() as u64) < avg_fb
                 {
@@ -2014,7 +2048,7 @@ impl Filesystem {
         }
         (0..n)
             .map(|i| (pg + i) % n)
-            .find(|&g| self.groups[g as usize].free_inodes() > 0)
+            .find(|&g| self.groups[g as usize].free_inodes() > 0 && !self.group_inode_uninit(g))
     }
 
     /// Allocate an inode number for a new file (near `parent`).
@@ -2028,7 +2062,7 @@ impl Filesystem {
         };
         let ipg = self.sb.inodes_per_group;
         loop {
-            if self.groups[g as usize].free_inodes() > 0 {
+            if self.groups[g as usize].free_inodes() > 0 && !self.group_inode_uninit(g) {
                 let bm = self.bitmap_block(g, true)?;
                 let first_ok = if g == 0 { self.sb.first_ino - 1 } else { 0 };
                 let hint = self.ialloc_hint.get(&g).copied().unwrap_or(0).max(first_ok);

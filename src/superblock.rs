@@ -408,6 +408,11 @@ impl GroupDesc {
     pub fn raw(&self) -> &[u8] {
         &self.raw
     }
+    /// The raw bytes, to patch fields the setters do not cover (the
+    /// checksums of [`crate::csum`]).
+    pub fn raw_mut(&mut self) -> &mut [u8] {
+        &mut self.raw
+    }
     fn get(&self, lo: usize, hi: usize) -> u64 {
         let mut v = le32(&self.raw, lo) as u64;
         if self.is64 {
