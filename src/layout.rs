@@ -224,9 +224,13 @@ pub mod feature {
         | COMPAT_RESIZE_INODE
         | COMPAT_DIR_INDEX;
     /// Incompat features this crate can write.
-    pub const INCOMPAT_WRITE: u32 = INCOMPAT_FILETYPE;
-    /// Ro-compat features this crate can write.
-    pub const RO_COMPAT_WRITE: u32 = RO_COMPAT_SPARSE_SUPER | RO_COMPAT_LARGE_FILE;
+    /// Incompat features this crate can write (metadata_csum_seed: the
+    /// checksums' seed kept in the superblock, see [`crate::csum`]).
+    pub const INCOMPAT_WRITE: u32 = INCOMPAT_FILETYPE | INCOMPAT_CSUM_SEED;
+    /// Ro-compat features this crate can write (metadata_csum: every
+    /// checksum is set at commit, see [`crate::csum`]).
+    pub const RO_COMPAT_WRITE: u32 =
+        RO_COMPAT_SPARSE_SUPER | RO_COMPAT_LARGE_FILE | RO_COMPAT_METADATA_CSUM;
 
     /// Names of the bits set in `bits` of feature set `set` (0 compat,
     /// 1 incompat, 2 ro_compat); unknown bits as `FEATURE_C12` style names.
