@@ -394,7 +394,17 @@ impl Filesystem {
         let root = inode.block_bytes().to_vec();
         let mut budget = self.superblock().blocks_count;
         let gen = inode.generation();
-        self.walk_extent_node(inode.ino, gen, &root, None, from, limit, out, &mut budget, 0)
+        self.walk_extent_node(
+            inode.ino,
+            gen,
+            &root,
+            None,
+            from,
+            limit,
+            out,
+            &mut budget,
+            0,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -485,7 +495,11 @@ impl Filesystem {
                 out.take(child, 1)?;
                 let data = self.block(child)?;
                 // metadata_csum: the node's tail checksum (inode seed).
-                self.verify_block_csum(child, &data, crate::fs::BlockRole::ExtentNode { ino, gen })?;
+                self.verify_block_csum(
+                    child,
+                    &data,
+                    crate::fs::BlockRole::ExtentNode { ino, gen },
+                )?;
                 self.walk_extent_node(
                     ino,
                     gen,

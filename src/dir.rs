@@ -382,7 +382,14 @@ impl Filesystem {
         let mut d = vec![0u8; bs];
         let tail = self.dir_tail_len();
         self.write_entry(&mut d, 0, me, 12, b".", FileType::Directory);
-        self.write_entry(&mut d, 12, parent, bs - 12 - tail, b"..", FileType::Directory);
+        self.write_entry(
+            &mut d,
+            12,
+            parent,
+            bs - 12 - tail,
+            b"..",
+            FileType::Directory,
+        );
         if tail != 0 {
             csum::init_dirent_tail(&mut d);
         }

@@ -1972,7 +1972,7 @@ impl Filesystem {
                 self.new_blocks.insert_range(b, b + n as u64);
                 Ok((b, n))
             }
-            None => Err(Error::NoSpace("no free block left".into())),
+            None => Err(self.out_of_space(false)),
         }
     }
 
@@ -2058,7 +2058,7 @@ impl Filesystem {
         let mut tried = 0;
         let mut g = match self.pick_inode_group(parent, dir) {
             Some(g) => g,
-            None => return Err(Error::NoSpace("no free inode left".into())),
+            None => return Err(self.out_of_space(true)),
         };
         let ipg = self.sb.inodes_per_group;
         loop {
@@ -2108,7 +2108,7 @@ impl Filesystem {
             }
             tried += 1;
             if tried > self.sb.group_count {
-                return Err(Error::NoSpace("no free inode left".into()));
+                return Err(self.out_of_space(true));
             }
             g = (g + 1) % self.sb.group_count;
         }

@@ -641,3 +641,416 @@ fn uninit_bg_crc16_descriptors() {
         assert!(c.descs >= 2, "{name}: {c:?}");
     }
 }
+
+// ------------------------------------------------------------------------
+// Reads verify: a damaged checksum is one error line naming what and where.
+
+fn debugfs_out(img: &Path, cmd: &str) -> String {
+    let out = Command::new("debugfs")
+        .args(["-R", cmd])
+        .arg(img)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The byte offset of the inode `path` in the image.
+fn inode_offset(img: &Path, path: &str, bs: u64) -> (u32, u64) {
+    let s = debugfs_out(img, &format!("imap {path}"));
+    let ino: u32 = s
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("imap: {s}"));
+    let blk: u64 = s
+        .split("located at block ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let off = u64::from_str_radix(s.split("offset 0x").nth(1).unwrap().trim(), 16).unwrap();
+    (ino, blk * bs + off)
+}
+
+fn bmap(img: &Path, path: &str, lblk: u64) -> u64 {
+    debugfs_out(img, &format!("bmap {path} {lblk}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn flip(img: &Path, at: u64) {
+    let mut b = std::fs::read(img).unwrap();
+    b[at as usize] ^= 0x40;
+    std::fs::write(img, b).unwrap();
+}
+
+/// Run a read-only command that must fail with one line holding every
+/// needle, leaving the image unchanged.
+fn read_fails(img: &Path, args: &[&str], needles: &[&str]) {
+    let before = std::fs::read(img).unwrap();
+    let mut a = vec![args[0], img.to_str().unwrap()];
+    a.extend_from_slice(&args[1..]);
+    let out = common::run(&a, None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{a:?}: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{a:?}: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{a:?}: {err:?} lacks {n:?}");
+    }
+    assert!(
+        std::fs::read(img).unwrap() == before,
+        "{a:?} changed the image"
+    );
+}
+
+#[test]
+fn reads_verify_checksums() {
+    need!();
+    let t = tmp();
+    let _ = make(
+        t.path(),
+        "r",
+        "ext4",
+        &["-b", "4096", "-O", "orphan_file"],
+        3000,
+    );
+    let clean = t.path().join("r.img");
+    let bs = 4096;
+    let fresh = |name: &str| {
+        let p = t.path().join(name);
+        std::fs::copy(&clean, &p).unwrap();
+        p
+    };
+    // Untouched, everything reads.
+    common::ok(&clean, "ls", &["/big"]);
+    common::ok(
+        &clean,
+        "get",
+        &["/sparse", t.path().join("out").to_str().unwrap()],
+    );
+
+    // An inode.
+    let img = fresh("inode.img");
+    let (ino, at) = inode_offset(&img, "/sub/a", bs);
+    flip(&img, at + 0x08);
+    read_fails(
+        &img,
+        &["stat", "/sub/a"],
+        &[&format!("inode {ino}: checksum mismatch")],
+    );
+    common::ok(&img, "ls", &["/sub"]);
+
+    // A directory leaf.
+    let img = fresh("leaf.img");
+    let b = bmap(&img, "/sub", 0);
+    flip(&img, b * bs + 32);
+    read_fails(
+        &img,
+        &["ls", "/sub"],
+        &[
+            &format!("block {b} (directory block of inode"),
+            "checksum mismatch",
+        ],
+    );
+    read_fails(&img, &["get", "/sub/a", "-"], &[&format!("block {b}")]);
+
+    // The htree root of a large directory.
+    let img = fresh("dx.img");
+    let b = bmap(&img, "/big", 0);
+    flip(&img, b * bs + 0x2A);
+    read_fails(
+        &img,
+        &["ls", "/big"],
+        &[
+            &format!("block {b} (htree node of directory inode"),
+            "checksum mismatch",
+        ],
+    );
+
+    // An extent tree node (the sparse file's tree has depth 1 here).
+    let img = fresh("ext.img");
+    let s = debugfs_out(&img, "ex /sparse");
+    let line = s.lines().nth(1).unwrap();
+    // "level/max entry/count lstart - lend physical length": the root's
+    // entry names the child node.
+    let tok: Vec<&str> = line.split_whitespace().collect();
+    let dash = tok.iter().position(|t| *t == "-").unwrap();
+    let b: u64 = tok[dash + 2].parse().unwrap();
+    flip(&img, b * bs + 12 + 4);
+    read_fails(
+        &img,
+        &["get", "/sparse", t.path().join("o2").to_str().unwrap()],
+        &[
+            &format!("block {b} (extent tree of inode"),
+            "checksum mismatch",
+        ],
+    );
+
+    // An xattr block (through the library: the CLI shows xattrs only in
+    // reports).
+    let img = fresh("xattr.img");
+    let s = debugfs_out(&img, "stat /sub/a");
+    let acl: u64 = s
+        .split("File ACL: ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    flip(&img, acl * bs + bs - 1);
+    let fs = ext3edit::Filesystem::open(&img, &ext3edit::OpenOptions::read_only()).unwrap();
+    let ino = fs.resolve("/sub/a", true).unwrap();
+    let inode = fs.read_inode(ino).unwrap();
+    let err = fs.xattrs(&inode).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!(
+            "block {acl} (extended attribute block): checksum mismatch"
+        )),
+        "{err}"
+    );
+
+    // The superblock: nothing opens.
+    let img = fresh("sb.img");
+    flip(&img, 1024 + 0x78); // the volume name
+    read_fails(&img, &["ls", "/"], &["superblock: checksum mismatch"]);
+}
+
+// ------------------------------------------------------------------------
+// Writes set every checksum. These need writing metadata_csum images to be
+// allowed (the feature gate, feature::RO_COMPAT_WRITE in src/layout.rs):
+// they fail while it is off. ext3 + metadata_csum (mke2fs allows it): the
+// engine writes no extents yet.
+
+/// e2fsck -fn clean, and every checksum on the image as our functions
+/// compute them.
+fn all_good(img: &Path, what: &str) -> Counts {
+    common::fsck_clean(img);
+    check_image(what, &std::fs::read(img).unwrap())
+}
+
+fn mkfs_csum(tmp: &Path, name: &str, opts: &[&str]) -> std::path::PathBuf {
+    let img = tmp.join(format!("{name}.img"));
+    let mut args = vec!["mke2fs", "-q", "-F", "-t", "ext3", "-O", "metadata_csum"];
+    args.extend_from_slice(opts);
+    args.extend_from_slice(&[img.to_str().unwrap(), "32M"]);
+    sh(&args);
+    img
+}
+
+#[test]
+fn writes_set_every_checksum() {
+    need!();
+    for (name, opts) in [
+        ("w1k256", &["-b", "1024", "-I", "256"][..]),
+        ("w4k128", &["-b", "4096", "-I", "128"][..]),
+        (
+            "wseed",
+            &[
+                "-b",
+                "1024",
+                "-O",
+                "metadata_csum_seed",
+                "-U",
+                "6b1e0f4a-7c2d-4e3f-8a9b-0c1d2e3f4a5b",
+            ][..],
+        ),
+    ] {
+        let t = tmp();
+        let img = mkfs_csum(t.path(), name, opts);
+        if name == "wseed" {
+            sh(&[
+                "tune2fs",
+                "-U",
+                "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+                img.to_str().unwrap(),
+            ]);
+        }
+        let host = t.path().join("host");
+        std::fs::create_dir_all(host.join("tree/deeper")).unwrap();
+        for i in 0..300 {
+            std::fs::write(
+                host.join(format!("tree/file-number-{i:04}")),
+                format!("{i}\n"),
+            )
+            .unwrap();
+        }
+        std::fs::write(host.join("tree/deeper/x"), b"x").unwrap();
+        let big = common::pseudo_random(1 << 20, 7);
+        std::fs::write(host.join("big"), &big).unwrap();
+
+        common::ok(&img, "mkdir", &["/d"]);
+        all_good(&img, name);
+        common::ok(&img, "put", &[host.join("big").to_str().unwrap(), "/d/big"]);
+        all_good(&img, name);
+        assert!(
+            common::debugfs_cat(&img, "/d/big") == big,
+            "{name}: /d/big reads back"
+        );
+        common::ok(
+            &img,
+            "put",
+            &["-r", host.join("tree").to_str().unwrap(), "/d/tree"],
+        );
+        let c = all_good(&img, name);
+        assert!(c.dir_leaves > 3, "{name}: {c:?}");
+        common::ok(&img, "mv", &["/d/tree/file-number-0001", "/d/moved"]);
+        common::ok(&img, "ln", &["-s", "/d/moved", "/d/link"]);
+        common::ok(&img, "rm", &["/d/tree/file-number-0002"]);
+        all_good(&img, name);
+        // Extended attributes: one in the inode (large inodes), one that
+        // needs a block.
+        {
+            let mut fs =
+                ext3edit::Filesystem::open(&img, &ext3edit::OpenOptions::read_write()).unwrap();
+            let ino = fs.resolve("/d/moved", true).unwrap();
+            fs.set_xattr(ino, "user.small", b"1").unwrap();
+            fs.set_xattr(ino, "user.big", &[b'v'; 600]).unwrap();
+            fs.commit().unwrap();
+        }
+        let c = all_good(&img, name);
+        assert_eq!(c.xattr_blocks, 1, "{name}: {c:?}");
+        {
+            let mut fs =
+                ext3edit::Filesystem::open(&img, &ext3edit::OpenOptions::read_write()).unwrap();
+            let ino = fs.resolve("/d/moved", true).unwrap();
+            fs.set_xattr(ino, "user.big", &[b'w'; 700]).unwrap();
+            fs.commit().unwrap();
+        }
+        all_good(&img, name);
+        let s = debugfs_out(&img, "ea_get /d/moved user.big");
+        assert!(s.contains(&"w".repeat(700)), "{name}: {s}");
+        common::ok(&img, "rm", &["-r", "/d/tree"]);
+        common::ok(&img, "rm", &["/d/moved"]);
+        let c = all_good(&img, name);
+        assert_eq!(c.xattr_blocks, 0, "{name}: {c:?}");
+    }
+}
+
+#[test]
+fn writes_into_htree_directories() {
+    need!();
+    let t = tmp();
+    // 1 KiB blocks: two index levels; ext3 with metadata_csum.
+    // -N: room in group 0 for what we add (the other groups stay
+    // INODE_UNINIT, which the engine does not allocate from yet).
+    let _ = make(
+        t.path(),
+        "h",
+        "ext3",
+        &["-b", "1024", "-N", "65536", "-O", "metadata_csum"],
+        6000,
+    );
+    let img = t.path().join("h.img");
+    let host = t.path().join("many");
+    std::fs::create_dir_all(&host).unwrap();
+    for i in 0..400 {
+        std::fs::write(
+            host.join(format!("another_name_that_is_fairly_long_{i:04}")),
+            b"",
+        )
+        .unwrap();
+    }
+    for f in std::fs::read_dir(&host).unwrap().take(150) {
+        let f = f.unwrap().path();
+        let dest = format!("/big/{}", f.file_name().unwrap().to_str().unwrap());
+        common::ok(&img, "put", &[f.to_str().unwrap(), &dest]);
+    }
+    let c = all_good(&img, "htree");
+    assert!(c.dx_interior >= 1 && c.dx_roots >= 1, "{c:?}");
+    let s = debugfs_out(&img, "htree_dump /big");
+    assert!(s.contains("Indirect levels: 1"), "the index is kept");
+    for i in (0..6000).step_by(97) {
+        common::ok(
+            &img,
+            "rm",
+            &[&format!("/big/file_with_a_rather_long_name_number_{i:05}")],
+        );
+    }
+    all_good(&img, "htree after rm");
+    let ls = String::from_utf8(common::ok(&img, "ls", &["/big"]).stdout).unwrap();
+    assert!(ls.contains("another_name_that_is_fairly_long_"));
+    assert!(!ls.contains("file_with_a_rather_long_name_number_00097\n"));
+}
+
+/// A write refused because of a bad checksum leaves the image byte for
+/// byte as it was.
+fn write_fails(img: &Path, args: &[&str], needles: &[&str]) {
+    read_fails(img, args, needles)
+}
+
+#[test]
+fn writes_refuse_bad_checksums() {
+    need!();
+    let t = tmp();
+    let clean = mkfs_csum(t.path(), "bad", &["-b", "1024"]);
+    common::ok(&clean, "mkdir", &["/d"]);
+    let bs = 1024u64;
+    let fresh = |name: &str| {
+        let p = t.path().join(name);
+        std::fs::copy(&clean, &p).unwrap();
+        p
+    };
+    let img0 = std::fs::read(&clean).unwrap();
+    let r = Raw::new(&img0);
+    let d0 = r.desc(0);
+    // Group 0's block bitmap: nothing is allocated from it.
+    let img = fresh("bb.img");
+    let bb = le32(d0, 0) as u64;
+    flip(&img, bb * bs + 300);
+    write_fails(
+        &img,
+        &["mkdir", "/x"],
+        &[&format!(
+            "block {bb} (block bitmap of group 0): checksum mismatch"
+        )],
+    );
+    common::ok(&img, "ls", &["/d"]);
+    // Its inode bitmap.
+    let img = fresh("ib.img");
+    let ib = le32(d0, 4) as u64;
+    flip(&img, ib * bs + 100);
+    write_fails(
+        &img,
+        &["mkdir", "/x"],
+        &[&format!(
+            "block {ib} (inode bitmap of group 0): checksum mismatch"
+        )],
+    );
+    // A descriptor: the image is read-only (as the kernel mounts it).
+    let img = fresh("gd.img");
+    flip(&img, 2 * bs + 0x14); // group 0's bg_exclude_bitmap_lo (unused)
+    write_fails(
+        &img,
+        &["mkdir", "/x"],
+        &["group 0 descriptor: checksum mismatch"],
+    );
+    common::ok(&img, "ls", &["/d"]);
+    // The directory block a new name would go into.
+    let img = fresh("dir.img");
+    let b = bmap(&img, "/d", 0);
+    flip(&img, b * bs + 12 + 8); // ".." name
+    write_fails(
+        &img,
+        &["put", "/etc/hostname", "/d/h"],
+        &[
+            &format!("block {b} (directory block of inode"),
+            "checksum mismatch",
+        ],
+    );
+    // The inode of the directory.
+    let img = fresh("ino.img");
+    let (ino, at) = inode_offset(&img, "/d", bs);
+    flip(&img, at + 0x08);
+    write_fails(
+        &img,
+        &["mkdir", "/d/x"],
+        &[&format!("inode {ino}: checksum mismatch")],
+    );
+}

@@ -64,6 +64,33 @@ impl Filesystem {
             && self.groups[g as usize].flags() & BG_INODE_UNINIT != 0
     }
 
+    /// The error for an allocation that found nothing: plain "no space",
+    /// or, when uninitialised groups still have room, that allocating in
+    /// them is not supported yet.
+    pub(crate) fn out_of_space(&self, inode: bool) -> Error {
+        let what = if inode { "inode" } else { "block" };
+        let waiting = (0..self.groups.len() as u32).any(|g| {
+            let gd = &self.groups[g as usize];
+            if inode {
+                self.group_inode_uninit(g) && gd.free_inodes() > 0
+            } else {
+                self.group_block_uninit(g) && gd.free_blocks() > 0
+            }
+        });
+        if waiting {
+            let flag = if inode {
+                "INODE_UNINIT"
+            } else {
+                "BLOCK_UNINIT"
+            };
+            Error::Unsupported(format!(
+                "no free {what} left in the initialised block groups; allocating in uninitialised ({flag}) groups is not supported yet"
+            ))
+        } else {
+            Error::NoSpace(format!("no free {what} left"))
+        }
+    }
+
     /// Check the superblock's own checksum (raw bytes as read).
     pub(super) fn verify_superblock_csum(&self, raw: &[u8]) -> Result<()> {
         csum::verify_superblock(raw).map_err(|p| Error::corrupt(format!("superblock: {p}")))
