@@ -882,6 +882,12 @@ fn writes_set_every_checksum() {
             .unwrap();
         }
         std::fs::write(host.join("tree/deeper/x"), b"x").unwrap();
+        // Names of 4 bytes take 12-byte entries, the size of the checksum
+        // tail: a full block must not take one more in its tail.
+        std::fs::create_dir_all(host.join("short")).unwrap();
+        for i in 0..400 {
+            std::fs::write(host.join(format!("short/{i:04}")), b"").unwrap();
+        }
         let big = common::pseudo_random(1 << 20, 7);
         std::fs::write(host.join("big"), &big).unwrap();
 
@@ -897,6 +903,16 @@ fn writes_set_every_checksum() {
             &img,
             "put",
             &["-r", host.join("tree").to_str().unwrap(), "/d/tree"],
+        );
+        common::ok(
+            &img,
+            "put",
+            &["-r", host.join("short").to_str().unwrap(), "/short"],
+        );
+        common::ok(
+            &img,
+            "put",
+            &[host.join("big").to_str().unwrap(), "/short/b"],
         );
         let c = all_good(&img, name);
         assert!(c.dir_leaves > 3, "{name}: {c:?}");
