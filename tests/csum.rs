@@ -1113,3 +1113,68 @@ fn inode_checksum_follows_extra_isize() {
         flip_fails("inode", raw, 0x83, |b| p.verify_inode(ino, b));
     }
 }
+
+/// An htree whose index node fills: each add either keeps the index or is
+/// refused with one line, the image unchanged (with metadata_csum the
+/// index is never dropped: its blocks have no dirent tail, so the
+/// directory would not be a valid linear one). e2fsck stays clean.
+#[test]
+fn full_htree_index_is_never_dropped() {
+    need!();
+    let t = tmp();
+    let src = t.path().join("src/big");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..2000 {
+        std::fs::write(
+            src.join(format!("a_fairly_long_file_name_for_the_index_{i}")),
+            b"",
+        )
+        .unwrap();
+    }
+    let img = t.path().join("f.img");
+    let i = img.to_str().unwrap();
+    sh(&[
+        "mke2fs",
+        "-q",
+        "-F",
+        "-t",
+        "ext3",
+        "-O",
+        "metadata_csum",
+        "-b",
+        "1024",
+        "-N",
+        "30000",
+        "-d",
+        t.path().join("src").to_str().unwrap(),
+        i,
+        "64M",
+    ]);
+    sh(&["e2fsck", "-fyD", i]);
+    let f = t.path().join("f");
+    std::fs::write(&f, b"").unwrap();
+    let mut refused = None;
+    for n in 0..1500 {
+        let before = std::fs::read(&img).unwrap();
+        let dest = format!("/big/another_long_name_to_fill_the_leaves_{n}");
+        let out = common::run(&["put", i, f.to_str().unwrap(), &dest], None);
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+            assert!(
+                err.contains("htree index cannot take another name"),
+                "{err}"
+            );
+            assert!(
+                std::fs::read(&img).unwrap() == before,
+                "a refused put changed the image"
+            );
+            refused = Some(n);
+            break;
+        }
+    }
+    eprintln!("adds before the index was full: {refused:?}");
+    let s = debugfs_out(&img, "htree_dump /big");
+    assert!(s.contains("Indirect levels: 1"), "the index is kept");
+    all_good(&img, "full htree");
+}
