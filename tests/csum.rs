@@ -1178,3 +1178,52 @@ fn full_htree_index_is_never_dropped() {
     assert!(s.contains("Indirect levels: 1"), "the index is kept");
     all_good(&img, "full htree");
 }
+
+/// Extent trees on metadata_csum (ext3 with extent and metadata_csum, as
+/// mke2fs makes it): a sparse file of 400 one-block extents needs depth 2
+/// with 1 KiB blocks; every node gets its tail checksum, through truncate
+/// and rm too.
+#[test]
+fn extent_trees_keep_their_checksums() {
+    need!();
+    let t = tmp();
+    let img = mkfs_csum(t.path(), "ext", &["-b", "1024", "-O", "extent"]);
+    let host = t.path().join("sparse");
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::File::create(&host).unwrap();
+        for i in 0..400u64 {
+            f.seek(SeekFrom::Start(i * 4096)).unwrap();
+            f.write_all(&common::pseudo_random(1024, i)).unwrap();
+        }
+    }
+    let data = std::fs::read(&host).unwrap();
+    common::ok(&img, "put", &[host.to_str().unwrap(), "/s"]);
+    let c = all_good(&img, "extent");
+    assert!(c.extent_blocks >= 5, "{c:?}");
+    let s = debugfs_out(&img, "ex /s");
+    assert!(s.contains(" 2/ 2 "), "depth 2: {s}");
+    assert!(common::debugfs_cat(&img, "/s") == data);
+    for size in [1_000_000u64, 300_000, 10_000] {
+        common::ok(&img, "truncate", &["/s", &size.to_string()]);
+        all_good(&img, "extent truncate");
+    }
+    common::ok(&img, "put", &[host.to_str().unwrap(), "/s2"]);
+    all_good(&img, "extent again");
+    // A damaged node: reading the file and writing it are refused.
+    let line = debugfs_out(&img, "ex /s2");
+    let l1 = line.lines().nth(1).unwrap();
+    let tok: Vec<&str> = l1.split_whitespace().collect();
+    let dash = tok.iter().position(|t| *t == "-").unwrap();
+    let b: u64 = tok[dash + 2].parse().unwrap();
+    flip(&img, b * 1024 + 12 + 1);
+    let needle = format!("block {b} (extent tree of inode");
+    read_fails(
+        &img,
+        &["get", "/s2", t.path().join("o").to_str().unwrap()],
+        &[&needle, "checksum mismatch"],
+    );
+    write_fails(&img, &["truncate", "/s2", "5000"], &[&needle]);
+    write_fails(&img, &["rm", "/s2"], &[&needle]);
+    common::ok(&img, "rm", &["/s"]);
+}

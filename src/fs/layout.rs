@@ -223,10 +223,9 @@ pub mod feature {
         | COMPAT_EXT_ATTR
         | COMPAT_RESIZE_INODE
         | COMPAT_DIR_INDEX;
-    /// Incompat features this crate can write.
     /// Incompat features this crate can write (metadata_csum_seed: the
     /// checksums' seed kept in the superblock, see [`crate::csum`]).
-    pub const INCOMPAT_WRITE: u32 = INCOMPAT_FILETYPE | INCOMPAT_CSUM_SEED;
+    pub const INCOMPAT_WRITE: u32 = INCOMPAT_FILETYPE | INCOMPAT_EXTENTS | INCOMPAT_CSUM_SEED;
     /// Ro-compat features this crate can write (metadata_csum: every
     /// checksum is set at commit, see [`crate::csum`]).
     pub const RO_COMPAT_WRITE: u32 =

@@ -26,12 +26,13 @@
 //! commit point), `checksum` (every checksum set at commit, checked on
 //! read), `commit` (the journaled or in-place write, rollback).
 //! On top of the handle: [`bmap`] (one block map over indirect blocks and
-//! extents), [`dir`] and [`htree`] (entries and the hash index), [`xattr`],
+//! extents), [`extent`] (growing and cutting extent trees), [`dir`] and [`htree`] (entries and the hash index), [`xattr`],
 //! [`file`](mod@file) (file data).
 
 pub mod bmap;
 pub mod csum;
 pub mod dir;
+pub mod extent;
 pub mod file;
 pub mod htree;
 pub mod inode;
