@@ -1233,3 +1233,25 @@ fn extent_trees_keep_their_checksums() {
     write_fails(&img, &["rm", "/s2"], &[&needle]);
     common::ok(&img, "rm", &["/s"]);
 }
+
+/// A block staged with a role its bytes do not fit (a directory leaf
+/// without its tail) is not written: the commit fails, the image as it
+/// was.
+#[test]
+fn commit_refuses_a_block_that_does_not_fit_its_role() {
+    need!();
+    let t = tmp();
+    let img = mkfs_csum(t.path(), "role", &["-b", "1024"]);
+    let before = std::fs::read(&img).unwrap();
+    let mut fs = ext3edit::Filesystem::open(&img, &ext3edit::OpenOptions::read_write()).unwrap();
+    let b = fs.alloc_block(0).unwrap();
+    fs.write_meta_block(b, &[0u8; 1024]).unwrap();
+    fs.set_block_role(b, ext3edit::BlockRole::DirLeaf { ino: 2, gen: 0 });
+    let err = fs.commit().unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("block {b} (directory block of inode 2) as staged")),
+        "{err}"
+    );
+    drop(fs);
+    assert!(std::fs::read(&img).unwrap() == before, "the image changed");
+}
