@@ -38,6 +38,7 @@ impl Filesystem {
             "block bitmap"
         };
         self.check_block(b, &|| format!("{what} of group {g}"))?;
+        self.verify_bitmap_csum(g, inode, b)?;
         Ok(b)
     }
 

@@ -398,13 +398,25 @@ impl Filesystem {
     fn walk_extents(&self, inode: &Inode, from: u64, limit: u64, out: &mut RunSink) -> Result<()> {
         let root = inode.block_bytes().to_vec();
         let mut budget = self.superblock().blocks_count;
-        self.walk_extent_node(inode.ino, &root, None, from, limit, out, &mut budget, 0)
+        let gen = inode.generation();
+        self.walk_extent_node(
+            inode.ino,
+            gen,
+            &root,
+            None,
+            from,
+            limit,
+            out,
+            &mut budget,
+            0,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
     fn walk_extent_node(
         &self,
         ino: u32,
+        gen: u32,
         node: &[u8],
         expect_depth: Option<u16>,
         from: u64,
@@ -487,8 +499,15 @@ impl Filesystem {
                 self.check_block(child, &|| format!("inode {ino}: extent index node"))?;
                 out.take(child, 1)?;
                 let data = self.block(child)?;
+                // metadata_csum: the node's tail checksum (inode seed).
+                self.verify_block_csum(
+                    child,
+                    &data,
+                    crate::fs::BlockRole::ExtentNode { ino, gen },
+                )?;
                 self.walk_extent_node(
                     ino,
+                    gen,
                     &data,
                     Some(depth - 1),
                     from,

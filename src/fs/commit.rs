@@ -37,11 +37,7 @@ pub(super) struct Planned {
 /// With metadata_csum, the superblock carries a crc32c of its first 1020
 /// bytes.
 pub(crate) fn set_sb_csum(raw: &mut [u8]) {
-    use crate::layout::{le32, put32, sb};
-    if le32(raw, sb::FEATURE_RO_COMPAT) & feature::RO_COMPAT_METADATA_CSUM != 0 {
-        let c = crate::journal::crc32c_raw(!0, &raw[..0x3FC]);
-        put32(raw, 0x3FC, c);
-    }
+    super::csum::set_superblock_csum(raw);
 }
 
 impl Filesystem {
@@ -172,20 +168,14 @@ impl Filesystem {
                 return Ok(());
             }
         }
+        // Every checksum of what is staged, in one place: blocks with a
+        // role, inodes, bitmaps into their descriptors, descriptors (the
+        // superblock's just below).
+        self.set_checksums()?;
         // Group descriptors into their blocks.
         let dirty: Vec<u32> = std::mem::take(&mut self.dirty_groups).into_iter().collect();
-        // uninit_bg without metadata_csum: each descriptor carries a crc16
-        // (set here, the one place descriptors are written).
-        let crc16 = self.sb.has_ro_compat(feature::RO_COMPAT_GDT_CSUM)
-            && !self.sb.has_ro_compat(feature::RO_COMPAT_METADATA_CSUM);
         for g in dirty {
             let (blk, off) = self.desc_location(g);
-            if crc16 {
-                let uuid = self.sb.raw()[0x68..0x78].to_vec();
-                let gd = &mut self.groups[g as usize];
-                let c = gd.gdt_csum16(&uuid, g);
-                gd.set_checksum(c);
-            }
             let raw = self.groups[g as usize].raw().to_vec();
             self.modify_block(blk, |b| b[off..off + raw.len()].copy_from_slice(&raw))?;
         }
@@ -247,6 +237,7 @@ impl Filesystem {
         }
         self.overlay.clear();
         self.roles.clear();
+        self.csum_inodes.clear();
         self.staged_data = 0;
         self.freed_blocks.clear();
         self.new_blocks.clear();
@@ -468,6 +459,7 @@ impl Filesystem {
         self.restore_undo()?;
         self.overlay.clear();
         self.roles.clear();
+        self.csum_inodes.clear();
         self.staged_data = 0;
         self.freed_blocks.clear();
         self.new_blocks.clear();

@@ -19,11 +19,23 @@
 //! a level is the index *dropped*: the directory's `INDEX` flag is cleared,
 //! so the kernel and e2fsck treat it as a linear directory, which it then
 //! is (all its blocks are valid linear blocks). `e2fsck -D` rebuilds it.
+//! With metadata_csum the index is never dropped (its blocks have no
+//! dirent tail, so they would not be valid linear blocks): the add is
+//! refused instead.
+//!
+//! **Checksums (metadata_csum):** every leaf block ends with a 12-byte
+//! tail (a fake entry of inode 0, rec_len 12, file type 0xDE, then the
+//! crc32c; see [`crate::csum`]). Entries never cover it: a new block's
+//! last entry stops 12 bytes short of the end, the tail is not a free
+//! slot, and parsing stops before it. Every block read is checked against
+//! its checksum; every block staged is given its role
+//! ([`crate::fs::BlockRole`]) so that the commit sets it.
 
 use std::collections::HashSet;
 
+use crate::csum;
 use crate::error::{Error, Result};
-use crate::fs::Filesystem;
+use crate::fs::{BlockRole, Filesystem};
 use crate::inode::{Ino, Inode};
 use crate::layout::{iflag, le16, le32, put16, put32, FileType};
 
@@ -107,7 +119,62 @@ pub fn check_name(name: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// What block `lblk` of directory `dir`, holding `data`, is: an htree
+/// node (the root, block 0 of an indexed directory, or an interior node,
+/// one empty entry covering the block) or a leaf.
+pub(crate) fn dir_block_role(dir: &Inode, lblk: u64, data: &[u8]) -> BlockRole {
+    let (ino, gen) = (dir.ino, dir.generation());
+    if dir.has_flag(iflag::INDEX) && (lblk == 0 || csum::dx_count_offset(data) == Some(8)) {
+        BlockRole::DxNode { ino, gen }
+    } else {
+        BlockRole::DirLeaf { ino, gen }
+    }
+}
+
 impl Filesystem {
+    /// Bytes at the end of each directory leaf block that entries do not
+    /// cover: the checksum tail with metadata_csum, else none.
+    pub(crate) fn dir_tail_len(&self) -> usize {
+        if self.metadata_csum() {
+            csum::DIRENT_TAIL_LEN
+        } else {
+            0
+        }
+    }
+
+    /// Check the checksum of directory block `lblk` (at `pblk`, holding
+    /// `data`) of `dir`, as read.
+    pub(crate) fn check_dir_block(
+        &self,
+        dir: &Inode,
+        lblk: u64,
+        pblk: u64,
+        data: &[u8],
+    ) -> Result<()> {
+        if !self.metadata_csum() {
+            return Ok(());
+        }
+        self.verify_block_csum(pblk, data, dir_block_role(dir, lblk, data))
+    }
+
+    /// Say what the staged directory block `pblk` (block `lblk` of `dir`)
+    /// is, for its checksum at commit.
+    pub(crate) fn note_dir_block(&mut self, dir: &Inode, lblk: u64, pblk: u64) -> Result<()> {
+        if !self.metadata_csum() {
+            return Ok(());
+        }
+        let role = self.with_block(pblk, |d| dir_block_role(dir, lblk, d))?;
+        self.set_block_role(pblk, role);
+        Ok(())
+    }
+
+    /// Read directory block `lblk` at `pblk` of `dir` and check it.
+    fn dir_block_checked(&self, dir: &Inode, lblk: u64, pblk: u64) -> Result<Vec<u8>> {
+        let data = self.block(pblk)?;
+        self.check_dir_block(dir, lblk, pblk, &data)?;
+        Ok(data)
+    }
+
     fn decode_rec_len(&self, v: u16) -> usize {
         let bs = self.block_size();
         if bs < 65536 {
@@ -128,6 +195,14 @@ impl Filesystem {
         mut f: impl FnMut(&Raw) -> bool,
     ) -> Result<()> {
         let ft = self.has_filetype();
+        // With metadata_csum, leaf blocks end with the checksum tail,
+        // which is no entry.
+        let end = if self.metadata_csum() && csum::has_dirent_tail(data) {
+            data.len() - csum::DIRENT_TAIL_LEN
+        } else {
+            data.len()
+        };
+        let data = &data[..end];
         let mut off = 0;
         while off + 8 <= data.len() {
             let ino = le32(data, off);
@@ -205,7 +280,7 @@ impl Filesystem {
             return self.read_inline_dir(dir);
         }
         for (lblk, pblk) in self.dir_blocks(dir)? {
-            let data = self.block(pblk)?;
+            let data = self.dir_block_checked(dir, lblk, pblk)?;
             self.parse_dir_block(dir.ino, lblk, &data, |e| {
                 if e.ino != 0 {
                     out.push(DirEntry {
@@ -268,6 +343,7 @@ impl Filesystem {
         for (lblk, pblk) in self.dir_blocks(dir)? {
             let mut found = None;
             self.with_block(pblk, |data| {
+                self.check_dir_block(dir, lblk, pblk, data)?;
                 self.parse_dir_block(dir.ino, lblk, data, |e| {
                     if e.ino != 0 && e.name == name {
                         found = Some(DirEntry {
@@ -304,8 +380,19 @@ impl Filesystem {
     pub(crate) fn new_dir_block(&self, me: Ino, parent: Ino) -> Vec<u8> {
         let bs = self.block_size();
         let mut d = vec![0u8; bs];
+        let tail = self.dir_tail_len();
         self.write_entry(&mut d, 0, me, 12, b".", FileType::Directory);
-        self.write_entry(&mut d, 12, parent, bs - 12, b"..", FileType::Directory);
+        self.write_entry(
+            &mut d,
+            12,
+            parent,
+            bs - 12 - tail,
+            b"..",
+            FileType::Directory,
+        );
+        if tail != 0 {
+            csum::init_dirent_tail(&mut d);
+        }
         d
     }
 
@@ -340,12 +427,18 @@ impl Filesystem {
                 }
                 return Ok(());
             }
+            if self.metadata_csum() {
+                return Err(Error::Unsupported(format!(
+                    "directory inode {}: its htree index cannot take another name without growing, which is not supported yet with metadata_csum",
+                    dir.ino
+                )));
+            }
             dir.set_flags(dir.flags() & !iflag::INDEX);
             self.write_inode(dir)?;
         }
         let blocks = self.dir_blocks(dir)?;
         for &(lblk, pblk) in blocks.iter().filter(|(l, _)| *l >= hint) {
-            if self.insert_in_block(dir.ino, lblk, pblk, name, ino, ftype)? {
+            if self.insert_in_block(dir, lblk, pblk, name, ino, ftype)? {
                 self.dir_room_hint.insert(dir.ino, lblk);
                 if let Some(names) = self.fresh_dirs.get_mut(&dir.ino) {
                     names.insert(name.to_vec());
@@ -364,8 +457,13 @@ impl Filesystem {
         };
         let pblk = self.map_new_block(dir, lblk, &mut goal)?;
         let mut buf = vec![0u8; bs as usize];
-        self.write_entry(&mut buf, 0, ino, bs as usize, name, ftype);
+        let tail = self.dir_tail_len();
+        self.write_entry(&mut buf, 0, ino, bs as usize - tail, name, ftype);
+        if tail != 0 {
+            csum::init_dirent_tail(&mut buf);
+        }
         self.write_meta_block(pblk, &buf)?;
+        self.note_dir_block(dir, lblk, pblk)?;
         dir.set_size((lblk + 1) * bs);
         self.write_inode(dir)?;
         self.dir_room_hint.insert(dir.ino, lblk);
@@ -379,7 +477,7 @@ impl Filesystem {
     /// it has none.
     pub(crate) fn insert_in_block(
         &mut self,
-        dir: Ino,
+        dir: &Inode,
         lblk: u64,
         pblk: u64,
         name: &[u8],
@@ -389,7 +487,8 @@ impl Filesystem {
         let need = rec_len_for(name.len());
         let mut spot: Option<(usize, usize, usize)> = None; // (off, used, rec_len)
         self.with_block(pblk, |data| {
-            self.parse_dir_block(dir, lblk, data, |e| {
+            self.check_dir_block(dir, lblk, pblk, data)?;
+            self.parse_dir_block(dir.ino, lblk, data, |e| {
                 let used = if e.ino == 0 {
                     0
                 } else {
@@ -415,6 +514,7 @@ impl Filesystem {
                 write_entry_raw(buf, ft, off + used, ino, rec_len - used, name, ftype);
             }
         })?;
+        self.note_dir_block(dir, lblk, pblk)?;
         Ok(true)
     }
 
@@ -424,6 +524,7 @@ impl Filesystem {
             let mut hit = None;
             let mut prev: Option<usize> = None;
             self.with_block(pblk, |data| {
+                self.check_dir_block(dir, lblk, pblk, data)?;
                 self.parse_dir_block(dir.ino, lblk, data, |e| {
                     if e.ino != 0 && e.name == name {
                         hit = Some((
@@ -479,6 +580,7 @@ impl Filesystem {
                 }
             }
         })?;
+        self.note_dir_block(dir, lblk, pblk)?;
         let h = self.dir_room_hint.entry(dir.ino).or_insert(lblk);
         *h = (*h).min(lblk);
         if let Some(names) = self.fresh_dirs.get_mut(&dir.ino) {
@@ -502,7 +604,7 @@ impl Filesystem {
                 dir.ino
             )));
         }
-        let Some((_, pblk, off, _, _)) = self.find_entry(dir, name)? else {
+        let Some((lblk, pblk, off, _, _)) = self.find_entry(dir, name)? else {
             return Err(Error::NotFound(String::from_utf8_lossy(name).into_owned()));
         };
         let ft = self.has_filetype();
@@ -511,7 +613,8 @@ impl Filesystem {
             if ft {
                 d[off + 7] = ftype.dirent_code();
             }
-        })
+        })?;
+        self.note_dir_block(dir, lblk, pblk)
     }
 
     /// The entries of one directory block as (offset, rec_len, entry),
@@ -523,7 +626,15 @@ impl Filesystem {
         pblk: u64,
     ) -> Result<Vec<(usize, usize, DirEntry)>> {
         let mut out = Vec::new();
+        let d = if self.metadata_csum() {
+            Some(self.read_inode(dir)?)
+        } else {
+            None
+        };
         self.with_block(pblk, |data| {
+            if let Some(d) = &d {
+                self.check_dir_block(d, lblk, pblk, data)?;
+            }
             self.parse_dir_block(dir, lblk, data, |e| {
                 out.push((
                     e.off,
@@ -562,8 +673,9 @@ impl Filesystem {
         let bs = self.block_size();
         let dec = |v: u16| self.decode_rec_len(v);
         let (rec, prec) = self.with_block(pblk, |d| {
-            (dec(le16(d, off + 4)), prev.map(|p| dec(le16(d, p + 4))))
-        })?;
+            self.check_dir_block(dir, lblk, pblk, d)?;
+            Ok::<_, Error>((dec(le16(d, off + 4)), prev.map(|p| dec(le16(d, p + 4)))))
+        })??;
         let keeper = match (prev, prec) {
             (Some(p), Some(prec)) if p + prec == off => {
                 self.modify_block(pblk, |d| {
@@ -588,6 +700,7 @@ impl Filesystem {
                 )))
             }
         };
+        self.note_dir_block(dir, lblk, pblk)?;
         let h = self.dir_room_hint.entry(dir.ino).or_insert(lblk);
         *h = (*h).min(lblk);
         if let Some(names) = self.fresh_dirs.get_mut(&dir.ino) {

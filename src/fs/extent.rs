@@ -251,6 +251,9 @@ impl Filesystem {
         let ino = inode.ino;
         self.check_block(b, &|| format!("inode {ino}: extent tree block"))?;
         let d = self.block(b)?;
+        // metadata_csum: never build on a node whose checksum is wrong.
+        let gen = inode.generation();
+        self.verify_block_csum(b, &d, BlockRole::ExtentNode { ino, gen })?;
         self.decode(ino, Some(b), &d, Some(depth))
     }
 

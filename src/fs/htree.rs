@@ -246,6 +246,12 @@ impl Filesystem {
             return Ok(false);
         };
         let root = self.block(root_p)?;
+        self.check_dir_block(dir, 0, root_p, &root)?;
+        // With metadata_csum each node ends with an 8-byte dx_tail that
+        // takes one entry's room, and each leaf with a 12-byte dirent
+        // tail.
+        let dx_tail = self.metadata_csum() as usize;
+        let leaf_room = bs - self.dir_tail_len();
         // dx_root_info sanity: anything odd and we leave the index alone.
         if le32(&root, 0x18) != 0 || root[0x1D] != 8 || le16(&root, 0x10) as usize != bs - 12 {
             return Ok(false);
@@ -268,7 +274,11 @@ impl Filesystem {
         loop {
             let limit = le16(&blk_data, base) as usize;
             let count = le16(&blk_data, base + 2) as usize;
-            if count == 0 || count > limit || base + 8 * limit > bs || limit != (bs - base) / 8 {
+            if count == 0
+                || count > limit
+                || base + 8 * limit > bs
+                || limit != (bs - base) / 8 - dx_tail
+            {
                 return Ok(false);
             }
             // Last entry whose hash <= ours.
@@ -299,6 +309,7 @@ impl Filesystem {
             };
             pblk = p;
             blk_data = self.block(p)?;
+            self.check_dir_block(dir, leaf_lblk, p, &blk_data)?;
             // Interior node: an empty entry covering the block, then the index.
             if le32(&blk_data, 0) != 0 || le16(&blk_data, 4) as usize != bs {
                 return Ok(false);
@@ -310,7 +321,7 @@ impl Filesystem {
         };
 
         // 1. Room in the leaf?
-        if self.insert_in_block(dir.ino, leaf_lblk, leaf_p, name, ino, ftype)? {
+        if self.insert_in_block(dir, leaf_lblk, leaf_p, name, ino, ftype)? {
             return Ok(true);
         }
 
@@ -320,10 +331,11 @@ impl Filesystem {
             return Ok(false);
         }
         let leaf = self.block(leaf_p)?;
+        self.check_dir_block(dir, leaf_lblk, leaf_p, &leaf)?;
         let mut ents: Vec<(u32, Vec<u8>, u32, u8)> = Vec::new(); // (hash, name, ino, ftype)
         let ft = self.has_filetype();
         let mut off = 0;
-        while off + 8 <= bs {
+        while off + 8 <= leaf_room {
             let e_ino = le32(&leaf, off);
             let rec = le16(&leaf, off + 4) as usize;
             let (nl, t) = if ft {
@@ -331,7 +343,7 @@ impl Filesystem {
             } else {
                 (le16(&leaf, off + 6) as usize, 0)
             };
-            if rec < 8 || off + rec > bs || 8 + nl > rec {
+            if rec < 8 || off + rec > leaf_room || 8 + nl > rec {
                 return Err(Error::corrupt(format!(
                     "directory inode {}, block {leaf_lblk}: bad entry at {off}",
                     dir.ino
@@ -359,7 +371,7 @@ impl Filesystem {
         let (lo, hi) = ents.split_at(split);
         let goes_high = hash >= hash2;
         let dest_size = if goes_high { size(hi) } else { size(lo) };
-        if size(lo) > bs || size(hi) > bs || dest_size + need > bs {
+        if size(lo) > leaf_room || size(hi) > leaf_room || dest_size + need > leaf_room {
             return Ok(false);
         }
         // The new leaf block at the end of the directory.
@@ -374,7 +386,7 @@ impl Filesystem {
             let mut off = 0;
             for (i, (_, n, e_ino, t)) in v.iter().enumerate() {
                 let rec = if i + 1 == v.len() {
-                    bs - off
+                    leaf_room - off
                 } else {
                     crate::dir::rec_len_for(n.len())
                 };
@@ -390,7 +402,10 @@ impl Filesystem {
                 off += rec;
             }
             if v.is_empty() {
-                put16(&mut b, 4, bs as u16);
+                put16(&mut b, 4, leaf_room as u16);
+            }
+            if leaf_room < bs {
+                crate::csum::init_dirent_tail(&mut b);
             }
             b
         };
@@ -398,6 +413,8 @@ impl Filesystem {
         let hi_block = pack(self, hi);
         self.write_meta_block(leaf_p, &lo_block)?;
         self.write_meta_block(new_p, &hi_block)?;
+        self.note_dir_block(dir, leaf_lblk, leaf_p)?;
+        self.note_dir_block(dir, new_lblk, new_p)?;
         dir.set_size((new_lblk + 1) * bs as u64);
         self.write_inode(dir)?;
         // The index entry for the new leaf, right after the one we came by.
@@ -411,13 +428,17 @@ impl Filesystem {
             put32(b, start + 4, new_lblk as u32);
             put16(b, pbase + 2, (pcount + 1) as u16);
         })?;
+        if self.metadata_csum() {
+            let (ino, gen) = (dir.ino, dir.generation());
+            self.set_block_role(ppblk, crate::fs::BlockRole::DxNode { ino, gen });
+        }
         // Finally the name itself, in the half its hash belongs to.
         let (dl, dp) = if goes_high {
             (new_lblk, new_p)
         } else {
             (leaf_lblk, leaf_p)
         };
-        if !self.insert_in_block(dir.ino, dl, dp, name, ino, ftype)? {
+        if !self.insert_in_block(dir, dl, dp, name, ino, ftype)? {
             return Err(Error::corrupt(format!(
                 "directory inode {}: no room after splitting block {leaf_lblk}",
                 dir.ino

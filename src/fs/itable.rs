@@ -38,6 +38,11 @@ impl Filesystem {
             v
         };
         let inode = Inode::from_raw(ino, raw);
+        // An inode written in this transaction gets its checksum at
+        // commit; every other one is checked as read.
+        if !self.csum_inodes.contains(&ino) {
+            self.verify_inode_csum(&inode)?;
+        }
         if self.sb.inode_size > 128 {
             let extra = inode.extra_isize() as usize;
             if 128 + extra > is || !extra.is_multiple_of(4) {
@@ -53,7 +58,9 @@ impl Filesystem {
     pub fn write_inode(&mut self, inode: &Inode) -> Result<()> {
         let (blk, off) = self.inode_location(inode.ino)?;
         let raw = inode.raw();
-        self.modify_block(blk, |b| b[off..off + raw.len()].copy_from_slice(raw))
+        self.modify_block(blk, |b| b[off..off + raw.len()].copy_from_slice(raw))?;
+        self.csum_inodes.insert(inode.ino);
+        Ok(())
     }
 
     /// `i_blocks` of `inode` in 512-byte sectors, as this file system

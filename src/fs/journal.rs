@@ -77,10 +77,7 @@ fn put_be64(b: &mut [u8], o: usize, v: u64) {
     b[o..o + 8].copy_from_slice(&v.to_be_bytes());
 }
 
-/// crc32c as the kernel computes it: no inversion before or after.
-pub fn crc32c_raw(seed: u32, data: &[u8]) -> u32 {
-    !crc32c::crc32c_append(!seed, data)
-}
+pub use crate::csum::crc32c_raw;
 
 /// The big-endian CRC32 (polynomial 0x04C11DB7) of journal checksum v1.
 fn crc32_be(mut crc: u32, data: &[u8]) -> u32 {

@@ -231,20 +231,26 @@ pub mod feature {
     /// Incompat features this crate can write: extents, flex_bg (metadata
     /// placement is read from the descriptors) and 64bit (64-byte
     /// descriptors, block numbers past 2^32 only where extents map them).
-    pub const INCOMPAT_WRITE: u32 =
-        INCOMPAT_FILETYPE | INCOMPAT_EXTENTS | INCOMPAT_FLEX_BG | INCOMPAT_64BIT;
+    /// metadata_csum_seed: the checksums' seed kept in the superblock.
+    pub const INCOMPAT_WRITE: u32 = INCOMPAT_FILETYPE
+        | INCOMPAT_EXTENTS
+        | INCOMPAT_FLEX_BG
+        | INCOMPAT_64BIT
+        | INCOMPAT_CSUM_SEED;
     /// Ro-compat features this crate can write: uninit_bg (uninitialised
     /// groups, crc16 descriptor checksums), huge_file (48-bit i_blocks),
     /// dir_nlink (directory link counts past 65,000), extra_isize.
     /// (`orphan_present` is cleared when a write opens the image: the
     /// orphan list is released first, see [`crate::orphan`].)
+    /// metadata_csum: every checksum is set at commit, see [`crate::csum`].
     pub const RO_COMPAT_WRITE: u32 = RO_COMPAT_SPARSE_SUPER
         | RO_COMPAT_LARGE_FILE
         | RO_COMPAT_GDT_CSUM
         | RO_COMPAT_HUGE_FILE
         | RO_COMPAT_DIR_NLINK
         | RO_COMPAT_EXTRA_ISIZE
-        | RO_COMPAT_ORPHAN_PRESENT;
+        | RO_COMPAT_ORPHAN_PRESENT
+        | RO_COMPAT_METADATA_CSUM;
 
     /// Names of the bits set in `bits` of feature set `set` (0 compat,
     /// 1 incompat, 2 ro_compat); unknown bits as `FEATURE_C12` style names.

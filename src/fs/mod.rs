@@ -15,19 +15,22 @@
 //!
 //! ## The engine's files, bottom up
 //! On-disk records: [`layout`] (offsets, feature bits), [`superblock`]
-//! (superblock, group descriptors), [`inode`]. The journal: [`journal`]
+//! (superblock, group descriptors), [`inode`], [`csum`] (their
+//! checksums: pure functions). The journal: [`journal`]
 //! (JBD2 parse, replay plan, transactions). The handle, one concern a
 //! file, each an `impl Filesystem` block: `open` (superblock, descriptors,
 //! whether the image may be written), `recovery` (a replay staged before
 //! anything is written), `stage` (the overlay every read and write goes
 //! through), `itable` (inode tables), `alloc` (bitmaps, group and
 //! superblock counts), `undo` (old contents of blocks written before a
-//! commit point), `commit` (the journaled or in-place write, rollback).
+//! commit point), `checksum` (every checksum set at commit, checked on
+//! read), `commit` (the journaled or in-place write, rollback).
 //! On top of the handle: [`bmap`] (one block map over indirect blocks and
 //! extents), [`extent`] (growing and cutting extent trees), [`dir`] and [`htree`] (entries and the hash index), [`xattr`],
 //! [`file`](mod@file) (file data).
 
 pub mod bmap;
+pub mod csum;
 pub mod dir;
 pub mod extent;
 pub mod file;
@@ -41,6 +44,7 @@ pub mod xattr;
 
 mod alloc;
 mod blockset;
+mod checksum;
 mod commit;
 mod itable;
 mod journal_inode;
@@ -189,6 +193,12 @@ pub struct Filesystem {
     /// Roles of the metadata blocks staged in this transaction (see
     /// [`BlockRole`]).
     pub(crate) roles: HashMap<u64, BlockRole>,
+    /// What the checksums of this file system depend on (see
+    /// [`csum`]).
+    pub(crate) csum: csum::Params,
+    /// Inodes written in this transaction: their checksums are set at
+    /// commit, over the staged inode table block.
+    pub(crate) csum_inodes: BTreeSet<Ino>,
 }
 
 impl std::fmt::Debug for Filesystem {

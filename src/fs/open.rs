@@ -135,8 +135,11 @@ impl Filesystem {
             disk_needs_recovery: sb.has_incompat(feature::INCOMPAT_RECOVER),
             journal_error: None,
             roles: HashMap::new(),
+            csum: super::csum::Params::from_superblock(sb.raw()),
+            csum_inodes: std::collections::BTreeSet::new(),
             sb,
         };
+        fs.verify_superblock_csum(&raw)?;
         fs.load_groups()?;
         if fs.sb.has_compat(feature::COMPAT_HAS_JOURNAL) {
             match fs.load_journal() {
@@ -171,6 +174,12 @@ impl Filesystem {
             }
         }
         fs.write_refusal = fs.why_not_writable(image_blocks);
+        if fs.write_refusal.is_none() {
+            // A write never builds on a descriptor whose checksum is wrong
+            // (reading goes on, as the kernel mounts such an image
+            // read-only).
+            fs.write_refusal = fs.check_group_desc_csums();
+        }
         if opts.replay_only {
             if !fs.dev.writable() {
                 return Err(Error::ReadOnly("the image file is open read-only".into()));
