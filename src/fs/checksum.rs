@@ -29,7 +29,6 @@ use crate::csum::{self, DescCsum, Problem};
 use crate::error::{Error, Result};
 use crate::inode::Inode;
 
-
 fn role_what(role: &BlockRole) -> String {
     match role {
         BlockRole::DirLeaf { ino, .. } => format!("directory block of inode {ino}"),
