@@ -308,7 +308,7 @@ impl Filesystem {
             names.extend(feature::names(2, bad_r));
             names.extend(feature::names(0, bad_c));
             return Some(format!(
-                "writing is not supported with feature(s) {} (ext2/ext3, with extent, uninit_bg, flex_bg, 64bit, huge_file, dir_nlink and extra_isize, only for now; the image stays read-only)",
+                "writing is not supported with feature(s) {} (ext2, ext3 and ext4 as mke2fs makes them by default, only for now; the image stays read-only)",
                 names.join(", ")
             ));
         }
