@@ -1026,9 +1026,13 @@ fn writes_refuse_bad_checksums() {
     let img = fresh("bb.img");
     let bb = le32(d0, 0) as u64;
     flip(&img, bb * bs + 300);
+    // A file in / has its inode and its data in group 0 (a new directory
+    // may go to another flex group).
+    let src = t.path().join("src");
+    std::fs::write(&src, b"data\n").unwrap();
     write_fails(
         &img,
-        &["mkdir", "/x"],
+        &["put", src.to_str().unwrap(), "/x"],
         &[&format!(
             "block {bb} (block bitmap of group 0): checksum mismatch"
         )],
@@ -1040,7 +1044,7 @@ fn writes_refuse_bad_checksums() {
     flip(&img, ib * bs + 100);
     write_fails(
         &img,
-        &["mkdir", "/x"],
+        &["put", src.to_str().unwrap(), "/x"],
         &[&format!(
             "block {ib} (inode bitmap of group 0): checksum mismatch"
         )],

@@ -199,6 +199,10 @@ pub struct Filesystem {
     /// Inodes written in this transaction: their checksums are set at
     /// commit, over the staged inode table block.
     pub(crate) csum_inodes: BTreeSet<Ino>,
+    /// The superblock on disk fails its checksum while the journal needs
+    /// recovery (a write of it torn by a crash): the replay must bring a
+    /// whole copy of it, else the open fails with this.
+    sb_csum_bad: Option<Error>,
 }
 
 impl std::fmt::Debug for Filesystem {

@@ -137,9 +137,18 @@ impl Filesystem {
             roles: HashMap::new(),
             csum: super::csum::Params::from_superblock(sb.raw()),
             csum_inodes: std::collections::BTreeSet::new(),
+            sb_csum_bad: None,
             sb,
         };
-        fs.verify_superblock_csum(&raw)?;
+        if let Err(e) = fs.verify_superblock_csum(&raw) {
+            // A crash can tear the superblock's write (its sectors land
+            // apart) while the journal holds the transaction that logged
+            // it: the replay puts a whole copy back, as e2fsck's does.
+            if !(fs.needs_recovery() && fs.sb.has_compat(feature::COMPAT_HAS_JOURNAL)) {
+                return Err(e);
+            }
+            fs.sb_csum_bad = Some(e);
+        }
         fs.load_groups()?;
         if fs.sb.has_compat(feature::COMPAT_HAS_JOURNAL) {
             match fs.load_journal() {
@@ -162,6 +171,7 @@ impl Filesystem {
         if fs.needs_recovery() && fs.journal.is_some() {
             match fs.stage_recovery() {
                 Ok(()) => {}
+                Err(e) if fs.sb_csum_bad.is_some() => return Err(e),
                 Err(e) if !(opts.write || opts.replay_only) => {
                     fs.recovery_note = Some(format!(
                         "the journal needs recovery but cannot be replayed ({e}); showing the image as it is on disk"
@@ -171,6 +181,11 @@ impl Filesystem {
                     fs.reload_super()?;
                 }
                 Err(e) => return Err(e),
+            }
+        }
+        if let Some(e) = fs.sb_csum_bad.take() {
+            if fs.recovery.is_none() {
+                return Err(e);
             }
         }
         fs.write_refusal = fs.why_not_writable(image_blocks);

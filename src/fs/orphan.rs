@@ -93,12 +93,6 @@ impl Filesystem {
                 "releasing orphan inodes on a file system with quota is not supported yet (the quota files would need updating); run e2fsck".into(),
             ));
         }
-        if sb.has_ro_compat(feature::RO_COMPAT_METADATA_CSUM) {
-            return Err(Error::Unsupported(
-                "releasing orphan inodes with metadata_csum is not supported yet; run e2fsck"
-                    .into(),
-            ));
-        }
         let head = sb.last_orphan();
         let present = sb.has_ro_compat(feature::RO_COMPAT_ORPHAN_PRESENT);
         let has_file = sb.has_compat(feature::COMPAT_ORPHAN_FILE);

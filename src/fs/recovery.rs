@@ -64,6 +64,13 @@ impl Filesystem {
         // The superblock after replay, needs_recovery still set: it is
         // cleared only once the journal is marked empty.
         let (sbb, off) = self.sb_location();
+        if let Some(e) = &self.sb_csum_bad {
+            if !blocks.contains_key(&sbb) {
+                return Err(Error::corrupt(format!(
+                    "{e}, and the journal holds no copy of it to replay; run e2fsck"
+                )));
+            }
+        }
         let mut sbblock = match blocks.get(&sbb) {
             Some(b) => b.clone(),
             None => self.block(sbb)?,
