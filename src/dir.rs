@@ -13,19 +13,50 @@
 //! linear scan reads every directory correctly.
 //!
 //! **Writes and the htree index:** removing an entry keeps the index valid
-//! (hash ranges do not change). Adding an entry goes through
-//! [`crate::htree`], which keeps the index: into the right leaf, or by
-//! splitting it. Only when the index cannot take the name without growing
-//! a level is the index *dropped*: the directory's `INDEX` flag is cleared,
-//! so the kernel and e2fsck treat it as a linear directory, which it then
-//! is (all its blocks are valid linear blocks). `e2fsck -D` rebuilds it.
+//! (hash ranges do not change). Adding an entry to an indexed directory
+//! goes through [`crate::htree`], which keeps the index and grows it
+//! (leaf splits, index node splits, new levels); a linear directory of
+//! one full block becomes indexed there when the file system has
+//! `dir_index`, as the kernel does. Lookups go through the index too. Only
+//! an index that cannot be followed is ignored (its `INDEX` flag cleared,
+//! the directory used linearly, as the kernel does), and never with
+//! `metadata_csum`.
+//!
+//! **metadata_csum:** every leaf block then ends with a 12-byte dirent
+//! tail (a fake entry: inode 0, `rec_len` 12, `name_len` 0, file type
+//! 0xDE, then the checksum), which inserting never uses; the checksum is
+//! set at commit from the block's role ([`BlockRole`]), which every change
+//! here gives.
 
 use std::collections::HashSet;
 
 use crate::error::{Error, Result};
-use crate::fs::Filesystem;
+use crate::fs::{BlockRole, Filesystem};
 use crate::inode::{Ino, Inode};
-use crate::layout::{iflag, le16, le32, put16, put32, FileType};
+use crate::layout::{feature, iflag, le16, le32, put16, put32, FileType};
+
+/// Bytes of the dirent tail that ends every leaf with metadata_csum.
+pub const DIRENT_TAIL_LEN: usize = 12;
+/// The file type byte that marks a dirent tail.
+const DIRENT_TAIL_FT: u8 = 0xDE;
+
+/// Whether `b` (a whole directory block) ends with a dirent tail.
+pub fn has_dirent_tail(b: &[u8]) -> bool {
+    let t = b.len() - DIRENT_TAIL_LEN;
+    le32(b, t) == 0
+        && le16(b, t + 4) as usize == DIRENT_TAIL_LEN
+        && b[t + 6] == 0
+        && b[t + 7] == DIRENT_TAIL_FT
+}
+
+/// Write an empty dirent tail (checksum 0, set at commit) at the end of
+/// the block `b`.
+pub fn put_dirent_tail(b: &mut [u8]) {
+    let t = b.len() - DIRENT_TAIL_LEN;
+    b[t..].fill(0);
+    put16(b, t + 4, DIRENT_TAIL_LEN as u16);
+    b[t + 7] = DIRENT_TAIL_FT;
+}
 
 /// One directory entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,7 +78,7 @@ impl DirEntry {
 
 /// Where an entry was found: (logical block, physical block, offset,
 /// offset of the entry before it in the block, the entry).
-type FoundEntry = (u64, u64, usize, Option<usize>, DirEntry);
+pub(crate) type FoundEntry = (u64, u64, usize, Option<usize>, DirEntry);
 
 struct Raw<'a> {
     off: usize,
@@ -117,6 +148,69 @@ impl Filesystem {
         } else {
             (v as usize & 65532) | ((v as usize & 3) << 16)
         }
+    }
+
+    /// Directory blocks carry checksums (metadata_csum).
+    pub(crate) fn dir_csum(&self) -> bool {
+        self.superblock()
+            .has_ro_compat(feature::RO_COMPAT_METADATA_CSUM)
+    }
+
+    /// Bytes at the end of a leaf block kept for the dirent tail.
+    pub(crate) fn dirent_tail_len(&self) -> usize {
+        if self.dir_csum() {
+            DIRENT_TAIL_LEN
+        } else {
+            0
+        }
+    }
+
+    /// The role of a directory leaf block of `dir`.
+    pub(crate) fn dir_leaf_role(dir: &Inode) -> BlockRole {
+        BlockRole::DirLeaf {
+            ino: dir.ino,
+            gen: dir.generation(),
+        }
+    }
+
+    /// The role of block `lblk` of `dir` when an entry in it changes:
+    /// block 0 of an indexed directory is the index root, the others
+    /// that hold entries are leaves.
+    fn dir_block_role(dir: &Inode, lblk: u64) -> BlockRole {
+        if lblk == 0 && dir.has_flag(iflag::INDEX) {
+            BlockRole::DxNode {
+                ino: dir.ino,
+                gen: dir.generation(),
+            }
+        } else {
+            Self::dir_leaf_role(dir)
+        }
+    }
+
+    /// A leaf block holding `ents` packed from the start, the last one
+    /// reaching the end (the dirent tail with metadata_csum); one empty
+    /// entry when there are none.
+    pub(crate) fn pack_dir_block(&self, ents: &[(&[u8], Ino, FileType)]) -> Vec<u8> {
+        let bs = self.block_size();
+        let end = bs - self.dirent_tail_len();
+        let mut b = vec![0u8; bs];
+        let mut off = 0;
+        for (i, &(name, ino, ft)) in ents.iter().enumerate() {
+            let rec = if i + 1 == ents.len() {
+                end - off
+            } else {
+                rec_len_for(name.len())
+            };
+            self.write_entry(&mut b, off, ino, rec, name, ft);
+            off += rec;
+        }
+        if ents.is_empty() {
+            put16(&mut b, 4, end as u16);
+        }
+        if self.dir_csum() {
+            put_dirent_tail(&mut b);
+        }
+        b
     }
 
     /// Walk the entries of one directory block. `f` returns true to stop.
@@ -265,6 +359,11 @@ impl Filesystem {
                 .into_iter()
                 .find(|e| e.name == name));
         }
+        if self.is_dx(dir) && name != b"." && name != b".." {
+            if let Ok(hit) = self.dx_find(dir, name)? {
+                return Ok(hit.map(|h| h.4));
+            }
+        }
         for (lblk, pblk) in self.dir_blocks(dir)? {
             let mut found = None;
             self.with_block(pblk, |data| {
@@ -288,7 +387,7 @@ impl Filesystem {
         Ok(None)
     }
 
-    fn write_entry(
+    pub(crate) fn write_entry(
         &self,
         d: &mut [u8],
         off: usize,
@@ -302,11 +401,10 @@ impl Filesystem {
 
     /// The first block of a new directory: `.` and `..`.
     pub(crate) fn new_dir_block(&self, me: Ino, parent: Ino) -> Vec<u8> {
-        let bs = self.block_size();
-        let mut d = vec![0u8; bs];
-        self.write_entry(&mut d, 0, me, 12, b".", FileType::Directory);
-        self.write_entry(&mut d, 12, parent, bs - 12, b"..", FileType::Directory);
-        d
+        self.pack_dir_block(&[
+            (b".", me, FileType::Directory),
+            (b"..", parent, FileType::Directory),
+        ])
     }
 
     /// Add an entry. The caller has checked that `name` is absent. Writes
@@ -327,59 +425,76 @@ impl Filesystem {
             )));
         }
         let hint = self.dir_room_hint.get(&dir.ino).copied().unwrap_or(0);
+        let dir_index = self.superblock().has_compat(feature::COMPAT_DIR_INDEX);
         if dir.has_flag(iflag::INDEX) {
-            // Keep the index where it can take the name; else drop it
-            // (see the module documentation).
-            if self
-                .superblock()
-                .has_compat(crate::layout::feature::COMPAT_DIR_INDEX)
-                && self.htree_add(dir, name, ino, ftype)?
-            {
-                if let Some(names) = self.fresh_dirs.get_mut(&dir.ino) {
-                    names.insert(name.to_vec());
+            // Keep the index and grow it (see the module documentation).
+            let why = if dir_index {
+                match self.htree_add(dir, name, ino, ftype)? {
+                    Ok(()) => {
+                        self.note_fresh_name(dir.ino, name);
+                        return Ok(());
+                    }
+                    Err(why) => why,
                 }
-                return Ok(());
+            } else {
+                "the file system has no dir_index".to_string()
+            };
+            if self.dir_csum() {
+                return Err(Error::corrupt(format!(
+                    "directory inode {}: {why}; its htree index cannot be used or dropped (e2fsck -fD rebuilds it)",
+                    dir.ino
+                )));
             }
+            // Like the kernel: ignore the index; the directory's blocks are
+            // all valid linear blocks.
             dir.set_flags(dir.flags() & !iflag::INDEX);
             self.write_inode(dir)?;
         }
         let blocks = self.dir_blocks(dir)?;
         for &(lblk, pblk) in blocks.iter().filter(|(l, _)| *l >= hint) {
-            if self.insert_in_block(dir.ino, lblk, pblk, name, ino, ftype)? {
+            if self.insert_in_block(dir, lblk, pblk, name, ino, ftype)? {
                 self.dir_room_hint.insert(dir.ino, lblk);
-                if let Some(names) = self.fresh_dirs.get_mut(&dir.ino) {
-                    names.insert(name.to_vec());
-                }
+                self.note_fresh_name(dir.ino, name);
                 return Ok(());
             }
         }
-        // No room: append a block.
         let bs = self.block_size() as u64;
-        let lblk = dir.size().div_ceil(bs);
-        let mut goal = match blocks.last() {
+        // One full block: index the directory, as the kernel does.
+        if dir_index
+            && dir.size_with(self.large_dir()) == bs
+            && self.dx_make_indexed(dir, name, ino, ftype)?
+        {
+            self.dir_room_hint.remove(&dir.ino);
+            self.note_fresh_name(dir.ino, name);
+            return Ok(());
+        }
+        // No room: append a block.
+        let goal = match blocks.last() {
             Some(&(_, p)) => p + 1,
             None => self
                 .superblock()
                 .group_first_block(self.inode_group(dir.ino)),
         };
-        let pblk = self.map_new_block(dir, lblk, &mut goal)?;
-        let mut buf = vec![0u8; bs as usize];
-        self.write_entry(&mut buf, 0, ino, bs as usize, name, ftype);
+        let (lblk, pblk) = self.dir_append_block(dir, goal)?;
+        let buf = self.pack_dir_block(&[(name, ino, ftype)]);
         self.write_meta_block(pblk, &buf)?;
-        dir.set_size((lblk + 1) * bs);
-        self.write_inode(dir)?;
+        self.set_block_role(pblk, Self::dir_leaf_role(dir));
         self.dir_room_hint.insert(dir.ino, lblk);
-        if let Some(names) = self.fresh_dirs.get_mut(&dir.ino) {
+        self.note_fresh_name(dir.ino, name);
+        Ok(())
+    }
+
+    fn note_fresh_name(&mut self, dir: Ino, name: &[u8]) {
+        if let Some(names) = self.fresh_dirs.get_mut(&dir) {
             names.insert(name.to_vec());
         }
-        Ok(())
     }
 
     /// Put an entry into directory block `pblk` if it has room; false if
     /// it has none.
     pub(crate) fn insert_in_block(
         &mut self,
-        dir: Ino,
+        dir: &Inode,
         lblk: u64,
         pblk: u64,
         name: &[u8],
@@ -387,22 +502,43 @@ impl Filesystem {
         ftype: FileType,
     ) -> Result<bool> {
         let need = rec_len_for(name.len());
+        let bs = self.block_size();
+        // With metadata_csum the tail is the last entry; it is never used.
+        let csum = self.dir_csum();
+        let end = bs - self.dirent_tail_len();
         let mut spot: Option<(usize, usize, usize)> = None; // (off, used, rec_len)
+        let mut tail_ok = !csum;
         self.with_block(pblk, |data| {
-            self.parse_dir_block(dir, lblk, data, |e| {
+            if csum && !has_dirent_tail(data) {
+                return Ok(());
+            }
+            self.parse_dir_block(dir.ino, lblk, data, |e| {
+                if csum && e.off >= end {
+                    tail_ok = e.off == end;
+                    return true;
+                }
+                if csum && e.off + e.rec_len > end {
+                    return true;
+                }
                 let used = if e.ino == 0 {
                     0
                 } else {
                     rec_len_for(e.name.len())
                 };
-                if e.rec_len - used >= need {
+                if spot.is_none() && e.rec_len - used >= need {
                     spot = Some((e.off, used, e.rec_len));
-                    true
-                } else {
-                    false
+                    // Without a tail to find, the first spot will do.
+                    return !csum;
                 }
+                false
             })
         })??;
+        if !tail_ok {
+            return Err(Error::corrupt(format!(
+                "directory inode {}, block {lblk}: no dirent tail for the checksum at the block's end (e2fsck -fD adds it)",
+                dir.ino
+            )));
+        }
         let Some((off, used, rec_len)) = spot else {
             return Ok(false);
         };
@@ -415,33 +551,51 @@ impl Filesystem {
                 write_entry_raw(buf, ft, off + used, ino, rec_len - used, name, ftype);
             }
         })?;
+        self.set_block_role(pblk, Self::dir_block_role(dir, lblk));
         Ok(true)
+    }
+
+    /// Find `name` in one directory block: (offset, offset of the entry
+    /// before it, the entry).
+    pub(crate) fn find_in_block(
+        &self,
+        dir: Ino,
+        lblk: u64,
+        pblk: u64,
+        name: &[u8],
+    ) -> Result<Option<(usize, Option<usize>, DirEntry)>> {
+        let mut hit = None;
+        let mut prev: Option<usize> = None;
+        self.with_block(pblk, |data| {
+            self.parse_dir_block(dir, lblk, data, |e| {
+                if e.ino != 0 && e.name == name {
+                    hit = Some((
+                        e.off,
+                        prev,
+                        DirEntry {
+                            ino: e.ino,
+                            name: e.name.to_vec(),
+                            ftype: FileType::from_dirent_code(e.ftype),
+                        },
+                    ));
+                    return true;
+                }
+                prev = Some(e.off);
+                false
+            })
+        })??;
+        Ok(hit)
     }
 
     /// Find the block and offsets of `name`: (lblk, pblk, off, prev_off).
     fn find_entry(&self, dir: &Inode, name: &[u8]) -> Result<Option<FoundEntry>> {
+        if self.is_dx(dir) && name != b"." && name != b".." {
+            if let Ok(hit) = self.dx_find(dir, name)? {
+                return Ok(hit);
+            }
+        }
         for (lblk, pblk) in self.dir_blocks(dir)? {
-            let mut hit = None;
-            let mut prev: Option<usize> = None;
-            self.with_block(pblk, |data| {
-                self.parse_dir_block(dir.ino, lblk, data, |e| {
-                    if e.ino != 0 && e.name == name {
-                        hit = Some((
-                            e.off,
-                            prev,
-                            DirEntry {
-                                ino: e.ino,
-                                name: e.name.to_vec(),
-                                ftype: FileType::from_dirent_code(e.ftype),
-                            },
-                        ));
-                        return true;
-                    }
-                    prev = Some(e.off);
-                    false
-                })
-            })??;
-            if let Some((off, prev, de)) = hit {
+            if let Some((off, prev, de)) = self.find_in_block(dir.ino, lblk, pblk, name)? {
                 return Ok(Some((lblk, pblk, off, prev, de)));
             }
         }
@@ -479,6 +633,7 @@ impl Filesystem {
                 }
             }
         })?;
+        self.set_block_role(pblk, Self::dir_block_role(dir, lblk));
         let h = self.dir_room_hint.entry(dir.ino).or_insert(lblk);
         *h = (*h).min(lblk);
         if let Some(names) = self.fresh_dirs.get_mut(&dir.ino) {
@@ -502,7 +657,7 @@ impl Filesystem {
                 dir.ino
             )));
         }
-        let Some((_, pblk, off, _, _)) = self.find_entry(dir, name)? else {
+        let Some((lblk, pblk, off, _, _)) = self.find_entry(dir, name)? else {
             return Err(Error::NotFound(String::from_utf8_lossy(name).into_owned()));
         };
         let ft = self.has_filetype();
@@ -511,7 +666,9 @@ impl Filesystem {
             if ft {
                 d[off + 7] = ftype.dirent_code();
             }
-        })
+        })?;
+        self.set_block_role(pblk, Self::dir_block_role(dir, lblk));
+        Ok(())
     }
 
     /// The entries of one directory block as (offset, rec_len, entry),
@@ -588,6 +745,7 @@ impl Filesystem {
                 )))
             }
         };
+        self.set_block_role(pblk, Self::dir_block_role(dir, lblk));
         let h = self.dir_room_hint.entry(dir.ino).or_insert(lblk);
         *h = (*h).min(lblk);
         if let Some(names) = self.fresh_dirs.get_mut(&dir.ino) {

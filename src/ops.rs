@@ -196,6 +196,7 @@ impl Filesystem {
         let mut goal = self.data_goal(inode.ino);
         let b = self.map_new_block(&mut inode, 0, &mut goal)?;
         self.write_meta_block(b, &block)?;
+        self.set_block_role(b, Self::dir_leaf_role(&inode));
         inode.set_size(self.block_size() as u64);
         self.write_inode(&inode)?;
         self.add_entry(&mut p, name, inode.ino, FileType::Directory)?;
