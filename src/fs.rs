@@ -2128,6 +2128,12 @@ impl Filesystem {
         }
     }
 
+    /// Unit tests: turn on a ro_compat feature in memory only.
+    #[cfg(test)]
+    pub(crate) fn test_set_ro_compat(&mut self, bit: u32) {
+        self.sb.set_ro_compat(bit)
+    }
+
     /// Make the superblock counts equal the sum of the group counts, as the
     /// kernel does at mount. Called once before the first change.
     pub(crate) fn sync_sb_counts(&mut self) {

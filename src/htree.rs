@@ -961,3 +961,244 @@ mod tests {
         );
     }
 }
+
+/// Growing the index, and the metadata_csum layout of what it writes, on
+/// images held in memory (mke2fs makes them; skipped without it).
+#[cfg(test)]
+mod grow_tests {
+    use super::*;
+    use crate::device::MemDevice;
+    use crate::dir::has_dirent_tail;
+    use crate::fs::OpenOptions;
+    use crate::ops::NewFile;
+
+    fn mem_fs(block: u32, mib: u32) -> Option<Filesystem> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("u.img");
+        let out = std::process::Command::new("mke2fs")
+            .args(["-q", "-F", "-t", "ext3", "-b", &block.to_string()])
+            .args(["-O", "dir_index", "-N", "8192"])
+            .arg(&p)
+            .arg(format!("{mib}M"))
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            _ => {
+                eprintln!("SKIPPED: mke2fs is not installed");
+                return None;
+            }
+        }
+        let data = std::fs::read(&p).unwrap();
+        Some(
+            Filesystem::open_device(Box::new(MemDevice::new(data)), &OpenOptions::read_write())
+                .unwrap(),
+        )
+    }
+
+    /// Turn on metadata_csum in memory, giving the root directory's block
+    /// the dirent tail that mke2fs would have written.
+    fn set_csum(fs: &mut Filesystem) {
+        fs.test_set_ro_compat(feature::RO_COMPAT_METADATA_CSUM);
+        let root = fs.read_inode(fs.root()).unwrap();
+        let p = fs.bmap(&root, 0).unwrap().unwrap();
+        let ents = fs.block_entries(root.ino, 0, p).unwrap();
+        let v: Vec<(&[u8], Ino, FileType)> = ents
+            .iter()
+            .filter(|e| e.2.ino != 0)
+            .map(|e| (&e.2.name[..], e.2.ino, e.2.ftype))
+            .collect();
+        let b = fs.pack_dir_block(&v);
+        fs.write_meta_block(p, &b).unwrap();
+    }
+
+    fn name(i: usize) -> Vec<u8> {
+        format!("a-name-of-some-length-{i:05}").into_bytes()
+    }
+
+    /// Check every block of indexed directory `d`: index nodes have the
+    /// limits this file system wants and the DxNode role, leaves end as
+    /// `tail` says and have the DirLeaf role. Returns the indirect levels.
+    fn check_layout(fs: &Filesystem, d: Ino, tail: bool) -> u8 {
+        let di = fs.read_inode(d).unwrap();
+        assert!(di.has_flag(iflag::INDEX));
+        let bs = fs.block_size();
+        let dx = BlockRole::DxNode {
+            ino: d,
+            gen: di.generation(),
+        };
+        let leaf = BlockRole::DirLeaf {
+            ino: d,
+            gen: di.generation(),
+        };
+        let root_p = fs.bmap(&di, 0).unwrap().unwrap();
+        let root = fs.block(root_p).unwrap();
+        assert_eq!(le16(&root, ROOT_BASE) as usize, fs.dx_root_limit());
+        assert_eq!(fs.block_role(root_p), Some(dx));
+        let levels = root[0x1E];
+        for (lblk, pblk) in fs.dir_blocks(&di).unwrap().into_iter().skip(1) {
+            let b = fs.block(pblk).unwrap();
+            if le32(&b, 0) == 0 && le16(&b, 4) as usize == bs {
+                // An interior node.
+                assert_eq!(le16(&b, NODE_BASE) as usize, fs.dx_node_limit(), "{lblk}");
+                assert_eq!(fs.block_role(pblk), Some(dx), "{lblk}");
+                continue;
+            }
+            assert_eq!(fs.block_role(pblk), Some(leaf), "block {lblk}");
+            assert_eq!(has_dirent_tail(&b), tail, "block {lblk}");
+            let ents = fs.block_entries(d, lblk, pblk).unwrap();
+            let last = ents.last().unwrap();
+            if tail {
+                assert_eq!((last.0, last.1, last.2.ino), (bs - 12, 12, 0), "{lblk}");
+            } else {
+                assert_ne!(last.2.ino, 0, "block {lblk} ends with an empty entry");
+            }
+        }
+        levels
+    }
+
+    fn fill(fs: &mut Filesystem, d: Ino, n: usize) {
+        for i in 0..n {
+            fs.create_file_from_vec(d, &name(i), &NewFile::default(), vec![])
+                .unwrap();
+        }
+        let di = fs.read_inode(d).unwrap();
+        for i in 0..n {
+            assert!(fs.lookup(&di, &name(i)).unwrap().is_some(), "{i}");
+        }
+    }
+
+    #[test]
+    fn metadata_csum_leaves_keep_the_dirent_tail_and_nodes_room_for_dx_tail() {
+        for block in [1024u32, 4096] {
+            let Some(mut fs) = mem_fs(block, 16) else {
+                return;
+            };
+            set_csum(&mut fs);
+            let bs = block as usize;
+            assert_eq!(fs.dx_root_limit(), (bs - 40) / 8);
+            assert_eq!(fs.dx_node_limit(), (bs - 16) / 8);
+            let root = fs.root();
+            let d = fs.mkdir(root, b"d", &NewFile::default()).unwrap();
+            // A new directory's block ends with the tail.
+            let di = fs.read_inode(d).unwrap();
+            let p0 = fs.bmap(&di, 0).unwrap().unwrap();
+            let b0 = fs.block(p0).unwrap();
+            assert!(has_dirent_tail(&b0));
+            assert_eq!(le16(&b0, 16) as usize, bs - 24);
+            assert_eq!(
+                fs.block_role(p0),
+                Some(BlockRole::DirLeaf {
+                    ino: d,
+                    gen: di.generation()
+                })
+            );
+            // Through leaf splits and (1 KiB) index splits.
+            let n = if block == 1024 { 4000 } else { 1500 };
+            fill(&mut fs, d, n);
+            let levels = check_layout(&fs, d, true);
+            assert_eq!(levels, if block == 1024 { 1 } else { 0 });
+        }
+    }
+
+    #[test]
+    fn without_metadata_csum_leaves_use_the_whole_block() {
+        let Some(mut fs) = mem_fs(1024, 16) else {
+            return;
+        };
+        assert_eq!(fs.dx_root_limit(), 124);
+        assert_eq!(fs.dx_node_limit(), 127);
+        let root = fs.root();
+        let d = fs.mkdir(root, b"d", &NewFile::default()).unwrap();
+        fill(&mut fs, d, 4000);
+        assert_eq!(check_layout(&fs, d, false), 1);
+    }
+
+    /// A linear block whose entries fill all but the tail: with
+    /// metadata_csum a 1-byte name (12 bytes) must not go into the tail;
+    /// without, the same 12 bytes at the end take it.
+    #[test]
+    fn inserting_never_uses_the_tail() {
+        for csum in [true, false] {
+            let Some(mut fs) = mem_fs(1024, 16) else {
+                return;
+            };
+            if csum {
+                set_csum(&mut fs);
+            }
+            let root = fs.root();
+            let d = fs.mkdir(root, b"d", &NewFile::default()).unwrap();
+            let mut di = fs.read_inode(d).unwrap();
+            let p0 = fs.bmap(&di, 0).unwrap().unwrap();
+            // `.` and `..` (24 bytes) and 19 entries of 52 bytes: 1012.
+            let names: Vec<Vec<u8>> = (0..19).map(|i| format!("{i:044}").into_bytes()).collect();
+            let mut ents: Vec<(&[u8], Ino, FileType)> = vec![
+                (b".", d, FileType::Directory),
+                (b"..", root, FileType::Directory),
+            ];
+            ents.extend(names.iter().map(|n| (&n[..], 11, FileType::Regular)));
+            let blk = fs.pack_dir_block(&ents);
+            fs.write_meta_block(p0, &blk).unwrap();
+            let fits = fs
+                .insert_in_block(&di, 0, p0, b"a", 11, FileType::Regular)
+                .unwrap();
+            assert_eq!(fits, !csum);
+            let b = fs.block(p0).unwrap();
+            assert_eq!(has_dirent_tail(&b), csum);
+            if csum {
+                assert_eq!(b, blk, "the block changed");
+                // Adding the name indexes the directory instead.
+                fs.add_entry(&mut di, b"a", 11, FileType::Regular).unwrap();
+                let di = fs.read_inode(d).unwrap();
+                assert_eq!(check_layout(&fs, d, true), 0);
+                assert_eq!(fs.lookup(&di, b"a").unwrap().unwrap().ino, 11);
+                for n in &names {
+                    assert!(fs.lookup(&di, n).unwrap().is_some());
+                }
+            }
+        }
+    }
+
+    /// A full index without large_dir: NoSpace, the index kept, and the
+    /// failed add changes nothing (tried twice: the same state both times).
+    #[test]
+    fn a_full_index_is_no_space_and_changes_nothing() {
+        let Some(mut fs) = mem_fs(1024, 48) else {
+            return;
+        };
+        let root = fs.root();
+        let d = fs.mkdir(root, b"d", &NewFile::default()).unwrap();
+        let long = |i: usize| format!("{i:06}-{}", "y".repeat(243)).into_bytes();
+        let mut i = 0;
+        let err = loop {
+            let mut di = fs.read_inode(d).unwrap();
+            match fs.add_entry(&mut di, &long(i), 11, FileType::Regular) {
+                Ok(()) => i += 1,
+                Err(e) => break e,
+            }
+            assert!(i < 100_000);
+        };
+        assert!(matches!(err, Error::NoSpace(_)), "{err}");
+        assert!(err.to_string().contains("the htree index is full"), "{err}");
+        let snapshot = |fs: &Filesystem| -> (u64, usize, Vec<Vec<u8>>) {
+            let di = fs.read_inode(d).unwrap();
+            let blocks = fs
+                .dir_blocks(&di)
+                .unwrap()
+                .iter()
+                .map(|&(_, p)| fs.block(p).unwrap())
+                .collect();
+            (di.size(), fs.staged_meta_blocks(), blocks)
+        };
+        let before = snapshot(&fs);
+        let mut di = fs.read_inode(d).unwrap();
+        let again = fs.add_entry(&mut di, &long(i), 11, FileType::Regular);
+        assert!(matches!(again, Err(Error::NoSpace(_))), "{again:?}");
+        assert!(snapshot(&fs) == before, "the failed add changed something");
+        let di = fs.read_inode(d).unwrap();
+        assert!(di.has_flag(iflag::INDEX), "the index was dropped");
+        assert_eq!(check_layout(&fs, d, false), 1);
+        for j in (0..i).step_by(11) {
+            assert!(fs.lookup(&di, &long(j)).unwrap().is_some(), "{j}");
+        }
+    }
+}
