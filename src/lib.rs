@@ -15,14 +15,16 @@
 //!
 //! The engine reads every image `mke2fs` makes (ext2, ext3, ext4: indirect
 //! blocks and extents, linear and htree directories, extended attributes)
-//! and writes images with the ext2/ext3 feature sets. Images with features
+//! and writes images with the ext2/ext3 feature sets, with or without
+//! `extent`. Images with features
 //! it cannot write are refused for writing with a message that names them.
 //!
 //! Layers, bottom up: [`device`] (bytes), [`layout`] (on-disk offsets),
 //! [`superblock`] and [`inode`] (checked records), [`fs`] (staging,
 //! allocation, commit), [`journal`] (JBD2 replay and transactions: every
 //! commit on ext3 goes through the journal), [`bmap`] (one block map over
-//! indirect blocks and extents), [`dir`] and [`htree`] (directory entries
+//! indirect blocks and extents), [`extent`] (growing and cutting extent
+//! trees), [`dir`] and [`htree`] (directory entries
 //! and the hash index), [`xattr`] (read, set and remove extended
 //! attributes), [`file`](mod@file), [`path`] (resolution confined
 //! to the image), [`ops`] (operations by inode and name) and [`host`]
@@ -37,25 +39,18 @@
 #![warn(missing_docs)]
 
 pub mod accounts;
-pub mod bmap;
 pub mod container;
 pub mod customize;
 pub mod device;
-pub mod dir;
 pub mod error;
-pub mod file;
 pub mod fs;
+// The engine's modules live in src/fs/; they keep their crate-root paths.
+pub use fs::{bmap, dir, extent, file, htree, inode, journal, layout, superblock, xattr};
 pub mod host;
-pub mod htree;
-pub mod inode;
 pub mod interrupt;
-pub mod journal;
-pub mod layout;
 pub mod ops;
 pub mod path;
 pub mod selinux;
-pub mod superblock;
-pub mod xattr;
 pub mod zero_free;
 
 pub use error::{Error, Result};

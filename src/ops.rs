@@ -49,6 +49,11 @@ impl Filesystem {
             let max = (isz - 128) as u16;
             inode.set_extra_isize(want.min(max) & !3);
         }
+        // On an extent file system, files and directories map their blocks
+        // with an extent tree (long symlinks too: see `symlink`).
+        if matches!(ftype, FileType::Regular | FileType::Directory) && self.extent_feature() {
+            self.init_extent_root(&mut inode);
+        }
         let now = self.now();
         inode.set_atime(now);
         inode.set_ctime(now);
@@ -237,6 +242,11 @@ impl Filesystem {
             inode.block_bytes_mut()[..target.len()].copy_from_slice(target);
             inode.set_size(target.len() as u64);
         } else {
+            // A fast symlink keeps its target in i_block; a long one maps a
+            // block, with an extent tree where the file system has them.
+            if self.extent_feature() {
+                self.init_extent_root(&mut inode);
+            }
             let mut src = target;
             self.write_data(&mut inode, &mut src)?;
         }
@@ -769,18 +779,18 @@ mod tests {
     #[test]
     fn unsupported_features_refuse_writes_but_read() {
         let mut bytes = sample_bytes();
-        // Turn on the extent feature (incompat 0x40) in the superblock.
-        bytes[1024 + 0x60] |= 0x40;
+        // Turn on the encrypt feature (incompat 0x10000) in the superblock.
+        bytes[1024 + 0x62] |= 0x01;
         let e = Filesystem::open_device(
             Box::new(MemDevice::new(bytes.clone())),
             &OpenOptions::read_write(),
         )
         .unwrap_err();
-        assert!(e.to_string().contains("extent"), "{e}");
+        assert!(e.to_string().contains("encrypt"), "{e}");
         let fs =
             Filesystem::open_device(Box::new(MemDevice::new(bytes)), &OpenOptions::read_only())
                 .unwrap();
-        assert!(fs.write_refusal().unwrap().contains("extent"));
+        assert!(fs.write_refusal().unwrap().contains("encrypt"));
         assert!(fs.resolve("/etc/hosts", true).is_ok());
     }
 }

@@ -203,15 +203,32 @@ fn sweep(
     }
 }
 
-fn base_image(block: u32) -> (tempfile::TempDir, Vec<u8>) {
+fn base_image(fstype: &'static str, block: u32) -> (tempfile::TempDir, Vec<u8>) {
     let cfg = Cfg {
-        fstype: "ext3",
+        fstype,
         block,
         inode: 256,
         dir_index: true,
         size_kib: 8 * 1024,
     };
     let img = mkfs(&cfg);
+    if fstype.starts_with("ext4") {
+        // As the kernel leaves a metadata_csum file system's journal once
+        // mounted: checksums v3, 64-bit block numbers (mke2fs sets none).
+        let out = std::process::Command::new("debugfs")
+            .args(["-w", "-R", "jo -c"])
+            .arg(&img.path)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let h = std::process::Command::new("dumpe2fs")
+            .arg("-h")
+            .arg(&img.path)
+            .output()
+            .unwrap();
+        let h = String::from_utf8_lossy(&h.stdout);
+        assert!(h.contains("journal_checksum_v3"), "{h}");
+    }
     // Some existing content to change.
     let src = img.dir.path().join("seed");
     std::fs::create_dir_all(src.join("etc/ssh")).unwrap();
@@ -280,8 +297,8 @@ fn crash_at_every_write_recovers_to_old_or_new() {
         failures: Vec::new(),
     };
     let mut rows = Vec::new();
-    for block in [1024u32, 4096] {
-        let (_keep, base) = base_image(block);
+    for (fstype, block) in [("ext3", 1024u32), ("ext3", 4096), ("ext4", 4096)] {
+        let (_keep, base) = base_image(fstype, block);
         let host = tempfile::tempdir().unwrap();
         let tree = host.path().join("tree");
         for d in 0..4 {
@@ -399,7 +416,7 @@ fn crash_at_every_write_recovers_to_old_or_new() {
         for (name, op) in &scenarios {
             let before = tally.points;
             let fails = tally.failures.len();
-            let label = format!("{name} ({block}-byte blocks)");
+            let label = format!("{name} ({fstype}, {block}-byte blocks)");
             sweep(&label, &base, op.as_ref(), &mut tally);
             rows.push((label, tally.points - before, tally.failures.len() - fails));
         }
@@ -408,7 +425,7 @@ fn crash_at_every_write_recovers_to_old_or_new() {
         let dirty = dirty_image(&base);
         let before = tally.points;
         let fails = tally.failures.len();
-        let label = format!("replay + put ({block}-byte blocks)");
+        let label = format!("replay + put ({fstype}, {block}-byte blocks)");
         sweep(
             &label,
             &dirty,

@@ -1079,11 +1079,11 @@ fn ext4_image_is_read_only() {
     debugfs_w(&img, "mkdir dir");
     let v = info_json(&img);
     assert_eq!(v["writable"], false, "{v}");
-    fails(&img, "put", &[s(&src), "/new"], &["extent"]);
-    fails(&img, "put", &["-", "/new"], &["extent"]);
-    fails(&img, "mkdir", &["/newdir"], &["extent"]);
-    fails(&img, "rm", &["/hello"], &["extent"]);
-    fails(&img, "chmod", &["600", "/hello"], &["extent"]);
+    fails(&img, "put", &[s(&src), "/new"], &["flex_bg"]);
+    fails(&img, "put", &["-", "/new"], &["flex_bg"]);
+    fails(&img, "mkdir", &["/newdir"], &["flex_bg"]);
+    fails(&img, "rm", &["/hello"], &["flex_bg"]);
+    fails(&img, "chmod", &["600", "/hello"], &["flex_bg"]);
     let before = common::bytes(&img);
     let r = ok(&img, "ls", &["/"]);
     let listing = String::from_utf8_lossy(&r.stdout).into_owned();

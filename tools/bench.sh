@@ -51,6 +51,9 @@
 #   BENCH_KEEP=1       keep the work dir (images, inputs) for inspection
 #   BENCH_NO_BUILD=1   do not run cargo build --release
 #   BENCH_PAIRS        rounds of the --base comparison (default 9)
+#   BENCH_FSTYPE       ext3 (default) or ext4: the type mke2fs -t makes the
+#                      images with (ext4: mke2fs's defaults, metadata_csum,
+#                      64bit, flex_bg, extents); mke2fs -d builds the same
 #   BENCH_REV=REV      benchmark a committed revision (e.g. HEAD) instead of
 #                      the work tree: it is exported with git archive and
 #                      built in target/bench-build (useful while the work tree
@@ -82,6 +85,8 @@ WARMUP=${BENCH_WARMUP:-3}
 TREE_RUNS=${BENCH_TREE_RUNS:-8}
 TREE_WARMUP=${BENCH_TREE_WARMUP:-1}
 HUGE=${BENCH_HUGE:-1}
+FSTYPE=${BENCH_FSTYPE:-ext3}
+case $FSTYPE in ext3|ext4) ;; *) echo "bench: BENCH_FSTYPE must be ext3 or ext4" >&2; exit 2;; esac
 OUT=${BENCH_OUT:-$ROOT/target/bench}
 
 say() { printf '\n== [%s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -182,6 +187,7 @@ fi
         b=$(basename "$(readlink -f "$dev" 2>/dev/null || echo "$dev")"); b=${b%%[0-9]*}
         [ -r "/sys/block/$b/queue/rotational" ] && echo ", /sys/block/$b rotational=$(cat /sys/block/$b/queue/rotational)")"
     echo "e2fsprogs: $(mke2fs -V 2>&1 | head -1)"
+    echo "images: mke2fs -t $FSTYPE -b 4096"
     echo "hyperfine: $(hyperfine --version)"
     if [ $HAVE_E2CP = 1 ]; then
         echo "e2tools: $(dpkg-query -W -f '${Version}' e2tools 2>/dev/null || echo present)"
@@ -195,12 +201,12 @@ say "machine"; cat "$R/machine.txt" >&2
 
 # ---------------------------------------------------------------- images
 mkimg() { # name size
-    mke2fs -t ext3 -q -F -b 4096 "$IMG/$1.tmp" "$2" >/dev/null 2>&1
+    mke2fs -t "$FSTYPE" -q -F -b 4096 "$IMG/$1.tmp" "$2" >/dev/null 2>&1
     # Same content, but the zeroed inode tables become holes: copies are cheap.
     cp --sparse=always "$IMG/$1.tmp" "$IMG/$1.img"
     rm -f "$IMG/$1.tmp"
 }
-say "making sparse ext3 images (mke2fs -t ext3 -b 4096)"
+say "making sparse $FSTYPE images (mke2fs -t $FSTYPE -b 4096)"
 mkimg base2 2G
 mkimg base32 32G
 SIZES=(2 32)
@@ -403,7 +409,7 @@ if [ $HAVE_E2CP = 1 ]; then
     add tree-2g "e2cp" "$w" tree "$p" "sh $(q "$W/e2cp-tree.sh") $(q "$IN/treeroot") $(q "$w") $(q "$IN/tree.list")"
 fi
 m=$W/mkfs.img
-add tree-2g "mke2fs -d" "$m" tree "rm -f $(q "$m")" "mke2fs -t ext3 -q -F -b 4096 -d $(q "$IN/treeroot") $(q "$m") 2G"
+add tree-2g "mke2fs -d" "$m" tree "rm -f $(q "$m")" "mke2fs -t $FSTYPE -q -F -b 4096 -d $(q "$IN/treeroot") $(q "$m") 2G"
 
 # ---------------------------------------------------------------- timing
 run_row() { # row runs warmup

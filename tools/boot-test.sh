@@ -22,6 +22,8 @@
 # EXT3EDIT          the binary (default target/release/ext3edit)
 # MIRROR            the Debian mirror (default http://deb.debian.org/debian)
 # BOOT_TIMEOUT      seconds to wait for ssh after qemu starts (default 300)
+# BOOT_FSTYPE       ext3 (default) or ext4: what mke2fs -t makes the root
+#                   file system with (ext4: mke2fs's ext4 defaults)
 # KEEP=1            keep the work directory (image, logs)
 set -uo pipefail
 export PATH=$PATH:/sbin:/usr/sbin
@@ -30,6 +32,8 @@ cache=${BOOT_TEST_CACHE:-/var/tmp/ext3edit-boot-test}
 ext3edit=${EXT3EDIT:-$here/target/release/ext3edit}
 mirror=${MIRROR:-http://deb.debian.org/debian}
 timeout=${BOOT_TIMEOUT:-300}
+fstype=${BOOT_FSTYPE:-ext3}
+case $fstype in ext3|ext4) ;; *) echo "boot-test: BOOT_FSTYPE must be ext3 or ext4" >&2; exit 2 ;; esac
 variants=("$@")
 [ ${#variants[@]} -gt 0 ] || variants=(sysvinit systemd)
 
@@ -122,15 +126,15 @@ run_variant() {
   local v=$1 tree work img port qpid ok
   tree=$(tree_of "$v") || { fail "$v: debootstrap"; return; }
   work=$(mktemp -d "${TMPDIR:-/tmp}/boot-test-$v.XXXXXX")
-  img=$work/root.ext3
+  img=$work/root.$fstype
   echo "== $v: $tree, work in $work"
   rm -f "$img"
-  if mke2fs -q -F -t ext3 -L root -d "$tree" "$img" 2G; then pass "$v: mke2fs -d"; else fail "$v: mke2fs -d"; return; fi
+  if mke2fs -q -F -t "$fstype" -L root -d "$tree" "$img" 2G; then pass "$v: mke2fs -t $fstype -d"; else fail "$v: mke2fs -d"; return; fi
   ssh-keygen -q -t ed25519 -N '' -f "$work/key"
   head -c 12 /dev/urandom | base64 | tr -d '/+=' >"$work/pw"
   # The image's fstab (debootstrap leaves it unconfigured): that is part
   # of building the image, not of what --fix does.
-  "$ext3edit" customize "$img" --write '/etc/fstab:/dev/vda / ext3 errors=remount-ro 0 1\n' \
+  "$ext3edit" customize "$img" --write "/etc/fstab:/dev/vda / $fstype errors=remount-ro 0 1\\n" \
     >/dev/null || { fail "$v: write fstab"; return; }
   echo "-- check before"
   "$ext3edit" check "$img"

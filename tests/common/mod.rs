@@ -50,6 +50,46 @@ pub fn matrix() -> Vec<Cfg> {
     v
 }
 
+/// The ext4 variants issue 14 names: mke2fs's ext4 defaults and the
+/// variations of them, as `fstype` keys that [`mkfs`] turns into
+/// `-t ext4 -O ...` (see [`ext4_features`]).
+pub fn ext4_matrix() -> Vec<Cfg> {
+    let c = |fstype, block, inode, size_kib| Cfg {
+        fstype,
+        block,
+        inode,
+        dir_index: true,
+        size_kib,
+    };
+    vec![
+        c("ext4", 4096, 256, 64 * 1024),
+        c("ext4", 1024, 256, 64 * 1024), // 8 groups with 1 KiB blocks
+        c("ext4", 4096, 128, 32 * 1024),
+        c("ext4-nocsum", 4096, 256, 32 * 1024),
+        c("ext4-nocsum", 1024, 128, 32 * 1024),
+        c("ext4-no64", 4096, 256, 32 * 1024),
+        c("ext4-noflex", 1024, 256, 32 * 1024),
+        c("ext4-orphan", 4096, 256, 32 * 1024),
+        c("ext4-largedir", 4096, 256, 32 * 1024),
+        c("ext4-nojournal", 4096, 256, 32 * 1024),
+    ]
+}
+
+/// mke2fs `-O` additions for an ext4 variant key; None for ext2/ext3.
+pub fn ext4_features(fstype: &str) -> Option<&'static str> {
+    Some(match fstype {
+        // Spelled out, so that the host's mke2fs.conf does not decide.
+        "ext4" => "has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize",
+        "ext4-nocsum" => "has_journal,extent,huge_file,flex_bg,^metadata_csum,uninit_bg,64bit,dir_nlink,extra_isize",
+        "ext4-no64" => "has_journal,extent,huge_file,flex_bg,metadata_csum,^64bit,dir_nlink,extra_isize",
+        "ext4-noflex" => "has_journal,extent,huge_file,^flex_bg,metadata_csum,64bit,dir_nlink,extra_isize",
+        "ext4-orphan" => "has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize,orphan_file",
+        "ext4-largedir" => "has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize,large_dir",
+        "ext4-nojournal" => "^has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize",
+        _ => return None,
+    })
+}
+
 pub fn have_e2fsprogs() -> bool {
     Command::new("mke2fs").arg("-V").output().is_ok()
 }
@@ -90,13 +130,18 @@ pub fn mkfs(cfg: &Cfg) -> Img {
     } else {
         "^dir_index"
     });
-    if cfg.fstype == "ext2" {
+    let mut fstype = cfg.fstype;
+    if let Some(f) = ext4_features(cfg.fstype) {
+        features.push(',');
+        features.push_str(f);
+        fstype = "ext4";
+    } else if cfg.fstype == "ext2" {
         features.push_str(",^has_journal");
     } else {
         features.push_str(",has_journal");
     }
     let out = Command::new("mke2fs")
-        .args(["-q", "-F", "-t", cfg.fstype])
+        .args(["-q", "-F", "-t", fstype])
         .args(["-b", &cfg.block.to_string(), "-I", &cfg.inode.to_string()])
         .args(["-O", &features])
         .args([

@@ -225,7 +225,7 @@ pub mod feature {
         | COMPAT_DIR_INDEX;
     /// Incompat features this crate can write (large_dir: three levels of
     /// htree index and directory sizes past 4 GiB).
-    pub const INCOMPAT_WRITE: u32 = INCOMPAT_FILETYPE | INCOMPAT_LARGEDIR;
+    pub const INCOMPAT_WRITE: u32 = INCOMPAT_FILETYPE | INCOMPAT_EXTENTS | INCOMPAT_LARGEDIR;
     /// Ro-compat features this crate can write.
     pub const RO_COMPAT_WRITE: u32 = RO_COMPAT_SPARSE_SUPER | RO_COMPAT_LARGE_FILE;
 

@@ -418,9 +418,9 @@ impl Filesystem {
     ) -> Result<()> {
         self.dir_check(dir)?;
         check_name(name)?;
-        if dir.has_flag(iflag::INLINE_DATA) || dir.has_flag(iflag::EXTENTS) {
+        if dir.has_flag(iflag::INLINE_DATA) {
             return Err(Error::Unsupported(format!(
-                "directory inode {}: adding entries to extent or inline directories",
+                "directory inode {}: adding entries to inline directories",
                 dir.ino
             )));
         }
@@ -606,9 +606,9 @@ impl Filesystem {
     /// caller's business.
     pub fn remove_entry(&mut self, dir: &mut Inode, name: &[u8]) -> Result<DirEntry> {
         self.dir_check(dir)?;
-        if dir.has_flag(iflag::INLINE_DATA) || dir.has_flag(iflag::EXTENTS) {
+        if dir.has_flag(iflag::INLINE_DATA) {
             return Err(Error::Unsupported(format!(
-                "directory inode {}: removing entries from extent or inline directories",
+                "directory inode {}: removing entries from inline directories",
                 dir.ino
             )));
         }
@@ -710,9 +710,9 @@ impl Filesystem {
         prev: Option<usize>,
         name: &[u8],
     ) -> Result<usize> {
-        if dir.has_flag(iflag::INLINE_DATA) || dir.has_flag(iflag::EXTENTS) {
+        if dir.has_flag(iflag::INLINE_DATA) {
             return Err(Error::Unsupported(format!(
-                "directory inode {}: removing entries from extent or inline directories",
+                "directory inode {}: removing entries from inline directories",
                 dir.ino
             )));
         }

@@ -272,35 +272,65 @@ impl Filesystem {
                     "source is larger than the largest file this filesystem allows ({max} bytes)"
                 )));
             }
+            // Runs of non-zero blocks are mapped a run at a time (one
+            // extent per physical run on ext4); all-zero blocks stay holes.
             // A large file's whole blocks go to the image in runs straight
             // from the buffer; the rest is staged.
             let mut run: Option<(u64, usize, usize)> = None; // block, offset, count
-            for (k, chunk) in buf[..got].chunks(bs).enumerate() {
-                let lblk = size / bs as u64;
-                size += chunk.len() as u64;
-                if crate::device::is_zero(chunk) {
+            let nch = got.div_ceil(bs);
+            let chunk_at = |k: usize| -> (usize, usize) {
+                let o = k * bs;
+                (o, (got - o).min(bs))
+            };
+            let mut k = 0;
+            while k < nch {
+                let (o, l) = chunk_at(k);
+                if crate::device::is_zero(&buf[o..o + l]) {
                     if let Some((f, o, n)) = run.take() {
                         self.write_data_early(f, &buf[o..o + n * bs])?;
                     }
+                    size += l as u64;
+                    k += 1;
                     continue;
                 }
-                let b = self.map_new_block(inode, lblk, goal)?;
-                if !(early && chunk.len() == bs) {
-                    if let Some((f, o, n)) = run.take() {
-                        self.write_data_early(f, &buf[o..o + n * bs])?;
+                let mut j = k + 1;
+                while j < nch {
+                    let (o, l) = chunk_at(j);
+                    if crate::device::is_zero(&buf[o..o + l]) {
+                        break;
                     }
-                    self.write_new_data(b, chunk)?;
-                    continue;
+                    j += 1;
                 }
-                run = match run {
-                    Some((f, o, n)) if f + n as u64 == b => Some((f, o, n + 1)),
-                    other => {
-                        if let Some((f, o, n)) = other {
-                            self.write_data_early(f, &buf[o..o + n * bs])?;
+                let lblk0 = size / bs as u64;
+                let mut m = k;
+                while m < j {
+                    let (b0, n) =
+                        self.map_new_run(inode, lblk0 + (m - k) as u64, (j - m) as u64, goal)?;
+                    for i in 0..n as usize {
+                        let (o, l) = chunk_at(m + i);
+                        let b = b0 + i as u64;
+                        if !(early && l == bs) {
+                            if let Some((f, o, n)) = run.take() {
+                                self.write_data_early(f, &buf[o..o + n * bs])?;
+                            }
+                            self.write_new_data(b, &buf[o..o + l])?;
+                            continue;
                         }
-                        Some((b, k * bs, 1))
+                        run = match run {
+                            Some((f, ro, rn)) if f + rn as u64 == b => Some((f, ro, rn + 1)),
+                            other => {
+                                if let Some((f, ro, rn)) = other {
+                                    self.write_data_early(f, &buf[ro..ro + rn * bs])?;
+                                }
+                                Some((b, o, 1))
+                            }
+                        };
                     }
-                };
+                    m += n as usize;
+                }
+                let end = (j * bs).min(got);
+                size += (end - k * bs) as u64;
+                k = j;
             }
             if let Some((f, o, n)) = run.take() {
                 self.write_data_early(f, &buf[o..o + n * bs])?;

@@ -14,8 +14,8 @@
 //!   length above 32768 marks an unwritten (preallocated) extent that reads
 //!   as zeros.
 //!
-//! Reading works for both; changing the map works for indirect blocks (the
-//! extent writer plugs in here for ext4).
+//! Reading works for both, and so does changing the map: indirect blocks
+//! here, extent trees in [`crate::extent`] (dispatched from here).
 
 use std::collections::BTreeMap;
 
@@ -500,10 +500,10 @@ impl Filesystem {
     // ------------------------------------------------------------------
     // Changing the map (indirect blocks).
 
-    fn refuse_extents(&self, inode: &Inode) -> Result<()> {
-        if inode.has_flag(iflag::EXTENTS) || inode.has_flag(iflag::INLINE_DATA) {
+    fn refuse_inline(&self, inode: &Inode) -> Result<()> {
+        if inode.has_flag(iflag::INLINE_DATA) {
             return Err(Error::Unsupported(format!(
-                "inode {}: changing extent-mapped or inline-data files is not supported yet",
+                "inode {}: changing inline-data files is not supported yet",
                 inode.ino
             )));
         }
@@ -514,11 +514,34 @@ impl Filesystem {
         self.block_size() as u64 / 512
     }
 
+    /// Allocate data blocks for logical blocks `lblk..lblk + want` near
+    /// `*goal` and map them: one contiguous run, perhaps shorter than
+    /// `want`. Returns (first physical block, count); the caller writes the
+    /// data and asks again for the rest. An extent-mapped inode gets the
+    /// run as one extent (merged with its neighbour where it follows on);
+    /// an indirect one gets one block per call.
+    pub fn map_new_run(
+        &mut self,
+        inode: &mut Inode,
+        lblk: u64,
+        want: u64,
+        goal: &mut u64,
+    ) -> Result<(u64, u64)> {
+        self.refuse_inline(inode)?;
+        if inode.has_flag(iflag::EXTENTS) {
+            return self.ext_map_new_run(inode, lblk, want, goal);
+        }
+        Ok((self.map_new_block(inode, lblk, goal)?, 1))
+    }
+
     /// Allocate a data block for logical block `lblk` (and any indirect
     /// block the path needs), near `*goal`; map it and return it. `*goal`
     /// moves past what was allocated. The caller writes the data.
     pub fn map_new_block(&mut self, inode: &mut Inode, lblk: u64, goal: &mut u64) -> Result<u64> {
-        self.refuse_extents(inode)?;
+        self.refuse_inline(inode)?;
+        if inode.has_flag(iflag::EXTENTS) {
+            return Ok(self.ext_map_new_run(inode, lblk, 1, goal)?.0);
+        }
         if lblk >= self.max_indirect_blocks() {
             return Err(Error::Invalid(format!(
                 "inode {}: logical block {lblk} is beyond the largest file this filesystem can map",
@@ -615,7 +638,9 @@ impl Filesystem {
         if !maps_blocks || inode.has_flag(iflag::INLINE_DATA) {
             return Ok(());
         }
-        self.refuse_extents(inode)?;
+        if inode.has_flag(iflag::EXTENTS) {
+            return self.ext_truncate(inode, keep);
+        }
         let mut freed: Vec<u64> = Vec::new();
         let mut visits = 0u64;
         for i in keep.min(12)..12 {
