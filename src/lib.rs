@@ -20,9 +20,10 @@
 //! it cannot write are refused for writing with a message that names them.
 //!
 //! Layers, bottom up: [`device`] (bytes), [`layout`] (on-disk offsets),
-//! [`superblock`] and [`inode`] (checked records), [`fs`] (staging,
-//! allocation, commit), [`journal`] (JBD2 replay and transactions: every
-//! commit on ext3 goes through the journal), [`bmap`] (one block map over
+//! [`csum`] (metadata checksums, pure functions), [`superblock`] and
+//! [`inode`] (checked records), [`fs`] (staging, allocation, commit),
+//! [`journal`] (JBD2 replay and transactions: every commit on ext3 goes
+//! through the journal), [`bmap`] (one block map over
 //! indirect blocks and extents), [`extent`] (growing and cutting extent
 //! trees), [`dir`] and [`htree`] (directory entries
 //! and the hash index), [`xattr`] (read, set and remove extended
@@ -45,7 +46,9 @@ pub mod device;
 pub mod error;
 pub mod fs;
 // The engine's modules live in src/fs/; they keep their crate-root paths.
-pub use fs::{bmap, dir, extent, file, htree, inode, journal, layout, superblock, xattr};
+pub use fs::{
+    bmap, csum, dir, extent, file, htree, inode, journal, layout, orphan, superblock, xattr,
+};
 pub mod host;
 pub mod interrupt;
 pub mod ops;

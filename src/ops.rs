@@ -16,6 +16,11 @@ use crate::layout::{mode, FileType, ROOT_INO};
 /// Most hard links an ext2/ext3 inode may have (as the kernel enforces).
 pub const LINK_MAX: u16 = 32000;
 
+/// Most links a directory may have (2 + its subdirectories): e2fsck's and
+/// the kernel's EXT4_LINK_MAX. With dir_nlink, a directory with more
+/// subdirectories has a link count of 1.
+pub const DIR_LINK_MAX: u16 = 65000;
+
 /// Attributes of a new file, directory, link or node.
 #[derive(Clone, Debug, Default)]
 pub struct NewFile {
@@ -42,10 +47,14 @@ impl Filesystem {
         inode.set_mode(ftype.mode_bits() | (attrs.perm & 0o7777));
         inode.set_owner(attrs.uid, attrs.gid);
         if isz > 128 {
-            let want = match self.superblock().want_extra_isize() {
+            // s_want_extra_isize (32 when unset: nanosecond times and
+            // crtime), at least s_min_extra_isize.
+            let sb = self.superblock();
+            let want = match sb.want_extra_isize() {
                 0 => 32,
                 w => w,
-            };
+            }
+            .max(sb.min_extra_isize());
             let max = (isz - 128) as u16;
             inode.set_extra_isize(want.min(max) & !3);
         }
@@ -60,6 +69,105 @@ impl Filesystem {
         inode.set_mtime(attrs.mtime.unwrap_or(now));
         inode.set_crtime(now);
         Ok(inode)
+    }
+
+    fn dir_nlink(&self) -> bool {
+        self.superblock()
+            .has_ro_compat(crate::layout::feature::RO_COMPAT_DIR_NLINK)
+    }
+
+    /// Refuse a new subdirectory of `dir` when its link count cannot grow:
+    /// without dir_nlink, at [`DIR_LINK_MAX`] links (as the kernel).
+    fn check_subdir_room(&self, dir: &Inode) -> Result<()> {
+        if !self.dir_nlink() && (dir.links() >= DIR_LINK_MAX || dir.links() == 1) {
+            return Err(Error::Invalid(format!(
+                "directory inode {} has {} subdirectories, the most a directory can have without the dir_nlink feature",
+                dir.ino,
+                DIR_LINK_MAX - 2
+            )));
+        }
+        Ok(())
+    }
+
+    /// One more subdirectory in `dir`: its link count grows, and past
+    /// [`DIR_LINK_MAX`] (dir_nlink) becomes 1, which it then stays while
+    /// the directory has that many (as the kernel, and as e2fsck wants).
+    fn inc_dir_links(&mut self, dir: &mut Inode) {
+        let n = dir.links();
+        if n == 1 {
+            if let Some(c) = self.subdir_counts.get_mut(&dir.ino) {
+                *c += 1;
+            }
+            return;
+        }
+        if n >= DIR_LINK_MAX {
+            // Only reached with dir_nlink (check_subdir_room).
+            dir.set_links(1);
+            self.subdir_counts.insert(dir.ino, n as u64 - 1);
+        } else {
+            dir.set_links(n + 1);
+        }
+    }
+
+    /// One subdirectory fewer in `dir`. A count of 1 (more subdirectories
+    /// than a link count holds) stays 1 while the directory still has more
+    /// than [`DIR_LINK_MAX`] - 2 of them; below that it becomes the real
+    /// count again, since e2fsck -n reports a 1 there (the kernel leaves
+    /// it to e2fsck). The subdirectories are counted once per handle.
+    fn dec_dir_links(&mut self, dir: &mut Inode) -> Result<()> {
+        let n = dir.links();
+        if n != 1 {
+            dir.set_links(n.saturating_sub(1).max(2));
+            return Ok(());
+        }
+        let count = match self.subdir_counts.get(&dir.ino) {
+            // The one being removed is still counted.
+            Some(&c) => c.saturating_sub(1),
+            None => self.count_subdirs(dir)?,
+        };
+        if count + 2 <= DIR_LINK_MAX as u64 {
+            dir.set_links((count + 2) as u16);
+            self.subdir_counts.remove(&dir.ino);
+        } else {
+            self.subdir_counts.insert(dir.ino, count);
+        }
+        Ok(())
+    }
+
+    /// Set the link count of directory `ino`, when it is 1, from its
+    /// subdirectories counted afresh.
+    fn settle_dir_links(&mut self, ino: Ino) -> Result<()> {
+        let mut d = self.read_inode(ino)?;
+        if d.links() != 1 {
+            return Ok(());
+        }
+        let count = self.count_subdirs(&d)?;
+        if count + 2 <= DIR_LINK_MAX as u64 {
+            d.set_links((count + 2) as u16);
+            self.subdir_counts.remove(&ino);
+        } else {
+            self.subdir_counts.insert(ino, count);
+        }
+        self.write_inode(&d)
+    }
+
+    /// Subdirectories named in `dir` (its entries other than . and ..
+    /// that are directories).
+    fn count_subdirs(&self, dir: &Inode) -> Result<u64> {
+        let filetype = self.has_filetype();
+        let mut n = 0u64;
+        for e in self.read_dir(dir)? {
+            if e.ino == 0 || e.name == b"." || e.name == b".." {
+                continue;
+            }
+            let is_dir = if filetype {
+                e.ftype == FileType::Directory
+            } else {
+                self.read_inode(e.ino)?.is_dir()
+            };
+            n += is_dir as u64;
+        }
+        Ok(n)
     }
 
     fn check_absent(&self, dir: &Inode, name: &[u8]) -> Result<()> {
@@ -190,23 +298,19 @@ impl Filesystem {
         self.ensure_writable()?;
         let mut p = self.dir_inode(parent)?;
         self.check_absent(&p, name)?;
-        if p.links() >= LINK_MAX {
-            return Err(Error::Invalid(format!(
-                "directory inode {parent} has too many subdirectories"
-            )));
-        }
+        self.check_subdir_room(&p)?;
         let mut inode = self.new_inode(parent, FileType::Directory, attrs)?;
         inode.set_links(2);
         let block = self.new_dir_block(inode.ino, parent);
         let mut goal = self.data_goal(inode.ino);
         let b = self.map_new_block(&mut inode, 0, &mut goal)?;
         self.write_meta_block(b, &block)?;
-        self.set_block_role(b, Self::dir_leaf_role(&inode));
+        self.note_dir_block(&inode, 0, b)?;
         inode.set_size(self.block_size() as u64);
         self.write_inode(&inode)?;
         self.add_entry(&mut p, name, inode.ino, FileType::Directory)?;
         let mut p = self.read_inode(parent)?;
-        p.set_links(p.links() + 1);
+        self.inc_dir_links(&mut p);
         let now = self.now();
         p.set_mtime(now);
         p.set_ctime(now);
@@ -337,6 +441,7 @@ impl Filesystem {
         self.free_inode(inode.ino, was_dir)?;
         self.dir_room_hint.remove(&inode.ino);
         self.fresh_dirs.remove(&inode.ino);
+        self.subdir_counts.remove(&inode.ino);
         Ok(())
     }
 
@@ -379,7 +484,7 @@ impl Filesystem {
         self.remove_entry(&mut d, name)?;
         self.release_inode(inode)?;
         let mut p = self.read_inode(parent)?;
-        p.set_links(p.links().saturating_sub(1).max(2));
+        self.dec_dir_links(&mut p)?;
         let now = self.now();
         p.set_mtime(now);
         p.set_ctime(now);
@@ -475,7 +580,7 @@ impl Filesystem {
                 let d = self.read_inode(dino)?;
                 let keeper = self.remove_entry_at(&d, lblk, pblk, off, prev, &c.name)?;
                 let mut d = self.read_inode(dino)?;
-                d.set_links(d.links().saturating_sub(1).max(2));
+                self.dec_dir_links(&mut d)?;
                 self.write_inode(&d)?;
                 stack.last_mut().expect("still there").prev = Some(keeper);
                 self.commit_if_large()?;
@@ -564,6 +669,7 @@ impl Filesystem {
             )));
         }
         let existing = self.lookup(&dd, dname)?;
+        let mut settle: Vec<Ino> = Vec::new();
         if let Some(de) = &existing {
             if de.ino == se.ino {
                 return Ok(()); // same file: nothing to do
@@ -583,16 +689,18 @@ impl Filesystem {
             if dst.is_dir() {
                 self.release_inode(dst)?;
                 let mut p = self.read_inode(dparent)?;
-                p.set_links(p.links().saturating_sub(1).max(2));
-                self.write_inode(&p)?;
+                if p.links() == 1 {
+                    settle.push(dparent);
+                } else {
+                    self.dec_dir_links(&mut p)?;
+                    self.write_inode(&p)?;
+                }
             } else {
                 self.drop_link(de.ino)?;
             }
         } else {
-            if is_dir && sparent != dparent && dd.links() >= LINK_MAX {
-                return Err(Error::Invalid(format!(
-                    "directory inode {dparent} has too many subdirectories"
-                )));
+            if is_dir && sparent != dparent {
+                self.check_subdir_room(&dd)?;
             }
             let mut dd = dd;
             self.add_entry(&mut dd, dname, se.ino, src.file_type())?;
@@ -603,11 +711,24 @@ impl Filesystem {
             let moved = self.read_inode(se.ino)?;
             self.retarget_entry(&moved, b"..", dparent, FileType::Directory)?;
             let mut s = self.read_inode(sparent)?;
-            s.set_links(s.links().saturating_sub(1).max(2));
-            self.write_inode(&s)?;
+            if s.links() == 1 {
+                settle.push(sparent);
+            } else {
+                self.dec_dir_links(&mut s)?;
+                self.write_inode(&s)?;
+            }
             let mut d = self.read_inode(dparent)?;
-            d.set_links(d.links() + 1);
-            self.write_inode(&d)?;
+            if d.links() == 1 {
+                settle.push(dparent);
+            } else {
+                self.inc_dir_links(&mut d);
+                self.write_inode(&d)?;
+            }
+        }
+        // Directories whose link count is 1 (dir_nlink): counted again now
+        // that every entry is in place.
+        for ino in settle {
+            self.settle_dir_links(ino)?;
         }
         let now = self.now();
         let mut m = self.read_inode(se.ino)?;

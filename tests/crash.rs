@@ -215,11 +215,23 @@ fn base_image(fstype: &'static str, block: u32) -> (tempfile::TempDir, Vec<u8>) 
     if fstype.starts_with("ext4") {
         // As the kernel leaves a metadata_csum file system's journal once
         // mounted: checksums v3, 64-bit block numbers (mke2fs sets none).
-        let out = std::process::Command::new("debugfs")
-            .args(["-w", "-R", "jo -c"])
+        // `-R "jo -c"` alone sets them in memory only: close the journal.
+        let mut child = std::process::Command::new("debugfs")
+            .args(["-w", "-f", "-"])
             .arg(&img.path)
-            .output()
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
             .unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"jo -c\njc\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
         assert!(out.status.success());
         let h = std::process::Command::new("dumpe2fs")
             .arg("-h")

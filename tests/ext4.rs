@@ -76,26 +76,36 @@ fn exercise(cfg: &Cfg) {
     assert_eq!(debugfs_cat(p, "/a/b/small2"), b"hello ext4\n", "{ctx}");
     let sp = std::fs::read(&sparse).unwrap();
     assert_eq!(debugfs_cat(p, "/a/sparse"), sp, "{ctx}");
-    let v = view(p);
-    assert_eq!(v.read("/a/sparse").unwrap(), sp, "{ctx}");
-    assert_eq!(v.read("/a/b/small2").unwrap(), b"hello ext4\n", "{ctx}");
-    assert_eq!(
-        v.read("/tree/file-with-a-longer-name-00599").unwrap(),
-        b"599\n",
-        "{ctx}"
-    );
-    assert!(
-        !v.exists("/tree/file-with-a-longer-name-00002").unwrap(),
-        "{ctx}"
-    );
-    assert!(!v.exists("/tree/sub").unwrap(), "{ctx}");
-    assert_eq!(
-        v.read_link("/a/link").unwrap().to_str().unwrap(),
-        target,
-        "{ctx}"
-    );
-    let names = v.read_dir("/tree").unwrap().count();
-    assert_eq!(names, 600 - 1 + 2, "{ctx}: entries of /tree");
+    // ext4-view 1.0 refuses every ext4 image with 128-byte inodes (even
+    // mke2fs's own: InodeTruncated on the root), so those are read back
+    // with debugfs alone.
+    if cfg.inode > 128 {
+        let v = view(p);
+        assert_eq!(v.read("/a/sparse").unwrap(), sp, "{ctx}");
+        assert_eq!(v.read("/a/b/small2").unwrap(), b"hello ext4\n", "{ctx}");
+        assert_eq!(
+            v.read("/tree/file-with-a-longer-name-00599").unwrap(),
+            b"599\n",
+            "{ctx}"
+        );
+        assert!(
+            !v.exists("/tree/file-with-a-longer-name-00002").unwrap(),
+            "{ctx}"
+        );
+        assert!(!v.exists("/tree/sub").unwrap(), "{ctx}");
+        assert_eq!(
+            v.read_link("/a/link").unwrap().to_str().unwrap(),
+            target,
+            "{ctx}"
+        );
+        let names = v.read_dir("/tree").unwrap().count();
+        assert_eq!(names, 600 - 1 + 2, "{ctx}: entries of /tree");
+    } else {
+        let ls = debugfs(p, "ls -l /tree");
+        assert!(ls.contains("file-with-a-longer-name-00599"), "{ctx}");
+        assert!(!ls.contains("file-with-a-longer-name-00002"), "{ctx}");
+        assert!(!ls.contains(" sub "), "{ctx}");
+    }
     // The sparse file kept its hole: fewer blocks than its size.
     let st = debugfs(p, "stat /a/sparse");
     assert!(

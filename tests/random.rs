@@ -714,7 +714,12 @@ const IDS: [u32; 8] = [0, 1, 1000, 65534, 65535, 65536, 100_000, 0xFFFF_FFFE];
 
 impl Runner {
     fn new(cfg: &Cfg, seed: u64) -> Runner {
-        let img = common::mkfs(cfg);
+        Self::with_image(cfg, seed, common::mkfs(cfg))
+    }
+
+    /// A runner on an image made otherwise (`cfg` names it and gives its
+    /// block size and htree setting).
+    fn with_image(cfg: &Cfg, seed: u64, img: common::Img) -> Runner {
         let bs = cfg.block as u64;
         let mut r = Runner {
             name: cfg.name(),
@@ -1874,7 +1879,7 @@ impl Runner {
         self.stats.checks += 1;
         let ctx = format!("{} check after {} ops", self.name, self.stats.ops);
         self.log(format!("full check ({} names)", self.model.nodes.len()));
-        common::fsck_clean(&self.img.path);
+        common::fsck_silent(&self.img.path);
         let fs = Filesystem::open(&self.img.path, &OpenOptions::read_only()).unwrap();
         let (tree, ts) = read_tree_lib(&fs, &ctx);
         compare(&self.model, &tree, true, &ctx);
@@ -2085,6 +2090,91 @@ fn random_ext3_4k_i256_linear() {
 #[test]
 fn random_ext2_2k_i128_htree() {
     run_config("ext2-b2048-i128-htree", 12 * 1024, 0x4004);
+}
+
+/// ext3 with the ext4 allocation features (uninit_bg, flex_bg, huge_file,
+/// dir_nlink, extra_isize), 1 KiB blocks in 1024-block groups: 8 groups,
+/// most of them BLOCK_UNINIT and INODE_UNINIT at the start.
+#[test]
+fn random_ext3_1k_uninit_flex_groups() {
+    random_uninit_groups(
+        "ext3",
+        "uninit_bg,flex_bg,huge_file,dir_nlink,extra_isize",
+        0x6006,
+    );
+}
+
+/// ext4 as mke2fs makes it without metadata_csum (extent, 64bit, flex_bg,
+/// uninit_bg, huge_file, dir_nlink, extra_isize), in 8 groups of 1 KiB
+/// blocks.
+#[test]
+fn random_ext4_nocsum_1k_uninit_groups() {
+    random_uninit_groups(
+        "ext4",
+        "has_journal,extent,huge_file,flex_bg,^metadata_csum,uninit_bg,64bit,dir_nlink,extra_isize",
+        0x7007,
+    );
+}
+
+fn random_uninit_groups(fstype: &'static str, features: &str, default_seed: u64) {
+    if !common::have_e2fsprogs() {
+        common::skip("e2fsprogs (mke2fs, e2fsck, debugfs) not installed");
+        return;
+    }
+    let cfg = Cfg {
+        fstype,
+        block: 1024,
+        inode: 256,
+        dir_index: true,
+        size_kib: 8 * 1024,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("uninit-flex.img");
+    let out = Command::new("mke2fs")
+        .args([
+            "-q", "-F", "-t", fstype, "-b", "1024", "-I", "256", "-g", "1024",
+        ])
+        .args(["-O", features])
+        .args(["-G", "4", "-U", "d9b0c4a0-3a2b-4c1d-8e5f-0123456789ab"])
+        .arg(&path)
+        .arg("8M")
+        .env("E2FSPROGS_FAKE_TIME", "1700000000")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let img = common::Img {
+        dir,
+        path,
+        cfg: cfg.clone(),
+    };
+    let seed = env_num("RANDOM_SEED").unwrap_or(default_seed);
+    let n_ops = env_num("RANDOM_OPS")
+        .map(|n| n as usize)
+        .unwrap_or(DEFAULT_OPS);
+    let uninit = |p: &std::path::Path| {
+        let o = Command::new("dumpe2fs").arg(p).output().unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .matches("BLOCK_UNINIT")
+            .count()
+    };
+    let before = uninit(&img.path);
+    assert!(before >= 4, "{before} BLOCK_UNINIT groups");
+    let mut r = Runner::with_image(&cfg, seed, img);
+    r.name = format!("{fstype}-b1024-uninit-groups");
+    r.run(n_ops);
+    let after = uninit(&r.img.path);
+    assert!(
+        after + 3 <= before,
+        "BLOCK_UNINIT groups: {before} before, {after} after"
+    );
+    eprintln!(
+        "random {} seed {seed:#x}: {} ops, {} commits",
+        r.name, r.stats.ops, r.stats.commits
+    );
 }
 
 /// Regression test for an engine bug the random test found (the default

@@ -669,6 +669,13 @@ const REPLAY_IN_PLACE: &str = "replaying it into the image first, as the kernel 
 const REPLAY_COPY: &str = "replaying it into the copy first (IMAGE itself is not changed)";
 
 fn note_recovery(fs: &Filesystem, image: &Path, how: &str) {
+    if let Some(o) = fs.orphan_report() {
+        say(format_args!(
+            "ext3edit: note: {}: the orphan list was pending; releasing it first, as the kernel does at mount ({})",
+            image.display(),
+            orphan_summary(o)
+        ));
+    }
     if let Some(n) = fs.recovery_note() {
         say(format_args!("ext3edit: warning: {}: {n}", image.display()));
     }
@@ -683,6 +690,43 @@ fn note_recovery(fs: &Filesystem, image: &Path, how: &str) {
             replay_problems(r)
         ));
     }
+}
+
+/// What releasing the orphan list did, in words.
+pub fn orphan_summary(o: &ext3edit::orphan::OrphanReport) -> String {
+    if o.skipped_errors {
+        return "the file system is marked with errors: the orphan list was cleared without releasing its inodes (as e2fsck does); run e2fsck -f".into();
+    }
+    let n = |v: &Vec<u32>| {
+        v.iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut parts = Vec::new();
+    if !o.freed.is_empty() {
+        parts.push(format!(
+            "freed orphan inode{} {}",
+            if o.freed.len() == 1 { "" } else { "s" },
+            n(&o.freed)
+        ));
+    }
+    if !o.truncated.is_empty() {
+        parts.push(format!(
+            "truncated orphan inode{} {} to {} size",
+            if o.truncated.len() == 1 { "" } else { "s" },
+            n(&o.truncated),
+            if o.truncated.len() == 1 {
+                "its"
+            } else {
+                "their"
+            }
+        ));
+    }
+    if parts.is_empty() {
+        parts.push("emptied the orphan list (it named no inode)".into());
+    }
+    parts.join("; ")
 }
 
 /// What went wrong in a replay, as a "; ..." suffix (empty when nothing).

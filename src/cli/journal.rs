@@ -62,22 +62,32 @@ pub fn run(cmd: JournalCmd, g: &WriteOpts) -> R<()> {
             if let Some(n) = fs.recovery_note() {
                 return Err(failure(format!("{}: {n}", image.display())));
             }
+            let orphans = fs.orphan_report().map(super::image::orphan_summary);
             let Some(r) = fs.recovery_report().cloned() else {
+                let Some(o) = orphans else {
+                    super::say(format_args!(
+                        "ext3edit: {}: the journal does not need recovery; nothing to do",
+                        image.display()
+                    ));
+                    return Ok(());
+                };
+                fs.commit()?;
                 super::say(format_args!(
-                    "ext3edit: {}: the journal does not need recovery; nothing to do",
+                    "ext3edit: {}: the journal does not need recovery; {o}",
                     image.display()
                 ));
                 return Ok(());
             };
             fs.commit()?;
             super::say(format_args!(
-                "ext3edit: {}: replayed {} transaction{} ({} block{}){}",
+                "ext3edit: {}: replayed {} transaction{} ({} block{}){}{}",
                 image.display(),
                 r.transactions.len(),
                 if r.transactions.len() == 1 { "" } else { "s" },
                 r.blocks.len(),
                 if r.blocks.len() == 1 { "" } else { "s" },
-                replay_problems(&r)
+                replay_problems(&r),
+                orphans.map(|o| format!("; {o}")).unwrap_or_default()
             ));
             Ok(())
         }

@@ -708,6 +708,7 @@ pub fn journal_info(fs: &Filesystem, image: &Path, json: bool) -> R<()> {
     let v = json!({
         "image": image.display().to_string(),
         "inode": j.ino,
+        "from_superblock_backup": fs.journal_from_backup(),
         "version": if jsb.version == 4 { 2 } else { 1 },
         "block_size": jsb.block_size,
         "blocks": jsb.maxlen,
@@ -735,6 +736,12 @@ pub fn journal_info(fs: &Filesystem, image: &Path, json: bool) -> R<()> {
         jsb.block_size,
         jsb.maxlen as f64 * jsb.block_size as f64 / 1048576.0
     );
+    if fs.journal_from_backup() {
+        s += &format!(
+            "Journal inode:  {} is damaged; the journal is found through the superblock's backup of its block map (a replay writes the inode back)\n",
+            j.ino
+        );
+    }
     s += &format!("State:          {state}\n");
     s += &format!(
         "Features:       {}\n",

@@ -88,6 +88,11 @@ impl BlockSet {
         }
     }
 
+    /// How many blocks the set holds.
+    pub fn count(&self) -> u64 {
+        self.words.iter().map(|w| w.count_ones() as u64).sum()
+    }
+
     /// True if block `b` is in the set.
     pub fn contains(&self, b: u64) -> bool {
         b < self.len && self.words[(b / 64) as usize] & (1 << (b % 64)) != 0
@@ -393,13 +398,25 @@ impl Filesystem {
     fn walk_extents(&self, inode: &Inode, from: u64, limit: u64, out: &mut RunSink) -> Result<()> {
         let root = inode.block_bytes().to_vec();
         let mut budget = self.superblock().blocks_count;
-        self.walk_extent_node(inode.ino, &root, None, from, limit, out, &mut budget, 0)
+        let gen = inode.generation();
+        self.walk_extent_node(
+            inode.ino,
+            gen,
+            &root,
+            None,
+            from,
+            limit,
+            out,
+            &mut budget,
+            0,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
     fn walk_extent_node(
         &self,
         ino: u32,
+        gen: u32,
         node: &[u8],
         expect_depth: Option<u16>,
         from: u64,
@@ -482,8 +499,15 @@ impl Filesystem {
                 self.check_block(child, &|| format!("inode {ino}: extent index node"))?;
                 out.take(child, 1)?;
                 let data = self.block(child)?;
+                // metadata_csum: the node's tail checksum (inode seed).
+                self.verify_block_csum(
+                    child,
+                    &data,
+                    crate::fs::BlockRole::ExtentNode { ino, gen },
+                )?;
                 self.walk_extent_node(
                     ino,
+                    gen,
                     &data,
                     Some(depth - 1),
                     from,
@@ -551,7 +575,8 @@ impl Filesystem {
         let spb = self.sectors_per_block();
         let a = self.ptrs_per_block();
         let alloc = |fs: &mut Filesystem, goal: &mut u64| -> Result<u64> {
-            let b = fs.alloc_block(*goal)?;
+            // Indirect maps hold 32-bit block numbers.
+            let b = fs.alloc_block_32(*goal)?;
             *goal = b + 1;
             Ok(b)
         };
@@ -564,7 +589,7 @@ impl Filesystem {
             }
             let b = alloc(self, goal)?;
             inode.set_block(lblk as usize, b as u32);
-            inode.set_sectors(inode.sectors(false, 0) + spb);
+            self.add_inode_sectors(inode, spb as i64)?;
             return Ok(b);
         }
         let mut rest = lblk - 12;
@@ -585,7 +610,7 @@ impl Filesystem {
             cur = alloc(self, goal)?;
             self.write_meta_block(cur, &vec![0u8; self.block_size()])?;
             inode.set_block(slot, cur as u32);
-            inode.set_sectors(inode.sectors(false, 0) + spb);
+            self.add_inode_sectors(inode, spb as i64)?;
         }
         let mut sub = span;
         for depth in 0..level {
@@ -605,7 +630,7 @@ impl Filesystem {
                 self.modify_block(cur, |d| {
                     d[idx * 4..idx * 4 + 4].copy_from_slice(&(b as u32).to_le_bytes())
                 })?;
-                inode.set_sectors(inode.sectors(false, 0) + spb);
+                self.add_inode_sectors(inode, spb as i64)?;
                 return Ok(b);
             }
             if existing == 0 {
@@ -614,7 +639,7 @@ impl Filesystem {
                 self.modify_block(cur, |d| {
                     d[idx * 4..idx * 4 + 4].copy_from_slice(&(nb as u32).to_le_bytes())
                 })?;
-                inode.set_sectors(inode.sectors(false, 0) + spb);
+                self.add_inode_sectors(inode, spb as i64)?;
                 cur = nb;
             } else {
                 self.check_block(existing, &|| format!("inode {}: indirect block", inode.ino))?;
@@ -632,7 +657,7 @@ impl Filesystem {
         // device nodes keep their device number in i_block.
         let maps_blocks = match inode.file_type() {
             FileType::Regular | FileType::Directory => true,
-            FileType::Symlink => inode.sectors(false, 0) > self.xattr_sectors(inode),
+            FileType::Symlink => self.inode_sectors(inode) > self.xattr_sectors(inode),
             _ => false,
         };
         if !maps_blocks || inode.has_flag(iflag::INLINE_DATA) {
@@ -686,10 +711,7 @@ impl Filesystem {
             self.free_blocks_run(freed[i], (j - i) as u32)?;
             i = j;
         }
-        let sect = inode
-            .sectors(false, 0)
-            .saturating_sub(n * self.sectors_per_block());
-        inode.set_sectors(sect);
+        self.add_inode_sectors(inode, -((n * self.sectors_per_block()) as i64))?;
         Ok(())
     }
 

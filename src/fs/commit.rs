@@ -37,11 +37,7 @@ pub(super) struct Planned {
 /// With metadata_csum, the superblock carries a crc32c of its first 1020
 /// bytes.
 pub(crate) fn set_sb_csum(raw: &mut [u8]) {
-    use crate::layout::{le32, put32, sb};
-    if le32(raw, sb::FEATURE_RO_COMPAT) & feature::RO_COMPAT_METADATA_CSUM != 0 {
-        let c = crate::journal::crc32c_raw(!0, &raw[..0x3FC]);
-        put32(raw, 0x3FC, c);
-    }
+    super::csum::set_superblock_csum(raw);
 }
 
 impl Filesystem {
@@ -56,7 +52,10 @@ impl Filesystem {
             return Ok(());
         };
         let maxlen = j.sb.maxlen as u64;
-        let runs = self.block_runs(&j.inode, maxlen)?;
+        let Some(jinode) = self.journal_inode.as_ref() else {
+            return Ok(());
+        };
+        let runs = self.block_runs(jinode, maxlen)?;
         let mut next = 0u64;
         for r in &runs {
             if r.lblk != next || r.uninit {
@@ -169,6 +168,10 @@ impl Filesystem {
                 return Ok(());
             }
         }
+        // Every checksum of what is staged, in one place: blocks with a
+        // role, inodes, bitmaps into their descriptors, descriptors (the
+        // superblock's just below).
+        self.set_checksums()?;
         // Group descriptors into their blocks.
         let dirty: Vec<u32> = std::mem::take(&mut self.dirty_groups).into_iter().collect();
         for g in dirty {
@@ -234,6 +237,7 @@ impl Filesystem {
         }
         self.overlay.clear();
         self.roles.clear();
+        self.csum_inodes.clear();
         self.staged_data = 0;
         self.freed_blocks.clear();
         self.new_blocks.clear();
@@ -292,11 +296,11 @@ impl Filesystem {
         };
         let mut placed = Vec::with_capacity(log.len());
         for (pos, data) in log {
-            placed.push((j.phys(self, pos)?, data));
+            placed.push((j.phys(&self.jview(), pos)?, data));
         }
         let after = j.sb.first + placed.len() as u32;
         let after = if after < j.sb.last() {
-            Some(j.phys(self, after)?)
+            Some(j.phys(&self.jview(), after)?)
         } else {
             None
         };
@@ -304,7 +308,7 @@ impl Filesystem {
             tid,
             placed,
             after,
-            jsb_block: j.phys(self, 0)?,
+            jsb_block: j.phys(&self.jview(), 0)?,
         })
     }
 
@@ -388,7 +392,7 @@ impl Filesystem {
     ) -> Result<()> {
         let (sbb, off) = self.sb_location();
         let tid = jsb.sequence;
-        let jsb_block = self.journal.as_ref().unwrap().phys(self, 0)?;
+        let jsb_block = self.journal.as_ref().unwrap().phys(&self.jview(), 0)?;
         // 3. Checkpoint: the metadata in place (superblock still marked).
         if let Some(s) = self.overlay.get_mut(&sbb) {
             patch_recover(&mut s.data[off..off + SUPERBLOCK_SIZE], true);
@@ -455,6 +459,7 @@ impl Filesystem {
         self.restore_undo()?;
         self.overlay.clear();
         self.roles.clear();
+        self.csum_inodes.clear();
         self.staged_data = 0;
         self.freed_blocks.clear();
         self.new_blocks.clear();
@@ -462,6 +467,7 @@ impl Filesystem {
         self.sb_dirty = false;
         self.dir_room_hint.clear();
         self.fresh_dirs.clear();
+        self.subdir_counts.clear();
         let mut raw = vec![0u8; SUPERBLOCK_SIZE];
         self.dev
             .read_at(SUPERBLOCK_OFFSET, &mut raw)
@@ -473,15 +479,23 @@ impl Filesystem {
             // where the change began (a replay it did is pending again).
             self.recovery = None;
             if self.journal.is_some() {
-                self.journal = Journal::load(self)?;
+                let j = self.load_journal()?;
+                self.set_journal(j);
             }
             if self.disk_needs_recovery && self.journal.is_some() {
                 self.stage_recovery()?;
+            }
+            self.orphan_report = None;
+            if self.writable {
+                self.stage_orphans()?;
             }
             return Ok(());
         }
         if self.recovery.take().is_some() {
             self.stage_recovery()?;
+        }
+        if self.orphan_report.take().is_some() {
+            self.stage_orphans()?;
         }
         Ok(())
     }

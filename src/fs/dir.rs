@@ -30,33 +30,11 @@
 
 use std::collections::HashSet;
 
+use crate::csum;
 use crate::error::{Error, Result};
 use crate::fs::{BlockRole, Filesystem};
 use crate::inode::{Ino, Inode};
 use crate::layout::{feature, iflag, le16, le32, put16, put32, FileType};
-
-/// Bytes of the dirent tail that ends every leaf with metadata_csum.
-pub const DIRENT_TAIL_LEN: usize = 12;
-/// The file type byte that marks a dirent tail.
-const DIRENT_TAIL_FT: u8 = 0xDE;
-
-/// Whether `b` (a whole directory block) ends with a dirent tail.
-pub fn has_dirent_tail(b: &[u8]) -> bool {
-    let t = b.len() - DIRENT_TAIL_LEN;
-    le32(b, t) == 0
-        && le16(b, t + 4) as usize == DIRENT_TAIL_LEN
-        && b[t + 6] == 0
-        && b[t + 7] == DIRENT_TAIL_FT
-}
-
-/// Write an empty dirent tail (checksum 0, set at commit) at the end of
-/// the block `b`.
-pub fn put_dirent_tail(b: &mut [u8]) {
-    let t = b.len() - DIRENT_TAIL_LEN;
-    b[t..].fill(0);
-    put16(b, t + 4, DIRENT_TAIL_LEN as u16);
-    b[t + 7] = DIRENT_TAIL_FT;
-}
 
 /// One directory entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,6 +116,18 @@ pub fn check_name(name: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// What block `lblk` of directory `dir`, holding `data`, is: an htree
+/// node (the root, block 0 of an indexed directory, or an interior node,
+/// one empty entry covering the block) or a leaf.
+pub(crate) fn dir_block_role(dir: &Inode, lblk: u64, data: &[u8]) -> BlockRole {
+    let (ino, gen) = (dir.ino, dir.generation());
+    if dir.has_flag(iflag::INDEX) && (lblk == 0 || csum::dx_count_offset(data) == Some(8)) {
+        BlockRole::DxNode { ino, gen }
+    } else {
+        BlockRole::DirLeaf { ino, gen }
+    }
+}
+
 impl Filesystem {
     fn decode_rec_len(&self, v: u16) -> usize {
         let bs = self.block_size();
@@ -150,19 +140,47 @@ impl Filesystem {
         }
     }
 
-    /// Directory blocks carry checksums (metadata_csum).
-    pub(crate) fn dir_csum(&self) -> bool {
-        self.superblock()
-            .has_ro_compat(feature::RO_COMPAT_METADATA_CSUM)
-    }
-
-    /// Bytes at the end of a leaf block kept for the dirent tail.
-    pub(crate) fn dirent_tail_len(&self) -> usize {
-        if self.dir_csum() {
-            DIRENT_TAIL_LEN
+    /// Bytes at the end of each directory leaf block that entries do not
+    /// cover: the checksum tail with metadata_csum, else none.
+    pub(crate) fn dir_tail_len(&self) -> usize {
+        if self.metadata_csum() {
+            csum::DIRENT_TAIL_LEN
         } else {
             0
         }
+    }
+
+    /// Check the checksum of directory block `lblk` (at `pblk`, holding
+    /// `data`) of `dir`, as read.
+    pub(crate) fn check_dir_block(
+        &self,
+        dir: &Inode,
+        lblk: u64,
+        pblk: u64,
+        data: &[u8],
+    ) -> Result<()> {
+        if !self.metadata_csum() {
+            return Ok(());
+        }
+        self.verify_block_csum(pblk, data, dir_block_role(dir, lblk, data))
+    }
+
+    /// Say what the staged directory block `pblk` (block `lblk` of `dir`)
+    /// is, for its checksum at commit.
+    pub(crate) fn note_dir_block(&mut self, dir: &Inode, lblk: u64, pblk: u64) -> Result<()> {
+        if !self.metadata_csum() {
+            return Ok(());
+        }
+        let role = self.with_block(pblk, |d| dir_block_role(dir, lblk, d))?;
+        self.set_block_role(pblk, role);
+        Ok(())
+    }
+
+    /// Read directory block `lblk` at `pblk` of `dir` and check it.
+    fn dir_block_checked(&self, dir: &Inode, lblk: u64, pblk: u64) -> Result<Vec<u8>> {
+        let data = self.block(pblk)?;
+        self.check_dir_block(dir, lblk, pblk, &data)?;
+        Ok(data)
     }
 
     /// The role of a directory leaf block of `dir`.
@@ -173,26 +191,12 @@ impl Filesystem {
         }
     }
 
-    /// The role of block `lblk` of `dir` when an entry in it changes:
-    /// block 0 of an indexed directory is the index root, the others
-    /// that hold entries are leaves.
-    fn dir_block_role(dir: &Inode, lblk: u64) -> BlockRole {
-        if lblk == 0 && dir.has_flag(iflag::INDEX) {
-            BlockRole::DxNode {
-                ino: dir.ino,
-                gen: dir.generation(),
-            }
-        } else {
-            Self::dir_leaf_role(dir)
-        }
-    }
-
     /// A leaf block holding `ents` packed from the start, the last one
     /// reaching the end (the dirent tail with metadata_csum); one empty
     /// entry when there are none.
     pub(crate) fn pack_dir_block(&self, ents: &[(&[u8], Ino, FileType)]) -> Vec<u8> {
         let bs = self.block_size();
-        let end = bs - self.dirent_tail_len();
+        let end = bs - self.dir_tail_len();
         let mut b = vec![0u8; bs];
         let mut off = 0;
         for (i, &(name, ino, ft)) in ents.iter().enumerate() {
@@ -207,8 +211,8 @@ impl Filesystem {
         if ents.is_empty() {
             put16(&mut b, 4, end as u16);
         }
-        if self.dir_csum() {
-            put_dirent_tail(&mut b);
+        if self.metadata_csum() {
+            csum::init_dirent_tail(&mut b);
         }
         b
     }
@@ -222,6 +226,14 @@ impl Filesystem {
         mut f: impl FnMut(&Raw) -> bool,
     ) -> Result<()> {
         let ft = self.has_filetype();
+        // With metadata_csum, leaf blocks end with the checksum tail,
+        // which is no entry.
+        let end = if self.metadata_csum() && csum::has_dirent_tail(data) {
+            data.len() - csum::DIRENT_TAIL_LEN
+        } else {
+            data.len()
+        };
+        let data = &data[..end];
         let mut off = 0;
         while off + 8 <= data.len() {
             let ino = le32(data, off);
@@ -299,7 +311,7 @@ impl Filesystem {
             return self.read_inline_dir(dir);
         }
         for (lblk, pblk) in self.dir_blocks(dir)? {
-            let data = self.block(pblk)?;
+            let data = self.dir_block_checked(dir, lblk, pblk)?;
             self.parse_dir_block(dir.ino, lblk, &data, |e| {
                 if e.ino != 0 {
                     out.push(DirEntry {
@@ -367,6 +379,7 @@ impl Filesystem {
         for (lblk, pblk) in self.dir_blocks(dir)? {
             let mut found = None;
             self.with_block(pblk, |data| {
+                self.check_dir_block(dir, lblk, pblk, data)?;
                 self.parse_dir_block(dir.ino, lblk, data, |e| {
                     if e.ino != 0 && e.name == name {
                         found = Some(DirEntry {
@@ -439,7 +452,7 @@ impl Filesystem {
             } else {
                 "the file system has no dir_index".to_string()
             };
-            if self.dir_csum() {
+            if self.metadata_csum() {
                 return Err(Error::corrupt(format!(
                     "directory inode {}: {why}; its htree index cannot be used or dropped (e2fsck -fD rebuilds it)",
                     dir.ino
@@ -502,43 +515,25 @@ impl Filesystem {
         ftype: FileType,
     ) -> Result<bool> {
         let need = rec_len_for(name.len());
-        let bs = self.block_size();
-        // With metadata_csum the tail is the last entry; it is never used.
-        let csum = self.dir_csum();
-        let end = bs - self.dirent_tail_len();
         let mut spot: Option<(usize, usize, usize)> = None; // (off, used, rec_len)
-        let mut tail_ok = !csum;
+                                                            // With metadata_csum the checked block ends with its tail, which
+                                                            // parsing leaves out: it is never a free slot.
         self.with_block(pblk, |data| {
-            if csum && !has_dirent_tail(data) {
-                return Ok(());
-            }
+            self.check_dir_block(dir, lblk, pblk, data)?;
             self.parse_dir_block(dir.ino, lblk, data, |e| {
-                if csum && e.off >= end {
-                    tail_ok = e.off == end;
-                    return true;
-                }
-                if csum && e.off + e.rec_len > end {
-                    return true;
-                }
                 let used = if e.ino == 0 {
                     0
                 } else {
                     rec_len_for(e.name.len())
                 };
-                if spot.is_none() && e.rec_len - used >= need {
+                if e.rec_len - used >= need {
                     spot = Some((e.off, used, e.rec_len));
-                    // Without a tail to find, the first spot will do.
-                    return !csum;
+                    true
+                } else {
+                    false
                 }
-                false
             })
         })??;
-        if !tail_ok {
-            return Err(Error::corrupt(format!(
-                "directory inode {}, block {lblk}: no dirent tail for the checksum at the block's end (e2fsck -fD adds it)",
-                dir.ino
-            )));
-        }
         let Some((off, used, rec_len)) = spot else {
             return Ok(false);
         };
@@ -551,7 +546,7 @@ impl Filesystem {
                 write_entry_raw(buf, ft, off + used, ino, rec_len - used, name, ftype);
             }
         })?;
-        self.set_block_role(pblk, Self::dir_block_role(dir, lblk));
+        self.note_dir_block(dir, lblk, pblk)?;
         Ok(true)
     }
 
@@ -559,7 +554,7 @@ impl Filesystem {
     /// before it, the entry).
     pub(crate) fn find_in_block(
         &self,
-        dir: Ino,
+        dir: &Inode,
         lblk: u64,
         pblk: u64,
         name: &[u8],
@@ -567,7 +562,8 @@ impl Filesystem {
         let mut hit = None;
         let mut prev: Option<usize> = None;
         self.with_block(pblk, |data| {
-            self.parse_dir_block(dir, lblk, data, |e| {
+            self.check_dir_block(dir, lblk, pblk, data)?;
+            self.parse_dir_block(dir.ino, lblk, data, |e| {
                 if e.ino != 0 && e.name == name {
                     hit = Some((
                         e.off,
@@ -595,7 +591,7 @@ impl Filesystem {
             }
         }
         for (lblk, pblk) in self.dir_blocks(dir)? {
-            if let Some((off, prev, de)) = self.find_in_block(dir.ino, lblk, pblk, name)? {
+            if let Some((off, prev, de)) = self.find_in_block(dir, lblk, pblk, name)? {
                 return Ok(Some((lblk, pblk, off, prev, de)));
             }
         }
@@ -633,7 +629,7 @@ impl Filesystem {
                 }
             }
         })?;
-        self.set_block_role(pblk, Self::dir_block_role(dir, lblk));
+        self.note_dir_block(dir, lblk, pblk)?;
         let h = self.dir_room_hint.entry(dir.ino).or_insert(lblk);
         *h = (*h).min(lblk);
         if let Some(names) = self.fresh_dirs.get_mut(&dir.ino) {
@@ -667,7 +663,7 @@ impl Filesystem {
                 d[off + 7] = ftype.dirent_code();
             }
         })?;
-        self.set_block_role(pblk, Self::dir_block_role(dir, lblk));
+        self.note_dir_block(dir, lblk, pblk)?;
         Ok(())
     }
 
@@ -680,7 +676,15 @@ impl Filesystem {
         pblk: u64,
     ) -> Result<Vec<(usize, usize, DirEntry)>> {
         let mut out = Vec::new();
+        let d = if self.metadata_csum() {
+            Some(self.read_inode(dir)?)
+        } else {
+            None
+        };
         self.with_block(pblk, |data| {
+            if let Some(d) = &d {
+                self.check_dir_block(d, lblk, pblk, data)?;
+            }
             self.parse_dir_block(dir, lblk, data, |e| {
                 out.push((
                     e.off,
@@ -719,8 +723,9 @@ impl Filesystem {
         let bs = self.block_size();
         let dec = |v: u16| self.decode_rec_len(v);
         let (rec, prec) = self.with_block(pblk, |d| {
-            (dec(le16(d, off + 4)), prev.map(|p| dec(le16(d, p + 4))))
-        })?;
+            self.check_dir_block(dir, lblk, pblk, d)?;
+            Ok::<_, Error>((dec(le16(d, off + 4)), prev.map(|p| dec(le16(d, p + 4)))))
+        })??;
         let keeper = match (prev, prec) {
             (Some(p), Some(prec)) if p + prec == off => {
                 self.modify_block(pblk, |d| {
@@ -745,7 +750,7 @@ impl Filesystem {
                 )))
             }
         };
-        self.set_block_role(pblk, Self::dir_block_role(dir, lblk));
+        self.note_dir_block(dir, lblk, pblk)?;
         let h = self.dir_room_hint.entry(dir.ino).or_insert(lblk);
         *h = (*h).min(lblk);
         if let Some(names) = self.fresh_dirs.get_mut(&dir.ino) {

@@ -251,6 +251,9 @@ impl Filesystem {
         let ino = inode.ino;
         self.check_block(b, &|| format!("inode {ino}: extent tree block"))?;
         let d = self.block(b)?;
+        // metadata_csum: never build on a node whose checksum is wrong.
+        let gen = inode.generation();
+        self.verify_block_csum(b, &d, BlockRole::ExtentNode { ino, gen })?;
         self.decode(ino, Some(b), &d, Some(depth))
     }
 
@@ -308,7 +311,7 @@ impl Filesystem {
         *goal = b + 1;
         self.write_meta_block(b, &vec![0u8; self.block_size()])?;
         let spb = self.block_size() as u64 / 512;
-        inode.set_sectors(inode.sectors(false, 0) + spb);
+        self.add_inode_sectors(inode, spb as i64)?;
         Ok(b)
     }
 
@@ -519,7 +522,7 @@ impl Filesystem {
         let n = n as u64;
         *goal = b + n;
         let spb = self.block_size() as u64 / 512;
-        inode.set_sectors(inode.sectors(false, 0) + n * spb);
+        self.add_inode_sectors(inode, (n * spb) as i64)?;
         self.ext_insert(inode, lblk, b, n, goal)?;
         Ok((b, n))
     }
@@ -573,7 +576,7 @@ impl Filesystem {
             total += n;
         }
         let spb = self.block_size() as u64 / 512;
-        inode.set_sectors(inode.sectors(false, 0).saturating_sub(total * spb));
+        self.add_inode_sectors(inode, -((total * spb) as i64))?;
         Ok(())
     }
 

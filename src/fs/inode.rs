@@ -136,6 +136,51 @@ impl Inode {
     pub fn set_sectors(&mut self, v: u64) {
         put32(&mut self.raw, ino::BLOCKS_LO, v as u32);
     }
+    /// Set `i_blocks` to `v` 512-byte sectors as the file system stores it
+    /// (the kernel's encoding): 32 bits without huge_file; with it, 48 bits
+    /// (l_i_blocks_high), and past 2^48 - 1 sectors the HUGE_FILE flag with
+    /// the count in file system blocks. A count that does not fit is an
+    /// error naming the inode.
+    pub fn set_sectors_fs(
+        &mut self,
+        v: u64,
+        huge_file: bool,
+        block_size: u32,
+    ) -> Result<(), String> {
+        const MAX48: u64 = (1 << 48) - 1;
+        if !huge_file {
+            if v > u32::MAX as u64 {
+                return Err(format!(
+                    "inode {}: {v} sectors do not fit in i_blocks without the huge_file feature",
+                    self.ino
+                ));
+            }
+            put32(&mut self.raw, ino::BLOCKS_LO, v as u32);
+            return Ok(());
+        }
+        let (stored, flag) = if v <= MAX48 {
+            (v, false)
+        } else {
+            let spb = (block_size / 512).max(1) as u64;
+            let b = v.div_ceil(spb);
+            if b > MAX48 {
+                return Err(format!(
+                    "inode {}: {v} sectors do not fit in i_blocks",
+                    self.ino
+                ));
+            }
+            (b, true)
+        };
+        put32(&mut self.raw, ino::BLOCKS_LO, stored as u32);
+        put16(&mut self.raw, ino::BLOCKS_HIGH, (stored >> 32) as u16);
+        let f = self.flags();
+        self.set_flags(if flag {
+            f | iflag::HUGE_FILE
+        } else {
+            f & !iflag::HUGE_FILE
+        });
+        Ok(())
+    }
     /// The 15 words of `i_block`.
     pub fn block(&self, i: usize) -> u32 {
         le32(&self.raw, ino::BLOCK + 4 * i)
@@ -295,6 +340,32 @@ mod tests {
         }
         i.set_crtime(Timestamp::from_secs(5));
         assert_eq!(i.crtime(), Some(Timestamp::from_secs(5)));
+    }
+
+    #[test]
+    fn huge_file_block_counts() {
+        let mut i = Inode::zeroed(12, 256);
+        // Without huge_file: 32 bits, and no more.
+        i.set_sectors_fs(u32::MAX as u64, false, 4096).unwrap();
+        assert_eq!(i.sectors(false, 4096), u32::MAX as u64);
+        assert!(i.set_sectors_fs(1 << 32, false, 4096).is_err());
+        // huge_file: the high 16 bits in l_i_blocks_high.
+        let v = (1u64 << 40) + 8;
+        i.set_sectors_fs(v, true, 4096).unwrap();
+        assert_eq!(i.sectors(true, 4096), v);
+        assert_eq!(le16(i.raw(), ino::BLOCKS_HIGH), 1 << 8);
+        assert!(!i.has_flag(iflag::HUGE_FILE));
+        // Past 2^48 - 1 sectors: file system blocks and the HUGE_FILE flag.
+        let v = 1u64 << 50;
+        i.set_sectors_fs(v, true, 4096).unwrap();
+        assert!(i.has_flag(iflag::HUGE_FILE));
+        assert_eq!(i.blocks_raw(true), v / 8);
+        assert_eq!(i.sectors(true, 4096), v);
+        // Back under the limit: sectors again, the flag cleared.
+        i.set_sectors_fs(16, true, 4096).unwrap();
+        assert!(!i.has_flag(iflag::HUGE_FILE));
+        assert_eq!((i.blocks_raw(true), i.sectors(true, 4096)), (16, 16));
+        assert!(i.set_sectors_fs(1 << 62, true, 1024).is_err());
     }
 
     #[test]

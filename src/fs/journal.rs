@@ -30,8 +30,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{Error, Result};
-use crate::fs::Filesystem;
-use crate::layout::feature;
 
 /// Journal block magic.
 pub const JBD2_MAGIC: u32 = 0xC03B_3998;
@@ -79,10 +77,7 @@ fn put_be64(b: &mut [u8], o: usize, v: u64) {
     b[o..o + 8].copy_from_slice(&v.to_be_bytes());
 }
 
-/// crc32c as the kernel computes it: no inversion before or after.
-pub fn crc32c_raw(seed: u32, data: &[u8]) -> u32 {
-    !crc32c::crc32c_append(!seed, data)
-}
+pub use crate::csum::crc32c_raw;
 
 /// The big-endian CRC32 (polynomial 0x04C11DB7) of journal checksum v1.
 fn crc32_be(mut crc: u32, data: &[u8]) -> u32 {
@@ -374,6 +369,17 @@ impl Replay {
     }
 }
 
+/// What the journal needs from the file system under it: its blocks, and
+/// where each block of the journal lives. The file system provides it
+/// (for the journal inode's block map, or the superblock's backup of it),
+/// so that this module does not depend on the file system type.
+pub trait JournalStore {
+    /// Read filesystem block `b`.
+    fn read_block(&self, b: u64) -> Result<Vec<u8>>;
+    /// The filesystem block holding journal block `j`; `None` for a hole.
+    fn map_block(&self, j: u64) -> Result<Option<u64>>;
+}
+
 /// An internal journal, located through its inode.
 #[derive(Clone, Debug)]
 pub struct Journal {
@@ -381,8 +387,9 @@ pub struct Journal {
     pub ino: u32,
     /// The journal superblock.
     pub sb: JournalSuperblock,
-    pub(crate) inode: crate::inode::Inode,
     sb_block: u64,
+    /// Blocks in the file system (logged block numbers must be below).
+    fs_blocks: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -411,40 +418,40 @@ struct Tag {
 }
 
 impl Journal {
-    /// Load the filesystem's internal journal; `Ok(None)` when there is
-    /// none. An external journal is an `Unsupported` error.
-    pub fn load(fs: &Filesystem) -> Result<Option<Journal>> {
-        let sb = fs.superblock();
-        if !sb.has_compat(feature::COMPAT_HAS_JOURNAL) {
-            return Ok(None);
-        }
-        let ino = sb.journal_inum();
-        if ino == 0 {
-            return Err(Error::Unsupported(format!(
-                "the journal is on an external device ({:#x}); external journals are not supported",
-                sb.journal_dev()
-            )));
-        }
-        let inode = fs.read_inode(ino).map_err(|e| e.at("journal inode"))?;
-        let bs = fs.block_size() as u64;
-        let nblocks = inode.size_with(true) / bs;
+    /// Open the journal kept in inode `ino`, `size` bytes long, in a file
+    /// system of `block_size`-byte blocks and `fs_blocks` blocks. Only
+    /// the journal superblock is located now: the rest of the journal is
+    /// mapped block by block (through `store`) when a replay or a commit
+    /// needs it, so opening an image does not read the journal's whole
+    /// block map.
+    pub fn open(
+        store: &dyn JournalStore,
+        ino: u32,
+        size: u64,
+        block_size: usize,
+        fs_blocks: u64,
+    ) -> Result<Journal> {
+        let bs = block_size as u64;
+        let nblocks = size / bs;
         if nblocks < 2 {
             return Err(Error::corrupt(format!(
                 "journal inode {ino}: the journal is {nblocks} blocks long"
             )));
         }
-        // Only the superblock is located now: the rest of the journal is
-        // mapped block by block when a replay or a commit needs it, so
-        // opening an image does not read the journal's whole block map.
-        let sb_block = fs
-            .bmap(&inode, 0)
+        let sb_block = store
+            .map_block(0)
             .map_err(|e| e.at("journal inode"))?
             .ok_or_else(|| {
                 Error::corrupt(format!(
                     "journal inode {ino}: block 0 (the journal superblock) is not mapped"
                 ))
             })?;
-        let jsb = JournalSuperblock::parse(&fs.block(sb_block)?)
+        if sb_block >= fs_blocks {
+            return Err(Error::corrupt(format!(
+                "journal inode {ino}: block 0 (the journal superblock) maps to block {sb_block}, outside the file system"
+            )));
+        }
+        let jsb = JournalSuperblock::parse(&store.read_block(sb_block)?)
             .map_err(|e| e.at(&format!("journal inode {ino}")))?;
         if !jsb.csum_ok() {
             return Err(Error::corrupt(format!(
@@ -457,16 +464,16 @@ impl Journal {
                 nblocks, jsb.maxlen
             )));
         }
-        Ok(Some(Journal {
+        Ok(Journal {
             ino,
             sb: jsb,
-            inode,
             sb_block,
-        }))
+            fs_blocks,
+        })
     }
 
     /// Filesystem block of journal block `j`.
-    pub fn phys(&self, fs: &Filesystem, j: u32) -> Result<u64> {
+    pub fn phys(&self, store: &dyn JournalStore, j: u32) -> Result<u64> {
         if j == 0 {
             return Ok(self.sb_block);
         }
@@ -476,7 +483,7 @@ impl Journal {
                 self.ino, self.sb.maxlen
             )));
         }
-        fs.bmap(&self.inode, j as u64)?.ok_or_else(|| {
+        store.map_block(j as u64)?.ok_or_else(|| {
             Error::corrupt(format!(
                 "journal inode {}: journal block {j} is not mapped",
                 self.ino
@@ -484,13 +491,13 @@ impl Journal {
         })
     }
 
-    fn read(&self, fs: &Filesystem, j: u32) -> Result<Vec<u8>> {
+    fn read(&self, store: &dyn JournalStore, j: u32) -> Result<Vec<u8>> {
         if j >= self.sb.maxlen {
             return Err(Error::corrupt(
                 "journal: log position beyond the journal (corrupted journal superblock)",
             ));
         }
-        fs.block(self.phys(fs, j)?)
+        store.read_block(self.phys(store, j)?)
     }
 
     fn wrap(&self, j: u32) -> u32 {
@@ -566,7 +573,7 @@ impl Journal {
     }
 
     /// Work out what recovery writes, without writing anything.
-    pub fn plan_replay(&self, fs: &Filesystem) -> Result<Replay> {
+    pub fn plan_replay(&self, store: &dyn JournalStore) -> Result<Replay> {
         if self.sb.incompat & jfeature::INCOMPAT_FAST_COMMIT != 0 {
             return Err(Error::Unsupported(
                 "journals with fast commits cannot be replayed yet".into(),
@@ -586,7 +593,7 @@ impl Journal {
             });
         }
         for pass in [Pass::Scan, Pass::Revoke, Pass::Replay] {
-            if let Err(e) = self.pass(fs, pass, &mut st) {
+            if let Err(e) = self.pass(store, pass, &mut st) {
                 // e2fsck applies nothing when a pass fails; say why.
                 st.error = Some(e.to_string());
                 st.blocks.clear();
@@ -606,8 +613,8 @@ impl Journal {
         })
     }
 
-    fn pass(&self, fs: &Filesystem, pass: Pass, st: &mut State) -> Result<()> {
-        let bs = fs.block_size();
+    fn pass(&self, store: &dyn JournalStore, pass: Pass, st: &mut State) -> Result<()> {
+        let bs = self.sb.block_size as usize;
         let v1_csum = self.sb.compat & jfeature::COMPAT_CHECKSUM != 0;
         let mut next_tid = self.sb.sequence;
         let mut pos = self.sb.start;
@@ -625,7 +632,7 @@ impl Journal {
             if pass != Pass::Scan && tid_geq(next_tid, st.end_tid.unwrap_or(next_tid)) {
                 break;
             }
-            let blk = self.read(fs, pos)?;
+            let blk = self.read(store, pos)?;
             pos = self.wrap(pos + 1);
             if be32(&blk, 0) != JBD2_MAGIC {
                 break;
@@ -658,7 +665,7 @@ impl Journal {
                         {
                             crc32_sum = crc32_be(crc32_sum, &blk);
                             for _ in 0..tags.len() {
-                                let d = self.read(fs, pos)?;
+                                let d = self.read(store, pos)?;
                                 pos = self.wrap(pos + 1);
                                 crc32_sum = crc32_be(crc32_sum, &d);
                             }
@@ -670,7 +677,7 @@ impl Journal {
                     for tag in tags {
                         let io = pos;
                         pos = self.wrap(pos + 1);
-                        let mut data = self.read(fs, io)?;
+                        let mut data = self.read(store, io)?;
                         if let Some(&rt) = st.revoke.get(&tag.block) {
                             if !tid_gt(next_tid, rt) {
                                 st.revoked += 1;
@@ -684,7 +691,7 @@ impl Journal {
                         if tag.flags & FLAG_ESCAPE != 0 {
                             put_be32(&mut data, 0, JBD2_MAGIC);
                         }
-                        if tag.block >= fs.superblock().blocks_count || data.len() != bs {
+                        if tag.block >= self.fs_blocks || data.len() != bs {
                             st.bad_blocks += 1;
                             continue;
                         }
@@ -927,5 +934,87 @@ impl Journal {
             n -= 1;
         }
         n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// A journal of 64 blocks at filesystem blocks 100..164, in memory.
+    struct MemStore {
+        blocks: RefCell<HashMap<u64, Vec<u8>>>,
+    }
+
+    impl JournalStore for MemStore {
+        fn read_block(&self, b: u64) -> Result<Vec<u8>> {
+            Ok(self
+                .blocks
+                .borrow()
+                .get(&b)
+                .cloned()
+                .unwrap_or_else(|| vec![0; 1024]))
+        }
+        fn map_block(&self, j: u64) -> Result<Option<u64>> {
+            Ok((j < 64).then_some(100 + j))
+        }
+    }
+
+    fn jsb(start: u32, sequence: u32) -> Vec<u8> {
+        let mut b = vec![0u8; 1024];
+        put_be32(&mut b, 0, JBD2_MAGIC);
+        put_be32(&mut b, 4, BT_SB_V2);
+        put_be32(&mut b, 0x0C, 1024);
+        put_be32(&mut b, 0x10, 64);
+        put_be32(&mut b, 0x14, 1);
+        put_be32(&mut b, 0x18, sequence);
+        put_be32(&mut b, 0x1C, start);
+        put_be32(&mut b, 0x28, jfeature::INCOMPAT_REVOKE);
+        b
+    }
+
+    #[test]
+    fn replays_through_any_store_without_a_file_system() {
+        let store = MemStore {
+            blocks: RefCell::new(HashMap::new()),
+        };
+        store.blocks.borrow_mut().insert(100, jsb(0, 7));
+        let j = Journal::open(&store, 8, 64 * 1024, 1024, 1000).unwrap();
+        assert_eq!(j.plan_replay(&store).unwrap().blocks.len(), 0);
+        // One transaction logging block 500, written into the log, and the
+        // journal superblock pointed at it.
+        let data = vec![0x5Au8; 1024];
+        let log = j
+            .build_transaction(7, &[(500, &data)], 1_700_000_000)
+            .unwrap();
+        for (pos, b) in log {
+            store
+                .blocks
+                .borrow_mut()
+                .insert(j.phys(&store, pos).unwrap(), b);
+        }
+        store.blocks.borrow_mut().insert(100, jsb(1, 7));
+        let j = Journal::open(&store, 8, 64 * 1024, 1024, 1000).unwrap();
+        let r = j.plan_replay(&store).unwrap();
+        assert_eq!(r.transactions.len(), 1);
+        assert_eq!(r.blocks.get(&500), Some(&data));
+        assert_eq!(r.end_tid, 8);
+        // A block number past the file system's end is not replayed.
+        let j = Journal::open(&store, 8, 64 * 1024, 1024, 400).unwrap();
+        let r = j.plan_replay(&store).unwrap();
+        assert!(r.blocks.is_empty() && r.bad_blocks == 1);
+        // A journal whose superblock is not mapped is refused.
+        struct Holes;
+        impl JournalStore for Holes {
+            fn read_block(&self, _: u64) -> Result<Vec<u8>> {
+                Ok(vec![0; 1024])
+            }
+            fn map_block(&self, _: u64) -> Result<Option<u64>> {
+                Ok(None)
+            }
+        }
+        let e = Journal::open(&Holes, 8, 64 * 1024, 1024, 1000).unwrap_err();
+        assert!(e.to_string().contains("not mapped"), "{e}");
     }
 }

@@ -87,6 +87,9 @@ pub mod sb {
     pub const LAST_ORPHAN: usize = 0xE8;
     pub const HASH_SEED: usize = 0xEC;
     pub const DEF_HASH_VERSION: usize = 0xFC;
+    pub const JNL_BACKUP_TYPE: usize = 0xFD;
+    pub const JNL_BLOCKS: usize = 0x10C;
+    pub const ORPHAN_FILE_INUM: usize = 0x280;
     pub const DESC_SIZE: usize = 0xFE;
     pub const FIRST_META_BG: usize = 0x104;
     pub const MKFS_TIME: usize = 0x108;
@@ -96,6 +99,7 @@ pub mod sb {
     pub const MIN_EXTRA_ISIZE: usize = 0x15C;
     pub const WANT_EXTRA_ISIZE: usize = 0x15E;
     pub const FLAGS: usize = 0x160;
+    pub const LOG_GROUPS_PER_FLEX: usize = 0x174;
 }
 
 /// Feature bits.
@@ -222,12 +226,33 @@ pub mod feature {
         | COMPAT_HAS_JOURNAL
         | COMPAT_EXT_ATTR
         | COMPAT_RESIZE_INODE
-        | COMPAT_DIR_INDEX;
-    /// Incompat features this crate can write (large_dir: three levels of
-    /// htree index and directory sizes past 4 GiB).
-    pub const INCOMPAT_WRITE: u32 = INCOMPAT_FILETYPE | INCOMPAT_EXTENTS | INCOMPAT_LARGEDIR;
-    /// Ro-compat features this crate can write.
-    pub const RO_COMPAT_WRITE: u32 = RO_COMPAT_SPARSE_SUPER | RO_COMPAT_LARGE_FILE;
+        | COMPAT_DIR_INDEX
+        | COMPAT_ORPHAN_FILE;
+    /// Incompat features this crate can write: extents, flex_bg (metadata
+    /// placement is read from the descriptors) and 64bit (64-byte
+    /// descriptors, block numbers past 2^32 only where extents map them).
+    /// metadata_csum_seed: the checksums' seed kept in the superblock.
+    /// large_dir: three levels of htree index, directory sizes past 4 GiB.
+    pub const INCOMPAT_WRITE: u32 = INCOMPAT_FILETYPE
+        | INCOMPAT_EXTENTS
+        | INCOMPAT_FLEX_BG
+        | INCOMPAT_64BIT
+        | INCOMPAT_CSUM_SEED
+        | INCOMPAT_LARGEDIR;
+    /// Ro-compat features this crate can write: uninit_bg (uninitialised
+    /// groups, crc16 descriptor checksums), huge_file (48-bit i_blocks),
+    /// dir_nlink (directory link counts past 65,000), extra_isize.
+    /// (`orphan_present` is cleared when a write opens the image: the
+    /// orphan list is released first, see [`crate::orphan`].)
+    /// metadata_csum: every checksum is set at commit, see [`crate::csum`].
+    pub const RO_COMPAT_WRITE: u32 = RO_COMPAT_SPARSE_SUPER
+        | RO_COMPAT_LARGE_FILE
+        | RO_COMPAT_GDT_CSUM
+        | RO_COMPAT_HUGE_FILE
+        | RO_COMPAT_DIR_NLINK
+        | RO_COMPAT_EXTRA_ISIZE
+        | RO_COMPAT_ORPHAN_PRESENT
+        | RO_COMPAT_METADATA_CSUM;
 
     /// Names of the bits set in `bits` of feature set `set` (0 compat,
     /// 1 incompat, 2 ro_compat); unknown bits as `FEATURE_C12` style names.
@@ -277,6 +302,19 @@ pub mod ino {
     pub const CRTIME_EXTRA: usize = 0x94;
 }
 
+/// Group descriptor `bg_flags` bits (meaningful with uninit_bg or
+/// metadata_csum only).
+#[allow(missing_docs)]
+pub mod bgflag {
+    /// The inode bitmap and table are not initialised: every inode is free.
+    pub const INODE_UNINIT: u16 = 0x1;
+    /// The block bitmap is not initialised: only the group's metadata is
+    /// in use (computed from the layout).
+    pub const BLOCK_UNINIT: u16 = 0x2;
+    /// The inode table is known to be zeroed.
+    pub const ITABLE_ZEROED: u16 = 0x4;
+}
+
 /// Inode flag bits.
 #[allow(missing_docs)]
 pub mod iflag {
@@ -286,6 +324,7 @@ pub mod iflag {
     pub const IMAGIC: u32 = 0x2000;
     pub const HUGE_FILE: u32 = 0x40000;
     pub const EXTENTS: u32 = 0x80000;
+    pub const ENCRYPT: u32 = 0x800;
     pub const EA_INODE: u32 = 0x200000;
     pub const INLINE_DATA: u32 = 0x1000_0000;
 }

@@ -15,19 +15,22 @@
 //!
 //! ## The engine's files, bottom up
 //! On-disk records: [`layout`] (offsets, feature bits), [`superblock`]
-//! (superblock, group descriptors), [`inode`]. The journal: [`journal`]
+//! (superblock, group descriptors), [`inode`], [`csum`] (their
+//! checksums: pure functions). The journal: [`journal`]
 //! (JBD2 parse, replay plan, transactions). The handle, one concern a
 //! file, each an `impl Filesystem` block: `open` (superblock, descriptors,
 //! whether the image may be written), `recovery` (a replay staged before
 //! anything is written), `stage` (the overlay every read and write goes
 //! through), `itable` (inode tables), `alloc` (bitmaps, group and
 //! superblock counts), `undo` (old contents of blocks written before a
-//! commit point), `commit` (the journaled or in-place write, rollback).
+//! commit point), `checksum` (every checksum set at commit, checked on
+//! read), `commit` (the journaled or in-place write, rollback).
 //! On top of the handle: [`bmap`] (one block map over indirect blocks and
 //! extents), [`extent`] (growing and cutting extent trees), [`dir`] and [`htree`] (entries and the hash index), [`xattr`],
 //! [`file`](mod@file) (file data).
 
 pub mod bmap;
+pub mod csum;
 pub mod dir;
 pub mod extent;
 pub mod file;
@@ -35,13 +38,16 @@ pub mod htree;
 pub mod inode;
 pub mod journal;
 pub mod layout;
+pub mod orphan;
 pub mod superblock;
 pub mod xattr;
 
 mod alloc;
 mod blockset;
+mod checksum;
 mod commit;
 mod itable;
+mod journal_inode;
 mod open;
 mod recovery;
 mod stage;
@@ -156,6 +162,9 @@ pub struct Filesystem {
     /// (every change to them goes through this handle, so the set is
     /// exact and spares a directory scan per new entry).
     pub(crate) fresh_dirs: HashMap<Ino, HashSet<Vec<u8>>>,
+    /// Subdirectories of directories whose link count is 1 (dir_nlink:
+    /// more than a link count holds), counted once per handle.
+    pub(crate) subdir_counts: HashMap<Ino, u64>,
     itable_blocks: u64,
     last_data: Option<u64>,
     pub(crate) io_buf: Vec<u8>,
@@ -166,6 +175,15 @@ pub struct Filesystem {
     /// [`Self::check_journal_map`]).
     journal_map_ok: bool,
     journal: Option<Journal>,
+    /// The inode whose block map locates the journal: the journal inode,
+    /// or one rebuilt from the superblock's backup (`s_jnl_blocks`) when
+    /// the journal inode is damaged.
+    journal_inode: Option<Inode>,
+    /// True when `journal_inode` comes from the superblock's backup: the
+    /// replay writes it back to the journal inode, as e2fsck does.
+    journal_from_backup: bool,
+    /// The orphan list released in this change (see [`orphan`]).
+    orphan_report: Option<orphan::OrphanReport>,
     use_journal: bool,
     recovery: Option<Recovery>,
     replay_only: bool,
@@ -175,6 +193,12 @@ pub struct Filesystem {
     /// Roles of the metadata blocks staged in this transaction (see
     /// [`BlockRole`]).
     pub(crate) roles: HashMap<u64, BlockRole>,
+    /// What the checksums of this file system depend on (see
+    /// [`csum`]).
+    pub(crate) csum: csum::Params,
+    /// Inodes written in this transaction: their checksums are set at
+    /// commit, over the staged inode table block.
+    pub(crate) csum_inodes: BTreeSet<Ino>,
 }
 
 impl std::fmt::Debug for Filesystem {
@@ -214,6 +238,17 @@ impl Filesystem {
         self.journal.as_ref()
     }
 
+    /// True when the journal inode is damaged and the journal was found
+    /// through the superblock's backup of its block map (`s_jnl_blocks`).
+    pub fn journal_from_backup(&self) -> bool {
+        self.journal.is_some() && self.journal_from_backup
+    }
+
+    /// The orphan list released by this change, if the image had one.
+    pub fn orphan_report(&self) -> Option<&orphan::OrphanReport> {
+        self.orphan_report.as_ref()
+    }
+
     /// Why this image cannot be written, or `None` if it can.
     pub fn write_refusal(&self) -> Option<&str> {
         self.write_refusal.as_deref()
@@ -241,6 +276,11 @@ impl Filesystem {
     /// The superblock.
     pub fn superblock(&self) -> &Superblock {
         &self.sb
+    }
+    /// The superblock, to change it (written at the next commit).
+    pub(crate) fn superblock_mut(&mut self) -> &mut Superblock {
+        self.sb_dirty = true;
+        &mut self.sb
     }
     /// The group descriptors.
     pub fn groups(&self) -> &[GroupDesc] {

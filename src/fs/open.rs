@@ -43,6 +43,25 @@ pub(super) fn compressed_hint(dev: &dyn BlockDevice, e: Error) -> Error {
     }
 }
 
+/// The time new timestamps get: `fixed` (whole seconds) when given, or
+/// `SOURCE_DATE_EPOCH`, else the system clock with its nanoseconds (large
+/// inodes keep them).
+pub(super) fn now_timestamp(fixed: Option<i64>) -> Timestamp {
+    if let Some(t) = fixed {
+        return Timestamp::from_secs(t);
+    }
+    if std::env::var_os("SOURCE_DATE_EPOCH").is_some() {
+        return Timestamp::from_secs(default_now());
+    }
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => Timestamp {
+            secs: d.as_secs() as i64,
+            nanos: d.subsec_nanos(),
+        },
+        Err(_) => Timestamp::from_secs(0),
+    }
+}
+
 impl Filesystem {
     /// Open an image file.
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<Self> {
@@ -95,9 +114,10 @@ impl Filesystem {
             write_refusal: None,
             writable: false,
             freed_blocks: BlockSet::default(),
-            now: Timestamp::from_secs(opts.now.unwrap_or_else(default_now)),
+            now: now_timestamp(opts.now),
             dir_room_hint: HashMap::new(),
             fresh_dirs: HashMap::new(),
+            subdir_counts: HashMap::new(),
             itable_blocks: (sb.inodes_per_group as u64 * sb.inode_size as u64).div_ceil(bs as u64),
             last_data: None,
             io_buf: Vec::new(),
@@ -105,6 +125,9 @@ impl Filesystem {
             new_blocks: BlockSet::default(),
             journal_map_ok: false,
             journal: None,
+            journal_inode: None,
+            journal_from_backup: false,
+            orphan_report: None,
             use_journal: opts.journal,
             recovery: None,
             replay_only: false,
@@ -112,12 +135,15 @@ impl Filesystem {
             disk_needs_recovery: sb.has_incompat(feature::INCOMPAT_RECOVER),
             journal_error: None,
             roles: HashMap::new(),
+            csum: super::csum::Params::from_superblock(sb.raw()),
+            csum_inodes: std::collections::BTreeSet::new(),
             sb,
         };
+        fs.verify_superblock_csum(&raw)?;
         fs.load_groups()?;
         if fs.sb.has_compat(feature::COMPAT_HAS_JOURNAL) {
-            match Journal::load(&fs) {
-                Ok(j) => fs.journal = j,
+            match fs.load_journal() {
+                Ok(j) => fs.set_journal(j),
                 Err(e) => {
                     fs.journal_error = Some(e.to_string());
                     if fs.needs_recovery() && (opts.write || opts.replay_only) {
@@ -148,6 +174,12 @@ impl Filesystem {
             }
         }
         fs.write_refusal = fs.why_not_writable(image_blocks);
+        if fs.write_refusal.is_none() {
+            // A write never builds on a descriptor whose checksum is wrong
+            // (reading goes on, as the kernel mounts such an image
+            // read-only).
+            fs.write_refusal = fs.check_group_desc_csums();
+        }
         if opts.replay_only {
             if !fs.dev.writable() {
                 return Err(Error::ReadOnly("the image file is open read-only".into()));
@@ -156,6 +188,19 @@ impl Filesystem {
                 return Err(Error::corrupt("the image file is truncated"));
             }
             fs.replay_only = true;
+            if fs.orphans_pending() {
+                // As e2fsck -E journal_only: the orphan list is released
+                // after the replay, in place (without the journal, so that
+                // the journal ends as e2fsck leaves it).
+                if let Some(why) = &fs.write_refusal {
+                    return Err(Error::Unsupported(format!(
+                        "cannot release the orphan list: {why}"
+                    )));
+                }
+                fs.writable = true;
+                fs.use_journal = false;
+                fs.stage_orphans()?;
+            }
         } else if opts.write {
             if let Some(why) = &fs.write_refusal {
                 return Err(Error::Unsupported(format!(
@@ -167,6 +212,9 @@ impl Filesystem {
             }
             fs.writable = true;
             fs.sync_sb_counts();
+            // As the kernel at mount: a pending orphan list is released
+            // before anything else, in the first transaction.
+            fs.stage_orphans()?;
         }
         Ok(fs)
     }
@@ -260,7 +308,7 @@ impl Filesystem {
             names.extend(feature::names(2, bad_r));
             names.extend(feature::names(0, bad_c));
             return Some(format!(
-                "writing is not supported with feature(s) {} (ext2/ext3 feature sets only for now; the image stays read-only)",
+                "writing is not supported with feature(s) {} (ext2, ext3 and ext4 as mke2fs makes them by default, only for now; the image stays read-only)",
                 names.join(", ")
             ));
         }
@@ -278,6 +326,12 @@ impl Filesystem {
         }
         if let Some(e) = self.check_groups() {
             return Some(format!("corrupt group descriptors ({e}); run e2fsck"));
+        }
+        if self.journal_from_backup && self.recovery.is_none() {
+            return Some(format!(
+                "journal inode {} is damaged (the journal is found only through the superblock's backup of its block map); run e2fsck, which rebuilds it",
+                sb.journal_inum()
+            ));
         }
         if sb.has_compat(feature::COMPAT_HAS_JOURNAL) && self.use_journal {
             match &self.journal {

@@ -37,7 +37,7 @@ impl Filesystem {
     /// see the recovered filesystem; nothing is written yet.
     pub(super) fn stage_recovery(&mut self) -> Result<()> {
         let j = self.journal.as_ref().expect("journal loaded");
-        let report = j.plan_replay(self)?;
+        let report = j.plan_replay(&self.jview())?;
         let mut jsb = j.sb.clone();
         // As e2fsck: after a clean replay the log restarts after the last
         // transaction seen; after a failed one it keeps its number.
@@ -53,8 +53,14 @@ impl Filesystem {
         if j.sb.errno != 0 {
             jsb.set_errno(0);
         }
-        let jsb_block = j.phys(self, 0)?;
+        let jsb_block = j.phys(&self.jview(), 0)?;
         let mut blocks = report.blocks.clone();
+        if self.journal_from_backup {
+            // As e2fsck: the journal inode rebuilt from the superblock's
+            // backup is written back first; replayed blocks win.
+            let (blk, data) = self.restored_journal_inode_block()?;
+            blocks.entry(blk).or_insert(data);
+        }
         // The superblock after replay, needs_recovery still set: it is
         // cleared only once the journal is marked empty.
         let (sbb, off) = self.sb_location();

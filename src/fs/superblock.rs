@@ -271,6 +271,32 @@ impl Superblock {
     pub fn last_orphan(&self) -> u32 {
         le32(&self.raw, sb::LAST_ORPHAN)
     }
+    /// Set the head of the orphan inode list.
+    pub fn set_last_orphan(&mut self, ino: u32) {
+        put32(&mut self.raw, sb::LAST_ORPHAN, ino);
+    }
+    /// Turn off a ro_compat feature bit.
+    pub fn clear_ro_compat(&mut self, bit: u32) {
+        self.ro_compat &= !bit;
+        put32(&mut self.raw, sb::FEATURE_RO_COMPAT, self.ro_compat);
+    }
+    /// The orphan file's inode (orphan_file feature).
+    pub fn orphan_file_inum(&self) -> u32 {
+        le32(&self.raw, sb::ORPHAN_FILE_INUM)
+    }
+    /// The superblock's backup of the journal inode's block map
+    /// (`s_jnl_blocks`: 15 words of `i_block`, then `i_size_high`,
+    /// `i_size`) when `s_jnl_backup_type` says it holds one (1).
+    pub fn journal_backup(&self) -> Option<[u32; 17]> {
+        if self.raw[sb::JNL_BACKUP_TYPE] != 1 {
+            return None;
+        }
+        let mut w = [0u32; 17];
+        for (i, v) in w.iter_mut().enumerate() {
+            *v = le32(&self.raw, sb::JNL_BLOCKS + 4 * i);
+        }
+        Some(w)
+    }
     /// Reserved GDT blocks per group (resize_inode).
     pub fn reserved_gdt_blocks(&self) -> u16 {
         le16(&self.raw, sb::RESERVED_GDT_BLOCKS)
@@ -291,9 +317,36 @@ impl Superblock {
         }
         s
     }
+    /// The extra inode size every inode must have (extra_isize).
+    pub fn min_extra_isize(&self) -> u16 {
+        le16(&self.raw, sb::MIN_EXTRA_ISIZE)
+    }
     /// The extra inode size new inodes should get.
     pub fn want_extra_isize(&self) -> u16 {
         le16(&self.raw, sb::WANT_EXTRA_ISIZE)
+    }
+    /// Groups per flex group (1 without flex_bg, or with a log size that
+    /// is out of range).
+    pub fn flex_size(&self) -> u32 {
+        if !self.has_incompat(feature::INCOMPAT_FLEX_BG) {
+            return 1;
+        }
+        let log = self.raw[sb::LOG_GROUPS_PER_FLEX] as u32;
+        if log >= 31 {
+            1
+        } else {
+            1 << log
+        }
+    }
+    /// True when the descriptors' uninit flags and bg_itable_unused count
+    /// (uninit_bg, or metadata_csum) are in force.
+    pub fn uninit_groups(&self) -> bool {
+        self.has_ro_compat(feature::RO_COMPAT_GDT_CSUM)
+            || self.has_ro_compat(feature::RO_COMPAT_METADATA_CSUM)
+    }
+    /// Blocks of the group descriptor table (without meta_bg).
+    pub fn gdt_blocks(&self) -> u64 {
+        (self.group_count as u64 * self.desc_size as u64).div_ceil(self.block_size as u64)
     }
     /// Creation time of the filesystem.
     pub fn mkfs_time(&self) -> u32 {
@@ -408,6 +461,11 @@ impl GroupDesc {
     pub fn raw(&self) -> &[u8] {
         &self.raw
     }
+    /// The raw bytes, to patch fields the setters do not cover (the
+    /// checksums of [`crate::csum`]).
+    pub fn raw_mut(&mut self) -> &mut [u8] {
+        &mut self.raw
+    }
     fn get(&self, lo: usize, hi: usize) -> u64 {
         let mut v = le32(&self.raw, lo) as u64;
         if self.is64 {
@@ -457,6 +515,23 @@ impl GroupDesc {
     }
     pub fn flags(&self) -> u16 {
         le16(&self.raw, 0x12)
+    }
+    pub fn set_flags(&mut self, f: u16) {
+        put16(&mut self.raw, 0x12, f)
+    }
+    /// True if `bg_flags` has `flag` (see [`crate::layout::bgflag`]).
+    pub fn has_flag(&self, flag: u16) -> bool {
+        self.flags() & flag != 0
+    }
+    pub fn clear_flag(&mut self, flag: u16) {
+        self.set_flags(self.flags() & !flag)
+    }
+    /// `bg_checksum`.
+    pub fn checksum(&self) -> u16 {
+        le16(&self.raw, 0x1E)
+    }
+    pub fn set_checksum(&mut self, v: u16) {
+        put16(&mut self.raw, 0x1E, v)
     }
     /// Inodes at the end of the group's table that were never used
     /// (bg_itable_unused): e2fsck reads it, feature or not.

@@ -360,7 +360,23 @@ impl Filesystem {
                 le32(&data, 0)
             )));
         }
+        self.verify_block_csum(blk, &data, crate::fs::BlockRole::Xattr)
+            .map_err(|e| e.at(&format!("inode {}", inode.ino)))?;
         Ok(data)
+    }
+
+    /// Stage attribute block `b` whole and give it its role.
+    fn stage_xattr_block(&mut self, b: u64, data: &[u8]) -> Result<()> {
+        self.write_meta_block(b, data)?;
+        self.set_block_role(b, crate::fs::BlockRole::Xattr);
+        Ok(())
+    }
+
+    /// Drop one reference to the shared attribute block `b` (`refs` now).
+    fn unshare_xattr_block(&mut self, b: u64, refs: u32) -> Result<()> {
+        self.modify_block(b, |d| put32(d, 4, refs - 1))?;
+        self.set_block_role(b, crate::fs::BlockRole::Xattr);
+        Ok(())
     }
 
     /// Set attribute `name` (full name with its namespace prefix, e.g.
@@ -530,17 +546,17 @@ impl Filesystem {
             0
         };
         if old != 0 && refs <= 1 {
-            return self.write_meta_block(old, &data);
+            return self.stage_xattr_block(old, &data);
         }
         let goal = self.data_goal(inode.ino);
         let b = self.alloc_block(goal)?;
-        self.write_meta_block(b, &data)?;
+        self.stage_xattr_block(b, &data)?;
         if old != 0 {
             // Copy on write: the others keep the old block.
-            self.modify_block(old, |d| put32(d, 4, refs - 1))?;
+            self.unshare_xattr_block(old, refs)?;
         } else {
             let spb = bs as u64 / 512;
-            inode.set_sectors(inode.sectors(false, 0) + spb);
+            self.add_inode_sectors(inode, spb as i64)?;
         }
         inode.set_file_acl(b);
         Ok(())
@@ -567,10 +583,10 @@ impl Filesystem {
         if refs <= 1 {
             self.free_block(blk)?;
         } else {
-            self.modify_block(blk, |d| put32(d, 4, refs - 1))?;
+            self.unshare_xattr_block(blk, refs)?;
         }
         let spb = self.block_size() as u64 / 512;
-        inode.set_sectors(inode.sectors(false, 0).saturating_sub(spb));
+        self.add_inode_sectors(inode, -(spb as i64))?;
         inode.set_file_acl(0);
         Ok(())
     }
