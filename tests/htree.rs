@@ -419,3 +419,44 @@ fn a_full_two_level_index_is_no_space_and_large_dir_gives_a_third() {
         );
     }
 }
+
+/// ext4 as mke2fs makes it (extents, metadata_csum, 64bit, flex_bg...),
+/// also with large_dir: the index made and grown by `put -r` carries its
+/// checksums (e2fsck checks every dirent tail and dx_tail), reads back
+/// with debugfs, and takes a removal.
+#[test]
+fn ext4_with_metadata_csum_grows_the_index() {
+    require_e2fsprogs!();
+    let tmp = host_tmp();
+    let src = tmp.path().join("big");
+    std::fs::create_dir(&src).unwrap();
+    for i in 0..6000 {
+        std::fs::File::create(src.join(format!("file-{i:06}"))).unwrap();
+    }
+    for (block, extra, levels) in [
+        ("1024", "^large_dir", 1u32),
+        ("1024", "large_dir", 1),
+        ("4096", "^large_dir", 0),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("e4.img");
+        let out = Command::new("mke2fs")
+            .args(["-q", "-F", "-t", "ext4", "-b", block, "-O", extra])
+            .arg(&img)
+            .arg("64M")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        ok(&img, "put", &[src.to_str().unwrap(), "/big", "-r"]);
+        fsck_clean(&img);
+        let (_, lv, count) = htree_root(&img, "/big");
+        assert_eq!(lv, levels, "{block} {extra}");
+        assert!(count >= 2, "{block} {extra}: root count {count}");
+        assert_eq!(debugfs_names(&img, "/big").len(), 6000);
+        ok(&img, "rm", &["/big/file-000777"]);
+        fsck_clean(&img);
+        let out = ok(&img, "ls", &["/big/file-005999"]);
+        assert!(String::from_utf8_lossy(&out.stdout).contains("file-005999"));
+        assert_eq!(debugfs_names(&img, "/big").len(), 5999);
+    }
+}
