@@ -13,23 +13,20 @@
 //! linear scan reads every directory correctly.
 //!
 //! **Writes and the htree index:** removing an entry keeps the index valid
-//! (hash ranges do not change). Adding an entry goes through
-//! [`crate::htree`], which keeps the index: into the right leaf, or by
-//! splitting it. Only when the index cannot take the name without growing
-//! a level is the index *dropped*: the directory's `INDEX` flag is cleared,
-//! so the kernel and e2fsck treat it as a linear directory, which it then
-//! is (all its blocks are valid linear blocks). `e2fsck -D` rebuilds it.
-//! With metadata_csum the index is never dropped (its blocks have no
-//! dirent tail, so they would not be valid linear blocks): the add is
-//! refused instead.
+//! (hash ranges do not change). Adding an entry to an indexed directory
+//! goes through [`crate::htree`], which keeps the index and grows it
+//! (leaf splits, index node splits, new levels); a linear directory of
+//! one full block becomes indexed there when the file system has
+//! `dir_index`, as the kernel does. Lookups go through the index too. Only
+//! an index that cannot be followed is ignored (its `INDEX` flag cleared,
+//! the directory used linearly, as the kernel does), and never with
+//! `metadata_csum`.
 //!
-//! **Checksums (metadata_csum):** every leaf block ends with a 12-byte
-//! tail (a fake entry of inode 0, rec_len 12, file type 0xDE, then the
-//! crc32c; see [`crate::csum`]). Entries never cover it: a new block's
-//! last entry stops 12 bytes short of the end, the tail is not a free
-//! slot, and parsing stops before it. Every block read is checked against
-//! its checksum; every block staged is given its role
-//! ([`crate::fs::BlockRole`]) so that the commit sets it.
+//! **metadata_csum:** every leaf block then ends with a 12-byte dirent
+//! tail (a fake entry: inode 0, `rec_len` 12, `name_len` 0, file type
+//! 0xDE, then the checksum), which inserting never uses; the checksum is
+//! set at commit from the block's role ([`BlockRole`]), which every change
+//! here gives.
 
 use std::collections::HashSet;
 
@@ -37,7 +34,7 @@ use crate::csum;
 use crate::error::{Error, Result};
 use crate::fs::{BlockRole, Filesystem};
 use crate::inode::{Ino, Inode};
-use crate::layout::{iflag, le16, le32, put16, put32, FileType};
+use crate::layout::{feature, iflag, le16, le32, put16, put32, FileType};
 
 /// One directory entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,7 +56,7 @@ impl DirEntry {
 
 /// Where an entry was found: (logical block, physical block, offset,
 /// offset of the entry before it in the block, the entry).
-type FoundEntry = (u64, u64, usize, Option<usize>, DirEntry);
+pub(crate) type FoundEntry = (u64, u64, usize, Option<usize>, DirEntry);
 
 struct Raw<'a> {
     off: usize,
@@ -132,6 +129,17 @@ pub(crate) fn dir_block_role(dir: &Inode, lblk: u64, data: &[u8]) -> BlockRole {
 }
 
 impl Filesystem {
+    fn decode_rec_len(&self, v: u16) -> usize {
+        let bs = self.block_size();
+        if bs < 65536 {
+            v as usize
+        } else if v == 65535 || v == 0 {
+            bs
+        } else {
+            (v as usize & 65532) | ((v as usize & 3) << 16)
+        }
+    }
+
     /// Bytes at the end of each directory leaf block that entries do not
     /// cover: the checksum tail with metadata_csum, else none.
     pub(crate) fn dir_tail_len(&self) -> usize {
@@ -175,15 +183,38 @@ impl Filesystem {
         Ok(data)
     }
 
-    fn decode_rec_len(&self, v: u16) -> usize {
-        let bs = self.block_size();
-        if bs < 65536 {
-            v as usize
-        } else if v == 65535 || v == 0 {
-            bs
-        } else {
-            (v as usize & 65532) | ((v as usize & 3) << 16)
+    /// The role of a directory leaf block of `dir`.
+    pub(crate) fn dir_leaf_role(dir: &Inode) -> BlockRole {
+        BlockRole::DirLeaf {
+            ino: dir.ino,
+            gen: dir.generation(),
         }
+    }
+
+    /// A leaf block holding `ents` packed from the start, the last one
+    /// reaching the end (the dirent tail with metadata_csum); one empty
+    /// entry when there are none.
+    pub(crate) fn pack_dir_block(&self, ents: &[(&[u8], Ino, FileType)]) -> Vec<u8> {
+        let bs = self.block_size();
+        let end = bs - self.dir_tail_len();
+        let mut b = vec![0u8; bs];
+        let mut off = 0;
+        for (i, &(name, ino, ft)) in ents.iter().enumerate() {
+            let rec = if i + 1 == ents.len() {
+                end - off
+            } else {
+                rec_len_for(name.len())
+            };
+            self.write_entry(&mut b, off, ino, rec, name, ft);
+            off += rec;
+        }
+        if ents.is_empty() {
+            put16(&mut b, 4, end as u16);
+        }
+        if self.metadata_csum() {
+            csum::init_dirent_tail(&mut b);
+        }
+        b
     }
 
     /// Walk the entries of one directory block. `f` returns true to stop.
@@ -340,6 +371,11 @@ impl Filesystem {
                 .into_iter()
                 .find(|e| e.name == name));
         }
+        if self.is_dx(dir) && name != b"." && name != b".." {
+            if let Ok(hit) = self.dx_find(dir, name)? {
+                return Ok(hit.map(|h| h.4));
+            }
+        }
         for (lblk, pblk) in self.dir_blocks(dir)? {
             let mut found = None;
             self.with_block(pblk, |data| {
@@ -364,7 +400,7 @@ impl Filesystem {
         Ok(None)
     }
 
-    fn write_entry(
+    pub(crate) fn write_entry(
         &self,
         d: &mut [u8],
         off: usize,
@@ -378,22 +414,10 @@ impl Filesystem {
 
     /// The first block of a new directory: `.` and `..`.
     pub(crate) fn new_dir_block(&self, me: Ino, parent: Ino) -> Vec<u8> {
-        let bs = self.block_size();
-        let mut d = vec![0u8; bs];
-        let tail = self.dir_tail_len();
-        self.write_entry(&mut d, 0, me, 12, b".", FileType::Directory);
-        self.write_entry(
-            &mut d,
-            12,
-            parent,
-            bs - 12 - tail,
-            b"..",
-            FileType::Directory,
-        );
-        if tail != 0 {
-            csum::init_dirent_tail(&mut d);
-        }
-        d
+        self.pack_dir_block(&[
+            (b".", me, FileType::Directory),
+            (b"..", parent, FileType::Directory),
+        ])
     }
 
     /// Add an entry. The caller has checked that `name` is absent. Writes
@@ -414,25 +438,28 @@ impl Filesystem {
             )));
         }
         let hint = self.dir_room_hint.get(&dir.ino).copied().unwrap_or(0);
+        let dir_index = self.superblock().has_compat(feature::COMPAT_DIR_INDEX);
         if dir.has_flag(iflag::INDEX) {
-            // Keep the index where it can take the name; else drop it
-            // (see the module documentation).
-            if self
-                .superblock()
-                .has_compat(crate::layout::feature::COMPAT_DIR_INDEX)
-                && self.htree_add(dir, name, ino, ftype)?
-            {
-                if let Some(names) = self.fresh_dirs.get_mut(&dir.ino) {
-                    names.insert(name.to_vec());
+            // Keep the index and grow it (see the module documentation).
+            let why = if dir_index {
+                match self.htree_add(dir, name, ino, ftype)? {
+                    Ok(()) => {
+                        self.note_fresh_name(dir.ino, name);
+                        return Ok(());
+                    }
+                    Err(why) => why,
                 }
-                return Ok(());
-            }
+            } else {
+                "the file system has no dir_index".to_string()
+            };
             if self.metadata_csum() {
-                return Err(Error::Unsupported(format!(
-                    "directory inode {}: its htree index cannot take another name without growing, which is not supported yet with metadata_csum",
+                return Err(Error::corrupt(format!(
+                    "directory inode {}: {why}; its htree index cannot be used or dropped (e2fsck -fD rebuilds it)",
                     dir.ino
                 )));
             }
+            // Like the kernel: ignore the index; the directory's blocks are
+            // all valid linear blocks.
             dir.set_flags(dir.flags() & !iflag::INDEX);
             self.write_inode(dir)?;
         }
@@ -440,37 +467,40 @@ impl Filesystem {
         for &(lblk, pblk) in blocks.iter().filter(|(l, _)| *l >= hint) {
             if self.insert_in_block(dir, lblk, pblk, name, ino, ftype)? {
                 self.dir_room_hint.insert(dir.ino, lblk);
-                if let Some(names) = self.fresh_dirs.get_mut(&dir.ino) {
-                    names.insert(name.to_vec());
-                }
+                self.note_fresh_name(dir.ino, name);
                 return Ok(());
             }
         }
-        // No room: append a block.
         let bs = self.block_size() as u64;
-        let lblk = dir.size().div_ceil(bs);
-        let mut goal = match blocks.last() {
+        // One full block: index the directory, as the kernel does.
+        if dir_index
+            && dir.size_with(self.large_dir()) == bs
+            && self.dx_make_indexed(dir, name, ino, ftype)?
+        {
+            self.dir_room_hint.remove(&dir.ino);
+            self.note_fresh_name(dir.ino, name);
+            return Ok(());
+        }
+        // No room: append a block.
+        let goal = match blocks.last() {
             Some(&(_, p)) => p + 1,
             None => self
                 .superblock()
                 .group_first_block(self.inode_group(dir.ino)),
         };
-        let pblk = self.map_new_block(dir, lblk, &mut goal)?;
-        let mut buf = vec![0u8; bs as usize];
-        let tail = self.dir_tail_len();
-        self.write_entry(&mut buf, 0, ino, bs as usize - tail, name, ftype);
-        if tail != 0 {
-            csum::init_dirent_tail(&mut buf);
-        }
+        let (lblk, pblk) = self.dir_append_block(dir, goal)?;
+        let buf = self.pack_dir_block(&[(name, ino, ftype)]);
         self.write_meta_block(pblk, &buf)?;
-        self.note_dir_block(dir, lblk, pblk)?;
-        dir.set_size((lblk + 1) * bs);
-        self.write_inode(dir)?;
+        self.set_block_role(pblk, Self::dir_leaf_role(dir));
         self.dir_room_hint.insert(dir.ino, lblk);
-        if let Some(names) = self.fresh_dirs.get_mut(&dir.ino) {
+        self.note_fresh_name(dir.ino, name);
+        Ok(())
+    }
+
+    fn note_fresh_name(&mut self, dir: Ino, name: &[u8]) {
+        if let Some(names) = self.fresh_dirs.get_mut(&dir) {
             names.insert(name.to_vec());
         }
-        Ok(())
     }
 
     /// Put an entry into directory block `pblk` if it has room; false if
@@ -486,6 +516,8 @@ impl Filesystem {
     ) -> Result<bool> {
         let need = rec_len_for(name.len());
         let mut spot: Option<(usize, usize, usize)> = None; // (off, used, rec_len)
+                                                            // With metadata_csum the checked block ends with its tail, which
+                                                            // parsing leaves out: it is never a free slot.
         self.with_block(pblk, |data| {
             self.check_dir_block(dir, lblk, pblk, data)?;
             self.parse_dir_block(dir.ino, lblk, data, |e| {
@@ -518,31 +550,48 @@ impl Filesystem {
         Ok(true)
     }
 
+    /// Find `name` in one directory block: (offset, offset of the entry
+    /// before it, the entry).
+    pub(crate) fn find_in_block(
+        &self,
+        dir: &Inode,
+        lblk: u64,
+        pblk: u64,
+        name: &[u8],
+    ) -> Result<Option<(usize, Option<usize>, DirEntry)>> {
+        let mut hit = None;
+        let mut prev: Option<usize> = None;
+        self.with_block(pblk, |data| {
+            self.check_dir_block(dir, lblk, pblk, data)?;
+            self.parse_dir_block(dir.ino, lblk, data, |e| {
+                if e.ino != 0 && e.name == name {
+                    hit = Some((
+                        e.off,
+                        prev,
+                        DirEntry {
+                            ino: e.ino,
+                            name: e.name.to_vec(),
+                            ftype: FileType::from_dirent_code(e.ftype),
+                        },
+                    ));
+                    return true;
+                }
+                prev = Some(e.off);
+                false
+            })
+        })??;
+        Ok(hit)
+    }
+
     /// Find the block and offsets of `name`: (lblk, pblk, off, prev_off).
     fn find_entry(&self, dir: &Inode, name: &[u8]) -> Result<Option<FoundEntry>> {
+        if self.is_dx(dir) && name != b"." && name != b".." {
+            if let Ok(hit) = self.dx_find(dir, name)? {
+                return Ok(hit);
+            }
+        }
         for (lblk, pblk) in self.dir_blocks(dir)? {
-            let mut hit = None;
-            let mut prev: Option<usize> = None;
-            self.with_block(pblk, |data| {
-                self.check_dir_block(dir, lblk, pblk, data)?;
-                self.parse_dir_block(dir.ino, lblk, data, |e| {
-                    if e.ino != 0 && e.name == name {
-                        hit = Some((
-                            e.off,
-                            prev,
-                            DirEntry {
-                                ino: e.ino,
-                                name: e.name.to_vec(),
-                                ftype: FileType::from_dirent_code(e.ftype),
-                            },
-                        ));
-                        return true;
-                    }
-                    prev = Some(e.off);
-                    false
-                })
-            })??;
-            if let Some((off, prev, de)) = hit {
+            if let Some((off, prev, de)) = self.find_in_block(dir, lblk, pblk, name)? {
                 return Ok(Some((lblk, pblk, off, prev, de)));
             }
         }
@@ -614,7 +663,8 @@ impl Filesystem {
                 d[off + 7] = ftype.dirent_code();
             }
         })?;
-        self.note_dir_block(dir, lblk, pblk)
+        self.note_dir_block(dir, lblk, pblk)?;
+        Ok(())
     }
 
     /// The entries of one directory block as (offset, rec_len, entry),

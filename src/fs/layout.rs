@@ -232,11 +232,13 @@ pub mod feature {
     /// placement is read from the descriptors) and 64bit (64-byte
     /// descriptors, block numbers past 2^32 only where extents map them).
     /// metadata_csum_seed: the checksums' seed kept in the superblock.
+    /// large_dir: three levels of htree index, directory sizes past 4 GiB.
     pub const INCOMPAT_WRITE: u32 = INCOMPAT_FILETYPE
         | INCOMPAT_EXTENTS
         | INCOMPAT_FLEX_BG
         | INCOMPAT_64BIT
-        | INCOMPAT_CSUM_SEED;
+        | INCOMPAT_CSUM_SEED
+        | INCOMPAT_LARGEDIR;
     /// Ro-compat features this crate can write: uninit_bg (uninitialised
     /// groups, crc16 descriptor checksums), huge_file (48-bit i_blocks),
     /// dir_nlink (directory link counts past 65,000), extra_isize.
