@@ -85,6 +85,7 @@ impl Filesystem {
         }
         dev.read_at(SUPERBLOCK_OFFSET, &mut raw)
             .map_err(|e| Error::io("reading the superblock", e))?;
+        untear_recover_flag(&mut raw);
         let sb = Superblock::parse(&raw).map_err(|e| compressed_hint(&*dev, e))?;
         if sb.has_incompat(feature::INCOMPAT_JOURNAL_DEV) {
             return Err(Error::Unsupported(
@@ -384,5 +385,67 @@ impl Filesystem {
         let (blk, off) = self.sb_location();
         let b = self.block(blk)?;
         Ok(b[off..off + SUPERBLOCK_SIZE].to_vec())
+    }
+}
+
+/// A commit writes the superblock twice with nothing changed but the
+/// needs_recovery bit (set before the log is committed, cleared once the
+/// journal is empty again). A crash can tear such a write: the bit (in
+/// the superblock's first 512-byte sector) of one version, the checksum
+/// (in its second) of the other. Both versions are consistent states of
+/// the file system; when flipping the bit makes the checksum right, the
+/// superblock is the version the checksum belongs to.
+pub(super) fn untear_recover_flag(raw: &mut [u8]) {
+    use crate::layout::{le32, put32, sb};
+    if crate::csum::verify_superblock(raw).is_ok() {
+        return;
+    }
+    let v = le32(raw, sb::FEATURE_INCOMPAT) ^ feature::INCOMPAT_RECOVER;
+    let mut alt = raw.to_vec();
+    put32(&mut alt, sb::FEATURE_INCOMPAT, v);
+    if crate::csum::verify_superblock(&alt).is_ok() {
+        raw.copy_from_slice(&alt);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::untear_recover_flag;
+    use crate::layout::{feature, le32, put32, sb};
+
+    /// A metadata_csum superblock: version `y` (needs_recovery clear) and
+    /// `x` (set), each with its checksum; a torn write of `x` over `y`
+    /// (first sector of `x`, second of `y`) reads as `y`, and the other
+    /// tear as `x`; anything else is left for the checksum to refuse.
+    #[test]
+    fn a_torn_write_of_the_recovery_bit_reads_as_one_version() {
+        let mut y = vec![0u8; 1024];
+        put32(
+            &mut y,
+            sb::FEATURE_RO_COMPAT,
+            feature::RO_COMPAT_METADATA_CSUM,
+        );
+        put32(&mut y, 0x30, 1_700_000_000);
+        crate::fs::commit::set_sb_csum(&mut y);
+        let mut x = y.clone();
+        let v = le32(&x, sb::FEATURE_INCOMPAT) | feature::INCOMPAT_RECOVER;
+        put32(&mut x, sb::FEATURE_INCOMPAT, v);
+        crate::fs::commit::set_sb_csum(&mut x);
+        assert_ne!(x[0x3FC..], y[0x3FC..]);
+        let mut torn = [&x[..512], &y[512..]].concat();
+        untear_recover_flag(&mut torn);
+        assert_eq!(torn, y);
+        let mut torn = [&y[..512], &x[512..]].concat();
+        untear_recover_flag(&mut torn);
+        assert_eq!(torn, x);
+        // Another field torn: left as it is (its checksum fails).
+        let mut z = y.clone();
+        put32(&mut z, 0x30, 1_700_000_001);
+        crate::fs::commit::set_sb_csum(&mut z);
+        let mut torn = [&z[..512], &y[512..]].concat();
+        let before = torn.clone();
+        untear_recover_flag(&mut torn);
+        assert_eq!(torn, before);
+        assert!(crate::csum::verify_superblock(&torn).is_err());
     }
 }
