@@ -79,7 +79,8 @@ fn exercise(cfg: &Cfg) {
     // ext4-view 1.0 refuses every ext4 image with 128-byte inodes (even
     // mke2fs's own: InodeTruncated on the root), so those are read back
     // with debugfs alone.
-    if cfg.inode > 128 {
+    // ext4-view does not read large_dir file systems at all.
+    if cfg.inode > 128 && !ctx.contains("largedir") {
         let v = view(p);
         assert_eq!(v.read("/a/sparse").unwrap(), sp, "{ctx}");
         assert_eq!(v.read("/a/b/small2").unwrap(), b"hello ext4\n", "{ctx}");
@@ -165,4 +166,33 @@ fn unsupported_features_are_refused_by_name() {
         // Reading still works.
         ok(&img, "ls", &["/"]);
     }
+}
+
+/// A large `put -r` writes new blocks ahead of its commit (past 8 MiB of
+/// staged data); new directory, htree and extent blocks among them must
+/// carry their checksums too (they were written without: found by the
+/// kernel read-back test).
+#[test]
+fn new_metadata_blocks_written_early_keep_their_checksums() {
+    require_e2fsprogs!();
+    let cfg = Cfg {
+        fstype: "ext4",
+        block: 4096,
+        inode: 256,
+        dir_index: true,
+        size_kib: 64 * 1024,
+    };
+    let img = mkfs(&cfg);
+    let tree = img.dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("big/dir")).unwrap();
+    for i in 0..3000 {
+        std::fs::write(tree.join(format!("big/dir/entry-{i:05}")), format!("{i}")).unwrap();
+    }
+    std::fs::write(tree.join("big/data"), pseudo_random(12 << 20, 9)).unwrap();
+    write(&img.path, "put", &["-r", tree.to_str().unwrap(), "/tree"]);
+    assert_eq!(debugfs_cat(&img.path, "/tree/big/dir/entry-02999"), b"2999");
+    let n = debugfs(&img.path, "ls /tree/big/dir")
+        .matches("entry-")
+        .count();
+    assert_eq!(n, 3000);
 }

@@ -65,6 +65,14 @@ pub fn run(cmd: JournalCmd, g: &WriteOpts) -> R<()> {
             let orphans = fs.orphan_report().map(super::image::orphan_summary);
             let Some(r) = fs.recovery_report().cloned() else {
                 let Some(o) = orphans else {
+                    if fs.superblock_untorn() && fs.is_dirty() {
+                        fs.commit()?;
+                        super::say(format_args!(
+                            "ext3edit: {}: the journal does not need recovery; the superblock, torn by a crash between its needs_recovery bit and its checksum, was written back whole",
+                            image.display()
+                        ));
+                        return Ok(());
+                    }
                     super::say(format_args!(
                         "ext3edit: {}: the journal does not need recovery; nothing to do",
                         image.display()

@@ -119,6 +119,56 @@ impl Filesystem {
         r.map_err(|e| Error::corrupt(format!("block {b} ({}): {e}", role_what(&role))))
     }
 
+    /// Set the checksums of those of `blocks` that are staged with a role
+    /// (metadata_csum): at commit, and for new blocks that are written
+    /// ahead of it (see `spill_data`).
+    pub(super) fn set_role_checksums(&mut self, blocks: &[u64]) -> Result<()> {
+        if !self.csum.metadata_csum {
+            return Ok(());
+        }
+        let p = self.csum.clone();
+        for &b in blocks {
+            let Some(role) = self.roles.get(&b).copied() else {
+                continue;
+            };
+            // A block freed after it was given a role is no longer
+            // staged.
+            let Some(s) = self.overlay.get_mut(&b) else {
+                continue;
+            };
+            let data = &mut s.data[..];
+            let r = match role {
+                BlockRole::DirLeaf { ino, gen } => {
+                    csum::set_dir_leaf_csum(p.inode_seed(ino, gen), data)
+                }
+                BlockRole::DxNode { ino, gen } => match csum::dx_count_offset(data) {
+                    Some(off) => csum::set_dx_node_csum(p.inode_seed(ino, gen), data, off),
+                    None => Err(Problem::Malformed("not an htree node")),
+                },
+                BlockRole::ExtentNode { ino, gen } => {
+                    csum::set_extent_block_csum(p.inode_seed(ino, gen), data)
+                }
+                BlockRole::Xattr => {
+                    csum::set_xattr_block_csum(p.seed, b, data);
+                    Ok(())
+                }
+                BlockRole::OrphanBlock { ino, gen } => {
+                    csum::set_orphan_block_csum(p.inode_seed(ino, gen), b, data);
+                    Ok(())
+                }
+            };
+            // A writer staged a block that does not have the shape its
+            // role says: refuse the commit rather than write it.
+            r.map_err(|e| {
+                Error::corrupt(format!(
+                    "block {b} ({}) as staged: cannot set its checksum: {e}",
+                    role_what(&role)
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
     /// Set every checksum of what is staged (see the module
     /// documentation); the superblock's is set as it is placed.
     pub(super) fn set_checksums(&mut self) -> Result<()> {
@@ -127,45 +177,9 @@ impl Filesystem {
         }
         let p = self.csum.clone();
         if p.metadata_csum {
-            let mut roles: Vec<(u64, BlockRole)> =
-                self.roles.iter().map(|(b, r)| (*b, *r)).collect();
-            roles.sort_unstable_by_key(|r| r.0);
-            for (b, role) in roles {
-                // A block freed after it was given a role is no longer
-                // staged.
-                let Some(s) = self.overlay.get_mut(&b) else {
-                    continue;
-                };
-                let data = &mut s.data[..];
-                let r = match role {
-                    BlockRole::DirLeaf { ino, gen } => {
-                        csum::set_dir_leaf_csum(p.inode_seed(ino, gen), data)
-                    }
-                    BlockRole::DxNode { ino, gen } => match csum::dx_count_offset(data) {
-                        Some(off) => csum::set_dx_node_csum(p.inode_seed(ino, gen), data, off),
-                        None => Err(Problem::Malformed("not an htree node")),
-                    },
-                    BlockRole::ExtentNode { ino, gen } => {
-                        csum::set_extent_block_csum(p.inode_seed(ino, gen), data)
-                    }
-                    BlockRole::Xattr => {
-                        csum::set_xattr_block_csum(p.seed, b, data);
-                        Ok(())
-                    }
-                    BlockRole::OrphanBlock { ino, gen } => {
-                        csum::set_orphan_block_csum(p.inode_seed(ino, gen), b, data);
-                        Ok(())
-                    }
-                };
-                // A writer staged a block that does not have the shape its
-                // role says: refuse the commit rather than write it.
-                r.map_err(|e| {
-                    Error::corrupt(format!(
-                        "block {b} ({}) as staged: cannot set its checksum: {e}",
-                        role_what(&role)
-                    ))
-                })?;
-            }
+            let mut blocks: Vec<u64> = self.roles.keys().copied().collect();
+            blocks.sort_unstable();
+            self.set_role_checksums(&blocks)?;
             if p.inode_csums() {
                 let is = p.inode_size;
                 let inos: Vec<_> = self.csum_inodes.iter().copied().collect();

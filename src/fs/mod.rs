@@ -203,6 +203,9 @@ pub struct Filesystem {
     /// recovery (a write of it torn by a crash): the replay must bring a
     /// whole copy of it, else the open fails with this.
     sb_csum_bad: Option<Error>,
+    /// The superblock was read from a write torn by a crash between its
+    /// needs_recovery bit and its checksum (see `open::untear_recover_flag`).
+    sb_untorn: bool,
 }
 
 impl std::fmt::Debug for Filesystem {
@@ -229,6 +232,14 @@ impl Filesystem {
     /// needed one.
     pub fn recovery_report(&self) -> Option<&Replay> {
         self.recovery.as_ref().map(|r| &r.report)
+    }
+
+    /// The superblock on disk was a write torn by a crash between its
+    /// needs_recovery bit and its checksum, and is read as the version
+    /// its checksum belongs to; `journal replay` (or any write) writes it
+    /// back whole.
+    pub fn superblock_untorn(&self) -> bool {
+        self.sb_untorn
     }
 
     /// A note for the user about the journal (e.g. it could not be

@@ -85,7 +85,7 @@ impl Filesystem {
         }
         dev.read_at(SUPERBLOCK_OFFSET, &mut raw)
             .map_err(|e| Error::io("reading the superblock", e))?;
-        untear_recover_flag(&mut raw);
+        let sb_untorn = untear_recover_flag(&mut raw);
         let sb = Superblock::parse(&raw).map_err(|e| compressed_hint(&*dev, e))?;
         if sb.has_incompat(feature::INCOMPAT_JOURNAL_DEV) {
             return Err(Error::Unsupported(
@@ -139,6 +139,7 @@ impl Filesystem {
             csum: super::csum::Params::from_superblock(sb.raw()),
             csum_inodes: std::collections::BTreeSet::new(),
             sb_csum_bad: None,
+            sb_untorn,
             sb,
         };
         if let Err(e) = fs.verify_superblock_csum(&raw) {
@@ -216,6 +217,13 @@ impl Filesystem {
                 fs.writable = true;
                 fs.use_journal = false;
                 fs.stage_orphans()?;
+            }
+            if fs.sb_untorn && fs.recovery.is_none() && fs.write_refusal.is_none() {
+                // Nothing to replay, but the torn superblock is written
+                // back whole (in place, as e2fsck repairs a superblock).
+                fs.writable = true;
+                fs.use_journal = false;
+                fs.sb_dirty = true;
             }
         } else if opts.write {
             if let Some(why) = &fs.write_refusal {
@@ -395,17 +403,20 @@ impl Filesystem {
 /// (in its second) of the other. Both versions are consistent states of
 /// the file system; when flipping the bit makes the checksum right, the
 /// superblock is the version the checksum belongs to.
-pub(super) fn untear_recover_flag(raw: &mut [u8]) {
+/// Returns whether it did so.
+pub(super) fn untear_recover_flag(raw: &mut [u8]) -> bool {
     use crate::layout::{le32, put32, sb};
     if crate::csum::verify_superblock(raw).is_ok() {
-        return;
+        return false;
     }
     let v = le32(raw, sb::FEATURE_INCOMPAT) ^ feature::INCOMPAT_RECOVER;
     let mut alt = raw.to_vec();
     put32(&mut alt, sb::FEATURE_INCOMPAT, v);
     if crate::csum::verify_superblock(&alt).is_ok() {
         raw.copy_from_slice(&alt);
+        return true;
     }
+    false
 }
 
 #[cfg(test)]
@@ -433,10 +444,10 @@ mod tests {
         crate::fs::commit::set_sb_csum(&mut x);
         assert_ne!(x[0x3FC..], y[0x3FC..]);
         let mut torn = [&x[..512], &y[512..]].concat();
-        untear_recover_flag(&mut torn);
+        assert!(untear_recover_flag(&mut torn));
         assert_eq!(torn, y);
         let mut torn = [&y[..512], &x[512..]].concat();
-        untear_recover_flag(&mut torn);
+        assert!(untear_recover_flag(&mut torn));
         assert_eq!(torn, x);
         // Another field torn: left as it is (its checksum fails).
         let mut z = y.clone();
@@ -444,7 +455,7 @@ mod tests {
         crate::fs::commit::set_sb_csum(&mut z);
         let mut torn = [&z[..512], &y[512..]].concat();
         let before = torn.clone();
-        untear_recover_flag(&mut torn);
+        assert!(!untear_recover_flag(&mut torn));
         assert_eq!(torn, before);
         assert!(crate::csum::verify_superblock(&torn).is_err());
     }

@@ -289,6 +289,9 @@ impl Filesystem {
             .map(|(b, _)| *b)
             .collect();
         blocks.sort_unstable();
+        // New metadata blocks among them (directory, htree, extent tree,
+        // xattr blocks) get their checksums now: they leave the overlay.
+        self.set_role_checksums(&blocks)?;
         crate::interrupt::check()?;
         // Everything the commit needs must be known good before the first
         // byte reaches the image.
