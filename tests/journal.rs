@@ -935,7 +935,17 @@ fn damaged_journal_inode_is_replayed_from_the_superblock_backup() {
             e2[range.clone()].copy_from_slice(&ours[range.clone()]);
         }
         same_except_sb_times(&e2, &ours).unwrap_or_else(|e| panic!("{block} {ours_crash}: {e}"));
-        fsck_clean(&img);
+        if ours_crash {
+            fsck_clean(&img);
+        } else {
+            // debugfs's transaction changes bitmaps without the
+            // superblock's free counts (the kernel keeps those loosely
+            // too); a replay leaves them so, e2fsck's as ours.
+            common::fsck_clean_except(
+                &img,
+                &["Free blocks count wrong (", "Free inodes count wrong ("],
+            );
+        }
         if let Some(content) = content {
             assert_eq!(view(&img).read("/new").unwrap(), content);
         }
