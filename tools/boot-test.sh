@@ -139,16 +139,32 @@ run_variant() {
   echo "-- check before"
   "$ext3edit" check "$img"
   echo "-- customize"
-  if "$ext3edit" customize "$img" --fix --root-password "file:$work/pw" \
+  # On ext4 the cluster's requirement 1 (an ext3 image) stays failed:
+  # --fix cannot change the file system type, and says so; every other
+  # requirement must be met.
+  only_req1() { # the failing requirements in check's output are just 1
+    local fails
+    fails=$(grep -E '^[0-9]+ FAIL' "$1" | cut -d' ' -f1 | tr '\n' ' ')
+    [ "$fails" = "1 " ]
+  }
+  "$ext3edit" customize "$img" --fix --root-password "file:$work/pw" \
       --ssh-inject "root:$work/key.pub" --add-user alice --ssh-inject "alice:$work/key.pub" \
-      --xen-console hvc0; then
+      --xen-console hvc0 >"$work/customize.log" 2>&1
+  rc=$?
+  cat "$work/customize.log"
+  if [ $rc = 0 ] || { [ "$fstype" = ext4 ] && grep -q 'was fixed, but not: 1 ext3-image: make the image again as ext3 ([^;]*$' "$work/customize.log"; }; then
     pass "$v: customize --fix ..."
   else
     fail "$v: customize --fix ..."
   fi
   if e2fsck -fn "$img" >"$work/fsck.log" 2>&1; then pass "$v: e2fsck -fn"; else fail "$v: e2fsck -fn"; cat "$work/fsck.log"; fi
   echo "-- check after"
-  if "$ext3edit" check "$img"; then pass "$v: check passes"; else fail "$v: check passes"; fi
+  "$ext3edit" check "$img" >"$work/check.log" 2>&1
+  rc=$?
+  cat "$work/check.log"
+  if [ $rc = 0 ]; then pass "$v: check passes"
+  elif [ "$fstype" = ext4 ] && only_req1 "$work/check.log"; then pass "$v: check passes but for requirement 1 (ext3), as on any ext4 image"
+  else fail "$v: check passes"; fi
   echo "-- what was written"
   for f in /etc/network/interfaces.d/eth0 /etc/systemd/network/10-eth0.network /etc/hosts; do
     "$ext3edit" get "$img" "$f" 2>/dev/null | sed "s|^|   $f: |"
