@@ -2116,6 +2116,18 @@ fn random_ext4_nocsum_1k_uninit_groups() {
     );
 }
 
+/// ext4 as mke2fs makes it (metadata_csum, extent, 64bit, flex_bg,
+/// huge_file, dir_nlink, extra_isize), in 8 groups of 1 KiB blocks: every
+/// checksum kept through the random sequence.
+#[test]
+fn random_ext4_1k_metadata_csum() {
+    random_uninit_groups(
+        "ext4",
+        "has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize",
+        0x8008,
+    );
+}
+
 fn random_uninit_groups(fstype: &'static str, features: &str, default_seed: u64) {
     if !common::have_e2fsprogs() {
         common::skip("e2fsprogs (mke2fs, e2fsck, debugfs) not installed");
