@@ -52,3 +52,66 @@ fn truncate_up_to_the_largest_size_and_no_further() {
         fsck_clean(p);
     }
 }
+
+/// An orphan file's inodes are not chained: their `i_dtime` is a time (the
+/// kernel's ext4 documentation: only ext3's list overloads `i_dtime` as
+/// the next orphan). A still-linked inode in the orphan file whose
+/// `i_dtime` holds a time made the release read that time as the next
+/// inode number and refuse every write ("names inode 1700000000 as the
+/// next orphan, which is out of range"). It must be truncated to its size
+/// as any orphan, and the image pass e2fsck.
+#[test]
+fn orphan_file_entries_are_not_read_as_a_chain() {
+    require_e2fsprogs!();
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("o.img");
+    let st = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", "-b", "4096"])
+        .args(["-O", "orphan_file,^metadata_csum"])
+        .arg(&p)
+        .arg("32M")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let f = dir.path().join("f");
+    std::fs::write(&f, common::pseudo_random(12_000, 5)).unwrap();
+    ok(&p, "put", &[f.to_str().unwrap(), "/f"]);
+    let dbgw = |cmd: &str| {
+        let o = Command::new("debugfs")
+            .args(["-w", "-R", cmd])
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "debugfs {cmd}");
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    dbgw("sif /f dtime 1700000000");
+    dbgw("feature orphan_present");
+    let ino: u32 = common::debugfs(&p, "stat /f")
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The superblock's s_orphan_file_inum (offset 0x280), and that
+    // file's first block: slot 0 names /f.
+    let sbb = bytes(&p);
+    let oino = u32::from_le_bytes(sbb[1024 + 0x280..1024 + 0x284].try_into().unwrap());
+    let ob: u64 = common::debugfs(&p, &format!("blocks <{oino}>"))
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut img = sbb;
+    let at = (ob * 4096) as usize;
+    img[at..at + 4].copy_from_slice(&ino.to_le_bytes());
+    std::fs::write(&p, &img).unwrap();
+    ok(&p, "mkdir", &["/nd"]);
+    fsck_clean(&p);
+    assert_eq!(
+        common::debugfs_cat(&p, "/f"),
+        common::pseudo_random(12_000, 5)
+    );
+}
