@@ -115,3 +115,26 @@ fn orphan_file_entries_are_not_read_as_a_chain() {
         common::pseudo_random(12_000, 5)
     );
 }
+
+/// A 128-byte inode holds signed 32-bit seconds: `touch --mtime
+/// 2100-01-01` wrapped around and read back (debugfs, the kernel) as
+/// 1963-11-25. It is clamped to 2038-01-19 03:14:07 as the kernel clamps;
+/// a large inode keeps 2100.
+#[test]
+fn times_past_2038_are_clamped_in_small_inodes() {
+    require_e2fsprogs!();
+    for (fstype, inode, want) in [
+        ("ext4", 128, "mtime: 0x7fffffff"),
+        ("ext3", 128, "mtime: 0x7fffffff"),
+        ("ext4", 256, "mtime: 0xf4865700:00000001"),
+    ] {
+        let mut c = cfg(fstype, 1024, 16 * 1024);
+        c.inode = inode;
+        let img = mkfs(&c);
+        let p = &img.path;
+        ok(p, "touch", &["/t", "--mtime", "2100-01-01"]);
+        fsck_clean(p);
+        let st = common::debugfs(p, "stat /t");
+        assert!(st.contains(want), "{fstype} -I {inode}: {st}");
+    }
+}
