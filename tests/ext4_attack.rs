@@ -138,3 +138,83 @@ fn times_past_2038_are_clamped_in_small_inodes() {
         assert!(st.contains(want), "{fstype} -I {inode}: {st}");
     }
 }
+
+/// The first block of group 0's inode table, from dumpe2fs.
+fn inode_table_block(img: &Path) -> u64 {
+    let out = std::process::Command::new("dumpe2fs")
+        .arg(img)
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    let at = s.find("Inode table at ").unwrap() + "Inode table at ".len();
+    s[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A crafted extent that maps an inode table block: `rm` freed that block
+/// in the bitmap, and the next `put` wrote file data over the inode
+/// table. A bitmap that says an inode table block is free made `put`
+/// write there directly. Both must be refused, the image unchanged.
+#[test]
+fn metadata_blocks_are_never_freed_or_allocated() {
+    require_e2fsprogs!();
+    use std::process::Command;
+    let img = mkfs(&cfg("ext4-nocsum", 1024, 16 * 1024));
+    let p = &img.path;
+    small_file(p, img.dir.path());
+    let it = inode_table_block(p);
+    // i_block word 5 is the first extent's ee_start_lo.
+    let o = Command::new("debugfs")
+        .args(["-w", "-R", &format!("sif /s block[5] {it}")])
+        .arg(p)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let before = bytes(p);
+    let err = fails(p, "rm", &["/s"], 1);
+    assert!(
+        err.contains(&format!("block {it} is file system metadata")),
+        "{err}"
+    );
+    assert!(before == bytes(p), "refused rm changed the image");
+
+    // A block bitmap (no checksums here) that clears the inode table's
+    // first block.
+    let img = mkfs(&cfg("ext4-nocsum", 1024, 16 * 1024));
+    let p = &img.path;
+    let out = Command::new("dumpe2fs").arg(p).output().unwrap();
+    let s = String::from_utf8_lossy(&out.stdout).to_string();
+    let at = s.find("Block bitmap at ").unwrap() + "Block bitmap at ".len();
+    let bb: u64 = s[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let it = inode_table_block(p);
+    let mut d = bytes(p);
+    let bit = (it - 1) as usize; // group 0 starts at block 1 (1 KiB blocks)
+    d[bb as usize * 1024 + bit / 8] &= !(1 << (bit % 8));
+    // The allocator searches group 0 from its start: the first clear bit
+    // is the inode table's.
+    std::fs::write(p, &d).unwrap();
+    let f = img.dir.path().join("f");
+    std::fs::write(&f, vec![7u8; 5000]).unwrap();
+    let before = bytes(p);
+    let out = common::run(
+        &["put", p.to_str().unwrap(), f.to_str().unwrap(), "/f"],
+        None,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        !out.status.success(),
+        "put used a free-marked inode table block"
+    );
+    assert!(err.contains("file system metadata"), "{err}");
+    assert!(before == bytes(p), "refused put changed the image");
+}
