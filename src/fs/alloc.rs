@@ -291,6 +291,11 @@ impl Filesystem {
         self.ensure_writable()?;
         match self.find_blocks_below(goal, want.max(1), limit)? {
             Some((b, n)) => {
+                if let Some(m) = self.meta_block_in(b, n as u64) {
+                    return Err(Error::corrupt(format!(
+                        "block {m} is file system metadata (superblock, descriptors, bitmap or inode table) but its group's block bitmap says it is free; run e2fsck"
+                    )));
+                }
                 self.record_blocks(b, n, true)?;
                 self.new_blocks.insert_range(b, b + n as u64);
                 Ok((b, n))
@@ -316,9 +321,59 @@ impl Filesystem {
         }
     }
 
+    /// The fixed metadata of the layout as sorted, merged ranges
+    /// `[start, end)`: superblock copies with their descriptor tables and
+    /// reserved GDT blocks, every group's bitmaps and inode table.
+    fn meta_ranges(&self) -> &[(u64, u64)] {
+        self.meta_ranges.get_or_init(|| {
+            let mut v = Vec::with_capacity(self.groups.len() * 3 + 1);
+            for g in 0..self.sb.group_count {
+                if self.sb.group_has_super(g) {
+                    let f = self.sb.group_first_block(g);
+                    v.push((
+                        f,
+                        f + 1 + self.sb.gdt_blocks() + self.sb.reserved_gdt_blocks() as u64,
+                    ));
+                }
+            }
+            for gd in &self.groups {
+                v.push((gd.block_bitmap(), gd.block_bitmap() + 1));
+                v.push((gd.inode_bitmap(), gd.inode_bitmap() + 1));
+                v.push((gd.inode_table(), gd.inode_table() + self.itable_blocks));
+            }
+            v.sort_unstable();
+            let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
+            for (s, e) in v {
+                match out.last_mut() {
+                    Some(l) if s <= l.1 => l.1 = l.1.max(e),
+                    _ => out.push((s, e)),
+                }
+            }
+            out
+        })
+    }
+
+    /// The first block of `first..first + count` that is fixed metadata.
+    fn meta_block_in(&self, first: u64, count: u64) -> Option<u64> {
+        let r = self.meta_ranges();
+        let end = first + count;
+        // The last range starting before `end`.
+        let i = r.partition_point(|&(s, _)| s < end);
+        let (s, e) = *r.get(i.checked_sub(1)?)?;
+        (e > first).then(|| s.max(first))
+    }
+
     /// Free `count` blocks starting at `first` (inside one group).
     pub fn free_blocks_run(&mut self, first: u64, count: u32) -> Result<()> {
         self.ensure_writable()?;
+        // A block map (corrupt) that names the superblock, a bitmap or an
+        // inode table must not free it: the next allocation would write
+        // file data over the file system's own structures.
+        if let Some(b) = self.meta_block_in(first, count as u64) {
+            return Err(Error::corrupt(format!(
+                "block {b} is file system metadata (superblock, descriptors, bitmap or inode table), yet a file maps it; run e2fsck"
+            )));
+        }
         let mut b = first;
         let end = first + count as u64;
         while b < end {

@@ -204,21 +204,42 @@ impl Filesystem {
         12 + a + a * a + a * a * a
     }
 
-    /// The largest file size this filesystem allows for a regular file.
-    pub fn max_file_size(&self) -> u64 {
+    /// The largest size a write may give the regular file `inode`: an
+    /// extent-mapped file ends before logical block 2^32 - 1 (the kernel's
+    /// `s_maxbytes`), an indirect-mapped one where its triple-indirect
+    /// reach ends (e2fsck's limit for it; an ext4 file system's limit for
+    /// extents does not apply to a file with block pointers). Without
+    /// huge_file, `i_blocks` (32 bits of sectors) caps both.
+    pub fn max_file_size(&self, inode: &Inode) -> u64 {
         let bs = self.block_size() as u64;
+        let by_map = if inode.has_flag(iflag::EXTENTS) {
+            ((1u64 << 32) - 1) * bs
+        } else {
+            self.max_indirect_blocks().saturating_mul(bs)
+        };
+        by_map.min(self.max_size_by_iblocks())
+    }
+
+    /// The largest size a file read from the image may claim: e2fsck's
+    /// limits (an extent-mapped file below 2^32 blocks, one byte more
+    /// than a write makes; an indirect-mapped one the reach of its map).
+    pub fn max_file_size_read(&self, inode: &Inode) -> u64 {
+        let bs = self.block_size() as u64;
+        let by_map = if inode.has_flag(iflag::EXTENTS) {
+            (1u64 << 32) * bs - 1
+        } else {
+            self.max_indirect_blocks().saturating_mul(bs)
+        };
+        by_map.min(self.max_size_by_iblocks())
+    }
+
+    fn max_size_by_iblocks(&self) -> u64 {
         // i_blocks is 32 bits of 512-byte sectors without huge_file.
-        let by_iblocks = if self.huge_file() {
-            u64::MAX
+        if self.huge_file() {
+            i64::MAX as u64
         } else {
             ((1u64 << 32) - 1) * 512
-        };
-        let by_map = self.max_indirect_blocks().saturating_mul(bs);
-        let extent_max = (1u64 << 32) * bs;
-        by_map
-            .max(extent_max.min(by_iblocks))
-            .min(by_iblocks)
-            .min(i64::MAX as u64)
+        }
     }
 
     /// Physical block of logical block `lblk`, or `None` for a hole.

@@ -15,7 +15,7 @@ impl Filesystem {
     /// The size of a file, checked against the format's limit.
     pub fn checked_size(&self, inode: &Inode) -> Result<u64> {
         let size = inode.size_with(self.large_dir());
-        if size > self.max_file_size() {
+        if size > self.max_file_size_read(inode) {
             return Err(Error::corrupt(format!(
                 "inode {}: size {size} is larger than this filesystem allows",
                 inode.ino
@@ -245,7 +245,7 @@ impl Filesystem {
     ) -> Result<u64> {
         let bs = self.block_size();
         let mut size = 0u64;
-        let max = self.max_file_size();
+        let max = self.max_file_size(inode);
         let early = expect.is_some_and(|e| self.writes_early(e));
         loop {
             // Fill the buffer as far as the source gives.
@@ -351,7 +351,7 @@ impl Filesystem {
                 inode.ino
             )));
         }
-        if new_size > self.max_file_size() {
+        if new_size > self.max_file_size(inode) {
             return Err(Error::Invalid(format!(
                 "size {new_size} is larger than this filesystem allows"
             )));

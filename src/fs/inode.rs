@@ -246,7 +246,31 @@ impl Inode {
             _ => Timestamp::from_secs(lo),
         }
     }
+    /// Store a time, clamped (as the kernel clamps) to what the inode can
+    /// hold: signed 32-bit seconds (1901-12-13 to 2038-01-19) without the
+    /// extra field, two epoch bits more with it (to 2446-05-10). Without
+    /// the clamp a later time wrapped around (2100 read back as 1963).
     fn set_time(&mut self, off: usize, extra: Option<usize>, t: Timestamp) {
+        let wide = extra.is_some_and(|x| self.has_extra(x));
+        let min = i32::MIN as i64;
+        let max = if wide {
+            (1i64 << 34) - 1 + min
+        } else {
+            i32::MAX as i64
+        };
+        let t = if t.secs < min {
+            Timestamp {
+                secs: min,
+                nanos: 0,
+            }
+        } else if t.secs > max {
+            Timestamp {
+                secs: max,
+                nanos: if wide { 999_999_999 } else { 0 },
+            }
+        } else {
+            t
+        };
         put32(&mut self.raw, off, t.secs as u32);
         if let Some(x) = extra {
             if self.has_extra(x) {

@@ -167,6 +167,10 @@ pub struct Filesystem {
     pub(crate) subdir_counts: HashMap<Ino, u64>,
     itable_blocks: u64,
     last_data: Option<u64>,
+    /// The layout's fixed metadata (superblock copies, descriptor tables,
+    /// reserved GDT blocks, bitmaps, inode tables) as sorted block ranges,
+    /// built on first use: a block map never frees them.
+    meta_ranges: std::cell::OnceCell<Vec<(u64, u64)>>,
     pub(crate) io_buf: Vec<u8>,
     ialloc_hint: HashMap<u32, u32>,
     /// Blocks allocated in this transaction.

@@ -121,6 +121,7 @@ impl Filesystem {
             subdir_counts: HashMap::new(),
             itable_blocks: (sb.inodes_per_group as u64 * sb.inode_size as u64).div_ceil(bs as u64),
             last_data: None,
+            meta_ranges: std::cell::OnceCell::new(),
             io_buf: Vec::new(),
             ialloc_hint: HashMap::new(),
             new_blocks: BlockSet::default(),

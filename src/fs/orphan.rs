@@ -116,7 +116,7 @@ impl Filesystem {
                     "orphan list: inode {ino} is listed twice (the chain loops); run e2fsck"
                 )));
             }
-            ino = self.release_orphan(ino, &mut rep)?;
+            ino = self.release_orphan(ino, true, &mut rep)?;
         }
         if present && !has_file {
             return Err(Error::corrupt(
@@ -136,12 +136,14 @@ impl Filesystem {
         ino >= sb.first_ino && ino <= sb.inodes_count
     }
 
-    /// Release one orphan; returns the next inode of the chain.
-    fn release_orphan(&mut self, ino: Ino, rep: &mut OrphanReport) -> Result<Ino> {
+    /// Release one orphan; returns the next inode of the chain (`chain`:
+    /// the inode is on ext3's chain, whose links are the `i_dtime`s; an
+    /// orphan file's inodes are not linked, and their `i_dtime` is a time).
+    fn release_orphan(&mut self, ino: Ino, chain: bool, rep: &mut OrphanReport) -> Result<Ino> {
         let inode = self
             .read_inode(ino)
             .map_err(|e| e.at(&format!("orphan inode {ino}")))?;
-        let next = inode.dtime();
+        let next = if chain { inode.dtime() } else { 0 };
         if next != 0 && !self.orphan_ino_ok(next) {
             return Err(Error::corrupt(format!(
                 "orphan list: inode {ino} names inode {next} as the next orphan, which is out of range; run e2fsck"
@@ -289,7 +291,7 @@ impl Filesystem {
                         "orphan file (inode {oino}): inode {ino} is listed twice; run e2fsck"
                     )));
                 }
-                self.release_orphan(ino, rep)?;
+                self.release_orphan(ino, false, rep)?;
                 data[4 * j..4 * j + 4].fill(0);
                 changed = true;
             }
