@@ -584,6 +584,21 @@ impl Filesystem {
     }
 
     /// Find the block and offsets of `name`: (lblk, pblk, off, prev_off).
+    /// [`Self::find_entry`] for a change of the entry: the directory
+    /// checked, inline directories refused (`what` says what is not
+    /// supported), a missing name NotFound.
+    fn find_entry_to_change(&self, dir: &Inode, name: &[u8], what: &str) -> Result<FoundEntry> {
+        self.dir_check(dir)?;
+        if dir.has_flag(iflag::INLINE_DATA) {
+            return Err(Error::Unsupported(format!(
+                "directory inode {}: {what}",
+                dir.ino
+            )));
+        }
+        self.find_entry(dir, name)?
+            .ok_or_else(|| Error::NotFound(String::from_utf8_lossy(name).into_owned()))
+    }
+
     fn find_entry(&self, dir: &Inode, name: &[u8]) -> Result<Option<FoundEntry>> {
         if self.is_dx(dir) && name != b"." && name != b".." {
             if let Ok(hit) = self.dx_find(dir, name)? {
@@ -601,16 +616,8 @@ impl Filesystem {
     /// Remove the entry `name`; returns what it named. Link counts are the
     /// caller's business.
     pub fn remove_entry(&mut self, dir: &mut Inode, name: &[u8]) -> Result<DirEntry> {
-        self.dir_check(dir)?;
-        if dir.has_flag(iflag::INLINE_DATA) {
-            return Err(Error::Unsupported(format!(
-                "directory inode {}: removing entries from inline directories",
-                dir.ino
-            )));
-        }
-        let Some((lblk, pblk, off, prev, de)) = self.find_entry(dir, name)? else {
-            return Err(Error::NotFound(String::from_utf8_lossy(name).into_owned()));
-        };
+        let (lblk, pblk, off, prev, de) =
+            self.find_entry_to_change(dir, name, "removing entries from inline directories")?;
         let bs = self.block_size();
         self.modify_block(pblk, |d| {
             let rec = le16(d, off + 4) as usize;
@@ -646,16 +653,7 @@ impl Filesystem {
         ino: Ino,
         ftype: FileType,
     ) -> Result<()> {
-        self.dir_check(dir)?;
-        if dir.has_flag(iflag::INLINE_DATA) {
-            return Err(Error::Unsupported(format!(
-                "directory inode {}: inline directories",
-                dir.ino
-            )));
-        }
-        let Some((lblk, pblk, off, _, _)) = self.find_entry(dir, name)? else {
-            return Err(Error::NotFound(String::from_utf8_lossy(name).into_owned()));
-        };
+        let (lblk, pblk, off, _, _) = self.find_entry_to_change(dir, name, "inline directories")?;
         let ft = self.has_filetype();
         self.modify_block(pblk, |d| {
             put32(d, off, ino);
