@@ -312,18 +312,31 @@ impl Filesystem {
         }
         for (lblk, pblk) in self.dir_blocks(dir)? {
             let data = self.dir_block_checked(dir, lblk, pblk)?;
-            self.parse_dir_block(dir.ino, lblk, &data, |e| {
-                if e.ino != 0 {
-                    out.push(DirEntry {
-                        ino: e.ino,
-                        name: e.name.to_vec(),
-                        ftype: FileType::from_dirent_code(e.ftype),
-                    });
-                }
-                false
-            })?;
+            self.collect_entries(dir.ino, lblk, &data, &mut out)?;
         }
         Ok(out)
+    }
+
+    /// The live entries of one directory block (or inline area), appended
+    /// to `out`.
+    fn collect_entries(
+        &self,
+        ino: Ino,
+        lblk: u64,
+        data: &[u8],
+        out: &mut Vec<DirEntry>,
+    ) -> Result<()> {
+        self.parse_dir_block(ino, lblk, data, |e| {
+            if e.ino != 0 {
+                out.push(DirEntry {
+                    ino: e.ino,
+                    name: e.name.to_vec(),
+                    ftype: FileType::from_dirent_code(e.ftype),
+                });
+            }
+            false
+        })?;
+        Ok(())
     }
 
     fn read_inline_dir(&self, dir: &Inode) -> Result<Vec<DirEntry>> {
@@ -348,16 +361,7 @@ impl Filesystem {
             }
         }
         for a in areas {
-            self.parse_dir_block(dir.ino, 0, &a, |e| {
-                if e.ino != 0 {
-                    out.push(DirEntry {
-                        ino: e.ino,
-                        name: e.name.to_vec(),
-                        ftype: FileType::from_dirent_code(e.ftype),
-                    });
-                }
-                false
-            })?;
+            self.collect_entries(dir.ino, 0, &a, &mut out)?;
         }
         Ok(out)
     }
