@@ -668,19 +668,29 @@ const READ_THROUGH: &str = "reading through it without changing the file";
 const REPLAY_IN_PLACE: &str = "replaying it into the image first, as the kernel does at mount";
 const REPLAY_COPY: &str = "replaying it into the copy first (IMAGE itself is not changed)";
 
+/// Reading, the notes are said at once; writing, they wait for the
+/// commit, so that a command that fails says only its error (and the
+/// image, unchanged, was not replayed into after all).
 fn note_recovery(fs: &Filesystem, image: &Path, how: &str) {
+    let emit = |line: String| {
+        if how == READ_THROUGH {
+            say(line)
+        } else {
+            defer(line)
+        }
+    };
     if let Some(o) = fs.orphan_report() {
-        say(format_args!(
+        emit(format!(
             "ext3edit: note: {}: the orphan list was pending; releasing it first, as the kernel does at mount ({})",
             image.display(),
             orphan_summary(o)
         ));
     }
     if let Some(n) = fs.recovery_note() {
-        say(format_args!("ext3edit: warning: {}: {n}", image.display()));
+        emit(format!("ext3edit: warning: {}: {n}", image.display()));
     }
     if let Some(r) = fs.recovery_report() {
-        say(format_args!(
+        emit(format!(
             "ext3edit: note: {}: the journal needs recovery; {how} ({} transaction{}, {} block{}{})",
             image.display(),
             r.transactions.len(),
