@@ -211,12 +211,30 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
         .or_else(|| payload.downcast_ref::<&str>().copied())
 }
 
+/// `Cli::try_parse`, without freeing the command tree and the matches
+/// afterwards: the thousands of small allocations clap builds for every
+/// subcommand cost more to free than the rest of a 1 KiB `put` costs to
+/// run (docs/BENCHMARKS.md, "Start-up"); the process ends soon anyway.
+fn parse_args() -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut cmd = Cli::command();
+    let r = cmd
+        .try_get_matches_from_mut(std::env::args_os())
+        .and_then(|mut m| {
+            let cli = Cli::from_arg_matches_mut(&mut m);
+            std::mem::forget(m);
+            cli.map_err(|e| e.format(&mut Cli::command()))
+        });
+    std::mem::forget(cmd);
+    r
+}
+
 fn main_inner() -> ExitCode {
     // Temporary files of compressed images go when a signal stops us too.
     ext3edit::container::on_new_temp(signal::remove_on_signal);
     // A file size limit (ulimit -f) makes writes fail instead of killing us.
     signal::ignore_file_size_limit();
-    let cli = match Cli::try_parse() {
+    let cli = match parse_args() {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {
             // --help, --version
