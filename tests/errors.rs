@@ -1476,3 +1476,45 @@ fn error_lines_escape_control_characters_from_the_image() {
         "{msg:?}"
     );
 }
+
+/// Every command's `--help` starts with the same summary that
+/// `ext3edit --help` lists for it (the commands' arguments are built
+/// lazily, and a flattened option group's own description once replaced
+/// the command's there), and teaches its usage.
+#[test]
+fn every_command_help_starts_with_its_summary() {
+    let top = common::run(&["--help"], None);
+    assert!(top.status.success());
+    let text = String::from_utf8(top.stdout).unwrap();
+    let mut seen = 0;
+    let mut in_list = false;
+    for l in text.lines() {
+        if l.starts_with("Commands:") {
+            in_list = true;
+            continue;
+        }
+        if !in_list || l.trim().is_empty() {
+            in_list = in_list && !l.trim().is_empty();
+            continue;
+        }
+        let (name, summary) = l.trim().split_once(' ').unwrap();
+        if name == "help" {
+            continue;
+        }
+        let o = common::run(&[name, "--help"], None);
+        assert!(o.status.success(), "{name} --help failed");
+        let help = String::from_utf8(o.stdout).unwrap();
+        let first = help.lines().next().unwrap_or("");
+        assert_eq!(
+            first,
+            summary.trim(),
+            "{name} --help starts with another text"
+        );
+        assert!(
+            help.contains(&format!("Usage: ext3edit {name} ")),
+            "{name} --help: no usage line"
+        );
+        seen += 1;
+    }
+    assert!(seen >= 20, "only {seen} commands listed");
+}

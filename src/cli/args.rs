@@ -9,7 +9,10 @@ use ext3edit::{Filesystem, NewFile, Timestamp};
 
 use super::{failure, usage, R};
 
-/// Options of every command that changes the image.
+// (Plain comments, not doc comments: with `#[command(defer = true)]` on the
+// command enums, a flattened struct's doc comment would replace the
+// command's own `about` in its --help.)
+// Options of every command that changes the image.
 #[derive(Args, Clone, Default, Debug)]
 pub struct WriteOpts {
     /// Leave IMAGE untouched: write the edited image to NEW instead (a sparse
@@ -43,8 +46,8 @@ impl WriteOpts {
     }
 }
 
-/// Options of every command that takes IMAGE, read-only or not (given
-/// before or after the command name).
+// Options of every command that takes IMAGE, read-only or not (given
+// before or after the command name).
 #[derive(Args, Clone, Default, Debug)]
 pub struct ImageOpts {
     /// IMAGE is a whole disk (MBR or GPT partition table): work on its
@@ -58,7 +61,7 @@ pub struct ImageOpts {
     pub entry: Option<String>,
 }
 
-/// Mode, owner and time of new entries.
+// Mode, owner and time of new entries.
 #[derive(Args, Clone, Debug)]
 pub struct Attrs {
     /// Permission bits in octal, e.g. 644.
@@ -68,7 +71,7 @@ pub struct Attrs {
     pub owned: OwnerTime,
 }
 
-/// Owner and modification time of new entries (no mode: symlinks).
+// Owner and modification time of new entries (no mode: symlinks).
 #[derive(Args, Clone, Debug)]
 pub struct OwnerTime {
     /// Owner as UID:GID or USER:GROUP, names looked up in the image's own

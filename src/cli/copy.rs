@@ -14,6 +14,7 @@ use super::image::{commit, open_read, open_write};
 use super::{usage, R};
 
 #[derive(Subcommand)]
+#[command(defer = true)]
 pub enum CopyCmd {
     /// Copy a file (or with -r a tree) out of the image.
     #[command(

@@ -12,6 +12,7 @@ use super::image::{commit, open_write};
 use super::{join, usage, R};
 
 #[derive(Subcommand)]
+#[command(defer = true)]
 pub enum EditCmd {
     /// Create a directory.
     #[command(

@@ -11,6 +11,7 @@ use super::image::open_read;
 use super::{report, R};
 
 #[derive(Subcommand)]
+#[command(defer = true)]
 pub enum InspectCmd {
     /// Show the superblock: size, free space, features, and whether ext3edit can write it.
     #[command(after_help = "Example:\n  ext3edit info disk.ext3 --json")]

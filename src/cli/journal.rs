@@ -10,6 +10,7 @@ use super::image::{open_read, replay_problems};
 use super::{failure, report, usage, R};
 
 #[derive(Subcommand)]
+#[command(defer = true)]
 pub enum JournalCmd {
     /// Show the journal: size, state, features and the transactions waiting
     /// to be replayed (like debugfs logdump, but readable).

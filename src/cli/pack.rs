@@ -11,6 +11,7 @@ use ext3edit::{Error, OpenOptions};
 use super::{failure, usage, R};
 
 #[derive(Subcommand)]
+#[command(defer = true)]
 pub enum PackCmd {
     /// Decompress a compressed image (bzip2, gzip, xz or zip, recognised by
     /// content) into a sparse raw image.

@@ -56,6 +56,7 @@ Examples:
       --url http://example.org/images/centos.ext3.bz2";
 
 #[derive(Subcommand)]
+#[command(defer = true)]
 pub enum VmCmd {
     /// Check an image against the Xen cluster's seven requirements, with the
     /// evidence and the command that fixes each failure.

@@ -10,6 +10,7 @@ use super::image::{commit, open_write};
 use super::R;
 
 #[derive(Subcommand)]
+#[command(defer = true)]
 pub enum ZeroCmd {
     /// Zero the free blocks of the file system, so that deleted data stops
     /// bloating the packed image (holes are punched in a raw image where
