@@ -186,7 +186,7 @@ pub fn detect(head: &[u8]) -> Option<Format> {
     None
 }
 
-/// True when `head` (the first 64 KiB, or the whole file when shorter)
+/// True when `head` (the first 8 KiB or more, or the whole file when shorter)
 /// can be an image we open: an ext2/3/4 superblock, an MBR or GPT
 /// partition table, or an ext image whose superblock is damaged (an empty
 /// boot block followed by a superblock area that is not all zeros: the
@@ -282,9 +282,11 @@ pub fn describe_unknown(head: &[u8]) -> String {
     s
 }
 
-/// The first bytes of a file (up to 64 KiB), for detection.
+/// The first bytes of a file (up to 8 KiB: every check of [`detect`],
+/// [`looks_like_image`] and [`describe_unknown`] looks below 4.2 KiB), for
+/// detection.
 pub fn read_head(file: &File) -> std::io::Result<Vec<u8>> {
-    let mut head = vec![0u8; 65536];
+    let mut head = vec![0u8; 8192];
     let mut n = 0;
     while n < head.len() {
         match file.read_at(&mut head[n..], n as u64) {

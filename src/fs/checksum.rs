@@ -190,12 +190,21 @@ impl Filesystem {
                     }
                 }
             }
+            // The staged blocks, sorted: a group's bitmaps are looked up
+            // there by binary search (a few staged blocks against every
+            // group of the file system; hashing each group's two bitmap
+            // numbers cost more than the rest of a small commit).
+            let mut staged: Vec<u64> = self.overlay.keys().copied().collect();
+            staged.sort_unstable();
             for g in 0..self.groups.len() {
                 let (bb, ib) = {
                     let gd = &self.groups[g];
                     (gd.block_bitmap(), gd.inode_bitmap())
                 };
                 for (b, inode) in [(bb, false), (ib, true)] {
+                    if staged.binary_search(&b).is_err() {
+                        continue;
+                    }
                     let Some(s) = self.overlay.get(&b) else {
                         continue;
                     };

@@ -280,6 +280,15 @@ impl Params {
             DescCsum::None => None,
             DescCsum::Crc32c => {
                 let c = crc32c_raw(self.seed, &le_group);
+                let mut buf = [0u8; 128];
+                if n <= buf.len() {
+                    // The descriptor (64 bytes as mke2fs makes them) with
+                    // its checksum field zeroed, in one pass.
+                    let d = &mut buf[..n];
+                    d.copy_from_slice(&desc[..n]);
+                    d[GD_CHECKSUM..GD_CHECKSUM + 2].fill(0);
+                    return Some(crc32c_raw(c, d) as u16);
+                }
                 let c = crc32c_raw(c, &desc[..GD_CHECKSUM]);
                 let c = crc32c_raw(c, &[0, 0]);
                 let c = crc32c_raw(c, &desc[GD_CHECKSUM + 2..n]);
