@@ -13,17 +13,19 @@
 //! # Ok::<(), ext3edit::Error>(())
 //! ```
 //!
-//! The engine reads every image `mke2fs` makes (ext2, ext3, ext4: indirect
-//! blocks and extents, linear and htree directories, extended attributes)
-//! and writes images with the ext2/ext3 feature sets, with or without
-//! `extent`. Images with features
-//! it cannot write are refused for writing with a message that names them.
+//! The engine reads and writes the images `mke2fs` makes (ext2, ext3 and
+//! ext4 with its default features: extents at any depth, metadata_csum,
+//! 64bit, flex_bg, uninitialised groups, huge_file, dir_nlink,
+//! extra_isize, orphan_file; indirect blocks, linear and htree
+//! directories, extended attributes). Images with features it cannot
+//! write (bigalloc, inline_data, encrypt, casefold, meta_bg, quota, ...)
+//! are refused for writing with a message that names them.
 //!
 //! Layers, bottom up: [`device`] (bytes), [`layout`] (on-disk offsets),
 //! [`csum`] (metadata checksums, pure functions), [`superblock`] and
 //! [`inode`] (checked records), [`fs`] (staging, allocation, commit),
-//! [`journal`] (JBD2 replay and transactions: every commit on ext3 goes
-//! through the journal), [`bmap`] (one block map over
+//! [`journal`] (JBD2 replay and transactions: every commit on ext3 and
+//! ext4 goes through the journal), [`bmap`] (one block map over
 //! indirect blocks and extents), [`extent`] (growing and cutting extent
 //! trees), [`dir`] and [`htree`] (directory entries
 //! and the hash index), [`xattr`] (read, set and remove extended
