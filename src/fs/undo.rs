@@ -11,12 +11,19 @@ use super::*;
 pub(super) struct Undo {
     pub(super) runs: Vec<(u64, u64, Option<u64>)>,
     pub(super) spool: Option<std::fs::File>,
+    /// The saved content while it is small (up to [`UNDO_IN_MEMORY`]); past
+    /// that it moves to `spool`.
+    pub(super) mem: Vec<u8>,
     pub(super) spooled: u64,
     /// Blocks whose previous content is already saved: only the oldest
     /// copy counts (a multi-commit change writes some blocks, the journal
     /// and the superblock, at every commit).
     pub(super) saved: BlockSet,
 }
+
+/// How much previous content is kept in memory before it goes to a file
+/// in `$TMPDIR` (a small change then creates no file at all).
+const UNDO_IN_MEMORY: usize = 4 << 20;
 
 /// An intermediate commit of an undoable change failed and the change was
 /// put back: say so instead of the state the failed commit left.
@@ -62,7 +69,8 @@ impl Filesystem {
     /// Remember what `blocks` hold now, before they are written ahead of
     /// the commit point. Zeros (free blocks of a fresh or sparse image) are
     /// only noted, without reading a run the device knows to be a hole;
-    /// anything else goes to an anonymous file in `$TMPDIR`.
+    /// anything else is kept in memory, or past 4 MiB in an anonymous
+    /// file in `$TMPDIR`.
     pub(super) fn save_undo(&mut self, blocks: &[u64]) -> Result<()> {
         use std::io::{Seek, SeekFrom, Write};
         let fresh: Vec<u64> = blocks
@@ -103,15 +111,25 @@ impl Filesystem {
                 self.undo.runs.push((first, n, None));
                 continue;
             }
+            let at = self.undo.spooled;
+            if self.undo.spool.is_none() && self.undo.mem.len() + buf.len() <= UNDO_IN_MEMORY {
+                self.undo.mem.extend_from_slice(&buf);
+                self.undo.spooled += buf.len() as u64;
+                self.undo.runs.push((first, n, Some(at)));
+                continue;
+            }
             if self.undo.spool.is_none() {
-                self.undo.spool = Some(tempfile::tempfile().map_err(|e| {
+                let mut f = tempfile::tempfile().map_err(|e| {
                     Error::io(
                         "creating a file in $TMPDIR for the blocks' previous content",
                         e,
                     )
-                })?);
+                })?;
+                f.write_all(&self.undo.mem)
+                    .map_err(|e| Error::io("saving the blocks' previous content in $TMPDIR", e))?;
+                self.undo.mem = Vec::new();
+                self.undo.spool = Some(f);
             }
-            let at = self.undo.spooled;
             let f = self.undo.spool.as_mut().unwrap();
             f.seek(SeekFrom::Start(at))
                 .and_then(|_| f.write_all(&buf))
@@ -142,6 +160,9 @@ impl Filesystem {
                     if let Some(f) = undo.spool.as_ref() {
                         f.read_exact_at(&mut buf, at)
                             .map_err(|e| Error::io("reading the blocks' previous content", e))?;
+                    } else {
+                        let (at, len) = (at as usize, buf.len());
+                        buf.copy_from_slice(&undo.mem[at..at + len]);
                     }
                     self.dev
                         .write_at(first * bs, &buf)
