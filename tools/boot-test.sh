@@ -24,6 +24,9 @@
 # BOOT_TIMEOUT      seconds to wait for ssh after qemu starts (default 300)
 # BOOT_FSTYPE       ext3 (default) or ext4: what mke2fs -t makes the root
 #                   file system with (ext4: mke2fs's ext4 defaults)
+# BOOT_BUILD        mke2fs (default: mke2fs -d TREE) or import-tar
+#                   (`ext3edit mkfs` then `tar -c TREE | ext3edit
+#                   import-tar IMG -`: the image made by ext3edit alone)
 # KEEP=1            keep the work directory (image, logs)
 set -uo pipefail
 export PATH=$PATH:/sbin:/usr/sbin
@@ -129,7 +132,14 @@ run_variant() {
   img=$work/root.$fstype
   echo "== $v: $tree, work in $work"
   rm -f "$img"
-  if mke2fs -q -F -t "$fstype" -L root -d "$tree" "$img" 2G; then pass "$v: mke2fs -t $fstype -d"; else fail "$v: mke2fs -d"; return; fi
+  if [ "${BOOT_BUILD:-mke2fs}" = import-tar ]; then
+    # The image made by ext3edit alone: mkfs, then the tree as a tar
+    # stream (owners, modes, xattrs such as ping's security.capability).
+    if "$ext3edit" mkfs "$img" 2G --type "$fstype" --label root >/dev/null &&
+      tar --numeric-owner --xattrs --acls -cpf - -C "$tree" . | "$ext3edit" import-tar "$img" -; then
+      pass "$v: ext3edit mkfs --type $fstype + import-tar"
+    else fail "$v: ext3edit mkfs + import-tar"; return; fi
+  elif mke2fs -q -F -t "$fstype" -L root -d "$tree" "$img" 2G; then pass "$v: mke2fs -t $fstype -d"; else fail "$v: mke2fs -d"; return; fi
   ssh-keygen -q -t ed25519 -N '' -f "$work/key"
   head -c 12 /dev/urandom | base64 | tr -d '/+=' >"$work/pw"
   # The image's fstab (debootstrap leaves it unconfigured): that is part
