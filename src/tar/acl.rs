@@ -121,6 +121,21 @@ pub fn from_text(
     normalise(v)
 }
 
+/// What an access ACL makes of a mode's permission bits, as the kernel
+/// sets them (`posix_acl_update_mode`): owner from user::, group from
+/// mask:: (group:: without a mask), other from other::; and whether the
+/// ACL says more than the mode (named entries), so that it must be
+/// stored at all (`posix_acl_equiv_mode`).
+pub fn mode_bits(acl: &[Entry]) -> (u16, bool) {
+    let get = |t| acl.iter().find(|e| e.tag == t).map(|e| e.perm);
+    let group = get(MASK).or(get(GROUP_OBJ)).unwrap_or(0);
+    let bits = (get(USER_OBJ).unwrap_or(0) << 6) | (group << 3) | get(OTHER).unwrap_or(0);
+    let extended = acl
+        .iter()
+        .any(|e| ![USER_OBJ, GROUP_OBJ, OTHER].contains(&e.tag));
+    (bits, extended)
+}
+
 /// The text form, numeric ids, comma-separated (what `acl_from_text`
 /// and GNU tar read back).
 pub fn to_text(acl: &[Entry]) -> String {

@@ -427,6 +427,8 @@ impl Importer<'_> {
     /// Mode, owner, attributes and times of the member on `ino`
     /// (directories: times later, in [`Self::finish_dirs`]).
     fn set_attrs(&mut self, ino: Ino, m: &Member, dir: bool) -> Result<()> {
+        // An access ACL sets the permission bits, as the kernel does.
+        let mut perm = m.mode & 0o7777;
         for (name, value) in &m.xattrs {
             let n = std::str::from_utf8(name).map_err(|_| {
                 Error::Invalid(format!(
@@ -436,6 +438,14 @@ impl Importer<'_> {
             })?;
             let value = if n == "system.posix_acl_access" || n == "system.posix_acl_default" {
                 let a = acl::from_xattr(value).map_err(|e| Error::Invalid(format!("{n}: {e}")))?;
+                if n == "system.posix_acl_access" {
+                    let (bits, extended) = acl::mode_bits(&a);
+                    perm = (perm & 0o7000) | bits;
+                    if !extended {
+                        // The kernel stores no ACL that the mode says whole.
+                        continue;
+                    }
+                }
                 acl::to_disk(&a)
             } else {
                 value.clone()
@@ -463,16 +473,19 @@ impl Importer<'_> {
             };
             let a = acl::from_text(text, &names)
                 .map_err(|e| Error::Invalid(format!("SCHILY.acl: {e}")))?;
+            if n == "system.posix_acl_access" {
+                let (bits, extended) = acl::mode_bits(&a);
+                perm = (perm & 0o7000) | bits;
+                if !extended {
+                    continue;
+                }
+            }
             self.fs.set_xattr(ino, n, &acl::to_disk(&a))?;
         }
         let now = self.fs.now();
         let mut i = self.fs.read_inode(ino)?;
         let ft = i.mode() & crate::layout::mode::S_IFMT;
-        let perm = if i.is_symlink() {
-            0o777
-        } else {
-            m.mode & 0o7777
-        };
+        let perm = if i.is_symlink() { 0o777 } else { perm };
         i.set_mode(ft | perm);
         i.set_owner(m.uid, m.gid);
         let t = DirTimes {
