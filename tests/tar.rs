@@ -833,3 +833,66 @@ fn mkfs_options_are_refused_for_now() {
     assert!(err.contains("mkfs command"), "{err}");
     assert!(common::bytes(&img.path) == before);
 }
+
+#[test]
+fn every_gnu_sparse_format() {
+    require_e2fsprogs!();
+    if !common::have("tar") {
+        common::skip("GNU tar is not installed");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let f = std::fs::File::create(src.join("s")).unwrap();
+    f.set_len(8 << 20).unwrap();
+    use std::os::unix::fs::FileExt;
+    let mut want = vec![0u8; 8 << 20];
+    for (i, off) in [0usize, 100_000, 3 << 20, (8 << 20) - 10]
+        .into_iter()
+        .enumerate()
+    {
+        let d = common::pseudo_random(10, i as u64 + 7);
+        f.write_at(&d, off as u64).unwrap();
+        want[off..off + 10].copy_from_slice(&d);
+    }
+    for (fmt, ver) in [
+        ("gnu", ""),
+        ("posix", "0.0"),
+        ("posix", "0.1"),
+        ("posix", "1.0"),
+    ] {
+        let a = work.path().join(format!("{fmt}{ver}.tar"));
+        let v = if ver.is_empty() {
+            String::new()
+        } else {
+            format!("--sparse-version={ver}")
+        };
+        sh(&format!(
+            "tar --format={fmt} --sparse {v} -C '{}' -cf '{}' s",
+            s(&src),
+            s(&a)
+        ));
+        let img = common::mkfs(&cfgs()[3]);
+        import_ok(&img.path, &[s(&a)]);
+        assert!(
+            common::debugfs_cat(&img.path, "/s") == want,
+            "{fmt} {ver}: content"
+        );
+        let st = common::debugfs(&img.path, "stat /s");
+        assert!(
+            st.contains("Blockcount: ") && !st.contains("Blockcount: 16384"),
+            "{fmt} {ver}: {st}"
+        );
+        let bc: u64 = st
+            .split("Blockcount: ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(bc < 64, "{fmt} {ver}: {bc} sectors for 40 bytes of data");
+    }
+}
