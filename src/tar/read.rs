@@ -971,4 +971,101 @@ mod tests {
             assert!(Pax::default().parse(bad).is_err(), "{bad:?}");
         }
     }
+
+    /// Read every member and its data; errors are fine, panics are not.
+    fn read_all(bytes: &[u8]) -> Result<Vec<(Vec<u8>, u64)>> {
+        let mut t = TarReader::new(bytes);
+        let mut seen = Vec::new();
+        for _ in 0..10_000 {
+            match t.next_member() {
+                Ok(Some(m)) => {
+                    let mut d = Data::new(&mut t, &m);
+                    let mut buf = [0u8; 4096];
+                    let mut total = 0u64;
+                    while let Ok(n) = d.read(&mut buf) {
+                        if n == 0 || total > 1 << 24 {
+                            break;
+                        }
+                        total += n as u64;
+                    }
+                    seen.push((m.path.clone(), m.size));
+                }
+                Ok(None) => return Ok(seen),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(seen)
+    }
+
+    #[test]
+    fn mutated_archives_never_panic() {
+        // A small archive with a PAX header, a long name, a sparse member
+        // (1.0) and an old GNU sparse member, then random byte changes.
+        let mut a = Vec::new();
+        let hdr = |a: &mut Vec<u8>, name: &[u8], t: u8, size: usize, extra: &dyn Fn(&mut [u8])| {
+            let mut h = vec![0u8; 512];
+            h[..name.len()].copy_from_slice(name);
+            h[100..108].copy_from_slice(b"0000644\0");
+            h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+            h[156] = t;
+            h[257..263].copy_from_slice(b"ustar\0");
+            extra(&mut h);
+            h[148..156].fill(b' ');
+            let sum: u32 = h.iter().map(|&b| b as u32).sum();
+            h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+            a.extend_from_slice(&h);
+        };
+        let rec = b"29 GNU.sparse.realsize=10000\n22 GNU.sparse.major=1\n22 GNU.sparse.minor=0\n";
+        hdr(&mut a, b"x", b'x', rec.len(), &|_| {});
+        a.extend_from_slice(rec);
+        a.resize(a.len().div_ceil(512) * 512, 0);
+        hdr(&mut a, b"s", b'0', 512 + 3, &|_| {});
+        a.extend_from_slice(b"1\n100\n3\n");
+        a.resize(a.len().div_ceil(512) * 512, 0);
+        a.extend_from_slice(b"abc");
+        a.resize(a.len().div_ceil(512) * 512, 0);
+        hdr(&mut a, b"././@LongLink", b'L', 5, &|_| {});
+        a.extend_from_slice(b"long\0");
+        a.resize(a.len().div_ceil(512) * 512, 0);
+        hdr(&mut a, b"g", b'S', 4, &|h| {
+            h[386..398].copy_from_slice(b"00000000010\0");
+            h[398..410].copy_from_slice(b"00000000004\0");
+            h[483..495].copy_from_slice(b"00000000100\0");
+        });
+        a.extend_from_slice(b"data");
+        a.resize(a.len().div_ceil(512) * 512, 0);
+        a.extend_from_slice(&[0u8; 1024]);
+        let names: Vec<(Vec<u8>, u64)> = read_all(&a).unwrap();
+        assert_eq!(
+            names,
+            vec![(b"s".to_vec(), 10000), (b"long".to_vec(), 64)],
+            "the unmutated archive"
+        );
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..3000 {
+            let mut b = a.clone();
+            for _ in 0..1 + next() % 4 {
+                let i = (next() as usize) % b.len();
+                b[i] = next() as u8;
+            }
+            // Fix the checksums so that mutations reach the fields.
+            if next() % 2 == 0 {
+                for off in (0..b.len()).step_by(512) {
+                    if &b[off + 257..off + 262] == b"ustar" {
+                        b[off + 148..off + 156].fill(b' ');
+                        let sum: u32 = b[off..off + 512].iter().map(|&x| x as u32).sum();
+                        b[off + 148..off + 156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+                    }
+                }
+            }
+            let cut = (next() as usize) % (b.len() + 1);
+            let _ = read_all(&b[..cut.max(b.len() / 2)]);
+        }
+    }
 }
