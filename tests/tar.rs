@@ -896,3 +896,37 @@ fn every_gnu_sparse_format() {
         assert!(bc < 64, "{fmt} {ver}: {bc} sectors for 40 bytes of data");
     }
 }
+
+/// One PAX record, its length counting itself.
+fn rec(k: &str, v: &str) -> Vec<u8> {
+    let body = k.len() + v.len() + 3;
+    let mut n = body + 1;
+    while n != body + n.to_string().len() {
+        n = body + n.to_string().len();
+    }
+    format!("{n} {k}={v}\n").into_bytes()
+}
+
+#[test]
+fn a_terabyte_hole_costs_nothing() {
+    require_e2fsprogs!();
+    let records = [
+        rec("GNU.sparse.map", "1099511627000,5"),
+        rec("GNU.sparse.size", "1099511627776"),
+    ]
+    .concat();
+    let v = end([pax(&records), member("huge", b"hello")].concat());
+    let img = common::mkfs(&cfgs()[2]);
+    let p = img.path.with_extension("t.tar");
+    std::fs::write(&p, &v).unwrap();
+    let t = std::time::Instant::now();
+    import_ok(&img.path, &[s(&p)]);
+    assert!(t.elapsed().as_secs() < 20, "{:?}", t.elapsed());
+    let st = common::debugfs(&img.path, "stat /huge");
+    assert!(st.contains("Size: 1099511627776"), "{st}");
+    let d = common::debugfs(&img.path, "dump_extents /huge");
+    assert!(d.contains("268435455"), "{d}");
+    // ext3 with 1 KiB blocks cannot hold a file that large: one line.
+    let img = common::mkfs(&cfgs()[0]);
+    refused(&img.path, &v, "larger than the largest file");
+}

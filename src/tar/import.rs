@@ -381,9 +381,21 @@ impl Importer<'_> {
                 };
                 let blocks = self.fs.blocks_needed(stored.div_ceil(bs)) + 1;
                 crate::host::check_room(self.fs, 1, blocks, "the member")?;
-                let mut data = Data::new(tar, m);
-                self.fs
-                    .create_file_sized(parent, &name, &attrs, &mut data, Some(m.size))?
+                if m.sparse.is_some() {
+                    let ino = self.fs.create_file_sized(
+                        parent,
+                        &name,
+                        &attrs,
+                        &mut std::io::empty(),
+                        Some(0),
+                    )?;
+                    self.write_sparse(tar, ino, m)?;
+                    ino
+                } else {
+                    let mut data = Data::new(tar, m);
+                    self.fs
+                        .create_file_sized(parent, &name, &attrs, &mut data, Some(m.size))?
+                }
             }
             Kind::HardLink => {
                 let ino = link_target.expect("set above");
@@ -413,6 +425,77 @@ impl Importer<'_> {
         self.links.insert(key, ino);
         self.created.insert((parent, name));
         self.set_attrs(ino, m, false)
+    }
+
+    /// Fill the new empty file `ino` with a sparse member: only the
+    /// blocks its map holds data for are allocated (a block of zeros
+    /// stays a hole too), so a huge hole costs nothing.
+    fn write_sparse<R: Read>(
+        &mut self,
+        tar: &mut TarReader<R>,
+        ino: Ino,
+        m: &Member,
+    ) -> Result<()> {
+        let fs = &mut *self.fs;
+        let mut inode = fs.read_inode(ino)?;
+        let max = fs.max_file_size(&inode);
+        if m.size > max {
+            return Err(Error::Invalid(format!(
+                "a sparse file of {} bytes is larger than the largest file this filesystem allows ({max} bytes)",
+                m.size
+            )));
+        }
+        let bs = fs.block_size() as u64;
+        let mut goal = fs.data_goal(ino);
+        let flush = |fs: &mut Filesystem,
+                     inode: &mut crate::Inode,
+                     l: u64,
+                     b: Vec<u8>,
+                     goal: &mut u64|
+         -> Result<()> {
+            if crate::device::is_zero(&b) {
+                return Ok(());
+            }
+            let pb = fs.map_new_block(inode, l, goal)?;
+            fs.write_new_data_vec(pb, b)
+        };
+        let mut cur: Option<(u64, Vec<u8>)> = None;
+        for &(off, len) in m.sparse.as_deref().unwrap_or_default() {
+            let end = off + len;
+            let mut p = off;
+            while p < end {
+                let lblk = p / bs;
+                let within = (p % bs) as usize;
+                if cur.as_ref().map(|c| c.0) != Some(lblk) {
+                    if let Some((l, b)) = cur.take() {
+                        flush(fs, &mut inode, l, b, &mut goal)?;
+                    }
+                    cur = Some((lblk, vec![0u8; bs as usize]));
+                }
+                let n = (bs - within as u64).min(end - p) as usize;
+                let buf = &mut cur.as_mut().expect("set above").1[within..within + n];
+                let mut got = 0;
+                while got < n {
+                    let k = tar
+                        .read_data(&mut buf[got..])
+                        .map_err(|e| Error::io("reading the archive", e))?;
+                    if k == 0 {
+                        return Err(Error::Invalid(
+                            "the sparse member's data ends before its map does".into(),
+                        ));
+                    }
+                    got += k;
+                }
+                p += n as u64;
+            }
+        }
+        if let Some((l, b)) = cur.take() {
+            flush(fs, &mut inode, l, b, &mut goal)?;
+        }
+        inode.set_size(m.size);
+        fs.note_large_file(m.size);
+        fs.set_data_goal(goal);
+        fs.write_inode(&inode)
     }
 
     fn attrs(&self, m: &Member) -> NewFile {
