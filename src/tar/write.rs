@@ -306,6 +306,6 @@ mod tests {
         let p = [vec![b'a'; 150], b"/".to_vec(), vec![b'b'; 99]].concat();
         let (pre, name) = split_ustar(&p).unwrap();
         assert_eq!((pre.len(), name.len()), (150, 99));
-        assert!(split_ustar(&vec![b'c'; 101]).is_none());
+        assert!(split_ustar(&[b'c'; 101]).is_none());
     }
 }
