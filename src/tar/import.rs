@@ -146,9 +146,14 @@ struct Importer<'f> {
     /// The parent chain of the previous member: names and inodes.
     cache: (Vec<Vec<u8>>, Vec<Ino>),
     /// Non-directory members by their relative path.
-    links: HashMap<Vec<u8>, Ino>,
+    /// (Keyed by a hash of the path, with random keys: a hard link is
+    /// checked by resolving its target again, so a collision could only
+    /// refuse a link, never make a wrong one.)
+    links: HashMap<u64, Ino>,
     /// (directory, name) made by this archive.
-    created: HashSet<(Ino, Vec<u8>)>,
+    /// (Hashed likewise: 8 bytes a member.)
+    created: HashSet<u64>,
+    keys: std::collections::hash_map::RandomState,
     dir_times: HashMap<Ino, DirTimes>,
     stripped: Stripped,
     /// Id lookups for ACL names: the image's own passwd and group.
@@ -178,6 +183,7 @@ pub fn import(
         cache: (Vec::new(), Vec::new()),
         links: HashMap::new(),
         created: HashSet::new(),
+        keys: Default::default(),
         dir_times: HashMap::new(),
         stripped: Stripped::default(),
         accounts,
@@ -209,6 +215,24 @@ pub fn import(
 }
 
 impl Importer<'_> {
+    fn path_key(&self, p: &[u8]) -> u64 {
+        use std::hash::BuildHasher;
+        self.keys.hash_one(p)
+    }
+
+    fn name_key(&self, dir: Ino, name: &[u8]) -> u64 {
+        use std::hash::BuildHasher;
+        self.keys.hash_one((dir, name))
+    }
+
+    fn made(&mut self, dir: Ino, name: &[u8]) {
+        let k = self.name_key(dir, name);
+        self.created.insert(k);
+    }
+
+    fn was_made(&self, dir: Ino, name: &[u8]) -> bool {
+        self.created.contains(&self.name_key(dir, name))
+    }
     /// Look `name` up in `dir` (fresh directories answer from memory).
     fn lookup(&self, dir: Ino, name: &[u8]) -> Result<Option<crate::dir::DirEntry>> {
         if let Some(names) = self.fs.fresh_dirs.get(&dir) {
@@ -244,7 +268,7 @@ impl Importer<'_> {
                         mtime: None,
                     };
                     let ino = self.fs.mkdir(cur, c, &attrs)?;
-                    self.created.insert((cur, c.clone()));
+                    self.made(cur, &c);
                     ino
                 }
                 Some(e) => {
@@ -324,7 +348,7 @@ impl Importer<'_> {
                         self.remove(parent, &name)?;
                     }
                     let ino = self.fs.mkdir(parent, &name, &self.attrs(m))?;
-                    self.created.insert((parent, name.clone()));
+                    self.made(parent, &name);
                     ino
                 }
             };
@@ -337,7 +361,7 @@ impl Importer<'_> {
             self.stripped.root |= st.root;
             self.stripped.dotdot |= st.dotdot;
             let tkey = joined(&t);
-            let ino = match (self.links.get(&tkey), self.find(&t)?) {
+            let ino = match (self.links.get(&self.path_key(&tkey)), self.find(&t)?) {
                 (Some(&a), Some(b)) if a == b => a,
                 _ => {
                     return Err(Error::NotFound(format!(
@@ -353,7 +377,7 @@ impl Importer<'_> {
         if let Some(e) = existing {
             if link_target == Some(e.ino) {
                 // Already this very file.
-                self.created.insert((parent, name));
+                self.made(parent, &name);
                 return Ok(());
             }
             let old = self.fs.read_inode(e.ino)?;
@@ -369,7 +393,7 @@ impl Importer<'_> {
             } else {
                 self.fs.unlink(parent, &name)?;
             }
-            self.links.remove(&key);
+            self.links.remove(&self.path_key(&key));
         }
         let attrs = self.attrs(m);
         let ino = match m.kind {
@@ -405,8 +429,9 @@ impl Importer<'_> {
                 let mut i = self.fs.read_inode(ino)?;
                 i.set_ctime(ctime);
                 self.fs.write_inode(&i)?;
-                self.links.insert(key, ino);
-                self.created.insert((parent, name));
+                let k = self.path_key(&key);
+                self.links.insert(k, ino);
+                self.made(parent, &name);
                 return Ok(());
             }
             Kind::Symlink => self.fs.symlink(parent, &name, &m.link, &attrs)?,
@@ -422,8 +447,9 @@ impl Importer<'_> {
         };
         // An inode number freed and handed out again is no directory of ours.
         self.dir_times.remove(&ino);
-        self.links.insert(key, ino);
-        self.created.insert((parent, name));
+        let k = self.path_key(&key);
+        self.links.insert(k, ino);
+        self.made(parent, &name);
         self.set_attrs(ino, m, false)
     }
 
@@ -630,14 +656,14 @@ impl Importer<'_> {
                     .map(|e| e.name)
                     .collect();
                 for n in names {
-                    if !self.created.contains(&(parent, n.clone())) {
+                    if !self.was_made(parent, &n) {
                         self.remove(parent, &n)?;
                     }
                 }
                 Ok(())
             }
             (Whiteouts::Apply, false) => {
-                if self.created.contains(&(parent, target.to_vec())) {
+                if self.was_made(parent, &target) {
                     // Made by this very layer: a whiteout hides lower ones only.
                     return Ok(());
                 }
@@ -664,7 +690,7 @@ impl Importer<'_> {
                     .fs
                     .mknod(parent, target, FileType::CharDevice, (0, 0), &attrs)?;
                 self.dir_times.remove(&ino);
-                self.created.insert((parent, target.to_vec()));
+                self.made(parent, &target);
                 Ok(())
             }
         }
