@@ -573,15 +573,16 @@ impl<R: Read> TarReader<R> {
                 path = p;
             }
             let g = self.global.clone();
-            let pick = |x: &Option<Vec<u8>>, y: &Option<Vec<u8>>| x.clone().or_else(|| y.clone());
-            if let Some(p) = pick(&pax.path, &g.path).or(long_name.take()) {
+            // A global header's path, linkpath and size would give every
+            // member the same one: only a member's own records count.
+            if let Some(p) = pax.path.clone().or(long_name.take()) {
                 path = p;
             }
             if let Some(p) = &pax.sparse_name {
                 path = p.clone();
             }
             let mut link = cstr(&h[157..257]);
-            if let Some(l) = pick(&pax.linkpath, &g.linkpath).or(long_link.take()) {
+            if let Some(l) = pax.linkpath.clone().or(long_link.take()) {
                 link = l;
             }
             let what = format!("member {:?}", String::from_utf8_lossy(&path));
@@ -598,7 +599,7 @@ impl<R: Read> TarReader<R> {
                 Some(u) => u,
                 None => id(field(116..124, "gid")?, "gid")?,
             };
-            let size = pax.size.or(g.size).unwrap_or(size);
+            let size = pax.size.unwrap_or(size);
             let mtime = match pax.mtime.or(g.mtime) {
                 Some(t) => t,
                 None => {
