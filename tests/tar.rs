@@ -922,6 +922,32 @@ fn a_terabyte_hole_costs_nothing() {
     assert!(st.contains("Size: 1099511627776"), "{st}");
     let d = common::debugfs(&img.path, "dump_extents /huge");
     assert!(d.contains("268435455"), "{d}");
+    // Exported as a PAX 1.0 sparse member: a few KiB, and back.
+    let out = img.dir.path().join("huge.tar");
+    export(&img.path, &["/huge", s(&out)]);
+    assert!(std::fs::metadata(&out).unwrap().len() < 64 * 1024);
+    if common::have("tar") {
+        let l = Command::new("tar")
+            .args(["-tvf", s(&out)])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&l.stdout);
+        assert!(
+            text.contains("1099511627776") && text.contains("huge"),
+            "{text}"
+        );
+    }
+    let img2 = common::mkfs(&cfgs()[2]);
+    import_ok(&img2.path, &[s(&out)]);
+    let st = common::debugfs(&img2.path, "stat /huge");
+    assert!(st.contains("Size: 1099511627776"), "{st}");
+    let d = common::debugfs(&img2.path, "dump_extents /huge");
+    assert!(d.contains("268435455"), "{d}");
+    let o = common::run(&["export-tar", s(&img2.path), "/huge", "-"], None);
+    assert!(
+        o.stdout == std::fs::read(&out).unwrap(),
+        "export after import differs"
+    );
     // ext3 with 1 KiB blocks cannot hold a file that large: one line.
     let img = common::mkfs(&cfgs()[0]);
     refused(&img.path, &v, "larger than the largest file");

@@ -83,9 +83,9 @@ depth first with each directory's entries sorted by name; numeric owners
 hard links as link members, symlinks, devices, fifos, extended attributes
 as SCHILY.xattr.*, POSIX ACLs as SCHILY.acl.access/default (text, numeric
 ids). The same image gives the same bytes (nothing depends on the clock),
-and import-tar of the result gives the same tree back. Sparse files are
-written with their full data (holes as zeros): import-tar turns the zero
-blocks into holes again. Sockets have no tar form and are skipped with a
+and import-tar of the result gives the same tree back. A file with holes
+is a PAX 1.0 sparse member (GNU tar's --sparse-version=1.0 form: GNU tar,
+Python's tarfile and import-tar restore the holes). Sockets have no tar form and are skipped with a
 warning.
 
 OUT - is standard output; otherwise OUT is written through a temporary
