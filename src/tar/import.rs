@@ -268,7 +268,7 @@ impl Importer<'_> {
                         mtime: None,
                     };
                     let ino = self.fs.mkdir(cur, c, &attrs)?;
-                    self.made(cur, &c);
+                    self.made(cur, c);
                     ino
                 }
                 Some(e) => {
@@ -663,7 +663,7 @@ impl Importer<'_> {
                 Ok(())
             }
             (Whiteouts::Apply, false) => {
-                if self.was_made(parent, &target) {
+                if self.was_made(parent, target) {
                     // Made by this very layer: a whiteout hides lower ones only.
                     return Ok(());
                 }
@@ -690,7 +690,7 @@ impl Importer<'_> {
                     .fs
                     .mknod(parent, target, FileType::CharDevice, (0, 0), &attrs)?;
                 self.dir_times.remove(&ino);
-                self.made(parent, &target);
+                self.made(parent, target);
                 Ok(())
             }
         }
