@@ -952,3 +952,82 @@ fn a_terabyte_hole_costs_nothing() {
     let img = common::mkfs(&cfgs()[0]);
     refused(&img.path, &v, "larger than the largest file");
 }
+
+/// One PAX record with a binary value.
+fn rec_bytes(k: &str, v: &[u8]) -> Vec<u8> {
+    let body = k.len() + v.len() + 3;
+    let mut n = body + 1;
+    while n != body + n.to_string().len() {
+        n = body + n.to_string().len();
+    }
+    [format!("{n} {k}=").into_bytes(), v.to_vec(), b"\n".to_vec()].concat()
+}
+
+#[test]
+fn acls_by_name_and_in_xattr_form() {
+    require_e2fsprogs!();
+    let img = common::mkfs(&cfgs()[2]);
+    let etc = img.dir.path().join("passwd");
+    std::fs::write(
+        &etc,
+        b"root:x:0:0::/root:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\n",
+    )
+    .unwrap();
+    common::ok(&img.path, "mkdir", &["/etc"]);
+    common::ok(&img.path, "put", &[s(&etc), "/etc/passwd"]);
+    let grp = img.dir.path().join("group");
+    std::fs::write(&grp, b"root:x:0:\nstaff:x:50:\n").unwrap();
+    common::ok(&img.path, "put", &[s(&grp), "/etc/group"]);
+    // The user-space xattr form: version 2, 8-byte entries, ids -1 for
+    // the owner, group and other entries.
+    let mut x = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in [
+        (1u16, 6u16, u32::MAX),
+        (2, 4, 1001),
+        (4, 4, u32::MAX),
+        (0x10, 4, u32::MAX),
+        (0x20, 0, u32::MAX),
+    ] {
+        x.extend_from_slice(&tag.to_le_bytes());
+        x.extend_from_slice(&perm.to_le_bytes());
+        x.extend_from_slice(&id.to_le_bytes());
+    }
+    let v = end([
+        pax(&rec(
+            "SCHILY.acl.access",
+            "user::rw-,user:bob:r--,group::r--,group:staff:rw-,mask::rw-,other::---",
+        )),
+        member("named", b"1"),
+        pax(&rec_bytes("SCHILY.xattr.system.posix_acl_access", &x)),
+        member("xform", b"2"),
+        pax(&rec("SCHILY.acl.access", "user::rwx,group::r-x,other::r--")),
+        member("minimal", b"3"),
+    ]
+    .concat());
+    let p = img.path.with_extension("t.tar");
+    std::fs::write(&p, &v).unwrap();
+    import_ok(&img.path, &[s(&p)]);
+    let ea = common::debugfs(&img.path, "ea_list /named");
+    // user 1001 (bob), group 50 (staff), in the kernel's order.
+    assert!(
+        ea.contains("system.posix_acl_access (36) = 01 00 00 00 01 00 06 00 02 00 04 00 e9 03 00 00 04 00 04 00 08 00 06 00 32 00 00 00 10 00 06 00 20 00 00 00"),
+        "{ea}"
+    );
+    let ea = common::debugfs(&img.path, "ea_list /xform");
+    assert!(ea.contains("system.posix_acl_access (28) = 01 00 00 00 01 00 06 00 02 00 04 00 e9 03 00 00 04 00 04 00 10 00 04 00 20 00 00 00"), "{ea}");
+    // An ACL the mode says whole is not stored; it sets the mode.
+    let ea = common::debugfs(&img.path, "ea_list /minimal");
+    assert!(!ea.contains("posix_acl"), "{ea}");
+    assert!(common::debugfs(&img.path, "stat /minimal").contains("Mode:  0754"));
+    assert!(common::debugfs(&img.path, "stat /named").contains("Mode:  0660"));
+    // A name the image does not know: one line, nothing written.
+    let v = end([
+        pax(&rec(
+            "SCHILY.acl.access",
+            "user::rw-,user:mallory:r--,group::r--,mask::r--,other::---",
+        )),
+        member("f", b"1"),
+    ]
+    .concat());
+    refused(&img.path, &v, "mallory");
+}
