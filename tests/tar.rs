@@ -1031,3 +1031,80 @@ fn acls_by_name_and_in_xattr_form() {
     .concat());
     refused(&img.path, &v, "mallory");
 }
+
+/// The kernel's view (optional: needs root and loop devices, skips
+/// visibly): the imported tree mounted read-only, read with Python's os
+/// module (stat, getxattr: ACLs come back in the user-space xattr form
+/// the kernel converts them to, so a wrong on-disk form shows).
+#[test]
+fn kernel_reads_an_imported_tree() {
+    require_e2fsprogs!();
+    if !have_python() {
+        common::skip("python3 is missing");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let a = work.path().join("p.tar");
+    let o = Command::new("python3")
+        .args(["-c", MAKE, s(&a)])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let img = common::mkfs(&cfgs()[2]);
+    import_ok(&img.path, &[s(&a)]);
+    let mnt = work.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let m = Command::new("mount")
+        .args(["-o", "loop,ro", "-t", "ext4", s(&img.path), s(&mnt)])
+        .output()
+        .unwrap();
+    if !m.status.success() {
+        common::skip(&format!(
+            "mount -o loop failed (not root, or no loop devices): {}",
+            String::from_utf8_lossy(&m.stderr).trim()
+        ));
+        return;
+    }
+    let script = r#"
+import os, sys
+m = sys.argv[1]
+st = os.stat(m + "/d/f")
+print("f", oct(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns, st.st_nlink)
+for n in ("user.foo", "trusted.t", "security.capability"):
+    print(n, os.getxattr(m + "/d/f", n).hex())
+print("acl", os.getxattr(m + "/d", "system.posix_acl_access").hex())
+print("dacl", os.getxattr(m + "/d", "system.posix_acl_default").hex())
+b = os.stat(m + "/d/b")
+print("b", os.major(b.st_rdev), os.minor(b.st_rdev))
+print("sparse", os.stat(m + "/d/sparse").st_size, os.stat(m + "/d/sparse").st_blocks)
+"#;
+    let o = Command::new("python3")
+        .args(["-c", script, s(&mnt)])
+        .output()
+        .unwrap();
+    let _ = Command::new("umount").arg(&mnt).status();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        text.contains("f 0o104755 1234 5678 1600000000123456789 2"),
+        "{text}"
+    );
+    assert!(text.contains("user.foo 626172"), "{text}");
+    assert!(text.contains("trusted.t 7476"), "{text}");
+    assert!(
+        text.contains("security.capability 0100000200200000000000000000000000000000"),
+        "{text}"
+    );
+    // Version 2, then (tag, perm, id): user_obj rwx, user 1001 rwx,
+    // group_obj r-x, mask rwx, other ---.
+    assert!(
+        text.contains("acl 0200000001000700ffffffff02000700e903000004000500ffffffff10000700ffffffff20000000ffffffff"),
+        "{text}"
+    );
+    assert!(
+        text.contains("dacl 0200000001000700ffffffff04000500ffffffff20000000ffffffff"),
+        "{text}"
+    );
+    assert!(text.contains("b 259 70000"), "{text}");
+    assert!(text.contains("sparse 2000000 16"), "{text}");
+}
