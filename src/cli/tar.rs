@@ -341,6 +341,8 @@ fn export_tar(image: &Path, path: &str, out: &str, compress: Option<&str>) -> R<
             .suffix(".ext3edit-partial")
             .tempfile_in(&dir)
             .map_err(|e| Error::io(format!("creating a temporary file in {}", dir.display()), e))?;
+        // A signal removes the partial archive too.
+        super::signal::remove_on_signal(tmp.path());
         let w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
         let (w, r) = write_compressed(&fs, ino, path, w, c)?;
         w.into_inner()
@@ -351,7 +353,7 @@ fn export_tar(image: &Path, path: &str, out: &str, compress: Option<&str>) -> R<
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let umask = unsafe_free_umask();
+            let umask = process_umask();
             let _ = std::fs::set_permissions(
                 tmp.path(),
                 std::fs::Permissions::from_mode(0o666 & !umask),
@@ -359,6 +361,7 @@ fn export_tar(image: &Path, path: &str, out: &str, compress: Option<&str>) -> R<
         }
         tmp.persist(&outp)
             .map_err(|e| Error::io(format!("renaming the archive to {out}"), e.error))?;
+        super::signal::forget_temp();
         r
     };
     for wline in report.warnings {
@@ -369,7 +372,7 @@ fn export_tar(image: &Path, path: &str, out: &str, compress: Option<&str>) -> R<
 
 /// The process umask, read from /proc (no unsafe call): 022 when unknown.
 #[cfg(unix)]
-fn unsafe_free_umask() -> u32 {
+fn process_umask() -> u32 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
