@@ -724,6 +724,7 @@ fn whiteouts_apply_and_overlay() {
         member(".wh.c", b""),
         member("b/.wh.gone", b""),
         member("b/.wh.never-there", b""),
+        member(".wh..wh..opq", b""),
     ]
     .concat());
     let cfg = cfgs()[2].clone();
@@ -744,6 +745,9 @@ fn whiteouts_apply_and_overlay() {
     assert_eq!(ls("/a"), vec!["new"]);
     assert_eq!(ls("/b"), vec!["keep"]);
     assert!(!ls("/").contains(&"c".to_string()));
+    // The root's opaque marker emptied it of the lower entries, except
+    // the file system's lost+found (import_ok ran e2fsck).
+    assert_eq!(ls("/"), vec!["a", "b", "lost+found"]);
 
     let img = common::mkfs(&cfg);
     lower(&img.path);

@@ -56,7 +56,8 @@ through a symlink (made by an earlier member, or already in the image) is
 refused, naming it. A hard link must name an earlier member.
 
 OCI layers: --whiteouts apply (default) removes NAME for a .wh.NAME member
-and, for .wh..wh..opq, everything the directory held before the archive;
+and, for .wh..wh..opq, everything the directory held before
+the archive but what the archive names itself (the root's lost+found stays);
 --whiteouts overlay keeps them as overlayfs reads them (NAME as a 0:0
 character device; trusted.overlay.opaque=y on the directory).
 

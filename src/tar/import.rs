@@ -290,6 +290,9 @@ impl Importer<'_> {
                     e.ino
                 }
             };
+            // A directory on a member's path is part of this layer (an
+            // opaque marker of its parent keeps it).
+            self.made(cur, c);
             self.cache.0.push(c.clone());
             self.cache.1.push(next);
             cur = next;
@@ -342,7 +345,10 @@ impl Importer<'_> {
         let existing = self.lookup(parent, &name)?;
         if m.kind == Kind::Dir {
             let ino = match existing {
-                Some(e) if self.fs.read_inode(e.ino)?.is_dir() => e.ino,
+                Some(e) if self.fs.read_inode(e.ino)?.is_dir() => {
+                    self.made(parent, &name);
+                    e.ino
+                }
                 other => {
                     if other.is_some() {
                         self.remove(parent, &name)?;
@@ -656,6 +662,11 @@ impl Importer<'_> {
                     .map(|e| e.name)
                     .collect();
                 for n in names {
+                    // The root's lost+found is the file system's, not a
+                    // lower layer's (e2fsck wants it).
+                    if parent == crate::layout::ROOT_INO && n == b"lost+found" {
+                        continue;
+                    }
                     if !self.was_made(parent, &n) {
                         self.remove(parent, &n)?;
                     }
@@ -665,6 +676,13 @@ impl Importer<'_> {
             (Whiteouts::Apply, false) => {
                 if self.was_made(parent, target) {
                     // Made by this very layer: a whiteout hides lower ones only.
+                    return Ok(());
+                }
+                if parent == crate::layout::ROOT_INO && target == b"lost+found" {
+                    self.report.warnings.push(format!(
+                        "{}: the root's lost+found belongs to the file system; kept",
+                        m.shown()
+                    ));
                     return Ok(());
                 }
                 if self.lookup(parent, target)?.is_some() {
