@@ -101,6 +101,34 @@ fn setup(dir: &Path) {
     w("dotfiles/.bashrc", "alias ll='ls -l'\n");
     w("hosts", "127.0.0.1 localhost\n");
     std::fs::copy(&sample, dir.join("root.ext3")).unwrap();
+    // Archives for the import-tar examples, exported from the sample.
+    let snap = dir.join("snapshot.ext3");
+    for (path, out) in [("/etc", "rootfs.tar.gz"), ("/etc/ssh", "layer.tar.xz")] {
+        let o = run(
+            &[
+                "export-tar",
+                snap.to_str().unwrap(),
+                path,
+                dir.join(out).to_str().unwrap(),
+            ],
+            None,
+        );
+        assert!(
+            o.status.success(),
+            "export-tar: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let o = run(
+        &[
+            "mkdir",
+            dir.join("disk.ext3").to_str().unwrap(),
+            "/srv",
+            "-p",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // A whole disk: an MBR with a small FAT partition 1 and the sample as
     // partition 2 (sectors 4096 to 12287).
     let mut disk = vec![0u8; 2 << 20];

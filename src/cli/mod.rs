@@ -17,6 +17,7 @@ mod journal;
 mod pack;
 mod report;
 mod signal;
+mod tar;
 mod vm;
 mod zero;
 
@@ -83,6 +84,8 @@ enum Cmd {
     Pack(pack::PackCmd),
     #[command(flatten)]
     Zero(zero::ZeroCmd),
+    #[command(flatten)]
+    Tar(tar::TarCmd),
     /// Inspect or replay the ext3/ext4 journal.
     #[command(subcommand)]
     Journal(journal::JournalCmd),
@@ -170,6 +173,7 @@ fn run(cli: Cli) -> R<()> {
         }
         Cmd::Edit(c) => edit::run(c, g),
         Cmd::Zero(c) => zero::run(c, g),
+        Cmd::Tar(c) => tar::run(c, g),
         Cmd::Vm(c) => vm::run(c, g),
         Cmd::Journal(c) => journal::run(c, g),
     }
