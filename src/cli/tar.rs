@@ -96,6 +96,7 @@ bz2, xz, zst (the one for stdout). Extract with GNU tar as root:
 tar --xattrs --xattrs-include='*' --acls --numeric-owner -xpf OUT";
 
 #[derive(Subcommand)]
+#[command(defer = true)]
 pub enum TarCmd {
     /// Unpack a tar archive (tar, .gz, .bz2, .xz, .zst, or - for stdin) into the image.
     #[command(name = "import-tar", after_help = IMPORT_HELP)]
