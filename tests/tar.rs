@@ -1158,3 +1158,51 @@ fn bsdtar_archive_round_trip() {
         assert!(f.contains("Links: 2") && f.contains("User:  1234"), "{f}");
     }
 }
+
+/// What GNU tar `--xattrs --acls` writes of a debootstrap tree: the ACL of
+/// /var/log/journal both as text with a group name ("group:adm:r-x") and
+/// in the xattr form with the numeric id. The name is in the archive's own
+/// etc/group, which an image being filled does not have before the archive
+/// brings it; the xattr form is the exact one and is used.
+#[test]
+fn acls_as_gnu_tar_writes_them_import_into_an_empty_image() {
+    require_e2fsprogs!();
+    let img = common::mkfs(&cfgs()[2]);
+    let mut x = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in [
+        (1u16, 7u16, u32::MAX),
+        (4, 5, u32::MAX),
+        (8, 5, 4),
+        (0x10, 5, u32::MAX),
+        (0x20, 5, u32::MAX),
+    ] {
+        x.extend_from_slice(&tag.to_le_bytes());
+        x.extend_from_slice(&perm.to_le_bytes());
+        x.extend_from_slice(&id.to_le_bytes());
+    }
+    let text = "user::rwx\ngroup::r-x\ngroup:adm:r-x\nmask::r-x\nother::r-x\n";
+    let both = [
+        rec("SCHILY.acl.access", text),
+        rec_bytes("SCHILY.xattr.system.posix_acl_access", &x),
+    ]
+    .concat();
+    let v = end([pax(&both), member("journal", b"1")].concat());
+    let p = img.path.with_extension("gnu.tar");
+    std::fs::write(&p, &v).unwrap();
+    import_ok(&img.path, &[s(&p)]);
+    let want = "system.posix_acl_access (28) = 01 00 00 00 01 00 07 00 04 00 05 00 08 00 05 00 04 00 00 00 10 00 05 00 20 00 05 00";
+    let ea = common::debugfs(&img.path, "ea_list /journal");
+    assert!(ea.contains(want), "{ea}");
+    // The text form alone, its name defined by an earlier member.
+    let v = end([
+        member("etc/group", b"root:x:0:\nadm:x:4:\n"),
+        pax(&rec("SCHILY.acl.access", text)),
+        member("journal2", b"2"),
+    ]
+    .concat());
+    common::ok(&img.path, "mkdir", &["/etc"]);
+    std::fs::write(&p, &v).unwrap();
+    import_ok(&img.path, &[s(&p)]);
+    let ea = common::debugfs(&img.path, "ea_list /journal2");
+    assert!(ea.contains(want), "{ea}");
+}

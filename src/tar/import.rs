@@ -539,6 +539,21 @@ impl Importer<'_> {
         }
     }
 
+    /// An ACL in text form, its user and group names looked up in the
+    /// image's own passwd and group.
+    fn acl_from_text(&self, text: &[u8]) -> std::result::Result<Vec<acl::Entry>, String> {
+        let acc = &self.accounts;
+        let names = |user: bool, name: &str| -> Option<u32> {
+            let a = acc.as_ref()?;
+            if user {
+                a.user(name).map(|u| u.uid)
+            } else {
+                a.group(name).map(|g| g.gid)
+            }
+        };
+        acl::from_text(text, &names)
+    }
+
     /// Mode, owner, attributes and times of the member on `ino`
     /// (directories: times later, in [`Self::finish_dirs`]).
     fn set_attrs(&mut self, ino: Ino, m: &Member, dir: bool) -> Result<()> {
@@ -577,17 +592,22 @@ impl Importer<'_> {
                     "a default ACL on something that is not a directory".into(),
                 ));
             }
-            let acc = &self.accounts;
-            let names = |user: bool, name: &str| -> Option<u32> {
-                let a = acc.as_ref()?;
-                if user {
-                    a.user(name).map(|u| u.uid)
-                } else {
-                    a.group(name).map(|g| g.gid)
+            // GNU tar --xattrs --acls writes both forms: the xattr one has
+            // the numeric ids, exactly as stored; the text then only
+            // repeats it with names.
+            if m.xattrs.iter().any(|(k, _)| k.as_slice() == n.as_bytes()) {
+                continue;
+            }
+            let a = match self.acl_from_text(text) {
+                Ok(a) => a,
+                // The names may be in a passwd or group file this archive
+                // wrote since the image's were read: read them again.
+                Err(_) => {
+                    self.accounts = crate::accounts::Accounts::load(self.fs).ok();
+                    self.acl_from_text(text)
+                        .map_err(|e| Error::Invalid(format!("SCHILY.acl: {e}")))?
                 }
             };
-            let a = acl::from_text(text, &names)
-                .map_err(|e| Error::Invalid(format!("SCHILY.acl: {e}")))?;
             if n == "system.posix_acl_access" {
                 let (bits, extended) = acl::mode_bits(&a);
                 perm = (perm & 0o7000) | bits;
