@@ -54,6 +54,7 @@ pub mod interrupt;
 pub mod ops;
 pub mod path;
 pub mod selinux;
+pub mod tar;
 pub mod zero_free;
 
 pub use error::{Error, Result};

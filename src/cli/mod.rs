@@ -14,6 +14,7 @@ mod edit;
 mod image;
 mod inspect;
 mod journal;
+mod mkfs;
 mod pack;
 mod report;
 mod signal;
@@ -83,6 +84,8 @@ enum Cmd {
     Pack(pack::PackCmd),
     #[command(flatten)]
     Zero(zero::ZeroCmd),
+    #[command(flatten)]
+    Mkfs(mkfs::MkfsCmd),
     /// Inspect or replay the ext3/ext4 journal.
     #[command(subcommand)]
     Journal(journal::JournalCmd),
@@ -170,6 +173,10 @@ fn run(cli: Cli) -> R<()> {
         }
         Cmd::Edit(c) => edit::run(c, g),
         Cmd::Zero(c) => zero::run(c, g),
+        Cmd::Mkfs(c) => {
+            read_only("mkfs makes a new IMAGE; it")?;
+            mkfs::run(c)
+        }
         Cmd::Vm(c) => vm::run(c, g),
         Cmd::Journal(c) => journal::run(c, g),
     }

@@ -1,0 +1,3 @@
+//! Images from scratch (and, in sibling modules, from archives).
+
+pub mod mkfs;
