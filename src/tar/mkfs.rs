@@ -346,7 +346,27 @@ impl Bits {
         }
     }
     fn range_free(&self, b: u64, n: u64) -> bool {
-        (b..b + n).all(|x| !self.get(x))
+        self.count(b, b + n) == 0
+    }
+    /// Bits set in [a, b).
+    fn count(&self, a: u64, b: u64) -> u64 {
+        let b = b.min(self.len);
+        if a >= b {
+            return 0;
+        }
+        let (wa, wb) = (a / 64, (b - 1) / 64);
+        let mut n = 0u64;
+        for w in wa..=wb {
+            let mut x = self.w[w as usize];
+            if w == wa {
+                x &= !0u64 << (a % 64);
+            }
+            if w == wb && !b.is_multiple_of(64) {
+                x &= (1u64 << (b % 64)) - 1;
+            }
+            n += x.count_ones() as u64;
+        }
+        n
     }
 }
 
@@ -415,7 +435,7 @@ fn has_super(sparse: bool, g: u32) -> bool {
 }
 
 fn is_power_of(mut n: u32, p: u32) -> bool {
-    while n > 1 && n % p == 0 {
+    while n > 1 && n.is_multiple_of(p) {
         n /= p;
     }
     n == 1
@@ -453,7 +473,7 @@ impl Plan {
         };
         let finish = if finish == 0 { start } else { finish };
         loop {
-            if b + num - 1 >= self.blocks {
+            if b + num > self.blocks {
                 if finish > start {
                     return None;
                 }
@@ -506,9 +526,8 @@ impl Plan {
     }
 
     fn group_free(&self, g: u32) -> u64 {
-        (self.group_first(g)..=self.group_last(g))
-            .filter(|&b| !self.used.get(b))
-            .count() as u64
+        let (a, b) = (self.group_first(g), self.group_last(g) + 1);
+        (b - a) - self.used.count(a, b)
     }
 
     fn too_small(&self) -> Error {
@@ -539,7 +558,7 @@ impl Plan {
             rem = (last_grp - g + 1) as u64;
             table_offset = flex as u64;
             let mut prev = 0;
-            if g % flex != 0 {
+            if !g.is_multiple_of(flex) {
                 prev = self.block_bitmap[g as usize - 1] + 1;
             } else if last_grp == self.groups - 1 {
                 table_offset = (last_grp & (flex - 1)) as u64;
@@ -560,7 +579,7 @@ impl Plan {
         self.block_bitmap[g as usize] = bb;
 
         if flex > 0 {
-            let prev = if g % flex != 0 {
+            let prev = if !g.is_multiple_of(flex) {
                 self.inode_bitmap[g as usize - 1] + 1
             } else {
                 bb + table_offset
@@ -576,7 +595,7 @@ impl Plan {
         self.inode_bitmap[g as usize] = ib;
 
         if flex > 0 {
-            let prev = if g % flex != 0 {
+            let prev = if !g.is_multiple_of(flex) {
                 self.inode_table[g as usize - 1] + ipb
             } else {
                 ib + table_offset
@@ -992,7 +1011,7 @@ pub fn plan(opts: &MkfsOptions) -> Result<Plan> {
     for g in 0..groups {
         p.allocate_group_table(g)?;
     }
-    let overhead_tables = (0..blocks).filter(|&b| p.used.get(b)).count() as u64;
+    let overhead_tables = p.used.count(0, blocks);
     // 3. Root and lost+found.
     let goal = p.group_first(0);
     p.root_block = p.alloc(goal)?;
@@ -1071,7 +1090,7 @@ impl Plan {
 
     /// Blocks of group `g` in use (from the plan's bitmap).
     fn free_blocks(&self) -> u64 {
-        (0..self.groups).map(|g| self.group_free(g)).sum()
+        self.blocks - self.first_data_block - self.used.count(0, self.blocks)
     }
 
     fn inodes_count(&self) -> u64 {
@@ -1531,9 +1550,11 @@ pub fn mkfs_file(path: &std::path::Path, opts: &MkfsOptions, force: bool) -> Res
     let shown = path.display().to_string();
     let file = if force {
         match std::fs::symlink_metadata(path) {
-            Ok(m) if !m.file_type().is_file() => return Err(Error::Invalid(format!(
+            Ok(m) if !m.file_type().is_file() => {
+                return Err(Error::Invalid(format!(
                 "{shown}: exists and is not a regular file (--force replaces only regular files)"
-            ))),
+            )))
+            }
             _ => {}
         }
         O::new()
@@ -1547,7 +1568,9 @@ pub fn mkfs_file(path: &std::path::Path, opts: &MkfsOptions, force: bool) -> Res
     };
     let file = file.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
-            Error::Exists(format!("{shown} (give --force to replace it)"))
+            Error::Invalid(format!(
+                "{shown}: already exists (give --force to replace it)"
+            ))
         } else {
             Error::io(format!("creating {shown}"), e)
         }
