@@ -462,3 +462,33 @@ fn library_writes_a_device() {
     let mut small = MemDevice::new(vec![0u8; 1 << 20]);
     assert!(mkfs(&opts, &mut small).is_err());
 }
+
+#[test]
+fn ext4_orphan_file_64m() {
+    case(
+        "64M",
+        "ext4",
+        &["--features", "orphan_file"],
+        &["-O", "orphan_file"],
+    );
+}
+
+#[test]
+fn ext4_orphan_file_2g() {
+    case(
+        "2G",
+        "ext4",
+        &["--features", "orphan_file"],
+        &["-O", "orphan_file"],
+    );
+}
+
+#[test]
+fn ext3_orphan_file_needs_extents() {
+    let dir = tempfile::tempdir().unwrap();
+    refused(
+        dir.path(),
+        &["64M", "--type", "ext3", "--features", "orphan_file"],
+        "orphan_file",
+    );
+}

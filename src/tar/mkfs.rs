@@ -130,6 +130,7 @@ const MAKE: &[(u8, u32)] = &[
     (0, f::COMPAT_EXT_ATTR),
     (0, f::COMPAT_RESIZE_INODE),
     (0, f::COMPAT_DIR_INDEX),
+    (0, f::COMPAT_ORPHAN_FILE),
     (1, f::INCOMPAT_FILETYPE),
     (1, f::INCOMPAT_EXTENTS),
     (1, f::INCOMPAT_64BIT),
@@ -311,6 +312,8 @@ pub struct Plan {
     lpf_blocks: Vec<u64>,
     resize_dind: u64,
     journal: FileMap,
+    /// The orphan file (inode 12), with orphan_file.
+    orphan: FileMap,
     used: Bits,
     /// Groups where something was allocated besides their own metadata.
     touched: Vec<bool>,
@@ -661,46 +664,52 @@ impl Plan {
         self.group_first(best)
     }
 
+    /// `n` blocks for a file mapped by extents (at most 4, in the inode),
+    /// from `goal` on: each run as long as the free space there allows
+    /// (ext2fs_fallocate on an empty file).
+    fn alloc_extents(&mut self, goal: u64, n: u64, opt: &str, what: &str) -> Result<FileMap> {
+        let mut map = FileMap::default();
+        let mut cursor = goal;
+        let mut left = n;
+        let mut extents: Vec<(u64, u64, u64)> = Vec::new(); // (lblk, start, len)
+        let mut lblk = 0;
+        while left > 0 {
+            let start = self.alloc(cursor)?;
+            let mut len = 1;
+            while len < left.min(32768) && start + len < self.blocks && !self.used.get(start + len)
+            {
+                len += 1;
+            }
+            self.mark(start + 1, len - 1, true);
+            extents.push((lblk, start, len));
+            map.runs.push((start, len));
+            lblk += len;
+            left -= len;
+            cursor = start + len;
+            if extents.len() > 4 {
+                return Err(Error::Unsupported(format!(
+                    "{opt}: a {what} of {n} blocks would take more than 4 extents here; ext3edit mkfs makes it with at most 4 (give a smaller {opt})"
+                )));
+            }
+        }
+        map.i_block[0] = 0xF30A | (extents.len() as u32) << 16;
+        map.i_block[1] = 4; // max 4, depth 0
+        for (i, &(l, s, len)) in extents.iter().enumerate() {
+            map.i_block[3 + i * 3] = l as u32;
+            map.i_block[4 + i * 3] = len as u32 | ((s >> 32) as u32) << 16;
+            map.i_block[5 + i * 3] = s as u32;
+        }
+        map.blocks = n;
+        Ok(map)
+    }
+
     /// The journal's blocks: extents from the goal, or an indirect map
     /// allocated block by block in logical order.
     fn allocate_journal(&mut self) -> Result<()> {
         let n = self.journal_blocks;
         let mut map = FileMap::default();
         if self.features.has(1, f::INCOMPAT_EXTENTS) {
-            let mut cursor = self.journal_goal();
-            let mut left = n;
-            let mut extents: Vec<(u64, u64, u64)> = Vec::new(); // (lblk, start, len)
-            let mut lblk = 0;
-            while left > 0 {
-                let start = self.alloc(cursor)?;
-                let mut len = 1;
-                while len < left.min(32768)
-                    && start + len < self.blocks
-                    && !self.used.get(start + len)
-                {
-                    len += 1;
-                }
-                self.mark(start + 1, len - 1, true);
-                extents.push((lblk, start, len));
-                map.runs.push((start, len));
-                lblk += len;
-                left -= len;
-                cursor = start + len;
-            }
-            if extents.len() > 4 {
-                return Err(Error::Unsupported(format!(
-                    "--journal-size: a journal of {n} blocks would take {} extents here; ext3edit mkfs makes journals of at most 4 (give a smaller --journal-size)",
-                    extents.len()
-                )));
-            }
-            map.i_block[0] = 0xF30A | (extents.len() as u32) << 16;
-            map.i_block[1] = 4; // max 4, depth 0
-            for (i, &(l, s, len)) in extents.iter().enumerate() {
-                map.i_block[3 + i * 3] = l as u32;
-                map.i_block[4 + i * 3] = len as u32 | ((s >> 32) as u32) << 16;
-                map.i_block[5 + i * 3] = s as u32;
-            }
-            map.blocks = n;
+            map = self.alloc_extents(self.journal_goal(), n, "--journal-size", "journal")?;
         } else {
             let apb = (self.block_size / 4) as u64;
             let mut cursor = self.first_data_block;
@@ -810,6 +819,12 @@ pub fn plan(opts: &MkfsOptions) -> Result<Plan> {
         return Err(Error::Invalid(format!(
             "--inode-size {inode_size}: a power of two from 128 to the block size ({block_size})"
         )));
+    }
+    if features.has(0, f::COMPAT_ORPHAN_FILE) && !features.has(1, f::INCOMPAT_EXTENTS) {
+        return Err(Error::Unsupported(
+            "--features orphan_file: ext3edit mkfs makes the orphan file with extents only (add extent)"
+                .into(),
+        ));
     }
     if let Some(l) = &opts.label {
         if l.len() > 16 {
@@ -989,6 +1004,7 @@ pub fn plan(opts: &MkfsOptions) -> Result<Plan> {
         lpf_blocks: Vec::new(),
         resize_dind: 0,
         journal: FileMap::default(),
+        orphan: FileMap::default(),
         used: Bits::new(blocks),
         touched: vec![false; groups as usize],
         overhead: 0,
@@ -1042,6 +1058,15 @@ pub fn plan(opts: &MkfsOptions) -> Result<Plan> {
         }
         p.allocate_journal()?;
     }
+    // 6. The orphan file.
+    if p.features.has(0, f::COMPAT_ORPHAN_FILE) {
+        let n = match blocks {
+            b if b < 128 * 1024 => 32,
+            b if b < 2 * 1024 * 1024 => b / 4096,
+            _ => 512,
+        };
+        p.orphan = p.alloc_extents(p.group_first(0), n, "--features orphan_file", "orphan file")?;
+    }
     p.overhead = overhead_tables + p.journal_blocks + first_data_block;
     let ext4ish = opts.fs_type == FsType::Ext4
         || p.features.incompat & f::INCOMPAT_FLEX_BG != 0
@@ -1080,6 +1105,16 @@ fn put64(b: &mut [u8], o: usize, v: u64) {
 const EXT4_EXTENTS_FL: u32 = 0x80000;
 
 impl Plan {
+    /// Inodes 1 to this one are in use (11 is lost+found, 12 the orphan
+    /// file).
+    fn used_inodes(&self) -> u32 {
+        if self.orphan.blocks > 0 {
+            12
+        } else {
+            11
+        }
+    }
+
     fn csum_on(&self) -> bool {
         self.features.csum()
     }
@@ -1101,7 +1136,7 @@ impl Plan {
     fn superblock(&self, g: u32) -> Vec<u8> {
         let mut s = vec![0u8; 1024];
         let t = self.time;
-        let free_inodes = self.inodes_count() - 11;
+        let free_inodes = self.inodes_count() - self.used_inodes() as u64;
         put32(&mut s, 0x00, self.inodes_count() as u32);
         put32(&mut s, 0x04, self.blocks as u32);
         put32(&mut s, 0x08, self.reserved_blocks as u32);
@@ -1163,6 +1198,9 @@ impl Plan {
             s[0x175] = 1; // crc32c
         }
         put64(&mut s, 0x178, self.kbytes_written);
+        if self.orphan.blocks > 0 {
+            put32(&mut s, 0x280, 12);
+        }
         put32(&mut s, 0x248, self.overhead as u32);
         if self.metadata_csum() {
             csum::set_superblock_csum(&mut s);
@@ -1199,7 +1237,7 @@ impl Plan {
         let mut bm = vec![0xFFu8; self.block_size as usize];
         for i in 0..self.inodes_per_group {
             let ino = g * self.inodes_per_group + i + 1;
-            if ino > 11 {
+            if ino > self.used_inodes() {
                 bm[(i / 8) as usize] &= !(1 << (i % 8));
             }
         }
@@ -1218,7 +1256,7 @@ impl Plan {
             let it = self.inode_table[g as usize];
             let free = self.group_free(g);
             let free_inodes = if g == 0 {
-                self.inodes_per_group - 11
+                self.inodes_per_group - self.used_inodes()
             } else {
                 self.inodes_per_group
             };
@@ -1457,6 +1495,26 @@ impl Plan {
             js[0x30..0x40].copy_from_slice(&self.uuid);
             js[0x40..0x44].copy_from_slice(&1u32.to_be_bytes());
             out.insert(self.journal.runs[0].0, js);
+        }
+        if self.orphan.blocks > 0 {
+            let n = self.orphan.blocks;
+            let mut oi = self.inode(0o100600, 1, n * bs as u64, n, EXT4_EXTENTS_FL);
+            for (k, w) in self.orphan.i_block.iter().enumerate() {
+                put32(&mut oi, 0x28 + 4 * k, *w);
+            }
+            inodes.push((12, oi));
+            let iseed = cp.inode_seed(12, 0);
+            for &(start, len) in &self.orphan.runs {
+                for b in start..start + len {
+                    let mut blk = vec![0u8; bs];
+                    if self.metadata_csum() {
+                        csum::set_orphan_block_csum(iseed, b, &mut blk);
+                    } else {
+                        put32(&mut blk, bs - 8, csum::ORPHAN_BLOCK_MAGIC);
+                    }
+                    out.insert(b, blk);
+                }
+            }
         }
         for (ino, mut raw) in inodes {
             cp.set_inode_csum(ino, &mut raw);
