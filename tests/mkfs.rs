@@ -484,11 +484,11 @@ fn ext4_orphan_file_2g() {
 }
 
 #[test]
-fn ext3_orphan_file_needs_extents() {
-    let dir = tempfile::tempdir().unwrap();
-    refused(
-        dir.path(),
-        &["64M", "--type", "ext3", "--features", "orphan_file"],
-        "orphan_file",
+fn ext3_orphan_file_block_mapped() {
+    case(
+        "300M",
+        "ext3",
+        &["--features", "orphan_file"],
+        &["-O", "orphan_file"],
     );
 }

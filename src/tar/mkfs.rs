@@ -312,8 +312,10 @@ pub struct Plan {
     lpf_blocks: Vec<u64>,
     resize_dind: u64,
     journal: FileMap,
-    /// The orphan file (inode 12), with orphan_file.
+    /// The orphan file (inode 12), with orphan_file: `blocks` counts its
+    /// data blocks, `orphan_map_blocks` its indirect blocks.
     orphan: FileMap,
+    orphan_map_blocks: u64,
     used: Bits,
     /// Groups where something was allocated besides their own metadata.
     touched: Vec<bool>,
@@ -707,15 +709,24 @@ impl Plan {
     /// allocated block by block in logical order.
     fn allocate_journal(&mut self) -> Result<()> {
         let n = self.journal_blocks;
-        let mut map = FileMap::default();
-        if self.features.has(1, f::INCOMPAT_EXTENTS) {
-            map = self.alloc_extents(self.journal_goal(), n, "--journal-size", "journal")?;
+        self.journal = if self.features.has(1, f::INCOMPAT_EXTENTS) {
+            self.alloc_extents(self.journal_goal(), n, "--journal-size", "journal")?
         } else {
+            self.alloc_blockmap(n)?
+        };
+        Ok(())
+    }
+
+    /// `n` blocks for a file mapped by indirect blocks, allocated block by
+    /// block in logical order from the start (each map block just before
+    /// the first block it maps), as ext2fs_bmap allocates them.
+    fn alloc_blockmap(&mut self, n: u64) -> Result<FileMap> {
+        let mut map = FileMap::default();
+        {
             let apb = (self.block_size / 4) as u64;
             let mut cursor = self.first_data_block;
             // Open indirect blocks: (block, entries) at levels 1..3.
             let mut ind: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
-            let mut cur = [0u64; 4]; // current block at depth 1 (top) ...
             for l in 0..n {
                 // The path: i_block slot, then indexes per level.
                 let (slot, idx): (usize, Vec<u64>) = if l < 12 {
@@ -734,7 +745,7 @@ impl Plan {
                 };
                 // Walk down, allocating the missing map blocks in order.
                 let mut parent: Option<(u64, u64)> = None; // (block, index)
-                for (depth, &i) in idx.iter().enumerate() {
+                for &i in idx.iter() {
                     let existing = match parent {
                         None => map.i_block[slot] as u64,
                         Some((pb, pi)) => ind[&pb][pi as usize] as u64,
@@ -756,7 +767,6 @@ impl Plan {
                         }
                         b
                     };
-                    cur[depth] = b;
                     parent = Some((b, i));
                 }
                 let d = self.alloc(cursor)?;
@@ -777,8 +787,7 @@ impl Plan {
             }
             map.indirect = ind.into_iter().collect();
         }
-        self.journal = map;
-        Ok(())
+        Ok(map)
     }
 }
 
@@ -819,12 +828,6 @@ pub fn plan(opts: &MkfsOptions) -> Result<Plan> {
         return Err(Error::Invalid(format!(
             "--inode-size {inode_size}: a power of two from 128 to the block size ({block_size})"
         )));
-    }
-    if features.has(0, f::COMPAT_ORPHAN_FILE) && !features.has(1, f::INCOMPAT_EXTENTS) {
-        return Err(Error::Unsupported(
-            "--features orphan_file: ext3edit mkfs makes the orphan file with extents only (add extent)"
-                .into(),
-        ));
     }
     if let Some(l) = &opts.label {
         if l.len() > 16 {
@@ -1005,6 +1008,7 @@ pub fn plan(opts: &MkfsOptions) -> Result<Plan> {
         resize_dind: 0,
         journal: FileMap::default(),
         orphan: FileMap::default(),
+        orphan_map_blocks: 0,
         used: Bits::new(blocks),
         touched: vec![false; groups as usize],
         overhead: 0,
@@ -1065,7 +1069,13 @@ pub fn plan(opts: &MkfsOptions) -> Result<Plan> {
             b if b < 2 * 1024 * 1024 => b / 4096,
             _ => 512,
         };
-        p.orphan = p.alloc_extents(p.group_first(0), n, "--features orphan_file", "orphan file")?;
+        p.orphan = if p.features.has(1, f::INCOMPAT_EXTENTS) {
+            p.alloc_extents(p.group_first(0), n, "--features orphan_file", "orphan file")?
+        } else {
+            p.alloc_blockmap(n)?
+        };
+        p.orphan.blocks = p.orphan.runs.iter().map(|r| r.1).sum();
+        p.orphan_map_blocks = p.orphan.indirect.len() as u64;
     }
     p.overhead = overhead_tables + p.journal_blocks + first_data_block;
     let ext4ish = opts.fs_type == FsType::Ext4
@@ -1498,11 +1508,20 @@ impl Plan {
         }
         if self.orphan.blocks > 0 {
             let n = self.orphan.blocks;
-            let mut oi = self.inode(0o100600, 1, n * bs as u64, n, EXT4_EXTENTS_FL);
+            let flags = if extents { EXT4_EXTENTS_FL } else { 0 };
+            let all = n + self.orphan_map_blocks;
+            let mut oi = self.inode(0o100600, 1, n * bs as u64, all, flags);
             for (k, w) in self.orphan.i_block.iter().enumerate() {
                 put32(&mut oi, 0x28 + 4 * k, *w);
             }
             inodes.push((12, oi));
+            for (b, entries) in &self.orphan.indirect {
+                let mut blk = vec![0u8; bs];
+                for (k, e) in entries.iter().enumerate() {
+                    put32(&mut blk, 4 * k, *e);
+                }
+                out.insert(*b, blk);
+            }
             let iseed = cp.inode_seed(12, 0);
             for &(start, len) in &self.orphan.runs {
                 for b in start..start + len {
