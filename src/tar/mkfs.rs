@@ -260,6 +260,9 @@ struct FileMap {
     blocks: u64,
     /// Data blocks in runs (start, length).
     runs: Vec<(u64, u64)>,
+    /// An extent tree of depth 1: its leaf block and extents (logical,
+    /// start, length).
+    leaf: Option<(u64, Vec<(u64, u64, u64)>)>,
 }
 
 /// Every parameter and block of the file system to be made.
@@ -688,11 +691,32 @@ impl Plan {
             lblk += len;
             left -= len;
             cursor = start + len;
-            if extents.len() > 4 {
+            let max = (self.block_size as usize - 12) / 12;
+            if extents.len() > max {
                 return Err(Error::Unsupported(format!(
-                    "{opt}: a {what} of {n} blocks would take more than 4 extents here; ext3edit mkfs makes it with at most 4 (give a smaller {opt})"
+                    "{opt}: a {what} of {n} blocks would take more than {max} extents here; ext3edit mkfs makes trees of one level (give a smaller {opt})"
                 )));
             }
+        }
+        if extents.len() > 4 {
+            // One leaf block, indexed from the inode; mke2fs puts it just
+            // before the file's first block when that one is free.
+            let leaf = self.alloc(extents[0].1 - 1)?;
+            map.i_block[0] = 0xF30A | 1 << 16;
+            map.i_block[1] = 4 | 1 << 16; // max 4, depth 1
+            map.i_block[3] = 0;
+            map.i_block[4] = leaf as u32;
+            map.i_block[5] = (leaf >> 32) as u32;
+            // Past the index entry the root keeps what it held before it
+            // was split (extents 1 to 3), as mke2fs leaves it.
+            for (i, &(l, s, len)) in extents[1..4].iter().enumerate() {
+                map.i_block[6 + i * 3] = l as u32;
+                map.i_block[7 + i * 3] = len as u32 | ((s >> 32) as u32) << 16;
+                map.i_block[8 + i * 3] = s as u32;
+            }
+            map.leaf = Some((leaf, extents));
+            map.blocks = n + 1;
+            return Ok(map);
         }
         map.i_block[0] = 0xF30A | (extents.len() as u32) << 16;
         map.i_block[1] = 4; // max 4, depth 0
@@ -1341,6 +1365,27 @@ impl Plan {
         }
     }
 
+    /// An extent leaf block of inode `ino` holding `extents` (logical,
+    /// start, length), with its checksum tail.
+    fn extent_leaf(&self, cp: &CsumParams, ino: u32, extents: &[(u64, u64, u64)]) -> Vec<u8> {
+        let bs = self.block_size as usize;
+        let mut b = vec![0u8; bs];
+        put16(&mut b, 0, 0xF30A);
+        put16(&mut b, 2, extents.len() as u16);
+        put16(&mut b, 4, ((bs - 12) / 12) as u16);
+        for (k, &(l, s, n)) in extents.iter().enumerate() {
+            let o = 12 + 12 * k;
+            put32(&mut b, o, l as u32);
+            put16(&mut b, o + 4, n as u16);
+            put16(&mut b, o + 6, (s >> 32) as u16);
+            put32(&mut b, o + 8, s as u32);
+        }
+        if self.metadata_csum() {
+            let _ = csum::set_extent_block_csum(cp.inode_seed(ino, 0), &mut b);
+        }
+        b
+    }
+
     /// A directory block: entries (inode, name), the last one taking the
     /// rest of the block, and the checksum tail with metadata_csum.
     fn dir_block(&self, cp: &CsumParams, ino: u32, entries: &[(u32, &[u8])]) -> Vec<u8> {
@@ -1487,6 +1532,9 @@ impl Plan {
                 put32(&mut ji, 0x28 + 4 * k, *w);
             }
             inodes.push((8, ji));
+            if let Some((leaf, extents)) = &self.journal.leaf {
+                out.insert(*leaf, self.extent_leaf(&cp, 8, extents));
+            }
             for (b, entries) in &self.journal.indirect {
                 let mut blk = vec![0u8; bs];
                 for (k, e) in entries.iter().enumerate() {
