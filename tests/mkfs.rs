@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -419,6 +418,13 @@ fn bad_input_is_refused_and_leaves_nothing() {
         "no journal",
     );
     refused(d, &["64M", "--journal-size", "60"], "more than half");
+    refused(d, &["64M", "--inodes", "4000000000"], "too many inodes");
+    refused(d, &["64K"], "inodes per group");
+    refused(
+        d,
+        &["64M", "--journal-size", "18446744073709551615"],
+        "--journal-size",
+    );
 }
 
 #[test]
@@ -507,5 +513,32 @@ fn ext3_orphan_file_block_mapped() {
         "ext3",
         &["--features", "orphan_file"],
         &["-O", "orphan_file"],
+    );
+}
+
+#[test]
+fn ext3_200k_too_small_for_a_journal() {
+    // Under 2048 blocks: no journal (as mke2fs, with a note), and a resize
+    // inode without reserved GDT blocks.
+    case("200K", "ext3", &[], &[]);
+}
+
+#[test]
+fn ext3_no_sparse_super() {
+    case(
+        "300M",
+        "ext3",
+        &["--features", "^sparse_super,^resize_inode"],
+        &["-O", "^sparse_super,^resize_inode"],
+    );
+}
+
+#[test]
+fn resize_inode_needs_sparse_super() {
+    let dir = tempfile::tempdir().unwrap();
+    refused(
+        dir.path(),
+        &["64M", "--features", "^sparse_super"],
+        "resize_inode needs sparse_super",
     );
 }

@@ -248,6 +248,9 @@ impl Features {
     }
 }
 
+/// One extent: logical block, first physical block, length.
+type Extent = (u64, u64, u64);
+
 /// Where one journal block map puts its blocks.
 #[derive(Clone, Debug, Default)]
 struct FileMap {
@@ -262,7 +265,7 @@ struct FileMap {
     runs: Vec<(u64, u64)>,
     /// An extent tree of depth 1: its leaf block and extents (logical,
     /// start, length).
-    leaf: Option<(u64, Vec<(u64, u64, u64)>)>,
+    leaf: Option<(u64, Vec<Extent>)>,
 }
 
 /// Every parameter and block of the file system to be made.
@@ -853,6 +856,11 @@ pub fn plan(opts: &MkfsOptions) -> Result<Plan> {
             "--inode-size {inode_size}: a power of two from 128 to the block size ({block_size})"
         )));
     }
+    if features.has(0, f::COMPAT_RESIZE_INODE) && !features.has(2, f::RO_COMPAT_SPARSE_SUPER) {
+        return Err(Error::Invalid(
+            "--features: resize_inode needs sparse_super (as for mke2fs: add ^resize_inode)".into(),
+        ));
+    }
     if let Some(l) = &opts.label {
         if l.len() > 16 {
             return Err(Error::Invalid(format!(
@@ -915,6 +923,11 @@ pub fn plan(opts: &MkfsOptions) -> Result<Plan> {
             0
         };
         if reserved_gdt + desc_blocks > bpg * 3 / 4 {
+            if bpg < 8 * block_size {
+                return Err(Error::Invalid(
+                    "--inodes: too many inodes for this size".into(),
+                ));
+            }
             return Err(Error::Unsupported(
                 "SIZE: the group descriptors would need meta_bg, which ext3edit mkfs does not make"
                     .into(),
@@ -971,14 +984,14 @@ pub fn plan(opts: &MkfsOptions) -> Result<Plan> {
     };
     if ipg < 16 && groups > 1 || ipg < 12 {
         return Err(Error::Unsupported(format!(
-            "--inodes: {ipg} inodes per group; ext3edit mkfs needs the reserved inodes in group 0"
+            "only {ipg} inodes per group; ext3edit mkfs needs at least 16 (the reserved inodes in group 0): give a larger SIZE or --inodes"
         )));
     }
     let mut journal_blocks = 0;
     if features.has(0, f::COMPAT_HAS_JOURNAL) {
         match opts.journal_size_mb {
             Some(m) => {
-                let j = m * 1024 / (bs / 1024);
+                let j = m.saturating_mul(1024) / (bs / 1024);
                 if !(1024..=10_240_000).contains(&j) {
                     return Err(Error::Invalid(format!(
                         "--journal-size {m}: the journal must have 1024 to 10240000 blocks ({j} of {block_size} bytes)"
@@ -1071,7 +1084,8 @@ pub fn plan(opts: &MkfsOptions) -> Result<Plan> {
         p.lpf_blocks.push(b);
     }
     // 4. The resize inode's double indirect block.
-    if reserved_gdt > 0 {
+    // (mke2fs makes it whenever the feature is on, reserved blocks or not.)
+    if p.features.has(0, f::COMPAT_RESIZE_INODE) {
         let goal = first_data_block + desc_blocks as u64 + reserved_gdt as u64 + 2 + itb as u64;
         p.resize_dind = p.alloc(goal)?;
     }
