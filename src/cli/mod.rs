@@ -1,6 +1,6 @@
 //! The `ext3edit` command line, split by command group: [`inspect`]
 //! (read-only commands), [`copy`] (get and put), [`edit`] (the commands
-//! that change one entry), [`journal`]. [`image`] opens the image and
+//! that change one entry), [`journal`], [`mkfs`] (a new image). [`image`] opens the image and
 //! commits, [`args`] parses what the commands share, [`report`] prints.
 
 use std::process::ExitCode;
@@ -52,6 +52,7 @@ Examples:
   ext3edit rm disk.ext3 /tmp/cache -r
   ext3edit put disk.img --partition 2 hosts /etc/hosts
   ext3edit zero-free disk.ext3 && ext3edit pack disk.ext3 disk.ext3.bz2
+  ext3edit mkfs new.ext4 2G            (a new image, as mke2fs makes it)
 
 Timestamps default to now, or to $SOURCE_DATE_EPOCH when it is set
 (reproducible builds); --mtime overrides.";
