@@ -542,3 +542,37 @@ fn resize_inode_needs_sparse_super() {
         "resize_inode needs sparse_super",
     );
 }
+
+/// s_kbytes_written of mke2fs and ours, primary superblock.
+fn kbytes_pair(size: &str) -> (u64, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let o = dir.path().join("o.img");
+    let m = dir.path().join("m.img");
+    let out = ext3edit(&["mkfs", o.to_str().unwrap(), size, "-q"]);
+    assert!(out.status.success());
+    std::fs::File::create(&m)
+        .unwrap()
+        .set_len(size_bytes(size))
+        .unwrap();
+    let st = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4"])
+        .arg(&m)
+        .arg(format!("{}k", size_bytes(size) / 1024))
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    let k = |p: &Path| {
+        let b = common::bytes(p);
+        u64::from_le_bytes(b[1024 + 0x178..1024 + 0x180].try_into().unwrap())
+    };
+    (k(&m), k(&o))
+}
+
+#[test]
+fn kbytes_written_as_mke2fs_on_small_ext4() {
+    require_e2fsprogs!();
+    for size in ["2M", "8M", "64M"] {
+        let (m, o) = kbytes_pair(size);
+        assert_eq!(m, o, "{size}: s_kbytes_written mke2fs {m}, ours {o}");
+    }
+}
