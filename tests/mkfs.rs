@@ -419,7 +419,12 @@ fn bad_input_is_refused_and_leaves_nothing() {
     );
     refused(d, &["64M", "--journal-size", "60"], "more than half");
     refused(d, &["64M", "--inodes", "4000000000"], "too many inodes");
-    refused(d, &["64K"], "inodes per group");
+    refused(d, &["64K"], "too few for the reserved inodes");
+    refused(
+        d,
+        &["64M", "--type", "ext2", "--features", "orphan_file"],
+        "orphan_file needs a journal",
+    );
     refused(
         d,
         &["64M", "--journal-size", "18446744073709551615"],
@@ -575,4 +580,26 @@ fn kbytes_written_as_mke2fs_on_small_ext4() {
         let (m, o) = kbytes_pair(size);
         assert_eq!(m, o, "{size}: s_kbytes_written mke2fs {m}, ours {o}");
     }
+}
+
+#[test]
+fn ext3_8_inodes_per_group() {
+    // The reserved inodes and lost+found spread over groups 0 and 1, its
+    // blocks in group 1, as mke2fs puts them.
+    case(
+        "64M",
+        "ext3",
+        &["--inodes", "1", "--features", "orphan_file"],
+        &["-N", "1", "-O", "orphan_file"],
+    );
+}
+
+#[test]
+fn ext4_few_inodes_orphan_file() {
+    case(
+        "64M",
+        "ext4",
+        &["--inodes", "20", "--features", "orphan_file"],
+        &["-N", "20", "-O", "orphan_file"],
+    );
 }

@@ -551,6 +551,25 @@ impl Plan {
 
     // -------------------------------------------------------- allocation
 
+    /// Where the first block of an empty inode goes: the first block of
+    /// its (flex) group (ext2fs_find_inode_goal).
+    fn inode_goal(&self, ino: u32) -> u64 {
+        let mut g = (ino - 1) / self.inodes_per_group;
+        if self.log_flex > 0 {
+            g &= !((1u32 << self.log_flex) - 1);
+        }
+        self.group_first(g)
+    }
+
+    /// The groups ext2fs_new_inode looks at to find `ino` (from group 0)
+    /// lose BLOCK_UNINIT.
+    fn touch_inode_group(&mut self, ino: u32) {
+        let g = ((ino - 1) / self.inodes_per_group) as usize;
+        for t in &mut self.touched[..=g.min(self.groups as usize - 1)] {
+            *t = true;
+        }
+    }
+
     /// Bitmaps and inode table of group `g` (ext2fs_allocate_group_table).
     fn allocate_group_table(&mut self, g: u32) -> Result<()> {
         let ipb = self.itable_blocks as u64;
@@ -740,7 +759,7 @@ impl Plan {
         self.journal = if self.features.has(1, f::INCOMPAT_EXTENTS) {
             self.alloc_extents(self.journal_goal(), n, "--journal-size", "journal")?
         } else {
-            self.alloc_blockmap(n)?
+            self.alloc_blockmap(self.inode_goal(8), n)?
         };
         Ok(())
     }
@@ -748,11 +767,11 @@ impl Plan {
     /// `n` blocks for a file mapped by indirect blocks, allocated block by
     /// block in logical order from the start (each map block just before
     /// the first block it maps), as ext2fs_bmap allocates them.
-    fn alloc_blockmap(&mut self, n: u64) -> Result<FileMap> {
+    fn alloc_blockmap(&mut self, goal: u64, n: u64) -> Result<FileMap> {
         let mut map = FileMap::default();
         {
             let apb = (self.block_size / 4) as u64;
-            let mut cursor = self.first_data_block;
+            let mut cursor = goal;
             // Open indirect blocks: (block, entries) at levels 1..3.
             let mut ind: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
             for l in 0..n {
@@ -856,6 +875,11 @@ pub fn plan(opts: &MkfsOptions) -> Result<Plan> {
         return Err(Error::Invalid(format!(
             "--inode-size {inode_size}: a power of two from 128 to the block size ({block_size})"
         )));
+    }
+    if features.has(0, f::COMPAT_ORPHAN_FILE) && !features.has(0, f::COMPAT_HAS_JOURNAL) {
+        return Err(Error::Invalid(
+            "--features: orphan_file needs a journal (has_journal), as for mke2fs".into(),
+        ));
     }
     if features.has(0, f::COMPAT_RESIZE_INODE) && !features.has(2, f::RO_COMPAT_SPARSE_SUPER) {
         return Err(Error::Invalid(
@@ -983,9 +1007,10 @@ pub fn plan(opts: &MkfsOptions) -> Result<Plan> {
         }
         break (groups, desc_blocks, reserved_gdt, ipg, itb);
     };
-    if ipg < 16 && groups > 1 || ipg < 12 {
-        return Err(Error::Unsupported(format!(
-            "only {ipg} inodes per group; ext3edit mkfs needs at least 16 (the reserved inodes in group 0): give a larger SIZE or --inodes"
+    if (ipg as u64) * (groups as u64) < 13 {
+        return Err(Error::Invalid(format!(
+            "only {} inodes: too few for the reserved inodes, root and lost+found (give a larger SIZE or --inodes)",
+            ipg as u64 * groups as u64
         )));
     }
     let mut journal_blocks = 0;
@@ -1071,9 +1096,10 @@ pub fn plan(opts: &MkfsOptions) -> Result<Plan> {
     }
     let overhead_tables = p.used.count(0, blocks);
     // 3. Root and lost+found.
-    let goal = p.group_first(0);
-    p.root_block = p.alloc(goal)?;
-    let mut b = p.alloc(goal)?;
+    p.root_block = p.alloc(p.inode_goal(2))?;
+    // ext2fs_new_inode clears BLOCK_UNINIT of the group it takes an inode in.
+    p.touch_inode_group(11);
+    let mut b = p.alloc(p.inode_goal(11))?;
     p.lpf_blocks.push(b);
     let mut size = 0u64;
     for _ in 1..12 {
@@ -1108,10 +1134,12 @@ pub fn plan(opts: &MkfsOptions) -> Result<Plan> {
             b if b < 2 * 1024 * 1024 => b / 4096,
             _ => 512,
         };
+        p.touch_inode_group(12);
+        let goal = p.inode_goal(12);
         p.orphan = if p.features.has(1, f::INCOMPAT_EXTENTS) {
-            p.alloc_extents(p.group_first(0), n, "--features orphan_file", "orphan file")?
+            p.alloc_extents(goal, n, "--features orphan_file", "orphan file")?
         } else {
-            p.alloc_blockmap(n)?
+            p.alloc_blockmap(p.group_first(0), n)?
         };
         p.orphan.blocks = p.orphan.runs.iter().map(|r| r.1).sum();
         p.orphan_map_blocks = p.orphan.indirect.len() as u64;
@@ -1272,7 +1300,19 @@ impl Plan {
         if !self.csum_on() {
             return (false, false);
         }
-        (g != self.groups - 1 && !self.touched[g as usize], g != 0)
+        (
+            g != self.groups - 1 && !self.touched[g as usize],
+            self.used_in_group(g) == 0,
+        )
+    }
+
+    /// Inodes of group `g` in use (the reserved inodes, lost+found and
+    /// the orphan file may spread over several groups when they are
+    /// small, as mke2fs lets them).
+    fn used_in_group(&self, g: u32) -> u32 {
+        self.used_inodes()
+            .saturating_sub(g * self.inodes_per_group)
+            .min(self.inodes_per_group)
     }
 
     fn block_bitmap_bytes(&self, g: u32) -> Vec<u8> {
@@ -1310,12 +1350,9 @@ impl Plan {
             let ib = self.inode_bitmap[g as usize];
             let it = self.inode_table[g as usize];
             let free = self.group_free(g);
-            let free_inodes = if g == 0 {
-                self.inodes_per_group - self.used_inodes()
-            } else {
-                self.inodes_per_group
-            };
-            let dirs = if g == 0 { 2 } else { 0 };
+            let free_inodes = self.inodes_per_group - self.used_in_group(g);
+            let group_of = |ino: u32| (ino - 1) / self.inodes_per_group;
+            let dirs = [2, 11].iter().filter(|&&i| group_of(i) == g).count() as u16;
             let unused = if self.csum_on() { free_inodes } else { 0 };
             let mut flags = 0x4u16; // ITABLE_ZEROED
             if bu {
@@ -1606,8 +1643,9 @@ impl Plan {
         }
         for (ino, mut raw) in inodes {
             cp.set_inode_csum(ino, &mut raw);
-            let idx = (ino - 1) as u64 * self.inode_size as u64;
-            let blk = self.inode_table[0] + idx / bs as u64;
+            let g = ((ino - 1) / self.inodes_per_group) as usize;
+            let idx = ((ino - 1) % self.inodes_per_group) as u64 * self.inode_size as u64;
+            let blk = self.inode_table[g] + idx / bs as u64;
             let off = (idx % bs as u64) as usize;
             let e = out.entry(blk).or_insert_with(|| vec![0u8; bs]);
             e[off..off + raw.len()].copy_from_slice(&raw);
