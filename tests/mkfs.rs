@@ -603,3 +603,27 @@ fn ext4_few_inodes_orphan_file() {
         &["-N", "20", "-O", "orphan_file"],
     );
 }
+
+#[test]
+fn ext4_smaller_groups_for_many_inodes() {
+    // More inodes than one group's bitmap holds: mke2fs shrinks the
+    // groups (21624 blocks here) until they fit.
+    case(
+        "92885K",
+        "ext4",
+        &["--block-size", "4096", "--inodes", "48695"],
+        &["-b", "4096", "-N", "48695"],
+    );
+}
+
+#[test]
+fn ext3_extent_small_groups_after_trim() {
+    // The short last group is dropped, then the groups shrink to 32600
+    // blocks, counted from the whole size again.
+    case(
+        "266576K",
+        "ext3",
+        &["--block-size", "4096", "--features", "extent"],
+        &["-b", "4096", "-O", "extent"],
+    );
+}

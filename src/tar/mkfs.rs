@@ -965,7 +965,9 @@ pub fn plan(opts: &MkfsOptions) -> Result<Plan> {
         let mut ipg = (inodes_wanted as u32).div_ceil(groups);
         if ipg > block_size * 8 {
             if bpg >= 256 {
+                // Smaller groups, from the full size again (as mke2fs).
                 bpg -= 8;
+                blocks = blocks0;
                 continue;
             }
             return Err(Error::Invalid(
