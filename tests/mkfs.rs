@@ -186,6 +186,15 @@ fn case(size: &str, fstype: &str, ours: &[&str], theirs: &[&str]) {
     common::fsck_clean(&o);
     assert_eq!(common::debugfs_cat(&o, "/etc/ssh/data.bin"), data);
     assert!(common::debugfs(&o, "ls -l /").contains("lost+found"));
+    // The independent reader too, where the image fits in memory (and
+    // has the inodes it reads: ext4-view refuses 128-byte inodes with
+    // metadata_csum, on mke2fs's image as on ours, byte for byte equal).
+    let small_inodes = dm
+        .lines()
+        .any(|l| l.starts_with("Inode size:") && l.ends_with(" 128"));
+    if bytes <= 64 << 20 && !(small_inodes && dm.contains("metadata_csum")) {
+        assert_eq!(common::view(&o).read("/etc/ssh/data.bin").unwrap(), data);
+    }
 }
 
 #[test]
