@@ -636,3 +636,22 @@ fn ext3_extent_small_groups_after_trim() {
         &["-b", "4096", "-O", "extent"],
     );
 }
+
+#[test]
+fn failed_write_leaves_no_file() {
+    // A file size limit makes the sizing fail after the file was created.
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("x.img");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("ulimit -f 1000; exec \"$BIN\" mkfs \"$IMG\" 64M")
+        .env("BIN", common::bin())
+        .env("IMG", &img)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("x.img"), "{err}");
+    assert!(!img.exists(), "x.img left behind");
+}
