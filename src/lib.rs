@@ -36,7 +36,8 @@
 //! SELinux label a policy's `file_contexts` gives a path, as libselinux
 //! does. On top of them, [`customize`] checks a VM image against a Xen
 //! cluster's requirements and plans and applies the changes that make it
-//! meet them.
+//! meet them. [`tar`] makes images from scratch ([`tar::mkfs`], laid out
+//! as mke2fs lays them out).
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]

@@ -1,6 +1,6 @@
 //! The `ext3edit` command line, split by command group: [`inspect`]
 //! (read-only commands), [`copy`] (get and put), [`edit`] (the commands
-//! that change one entry), [`journal`]. [`image`] opens the image and
+//! that change one entry), [`journal`], [`mkfs`] (a new image). [`image`] opens the image and
 //! commits, [`args`] parses what the commands share, [`report`] prints.
 
 use std::process::ExitCode;
@@ -14,6 +14,7 @@ mod edit;
 mod image;
 mod inspect;
 mod journal;
+mod mkfs;
 mod pack;
 mod report;
 mod signal;
@@ -52,6 +53,7 @@ Examples:
   ext3edit rm disk.ext3 /tmp/cache -r
   ext3edit put disk.img --partition 2 hosts /etc/hosts
   ext3edit zero-free disk.ext3 && ext3edit pack disk.ext3 disk.ext3.bz2
+  ext3edit mkfs new.ext4 2G            (a new image, as mke2fs makes it)
 
 Timestamps default to now, or to $SOURCE_DATE_EPOCH when it is set
 (reproducible builds); --mtime overrides.";
@@ -84,6 +86,8 @@ enum Cmd {
     Pack(pack::PackCmd),
     #[command(flatten)]
     Zero(zero::ZeroCmd),
+    #[command(flatten)]
+    Mkfs(mkfs::MkfsCmd),
     #[command(flatten)]
     Tar(tar::TarCmd),
     /// Inspect or replay the ext3/ext4 journal.
@@ -173,6 +177,10 @@ fn run(cli: Cli) -> R<()> {
         }
         Cmd::Edit(c) => edit::run(c, g),
         Cmd::Zero(c) => zero::run(c, g),
+        Cmd::Mkfs(c) => {
+            read_only("mkfs makes a new IMAGE; it")?;
+            mkfs::run(c)
+        }
         Cmd::Tar(c) => tar::run(c, g),
         Cmd::Vm(c) => vm::run(c, g),
         Cmd::Journal(c) => journal::run(c, g),
