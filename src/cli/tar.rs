@@ -67,8 +67,8 @@ with one line naming the member and its offset in the decompressed
 stream, and the image is left byte for byte as it was, also when the
 import was committed in several journal transactions.
 
-Not yet: --mkfs SIZE and --size auto (a new image for the archive) come
-with the mkfs command.";
+Not yet: --mkfs SIZE and --size auto (a new image for the archive in one
+step). Make the image first: ext3edit mkfs IMAGE SIZE, then import-tar.";
 
 const EXPORT_HELP: &str = "\
 Examples:
@@ -147,7 +147,7 @@ pub fn run(cmd: TarCmd, global: &WriteOpts) -> R<()> {
         } => {
             if mkfs.is_some() || size.is_some() {
                 return Err(failure(
-                    "import-tar --mkfs/--size: not implemented yet: making a new image comes with the mkfs command; make the image first (mke2fs), then import-tar into it",
+                    "import-tar --mkfs/--size: not implemented yet; make the image first (ext3edit mkfs IMAGE SIZE), then import-tar into it",
                 ));
             }
             let opts = ImportOptions {
