@@ -600,6 +600,14 @@ impl<R: Read> TarReader<R> {
                 None => id(field(116..124, "gid")?, "gid")?,
             };
             let size = pax.size.unwrap_or(size);
+            // The data is skipped with its padding: that must not overflow.
+            if size > u64::MAX - BLOCK as u64 {
+                return Err(bad(
+                    &what,
+                    offset,
+                    format!("size {size} is larger than any archive"),
+                ));
+            }
             let mtime = match pax.mtime.or(g.mtime) {
                 Some(t) => t,
                 None => {
