@@ -224,10 +224,13 @@ fn pax_time(v: &[u8]) -> Option<Timestamp> {
         Some(i) => (&v[..i], &v[i + 1..]),
         None => (v, &b""[..]),
     };
-    let secs = decimal(int)? as i64;
-    if secs > i64::MAX / 2 || !frac.iter().all(u8::is_ascii_digit) {
+    // Checked before the cast: a 20-digit number wrapped to a negative
+    // time, and i64::MIN overflowed when negated.
+    let secs = decimal(int)?;
+    if secs > i64::MAX as u64 / 2 || !frac.iter().all(u8::is_ascii_digit) {
         return None;
     }
+    let secs = secs as i64;
     let mut nanos = 0u32;
     for i in 0..9 {
         nanos = nanos * 10 + frac.get(i).map_or(0, |d| (d - b'0') as u32);
