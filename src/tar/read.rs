@@ -252,6 +252,22 @@ fn id32(v: u64, what: &str) -> std::result::Result<u32, String> {
 }
 
 impl Pax {
+    /// Bytes of names and values held (what stacked headers add up to;
+    /// the sparse map has its own bound, [`MAX_SPARSE`]).
+    fn held(&self) -> u64 {
+        let len = |v: &Option<Vec<u8>>| v.as_ref().map_or(0, |v| v.len() as u64);
+        len(&self.path)
+            + len(&self.linkpath)
+            + len(&self.acl_access)
+            + len(&self.acl_default)
+            + len(&self.sparse_name)
+            + self
+                .xattrs
+                .iter()
+                .map(|(n, v)| (n.len() + v.len()) as u64)
+                .sum::<u64>()
+    }
+
     /// Parse the records of an extended header into `self`.
     fn parse(&mut self, data: &[u8]) -> std::result::Result<(), String> {
         let mut at = 0usize;
@@ -561,6 +577,19 @@ impl<R: Read> TarReader<R> {
                     target
                         .parse(&data)
                         .map_err(|m| bad(&format!("PAX header {shown:?}"), at, m))?;
+                    // Each header is bounded, and so is what a run of them
+                    // (or every global one) adds up to.
+                    let held = target.held();
+                    if held > MAX_PAX {
+                        return Err(bad(
+                            &format!("PAX header {shown:?}"),
+                            at,
+                            format!(
+                                "the {} extended headers hold {held} bytes, more than the {MAX_PAX} accepted",
+                                if typeflag == b'x' { "member's" } else { "global" }
+                            ),
+                        ));
+                    }
                     continue;
                 }
                 _ => {}
