@@ -56,7 +56,8 @@ through a symlink (made by an earlier member, or already in the image) is
 refused, naming it. A hard link must name an earlier member.
 
 OCI layers: --whiteouts apply (default) removes NAME for a .wh.NAME member
-and, for .wh..wh..opq, everything the directory held before the archive;
+and, for .wh..wh..opq, everything the directory held before
+the archive but what the archive names itself (the root's lost+found stays);
 --whiteouts overlay keeps them as overlayfs reads them (NAME as a 0:0
 character device; trusted.overlay.opaque=y on the directory).
 
@@ -83,9 +84,9 @@ depth first with each directory's entries sorted by name; numeric owners
 hard links as link members, symlinks, devices, fifos, extended attributes
 as SCHILY.xattr.*, POSIX ACLs as SCHILY.acl.access/default (text, numeric
 ids). The same image gives the same bytes (nothing depends on the clock),
-and import-tar of the result gives the same tree back. Sparse files are
-written with their full data (holes as zeros): import-tar turns the zero
-blocks into holes again. Sockets have no tar form and are skipped with a
+and import-tar of the result gives the same tree back. A file with holes
+is a PAX 1.0 sparse member (GNU tar's --sparse-version=1.0 form: GNU tar,
+Python's tarfile and import-tar restore the holes). Sockets have no tar form and are skipped with a
 warning.
 
 OUT - is standard output; otherwise OUT is written through a temporary
@@ -347,6 +348,8 @@ fn export_tar(image: &Path, path: &str, out: &str, compress: Option<&str>) -> R<
             .suffix(".ext3edit-partial")
             .tempfile_in(&dir)
             .map_err(|e| Error::io(format!("creating a temporary file in {}", dir.display()), e))?;
+        // A signal removes the partial archive too.
+        super::signal::remove_on_signal(tmp.path());
         let w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
         let (w, r) = write_compressed(&fs, ino, path, w, c)?;
         w.into_inner()
@@ -357,7 +360,7 @@ fn export_tar(image: &Path, path: &str, out: &str, compress: Option<&str>) -> R<
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let umask = unsafe_free_umask();
+            let umask = process_umask();
             let _ = std::fs::set_permissions(
                 tmp.path(),
                 std::fs::Permissions::from_mode(0o666 & !umask),
@@ -365,6 +368,7 @@ fn export_tar(image: &Path, path: &str, out: &str, compress: Option<&str>) -> R<
         }
         tmp.persist(&outp)
             .map_err(|e| Error::io(format!("renaming the archive to {out}"), e.error))?;
+        super::signal::forget_temp();
         r
     };
     for wline in report.warnings {
@@ -434,7 +438,7 @@ fn export_in_place(
 
 /// The process umask, read from /proc (no unsafe call): 022 when unknown.
 #[cfg(unix)]
-fn unsafe_free_umask() -> u32 {
+fn process_umask() -> u32 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

@@ -8,9 +8,12 @@
 //! as `SCHILY.xattr.NAME` (sorted by name) and POSIX ACLs as
 //! `SCHILY.acl.access` / `SCHILY.acl.default` text with numeric ids; the
 //! second and later names of a multiply linked inode are hard link
-//! members naming the first. Sparse files are written with their full
-//! data (holes as zeros; `import-tar` turns zero blocks into holes
-//! again). Sockets have no tar form and are skipped with a warning.
+//! members naming the first. A file with holes is a PAX 1.0 sparse
+//! member (GNU tar's `--sparse-version=1.0`: `GNU.sparse.major=1`,
+//! `minor=0`, `name`, `realsize`, the map in decimal lines at the start
+//! of the data, the name in the ustar header `DIR/GNUSparseFile.0/BASE`
+//! for readers that know nothing of it); unwritten extents count as
+//! holes. Sockets have no tar form and are skipped with a warning.
 //! Nothing depends on the clock: the same image gives the same bytes.
 
 use std::collections::HashMap;
@@ -119,6 +122,12 @@ pub fn export<W: Write>(
             links.insert(ino, name.clone());
         }
         match inode.file_type() {
+            FileType::Regular if sparse_map(fs, &inode).map_err(at)?.is_some() => {
+                let map = sparse_map(fs, &inode).map_err(at)?.unwrap_or_default();
+                let size = fs.checked_size(&inode).map_err(at)?;
+                write_sparse(fs, &mut tar, &inode, &name, &map, size).map_err(at)?;
+                report.bytes += size;
+            }
             FileType::Regular => {
                 let size = fs.checked_size(&inode).map_err(at)?;
                 member_of(fs, &mut tar, &inode, name.clone(), b'0', Vec::new(), size)
@@ -205,7 +214,22 @@ fn member_of<W: Write>(
     link: Vec<u8>,
     size: u64,
 ) -> Result<()> {
-    let mut records = Vec::new();
+    member_with(fs, tar, inode, path, typeflag, link, size, Vec::new())
+}
+
+/// [`member_of`] with `extra` records first.
+#[allow(clippy::too_many_arguments)]
+fn member_with<W: Write>(
+    fs: &Filesystem,
+    tar: &mut TarWriter<W>,
+    inode: &Inode,
+    path: Vec<u8>,
+    typeflag: u8,
+    link: Vec<u8>,
+    size: u64,
+    extra: Vec<(Vec<u8>, Vec<u8>)>,
+) -> Result<()> {
+    let mut records = extra;
     if typeflag != b'1' {
         let mut xs = fs.xattrs(inode)?;
         xs.sort_by(|a, b| a.name.cmp(&b.name));
@@ -252,4 +276,100 @@ fn member_of<W: Write>(
         records,
     };
     tar.header(&h)
+}
+
+/// The data regions of a regular file with holes, as (offset, length)
+/// in bytes, with GNU's closing (size, 0) when it ends in a hole; None
+/// when it has no hole (or keeps its data inline).
+fn sparse_map(fs: &Filesystem, inode: &Inode) -> Result<Option<Vec<(u64, u64)>>> {
+    if inode.has_flag(crate::layout::iflag::INLINE_DATA) {
+        return Ok(None);
+    }
+    let size = fs.checked_size(inode)?;
+    let bs = fs.block_size() as u64;
+    let nblocks = size.div_ceil(bs);
+    let mut map: Vec<(u64, u64)> = Vec::new();
+    let mut mapped = 0u64;
+    for r in fs.block_runs(inode, nblocks)? {
+        if r.uninit || r.lblk >= nblocks {
+            continue;
+        }
+        let off = r.lblk * bs;
+        let len = (r.len.min(nblocks - r.lblk) * bs).min(size - off);
+        mapped += r.len.min(nblocks - r.lblk);
+        match map.last_mut() {
+            Some(last) if last.0 + last.1 == off => last.1 += len,
+            _ => map.push((off, len)),
+        }
+    }
+    if mapped == nblocks {
+        return Ok(None);
+    }
+    if map.last().is_none_or(|&(o, n)| o + n < size) {
+        map.push((size, 0));
+    }
+    Ok(Some(map))
+}
+
+/// A PAX 1.0 sparse member.
+fn write_sparse<W: Write>(
+    fs: &Filesystem,
+    tar: &mut TarWriter<W>,
+    inode: &Inode,
+    name: &[u8],
+    map: &[(u64, u64)],
+    size: u64,
+) -> Result<()> {
+    let mut text = format!("{}\n", map.len());
+    for (o, n) in map {
+        text.push_str(&format!("{o}\n{n}\n"));
+    }
+    let mut text = text.into_bytes();
+    text.resize(text.len().div_ceil(512) * 512, 0);
+    let data: u64 = map.iter().map(|r| r.1).sum();
+    let (dir, base) = match name.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&name[..=i], &name[i + 1..]),
+        None => (&b""[..], name),
+    };
+    let fake = [dir, b"GNUSparseFile.0/", base].concat();
+    let extra = vec![
+        (b"GNU.sparse.major".to_vec(), b"1".to_vec()),
+        (b"GNU.sparse.minor".to_vec(), b"0".to_vec()),
+        (b"GNU.sparse.name".to_vec(), name.to_vec()),
+        (
+            b"GNU.sparse.realsize".to_vec(),
+            size.to_string().into_bytes(),
+        ),
+    ];
+    member_with(
+        fs,
+        tar,
+        inode,
+        fake,
+        b'0',
+        Vec::new(),
+        text.len() as u64 + data,
+        extra,
+    )?;
+    tar.data(&text)?;
+    let mut buf = Vec::new();
+    for &(o, n) in map {
+        let mut done = 0u64;
+        while done < n {
+            let k = (n - done).min(1 << 20);
+            buf.clear();
+            fs.read_file_range(inode, o + done, k, &mut buf)?;
+            if buf.len() as u64 != k {
+                return Err(Error::corrupt(format!(
+                    "inode {}: read {} bytes at offset {}, wanted {k}",
+                    inode.ino,
+                    buf.len(),
+                    o + done
+                )));
+            }
+            tar.data(&buf)?;
+            done += k;
+        }
+    }
+    tar.end_data(text.len() as u64 + data)
 }

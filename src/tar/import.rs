@@ -268,7 +268,7 @@ impl Importer<'_> {
                         mtime: None,
                     };
                     let ino = self.fs.mkdir(cur, c, &attrs)?;
-                    self.made(cur, &c);
+                    self.made(cur, c);
                     ino
                 }
                 Some(e) => {
@@ -290,6 +290,9 @@ impl Importer<'_> {
                     e.ino
                 }
             };
+            // A directory on a member's path is part of this layer (an
+            // opaque marker of its parent keeps it).
+            self.made(cur, c);
             self.cache.0.push(c.clone());
             self.cache.1.push(next);
             cur = next;
@@ -342,7 +345,10 @@ impl Importer<'_> {
         let existing = self.lookup(parent, &name)?;
         if m.kind == Kind::Dir {
             let ino = match existing {
-                Some(e) if self.fs.read_inode(e.ino)?.is_dir() => e.ino,
+                Some(e) if self.fs.read_inode(e.ino)?.is_dir() => {
+                    self.made(parent, &name);
+                    e.ino
+                }
                 other => {
                     if other.is_some() {
                         self.remove(parent, &name)?;
@@ -659,6 +665,11 @@ impl Importer<'_> {
                     .map(|e| e.name)
                     .collect();
                 for n in names {
+                    // The root's lost+found is the file system's, not a
+                    // lower layer's (e2fsck wants it).
+                    if parent == crate::layout::ROOT_INO && n == b"lost+found" {
+                        continue;
+                    }
                     if !self.was_made(parent, &n) {
                         self.remove(parent, &n)?;
                     }
@@ -666,8 +677,15 @@ impl Importer<'_> {
                 Ok(())
             }
             (Whiteouts::Apply, false) => {
-                if self.was_made(parent, &target) {
+                if self.was_made(parent, target) {
                     // Made by this very layer: a whiteout hides lower ones only.
+                    return Ok(());
+                }
+                if parent == crate::layout::ROOT_INO && target == b"lost+found" {
+                    self.report.warnings.push(format!(
+                        "{}: the root's lost+found belongs to the file system; kept",
+                        m.shown()
+                    ));
                     return Ok(());
                 }
                 if self.lookup(parent, target)?.is_some() {
@@ -693,7 +711,7 @@ impl Importer<'_> {
                     .fs
                     .mknod(parent, target, FileType::CharDevice, (0, 0), &attrs)?;
                 self.dir_times.remove(&ino);
-                self.made(parent, &target);
+                self.made(parent, target);
                 Ok(())
             }
         }
