@@ -329,6 +329,12 @@ fn export_tar(image: &Path, path: &str, out: &str, compress: Option<&str>) -> R<
         if outp.is_dir() {
             return Err(failure(format!("{out}: is a directory; give a file name")));
         }
+        if let Some(r) = export_in_place(&fs, ino, path, &outp, out, c)? {
+            for wline in r.warnings {
+                say(format_args!("ext3edit: warning: {wline}"));
+            }
+            return Ok(());
+        }
         let dir = match outp.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
@@ -370,6 +376,65 @@ fn export_tar(image: &Path, path: &str, out: &str, compress: Option<&str>) -> R<
         say(format_args!("ext3edit: warning: {wline}"));
     }
     Ok(())
+}
+
+/// OUT that is a symlink, a fifo or a device is written in place, as GNU
+/// tar's `-cf OUT` and `get` write it (following the symlink): renaming a
+/// temporary file over it would replace the link, or /dev/null. A
+/// dangling symlink is refused, as `get` refuses it. None: OUT is a
+/// regular file or missing (replaced through a temporary file).
+fn export_in_place(
+    fs: &ext3edit::Filesystem,
+    ino: ext3edit::Ino,
+    path: &str,
+    outp: &Path,
+    out: &str,
+    c: Compress,
+) -> R<Option<ext3edit::tar::export::ExportReport>> {
+    let m = match std::fs::symlink_metadata(outp) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(format!("reading {out}"), e).into()),
+    };
+    if m.is_file() {
+        return Ok(None);
+    }
+    if m.file_type().is_symlink() {
+        match std::fs::metadata(outp) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(failure(format!(
+                    "{out}: not writing through a dangling symlink"
+                )))
+            }
+            Err(e) => return Err(Error::io(format!("reading {out}"), e).into()),
+            Ok(t) if t.is_dir() => {
+                return Err(failure(format!("{out}: is a directory; give a file name")))
+            }
+            Ok(_) => {}
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if m.file_type().is_socket() {
+            return Err(failure(format!("{out}: is a socket; not writing to it")));
+        }
+    }
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(outp)
+        .map_err(|e| Error::io(format!("opening {out}"), e))?;
+    let regular = f.metadata().is_ok_and(|m| m.is_file());
+    let w = std::io::BufWriter::with_capacity(1 << 20, &f);
+    let (w, r) = write_compressed(fs, ino, path, w, c)?;
+    w.into_inner()
+        .map_err(|e| Error::io("writing the archive", e.into_error()))?;
+    if regular {
+        f.sync_all()
+            .map_err(|e| Error::io("writing the archive", e))?;
+    }
+    Ok(Some(r))
 }
 
 /// The process umask, read from /proc (no unsafe call): 022 when unknown.

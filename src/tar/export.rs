@@ -81,6 +81,17 @@ pub fn export<W: Write>(
                 .filter(|e| e.ino != 0 && e.name != b"." && e.name != b"..")
                 .map(|e| (e.name, e.ino))
                 .collect();
+            // A name the format forbids would be another path in the
+            // archive ("../../x" escapes where it is extracted).
+            if let Some((n, _)) = ents
+                .iter()
+                .find(|(n, _)| n.contains(&b'/') || n.contains(&0) || n.is_empty())
+            {
+                return Err(Error::corrupt(format!(
+                    "{shown}: directory inode {ino} has an entry named {:?}, with '/' or NUL (or empty): not a name a directory can hold",
+                    String::from_utf8_lossy(n)
+                )));
+            }
             ents.sort();
             for w in ents.windows(2) {
                 if w[0].0 == w[1].0 {

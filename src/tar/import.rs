@@ -578,6 +578,9 @@ impl Importer<'_> {
                 }
                 acl::to_disk(&a)
             } else {
+                if n == "security.capability" {
+                    check_capability(value).map_err(|e| Error::Invalid(format!("{n}: {e}")))?;
+                }
                 value.clone()
             };
             self.fs.set_xattr(ino, n, &value).map_err(|e| e.at(n))?;
@@ -733,6 +736,34 @@ impl Importer<'_> {
             }
         }
     }
+}
+
+/// A file capability as the kernel reads it (`vfs_cap_data`): a
+/// little-endian `magic_etc` whose top byte is the revision, then 8
+/// bytes (revision 1), 16 (revision 2) or 16 and a root id (revision 3).
+/// Any other size makes execve of the file fail (EINVAL); setxattr
+/// refuses it.
+fn check_capability(v: &[u8]) -> std::result::Result<(), String> {
+    if v.len() < 4 {
+        return Err(format!(
+            "{} bytes, too short for a file capability",
+            v.len()
+        ));
+    }
+    let rev = u32::from_le_bytes([v[0], v[1], v[2], v[3]]) >> 24;
+    let want = match rev {
+        1 => 12,
+        2 => 20,
+        3 => 24,
+        r => return Err(format!("capability revision {r} is not 1, 2 or 3")),
+    };
+    if v.len() != want {
+        return Err(format!(
+            "a revision {rev} file capability is {want} bytes, not {}",
+            v.len()
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

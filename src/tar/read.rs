@@ -224,10 +224,13 @@ fn pax_time(v: &[u8]) -> Option<Timestamp> {
         Some(i) => (&v[..i], &v[i + 1..]),
         None => (v, &b""[..]),
     };
-    let secs = decimal(int)? as i64;
-    if secs > i64::MAX / 2 || !frac.iter().all(u8::is_ascii_digit) {
+    // Checked before the cast: a 20-digit number wrapped to a negative
+    // time, and i64::MIN overflowed when negated.
+    let secs = decimal(int)?;
+    if secs > i64::MAX as u64 / 2 || !frac.iter().all(u8::is_ascii_digit) {
         return None;
     }
+    let secs = secs as i64;
     let mut nanos = 0u32;
     for i in 0..9 {
         nanos = nanos * 10 + frac.get(i).map_or(0, |d| (d - b'0') as u32);
@@ -249,6 +252,22 @@ fn id32(v: u64, what: &str) -> std::result::Result<u32, String> {
 }
 
 impl Pax {
+    /// Bytes of names and values held (what stacked headers add up to;
+    /// the sparse map has its own bound, [`MAX_SPARSE`]).
+    fn held(&self) -> u64 {
+        let len = |v: &Option<Vec<u8>>| v.as_ref().map_or(0, |v| v.len() as u64);
+        len(&self.path)
+            + len(&self.linkpath)
+            + len(&self.acl_access)
+            + len(&self.acl_default)
+            + len(&self.sparse_name)
+            + self
+                .xattrs
+                .iter()
+                .map(|(n, v)| (n.len() + v.len()) as u64)
+                .sum::<u64>()
+    }
+
     /// Parse the records of an extended header into `self`.
     fn parse(&mut self, data: &[u8]) -> std::result::Result<(), String> {
         let mut at = 0usize;
@@ -558,6 +577,19 @@ impl<R: Read> TarReader<R> {
                     target
                         .parse(&data)
                         .map_err(|m| bad(&format!("PAX header {shown:?}"), at, m))?;
+                    // Each header is bounded, and so is what a run of them
+                    // (or every global one) adds up to.
+                    let held = target.held();
+                    if held > MAX_PAX {
+                        return Err(bad(
+                            &format!("PAX header {shown:?}"),
+                            at,
+                            format!(
+                                "the {} extended headers hold {held} bytes, more than the {MAX_PAX} accepted",
+                                if typeflag == b'x' { "member's" } else { "global" }
+                            ),
+                        ));
+                    }
                     continue;
                 }
                 _ => {}
@@ -600,6 +632,14 @@ impl<R: Read> TarReader<R> {
                 None => id(field(116..124, "gid")?, "gid")?,
             };
             let size = pax.size.unwrap_or(size);
+            // The data is skipped with its padding: that must not overflow.
+            if size > u64::MAX - BLOCK as u64 {
+                return Err(bad(
+                    &what,
+                    offset,
+                    format!("size {size} is larger than any archive"),
+                ));
+            }
             let mtime = match pax.mtime.or(g.mtime) {
                 Some(t) => t,
                 None => {
