@@ -321,59 +321,42 @@ impl Filesystem {
         }
     }
 
-    /// The fixed metadata of the layout as sorted, merged ranges
-    /// `[start, end)`: superblock copies with their descriptor tables and
-    /// reserved GDT blocks, every group's bitmaps and inode table.
-    fn meta_ranges(&self) -> &[(u64, u64)] {
+    /// The fixed metadata of the layout, built at the first allocation:
+    /// superblock copies with their descriptor tables and reserved GDT
+    /// blocks, every group's bitmaps and inode table.
+    fn meta_index(&self) -> &MetaIndex {
         self.meta_ranges.get_or_init(|| {
-            let mut v = Vec::with_capacity(self.groups.len() * 3 + 1);
-            for g in 0..self.sb.group_count {
-                if self.sb.group_has_super(g) {
-                    let f = self.sb.group_first_block(g);
-                    v.push((
-                        f,
-                        f + 1 + self.sb.gdt_blocks() + self.sb.reserved_gdt_blocks() as u64,
-                    ));
+            let sb = &self.sb;
+            let supers = (0..sb.group_count)
+                .filter(|&g| sb.group_has_super(g))
+                .map(|g| sb.group_first_block(g))
+                .collect();
+            let kind = |f: fn(&super::GroupDesc) -> u64| -> Vec<u64> {
+                let mut v: Vec<u64> = self.groups.iter().map(f).collect();
+                // In order in mke2fs's layouts (flex_bg too): a check, not
+                // a sort, unless the layout was moved.
+                if !v.is_sorted() {
+                    v.sort_unstable();
                 }
+                v
+            };
+            MetaIndex {
+                kinds: [
+                    (
+                        supers,
+                        1 + sb.gdt_blocks() + sb.reserved_gdt_blocks() as u64,
+                    ),
+                    (kind(|g| g.block_bitmap()), 1),
+                    (kind(|g| g.inode_bitmap()), 1),
+                    (kind(|g| g.inode_table()), self.itable_blocks.max(1)),
+                ],
             }
-            // Kind by kind: each list is in order in mke2fs's layouts
-            // (with flex_bg too), so the run-adaptive sort below merges a
-            // few runs instead of sorting thousands of entries.
-            v.extend(
-                self.groups
-                    .iter()
-                    .map(|gd| (gd.block_bitmap(), gd.block_bitmap() + 1)),
-            );
-            v.extend(
-                self.groups
-                    .iter()
-                    .map(|gd| (gd.inode_bitmap(), gd.inode_bitmap() + 1)),
-            );
-            v.extend(
-                self.groups
-                    .iter()
-                    .map(|gd| (gd.inode_table(), gd.inode_table() + self.itable_blocks)),
-            );
-            v.sort();
-            let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
-            for (s, e) in v {
-                match out.last_mut() {
-                    Some(l) if s <= l.1 => l.1 = l.1.max(e),
-                    _ => out.push((s, e)),
-                }
-            }
-            out
         })
     }
 
     /// The first block of `first..first + count` that is fixed metadata.
     fn meta_block_in(&self, first: u64, count: u64) -> Option<u64> {
-        let r = self.meta_ranges();
-        let end = first + count;
-        // The last range starting before `end`.
-        let i = r.partition_point(|&(s, _)| s < end);
-        let (s, e) = *r.get(i.checked_sub(1)?)?;
-        (e > first).then(|| s.max(first))
+        self.meta_index().first_in(first, first + count)
     }
 
     /// Free `count` blocks starting at `first` (inside one group).
@@ -668,5 +651,54 @@ impl Filesystem {
 
     pub(crate) fn set_data_goal(&mut self, b: u64) {
         self.last_data = Some(b);
+    }
+}
+
+/// Where the fixed metadata lies: per kind, the sorted first blocks of its
+/// extents and their common length. Extents of one kind have one length,
+/// so the last one starting before a block is the only one of its kind
+/// that can cover it.
+#[derive(Debug, Default)]
+pub(crate) struct MetaIndex {
+    kinds: [(Vec<u64>, u64); 4],
+}
+
+impl MetaIndex {
+    /// The first metadata block in `first..end`.
+    fn first_in(&self, first: u64, end: u64) -> Option<u64> {
+        self.kinds
+            .iter()
+            .filter_map(|(starts, len)| {
+                let i = starts.partition_point(|&s| s < end);
+                let s = *starts.get(i.checked_sub(1)?)?;
+                (s.saturating_add(*len) > first).then(|| s.max(first))
+            })
+            .min()
+    }
+}
+
+#[cfg(test)]
+mod meta_index_tests {
+    use super::MetaIndex;
+
+    #[test]
+    fn first_metadata_block_of_a_run() {
+        let m = MetaIndex {
+            kinds: [
+                (vec![0, 32768], 3),
+                (vec![10, 11], 1),
+                (vec![20, 21], 1),
+                (vec![30, 40], 10),
+            ],
+        };
+        assert_eq!(m.first_in(3, 10), None);
+        assert_eq!(m.first_in(3, 11), Some(10));
+        assert_eq!(m.first_in(12, 20), None);
+        assert_eq!(m.first_in(25, 100), Some(30));
+        assert_eq!(m.first_in(45, 50), Some(45));
+        assert_eq!(m.first_in(50, 32768), None);
+        assert_eq!(m.first_in(32769, 32770), Some(32769));
+        assert_eq!(m.first_in(32771, 40000), None);
+        assert_eq!(m.first_in(0, 1), Some(0));
     }
 }

@@ -170,7 +170,7 @@ pub struct Filesystem {
     /// The layout's fixed metadata (superblock copies, descriptor tables,
     /// reserved GDT blocks, bitmaps, inode tables) as sorted block ranges,
     /// built on first use: a block map never frees them.
-    meta_ranges: std::cell::OnceCell<Vec<(u64, u64)>>,
+    meta_ranges: std::cell::OnceCell<alloc::MetaIndex>,
     pub(crate) io_buf: Vec<u8>,
     ialloc_hint: HashMap<u32, u32>,
     /// Blocks allocated in this transaction.

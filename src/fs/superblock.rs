@@ -443,47 +443,74 @@ fn uuid_string(b: &[u8]) -> String {
 }
 
 /// One group descriptor, with its raw bytes.
+///
+/// Descriptors of up to 64 bytes (every size mke2fs makes) are kept
+/// inline: an image of thousands of groups opens without an allocation
+/// per group. Larger `s_desc_size` values go to the heap.
 #[derive(Clone, Debug)]
 pub struct GroupDesc {
-    raw: Vec<u8>,
+    raw: DescBytes,
     is64: bool,
+}
+
+#[derive(Clone, Debug)]
+enum DescBytes {
+    Inline { buf: [u8; 64], len: u8 },
+    Heap(Vec<u8>),
 }
 
 #[allow(missing_docs)]
 impl GroupDesc {
     /// Wrap raw descriptor bytes (32 or `desc_size`).
     pub fn new(raw: &[u8], is64: bool) -> Self {
-        GroupDesc {
-            raw: raw.to_vec(),
-            is64,
-        }
+        let raw = if raw.len() <= 64 {
+            let mut buf = [0u8; 64];
+            buf[..raw.len()].copy_from_slice(raw);
+            DescBytes::Inline {
+                buf,
+                len: raw.len() as u8,
+            }
+        } else {
+            DescBytes::Heap(raw.to_vec())
+        };
+        GroupDesc { raw, is64 }
     }
+    #[inline]
     pub fn raw(&self) -> &[u8] {
-        &self.raw
+        match &self.raw {
+            DescBytes::Inline { buf, len } => &buf[..*len as usize],
+            DescBytes::Heap(v) => v,
+        }
     }
     /// The raw bytes, to patch fields the setters do not cover (the
     /// checksums of [`crate::csum`]).
+    #[inline]
     pub fn raw_mut(&mut self) -> &mut [u8] {
-        &mut self.raw
+        match &mut self.raw {
+            DescBytes::Inline { buf, len } => &mut buf[..*len as usize],
+            DescBytes::Heap(v) => v,
+        }
     }
+    #[inline]
     fn get(&self, lo: usize, hi: usize) -> u64 {
-        let mut v = le32(&self.raw, lo) as u64;
+        let mut v = le32(self.raw(), lo) as u64;
         if self.is64 {
-            v |= (le32(&self.raw, hi) as u64) << 32;
+            v |= (le32(self.raw(), hi) as u64) << 32;
         }
         v
     }
+    #[inline]
     fn get16(&self, lo: usize, hi: usize) -> u32 {
-        let mut v = le16(&self.raw, lo) as u32;
+        let mut v = le16(self.raw(), lo) as u32;
         if self.is64 {
-            v |= (le16(&self.raw, hi) as u32) << 16;
+            v |= (le16(self.raw(), hi) as u32) << 16;
         }
         v
     }
     fn set16(&mut self, lo: usize, hi: usize, v: u32) {
-        put16(&mut self.raw, lo, v as u16);
+        put16(self.raw_mut(), lo, v as u16);
         if self.is64 {
-            put16(&mut self.raw, hi, (v >> 16) as u16);
+            put16(self.raw_mut(), hi, (v >> 16) as u16);
         }
     }
     pub fn block_bitmap(&self) -> u64 {
@@ -514,10 +541,10 @@ impl GroupDesc {
         self.set16(0x10, 0x30, v)
     }
     pub fn flags(&self) -> u16 {
-        le16(&self.raw, 0x12)
+        le16(self.raw(), 0x12)
     }
     pub fn set_flags(&mut self, f: u16) {
-        put16(&mut self.raw, 0x12, f)
+        put16(self.raw_mut(), 0x12, f)
     }
     /// True if `bg_flags` has `flag` (see [`crate::layout::bgflag`]).
     pub fn has_flag(&self, flag: u16) -> bool {
@@ -528,10 +555,10 @@ impl GroupDesc {
     }
     /// `bg_checksum`.
     pub fn checksum(&self) -> u16 {
-        le16(&self.raw, 0x1E)
+        le16(self.raw(), 0x1E)
     }
     pub fn set_checksum(&mut self, v: u16) {
-        put16(&mut self.raw, 0x1E, v)
+        put16(self.raw_mut(), 0x1E, v)
     }
     /// Inodes at the end of the group's table that were never used
     /// (bg_itable_unused): e2fsck reads it, feature or not.
