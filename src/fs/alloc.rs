@@ -655,9 +655,8 @@ impl Filesystem {
 }
 
 /// Where the fixed metadata lies: per kind, the sorted first blocks of its
-/// extents and their common length. Extents of one kind have one length,
-/// so the last one starting before a block is the only one of its kind
-/// that can cover it.
+/// extents and their common length (one length per kind, so their ends
+/// are in order too).
 #[derive(Debug, Default)]
 pub(crate) struct MetaIndex {
     kinds: [(Vec<u64>, u64); 4],
@@ -669,9 +668,11 @@ impl MetaIndex {
         self.kinds
             .iter()
             .filter_map(|(starts, len)| {
-                let i = starts.partition_point(|&s| s < end);
-                let s = *starts.get(i.checked_sub(1)?)?;
-                (s.saturating_add(*len) > first).then(|| s.max(first))
+                // The first extent that ends after `first` (ends are in
+                // order: one length per kind).
+                let i = starts.partition_point(|&s| s.saturating_add(*len) <= first);
+                let s = *starts.get(i)?;
+                (s < end).then(|| s.max(first))
             })
             .min()
     }
